@@ -1,0 +1,236 @@
+"""Build components from zoo specs (random weights) or load them from a diffusers folder.
+
+Random-weight construction never runs PyTorch's default init: modules are
+created with parameters on the meta device (buffers stay real, on the CPU, so
+things like CLIP's position ids keep their values), cast to the target dtype
+while still free, allocated on the target device with ``to_empty`` and filled
+by :func:`sdshape.fill.fill_parameters`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import init_empty_weights
+from torch import nn
+
+from sdshape.errors import UsageError
+from sdshape.fill import fill_parameters
+from sdshape.modules import TextEncoderModule, UNetStep, VAEDecode
+from sdshape.zoo import ComponentKind, ComponentSpec, ShapeSpec, shape_components
+
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _library_class(name: str) -> type:
+    import diffusers
+    import transformers
+
+    for library in (diffusers, transformers):
+        if hasattr(library, name):
+            return getattr(library, name)
+    raise ValueError(f"no library class named {name!r} in diffusers or transformers")
+
+
+def instantiate(spec: ComponentSpec) -> nn.Module:
+    """Create the library model for one (non-stacked) spec, under the caller's device context."""
+    cls = _library_class(spec.library_class)
+    if hasattr(cls, "from_config") and hasattr(cls, "config_name"):  # a diffusers model
+        return cls.from_config(dict(spec.config))
+    return cls(cls.config_class(**spec.config))
+
+
+def stage_module(spec: ComponentSpec, make: Callable[[ComponentSpec], nn.Module]) -> nn.Module:
+    """Wrap the component's model(s) in the stage module the backends see."""
+    if spec.kind == "text_encoder":
+        encoders = [make(part) for part in spec.parts] if spec.is_stack else [make(spec)]
+        return TextEncoderModule(encoders, hidden_layer=spec.hidden_layer, pooled=spec.pooled)
+    model = make(spec)
+    return UNetStep(model) if spec.kind == "unet" else VAEDecode(model)
+
+
+def meta_module(spec: ComponentSpec) -> nn.Module:
+    """The stage module entirely on the meta device: free to build, used for counting."""
+    with torch.device("meta"):
+        return stage_module(spec, instantiate)
+
+
+def _materialize(module: nn.Module, device: torch.device, dtype: torch.dtype, seed: int) -> nn.Module:
+    buffers = {name: buffer for name, buffer in module.named_buffers()}
+    module.to(dtype)  # parameters are still on the meta device: free
+    module.to_empty(device=device)
+    fresh = dict(module.named_buffers())
+    with torch.no_grad():
+        for name, buffer in buffers.items():
+            if buffer.device.type != "meta":
+                fresh[name].copy_(buffer)
+    fill_parameters(module, seed)
+    return module.eval().requires_grad_(False)
+
+
+@contextmanager
+def _skip_default_init() -> Iterator[None]:
+    """Make ``torch.nn.init`` functions no-ops while modules are constructed.
+
+    ``init_empty_weights`` moves parameters to the meta device only after the
+    module's constructor ran its default init on the CPU (3 s for the SD 1.5
+    UNet). The values are overwritten anyway, so the init is skipped.
+    """
+    names = [n for n in dir(torch.nn.init) if n.endswith("_") and not n.startswith("_")]
+    saved = {name: getattr(torch.nn.init, name) for name in names}
+    try:
+        for name in names:
+            setattr(torch.nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(torch.nn.init, name, function)
+
+
+def build_random(spec: ComponentSpec, device: torch.device, dtype: torch.dtype, seed: int = 0) -> nn.Module:
+    """The stage module with random weights, allocated once on ``device`` in ``dtype``."""
+    with init_empty_weights(include_buffers=False), _skip_default_init():
+        module = stage_module(spec, instantiate)
+    return _materialize(module, device, dtype, seed)
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def weight_bytes(module: nn.Module) -> int:
+    tensors = [*module.parameters(), *module.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+@dataclass
+class BuiltShape:
+    """A shape's three stage modules on one device, in one dtype, plus how to schedule them."""
+
+    name: str
+    modules: dict[ComponentKind, nn.Module]
+    specs: dict[ComponentKind, ComponentSpec]
+    scheduler_config: dict[str, Any]
+    weights: str = "random"
+    build_s: dict[ComponentKind, float] = field(default_factory=dict)
+
+    @property
+    def text_encoder(self) -> TextEncoderModule:
+        return self.modules["text_encoder"]  # type: ignore[return-value]
+
+    @property
+    def unet(self) -> UNetStep:
+        return self.modules["unet"]  # type: ignore[return-value]
+
+    @property
+    def vae(self) -> VAEDecode:
+        return self.modules["vae"]  # type: ignore[return-value]
+
+
+def build_shape(
+    shape: ShapeSpec,
+    device: torch.device,
+    dtype: torch.dtype,
+    seed: int = 0,
+    on_component: Callable[[ComponentKind, ComponentSpec], None] | None = None,
+) -> BuiltShape:
+    """Build all three components of a zoo shape with random weights."""
+    import time
+
+    specs = shape_components(shape)
+    modules: dict[ComponentKind, nn.Module] = {}
+    timings: dict[ComponentKind, float] = {}
+    for kind, spec in specs.items():
+        if on_component:
+            on_component(kind, spec)
+        start = time.perf_counter()
+        modules[kind] = build_random(spec, device, dtype, seed)
+        timings[kind] = time.perf_counter() - start
+    return BuiltShape(shape.name, modules, specs, dict(shape.scheduler), build_s=timings)
+
+
+# --- real weights -------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise UsageError(f"--weights: cannot read {path}: {error}") from None
+
+
+def _spec_from_config(name: str, kind: ComponentKind, folder: Path, **extra: Any) -> ComponentSpec:
+    config = _read_json(folder / "config.json")
+    if kind == "text_encoder":
+        library_class = (config.get("architectures") or ["CLIPTextModel"])[0]
+    else:
+        library_class = config.get("_class_name", "UNet2DConditionModel" if kind == "unet" else "AutoencoderKL")
+    return ComponentSpec(name, kind, library_class, config, source=str(folder), description=f"loaded from {folder}", **extra)
+
+
+def load_weights(
+    folder: Path,
+    device: torch.device,
+    dtype: torch.dtype,
+    on_component: Callable[[ComponentKind, ComponentSpec], None] | None = None,
+) -> BuiltShape:
+    """Load a local diffusers pipeline folder (text_encoder[, text_encoder_2], unet, vae)."""
+    import time
+
+    folder = Path(folder)
+    missing = [sub for sub in ("text_encoder", "unet", "vae") if not (folder / sub / "config.json").is_file()]
+    if missing:
+        raise UsageError(
+            f"--weights {folder}: not a diffusers pipeline folder (no {', '.join(s + '/config.json' for s in missing)})"
+        )
+    dual = (folder / "text_encoder_2" / "config.json").is_file()
+    label = folder.name
+    te_parts = [_spec_from_config(f"{label}/text_encoder", "text_encoder", folder / "text_encoder")]
+    if dual:
+        te_parts.append(_spec_from_config(f"{label}/text_encoder_2", "text_encoder", folder / "text_encoder_2"))
+    text_spec = ComponentSpec(
+        f"{label}/text_encoder",
+        "text_encoder",
+        "stack" if dual else te_parts[0].library_class,
+        {} if dual else te_parts[0].config,
+        source=str(folder),
+        description=f"loaded from {folder}",
+        parts=tuple(te_parts) if dual else (),
+        hidden_layer="penultimate" if dual else "last",
+        pooled=dual,
+    )
+    specs: dict[ComponentKind, ComponentSpec] = {
+        "text_encoder": text_spec,
+        "unet": _spec_from_config(f"{label}/unet", "unet", folder / "unet"),
+        "vae": _spec_from_config(f"{label}/vae", "vae", folder / "vae"),
+    }
+    subfolders = {id(te_parts[0]): "text_encoder", specs["unet"].name: "unet", specs["vae"].name: "vae"}
+    if dual:
+        subfolders[id(te_parts[1])] = "text_encoder_2"
+
+    def load(spec: ComponentSpec) -> nn.Module:
+        sub = subfolders.get(id(spec)) or subfolders[spec.name]
+        cls = _library_class(spec.library_class)
+        try:
+            model = cls.from_pretrained(folder / sub, torch_dtype=dtype)
+        except (OSError, ValueError, RuntimeError) as error:
+            raise UsageError(f"--weights {folder}: cannot load {sub}: {str(error).splitlines()[0]}") from None
+        return model.to(device).eval().requires_grad_(False)
+
+    modules: dict[ComponentKind, nn.Module] = {}
+    timings: dict[ComponentKind, float] = {}
+    for kind, spec in specs.items():
+        if on_component:
+            on_component(kind, spec)
+        start = time.perf_counter()
+        modules[kind] = stage_module(spec, load)
+        timings[kind] = time.perf_counter() - start
+    scheduler_file = folder / "scheduler" / "scheduler_config.json"
+    scheduler = _read_json(scheduler_file) if scheduler_file.is_file() else {}
+    return BuiltShape(f"weights:{label}", modules, specs, scheduler, weights=str(folder), build_s=timings)

@@ -1,0 +1,248 @@
+"""The ``sdshape`` command: zoo, inspect, run.
+
+User mistakes raise :class:`UsageError` and end as one line on stderr with
+exit status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sdshape import __version__, units
+from sdshape.errors import UsageError
+from sdshape.options import DEVICES, PRECISIONS
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _add_run(sub: Any) -> None:
+    run = sub.add_parser("run", help="measure each stage of a shape (the main job)")
+    run.add_argument("--shape", help="zoo shape (default sd15); see `sdshape zoo`")
+    run.add_argument("--backend", default="eager", help="backend, or a comma list (default eager)")
+    run.add_argument("--precision", help=f"{'|'.join(PRECISIONS)} (default fp16 on a GPU, fp32 on the CPU)")
+    run.add_argument("--device", help=f"{'|'.join(DEVICES)} (default: the GPU if there is one)")
+    run.add_argument("--resolution", type=int, help="image side in pixels, a multiple of 8 (default: native; 256 on CPU)")
+    run.add_argument("--steps", type=int, help="denoising steps (default 50 on a GPU, 4 on the CPU)")
+    run.add_argument("--batch", type=int, default=1, help="images per prompt batch (default 1)")
+    run.add_argument("--rounds", type=int, help="timed rounds per stage (default 5 on a GPU, 3 on the CPU)")
+    run.add_argument("--warmup", type=int, help="untimed warm-up rounds per stage (default 2 on a GPU, 1 on the CPU)")
+    run.add_argument("--weights", help="local diffusers pipeline folder to load instead of random weights")
+    run.add_argument("--seed", type=int, default=0, help="seed for weights and inputs (default 0)")
+    run.add_argument("--json", dest="json_path", help="write results here (pytest-benchmark JSON schema)")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="sdshape", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"sdshape {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    zoo = sub.add_parser("zoo", help="list components and shapes with parameter counts")
+    zoo.add_argument("--json", action="store_true", help="print JSON")
+    inspect = sub.add_parser("inspect", help="static cost of a shape: params, weight bytes, FLOPs (meta device)")
+    inspect.add_argument("shape")
+    inspect.add_argument("--resolution", type=int, help="image side in pixels (default: the shape's native)")
+    inspect.add_argument("--steps", type=int, default=50, help="denoising steps per image (default 50)")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    _add_run(sub)
+    return parser
+
+
+# --- zoo ----------------------------------------------------------------------------------
+
+
+def zoo_listing() -> dict[str, Any]:
+    from sdshape.build import count_params, meta_module
+    from sdshape.zoo import COMPONENTS, SHAPE_SPECS
+
+    params = {name: count_params(meta_module(spec)) for name, spec in COMPONENTS.items()}
+    components = [
+        {"name": s.name, "kind": s.kind, "params": params[s.name], "description": s.description, "source": s.source}
+        for s in COMPONENTS.values()
+    ]
+    shapes = []
+    for shape in SHAPE_SPECS.values():
+        parts = shape.components()
+        total = sum(params[name] for name in parts.values())
+        shapes.append(
+            {
+                "name": shape.name,
+                "description": shape.description,
+                "components": parts,
+                "params": total,
+                "param_shares": {kind: params[name] / total for kind, name in parts.items()},
+                "native_resolution": shape.native_resolution,
+                "source": shape.source,
+            }
+        )
+    return {"components": components, "shapes": shapes}
+
+
+def cmd_zoo(args: argparse.Namespace, console: Console) -> int:
+    listing = zoo_listing()
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    table = Table(title="components (random weights from published configs)")
+    for column in ("name", "kind", "params", "description"):
+        table.add_column(column, justify="right" if column == "params" else "left")
+    for c in listing["components"]:
+        table.add_row(c["name"], c["kind"], f"{c['params']:,}", c["description"])
+    console.print(table)
+    shapes = Table(title="shapes")
+    for column in ("name", "text encoder", "unet", "vae", "params", "shares te/unet/vae", "native"):
+        shapes.add_column(column)
+    for s in listing["shapes"]:
+        share = " / ".join(units.share(s["param_shares"][k]) for k in ("text_encoder", "unet", "vae"))
+        parts = s["components"]
+        row = (s["name"], parts["text_encoder"], parts["unet"], parts["vae"], f"{s['params']:,}", share)
+        shapes.add_row(*row, str(s["native_resolution"]))
+    console.print(shapes)
+    return 0
+
+
+# --- inspect ------------------------------------------------------------------------------
+
+
+def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
+    from sdshape.inspection import inspect_shape
+    from sdshape.options import check_resolution
+    from sdshape.zoo import get_shape
+
+    shape = get_shape(args.shape)
+    check_resolution(args.resolution)
+    if args.steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {args.steps}")
+    report = inspect_shape(shape, args.resolution or shape.native_resolution, args.steps)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    table = Table(
+        title=f"{shape.name}: {report['resolution']}x{report['resolution']}, {report['steps']} steps, batch 1, CFG",
+        caption=report["flops_note"],
+    )
+    for column in ("stage", "component", "params", "params %", "fp16 weights", "FLOPs/call", "calls/image",
+                   "FLOPs/image", "FLOPs %"):
+        table.add_column(column, justify="left" if column in ("stage", "component") else "right")
+    for name, stage in report["stages"].items():
+        table.add_row(
+            name,
+            stage["component"],
+            f"{stage['params']:,}",
+            units.share(stage["param_share"]),
+            units.size(stage["weight_bytes"]["fp16"]),
+            units.count(stage["flops_per_call"]),
+            str(stage["calls_per_image"]),
+            units.count(stage["flops_per_image"]),
+            units.share(stage["flops_share"]),
+        )
+    total = report["total"]
+    table.add_section()
+    table.add_row("total", "", f"{total['params']:,}", "100%", units.size(total["weight_bytes"]["fp16"]), "", "",
+                  units.count(total["flops_per_image"]), "100%")
+    console.print(table)
+    return 0
+
+
+# --- run ----------------------------------------------------------------------------------
+
+
+def _check_writable(path: str) -> Path:
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise UsageError(f"--json {path}: is a directory; give a file path")
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UsageError(f"--json {path}: cannot write there (directory {parent} missing or not writable)")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise UsageError(f"--json {path}: file exists and is not writable")
+    return target
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from sdshape import options
+
+    plan = options.resolve(
+        shape=args.shape,
+        backend=args.backend,
+        precision=args.precision,
+        device=args.device,
+        resolution=args.resolution,
+        steps=args.steps,
+        batch=args.batch,
+        rounds=args.rounds,
+        warmup=args.warmup,
+        weights=args.weights,
+        seed=args.seed,
+    )
+    if args.weights is not None and args.shape is not None:
+        raise UsageError("--weights and --shape both given: the architecture comes from the --weights folder")
+    json_path = _check_writable(args.json_path) if args.json_path else None
+    errors = Console(stderr=True)
+    for note in plan.notes:
+        errors.print(f"sdshape: {note}", highlight=False)
+
+    from sdshape.document import benchmark_entry, document
+    from sdshape.progress import make_progress
+    from sdshape.session import Session
+    from sdshape.table import print_report
+
+    benchmarks: list[dict[str, Any]] = []
+    environment: dict[str, Any] = {}
+    with make_progress(errors) as progress:
+        for backend in plan.backends:
+            with Session(plan, backend, progress=progress) as session:
+                session.build()
+                for outcome in session.measure_all():
+                    benchmarks.append(benchmark_entry(session, outcome))
+                environment = session.environment or environment
+    doc = document(benchmarks, environment)
+    for backend in plan.backends:
+        print_report([b for b in benchmarks if b["extra_info"]["backend"] == backend], console)
+    if json_path is not None:
+        json_path.write_text(json.dumps(doc, indent=2))
+        console.print(f"results written to {json_path}", highlight=False)
+    failed = [b for b in benchmarks if b["extra_info"]["status"] != "ok"]
+    if failed:
+        console.print(f"[red]{len(failed)} stage(s) did not complete; their rows keep status and message[/red]")
+    return 0
+
+
+COMMANDS = {"zoo": cmd_zoo, "inspect": cmd_inspect, "run": cmd_run}
+
+
+def make_console() -> Console:
+    """Stdout console; logs and pipes get 160 columns so the table is not folded."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
+def main(argv: list[str] | None = None) -> int:
+    console = make_console()
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args, console)
+    except UsageError as error:
+        message = str(error)
+        if not message.startswith("sdshape"):
+            message = f"sdshape: error: {message}"
+        print(message, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sdshape: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

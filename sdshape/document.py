@@ -1,0 +1,211 @@
+"""Results as a pytest-benchmark-shaped JSON document.
+
+``sdshape run --json`` and ``pytest bench/ --benchmark-json`` write the same
+schema: ``machine_info`` (with the environment fingerprint), ``commit_info``,
+``benchmarks`` (one per stage: ``stats`` with the raw rounds in ``data``, and
+everything else in ``extra_info``), ``datetime``, ``version``. A stage that
+failed is still a benchmark, with ``stats: null`` and its status and message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from typing import Any
+
+from pytest_benchmark import __version__ as pytest_benchmark_version
+from pytest_benchmark.stats import Stats
+
+from sdshape import __version__
+from sdshape.environment import device_label
+from sdshape.flops import FLOPS_NOTE
+from sdshape.measure import Outcome
+from sdshape.options import STAGES
+
+ID_FIELDS = ("stage", "shape", "backend", "precision", "batch", "resolution", "steps")
+PER_IMAGE_STAGES = ("text_encoder", "unet_loop", "vae_decode")
+
+
+def stats_dict(rounds_s: list[float]) -> dict[str, Any] | None:
+    """pytest-benchmark's own statistics over the timed rounds (seconds), raw rounds in ``data``."""
+    if not rounds_s:
+        return None
+    stats = Stats()
+    for value in rounds_s:
+        stats.update(value)
+    result = stats.as_dict()
+    result["data"] = list(rounds_s)
+    result["iterations"] = 1
+    return result
+
+
+def _step_summary(step_s: list[list[float]]) -> dict[str, Any] | None:
+    if not step_s or not step_s[0]:
+        return None
+    per_step = [statistics.median(values) for values in zip(*step_s, strict=False)]
+    rest = [value for steps in step_s for value in steps[1:]]
+    return {
+        "first_s": per_step[0],
+        "rest_median_s": statistics.median(rest) if rest else None,
+        "per_step_median_s": per_step,
+        "rounds": step_s,
+    }
+
+
+def extra_info(session: Any, outcome: Outcome, median_s: float | None) -> dict[str, Any]:
+    """Everything but the timing statistics, for one stage of one session."""
+    plan = session.plan
+    built = session.built
+    facts = session.facts.get(outcome.stage)
+    total = session.facts.get("pipeline")
+    window = outcome.window
+    memory: dict[str, int | None] = {"weights_bytes": facts.weight_bytes if facts else None}
+    if outcome.torch_memory:
+        memory.update(outcome.torch_memory)
+    notes: list[str] = []
+    if window is not None:
+        memory["nvml_process_peak_bytes"] = window.peaks.get("nvml_process_bytes")
+        memory["nvml_device_peak_bytes"] = window.peaks.get("nvml_device_bytes")
+        memory["host_rss_peak_bytes"] = window.peaks.get("host_rss_bytes")
+        notes.append("nvml_* and host_rss_* are peaks over the reading taken before any model was loaded")
+        if session.nvml is not None and memory["nvml_process_peak_bytes"] is None:
+            notes.append("NVML did not list this process (container PID namespace?): process peak is null")
+    if session.nvml is None:
+        notes.append(f"NVML readings are null: {session.nvml_reason}")
+    rounds = len(outcome.rounds_s)
+    energy = window.energy_j / rounds if window and window.energy_j is not None and rounds else None
+    flops = facts.flops if facts else None
+    info: dict[str, Any] = {
+        "stage": outcome.stage,
+        "shape": built.name if built else plan.shape,
+        "backend": session.backend,
+        "precision": plan.precision,
+        "batch": plan.batch,
+        "resolution": plan.resolution,
+        "steps": plan.steps,
+        "device": plan.device.type,
+        "device_name": device_label(session.environment) if session.environment else plan.device.type,
+        "guidance_scale": plan.guidance,
+        "cfg": True,
+        "sequence_length": 77,
+        "seed": plan.seed,
+        "weights": built.weights if built else ("random" if plan.weights is None else str(plan.weights)),
+        "components": {kind: spec.name for kind, spec in built.specs.items()} if built else None,
+        "params": facts.params if facts else None,
+        "param_share": facts.params / total.params if facts and total and total.params else None,
+        "params_executed": facts.params_executed if facts else None,
+        "flops": flops,
+        "flops_note": FLOPS_NOTE,
+        "tflops_achieved": flops / median_s / 1e12 if flops and median_s else None,
+        "memory": memory,
+        "memory_notes": notes,
+        "energy_j": energy,
+        "energy_note": None if energy is not None else (session.nvml_reason or "no energy counter reading"),
+        "power_w_mean": window.power_w_mean if window else None,
+        "sm_clock_mhz": window.sm_clock_mhz if window else None,
+        "throttle": {"reasons": window.slowdown_reasons, "throttled": window.throttled} if window else None,
+        "sampler": {
+            "interval_s": session.sampler.interval_s,
+            "samples_in_window": window.samples if window else 0,
+            "window_s": window.duration_s if window else None,
+            "sources": "nvml+psutil" if session.nvml is not None else "psutil",
+        },
+        "timer": outcome.timer,
+        "rounds": rounds,
+        "warmup_rounds": plan.warmup,
+        "step_times": _step_summary(outcome.step_s) if outcome.stage == "unet_loop" else None,
+        "status": outcome.status,
+        "message": outcome.message,
+        "build_s": {k: round(v, 3) for k, v in built.build_s.items()} if built else None,
+        "prepare_s": session.prepare_s,
+    }
+    info["id"] = {key: info[key] for key in ID_FIELDS}
+    return info
+
+
+def benchmark_entry(session: Any, outcome: Outcome) -> dict[str, Any]:
+    """One stage as a pytest-benchmark ``benchmarks`` item."""
+    stats = stats_dict(outcome.rounds_s) if outcome.status == "ok" else None
+    info = extra_info(session, outcome, stats["median"] if stats else None)
+    return entry_for(info, stats)
+
+
+def entry_for(info: dict[str, Any], stats: dict[str, Any] | None) -> dict[str, Any]:
+    label = f"{info['shape']}-{info['backend']}-{info['precision']}-b{info['batch']}-{info['resolution']}px-{info['steps']}steps"
+    name = f"{info['stage']}[{label}]"
+    return {
+        "group": info["shape"],
+        "name": name,
+        "fullname": f"sdshape::{name}",
+        "params": None,
+        "param": None,
+        "extra_info": info,
+        "options": {"timer": info["timer"], "warmup": info["warmup_rounds"], "rounds": info["rounds"]},
+        "stats": stats,
+    }
+
+
+def _run_key(info: dict[str, Any]) -> tuple:
+    return tuple(info.get(key) for key in ID_FIELDS if key != "stage")
+
+
+def finalize(benchmarks: list[dict[str, Any]]) -> None:
+    """Shares of time and energy across the per-image stages, and the pipeline's residual.
+
+    The residual is the pipeline's median minus the sum of the three stage
+    medians: near zero means the per-stage numbers add up to a real image.
+    """
+    runs: dict[tuple, dict[str, dict]] = {}
+    for bench in benchmarks:
+        info = bench["extra_info"]
+        runs.setdefault(_run_key(info), {})[info["stage"]] = bench
+    for stages in runs.values():
+        medians = {s: b["stats"]["median"] for s, b in stages.items() if b.get("stats")}
+        energies = {s: b["extra_info"].get("energy_j") for s, b in stages.items()}
+        complete = all(s in medians for s in PER_IMAGE_STAGES)
+        time_total = sum(medians[s] for s in PER_IMAGE_STAGES) if complete else None
+        energy_values = [energies.get(s) for s in PER_IMAGE_STAGES]
+        energy_total = sum(energy_values) if all(v is not None for v in energy_values) else None
+        for stage, bench in stages.items():
+            info = bench["extra_info"]
+            info["time_share"] = medians[stage] / time_total if time_total and stage in PER_IMAGE_STAGES else None
+            share = energies.get(stage) / energy_total if energy_total and stage in PER_IMAGE_STAGES else None
+            info["energy_share"] = share
+        if "pipeline" in stages and "pipeline" in medians and time_total:
+            residual = medians["pipeline"] - time_total
+            stages["pipeline"]["extra_info"]["residual"] = {
+                "sum_of_stages_s": time_total,
+                "residual_s": residual,
+                "residual_share": residual / medians["pipeline"],
+            }
+
+
+def machine_info(environment: dict[str, Any]) -> dict[str, Any]:
+    """pytest-benchmark's machine_info plus the sdshape environment fingerprint."""
+    from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
+
+    info = pytest_benchmark_generate_machine_info()
+    info.update(flat_fingerprint(environment))
+    return info
+
+
+def flat_fingerprint(environment: dict[str, Any]) -> dict[str, Any]:
+    flat = dict(environment)
+    for library, version in environment.get("libraries", {}).items():
+        flat[f"{library.replace('-', '_')}_version"] = version
+    return flat
+
+
+def document(benchmarks: list[dict[str, Any]], environment: dict[str, Any]) -> dict[str, Any]:
+    from pytest_benchmark.utils import get_commit_info
+
+    finalize(benchmarks)
+    return {
+        "machine_info": machine_info(environment),
+        "commit_info": get_commit_info(),
+        "benchmarks": benchmarks,
+        "datetime": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "version": pytest_benchmark_version,
+        "sdshape_version": __version__,
+        "stages": list(STAGES),
+    }

@@ -1,0 +1,140 @@
+"""Measuring one stage, round by round.
+
+:class:`StageRecorder` exposes ``setup`` / ``target`` / ``teardown``, exactly the
+hooks of pytest-benchmark's pedantic mode, so ``sdshape run`` and ``pytest
+bench/`` drive the very same code. Warm-up rounds run first and are excluded;
+the measurement window (allocator peaks, sampler peaks, the energy counter)
+opens at the first timed round. ``target`` ends with a synchronize, so a
+wall-clock timer around it (pytest-benchmark's) sees the completed work, while
+the clock's marks give device-side round and per-step times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from sdshape.sampling import Sampler, WindowStats
+from sdshape.timing import Clock, synchronize
+
+
+class Stage(Protocol):
+    name: str
+
+    def run(self, mark: Any = None) -> Any: ...
+
+
+@dataclass
+class Outcome:
+    """Everything measured about one stage, or why it failed."""
+
+    stage: str
+    status: str  # ok | oom | error
+    message: str | None
+    timer: str
+    rounds_s: list[float] = field(default_factory=list)
+    step_s: list[list[float]] = field(default_factory=list)
+    window: WindowStats | None = None
+    torch_memory: dict[str, int] | None = None
+
+
+def classify_failure(error: BaseException) -> tuple[str, str]:
+    """('oom' | 'error', one-line message)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    oom = isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in text.lower()
+    oom = oom or "can't allocate memory" in text.lower()
+    return ("oom" if oom else "error"), f"{type(error).__name__}: {text}"[:500]
+
+
+class StageRecorder:
+    def __init__(self, stage: Stage, device: torch.device, sampler: Sampler, warmup: int, per_step: bool = False):
+        self.stage = stage
+        self.device = device
+        self.sampler = sampler
+        self.warmup = warmup
+        self.per_step = per_step
+        self.clock = Clock(device)
+        self._round = 0
+        self._window: tuple[float, float | None] | None = None
+        self._allocated_before = 0
+        self.rounds_s: list[float] = []
+        self.step_s: list[list[float]] = []
+
+    # -- the three pedantic hooks ------------------------------------------------------
+    def setup(self) -> None:
+        synchronize(self.device)
+        if self._round == self.warmup and self._window is None:
+            self._open_window()
+        self.clock.reset()
+        self.clock.mark()
+
+    def target(self) -> None:
+        self.stage.run(self.clock.mark if self.per_step else None)
+        self.clock.mark()
+        synchronize(self.device)
+
+    def teardown(self) -> None:
+        intervals = self.clock.intervals_s()
+        if self._round >= self.warmup:
+            # The last interval is the end mark; for the loop it follows the last step's mark.
+            steps = intervals[:-1] if self.per_step else []
+            self.rounds_s.append(sum(intervals))
+            if self.per_step:
+                if steps:  # the tail between the last step's mark and the end mark
+                    steps[-1] += intervals[-1]
+                self.step_s.append(steps)
+        self._round += 1
+
+    # -- window -----------------------------------------------------------------------
+    def _open_window(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._allocated_before = torch.cuda.memory_allocated(self.device)
+        self._window = self.sampler.open_window()
+
+    def _torch_memory(self) -> dict[str, int] | None:
+        if self.device.type != "cuda":
+            return None
+        allocated_peak = torch.cuda.max_memory_allocated(self.device)
+        return {
+            "torch_allocated_peak_bytes": allocated_peak,
+            "torch_reserved_peak_bytes": torch.cuda.max_memory_reserved(self.device),
+            # Peak over what was resident when the window opened (weights, inputs): activations.
+            "torch_activation_peak_bytes": allocated_peak - self._allocated_before,
+        }
+
+    def run_all(self, rounds: int, on_round: Any = None) -> Outcome:
+        """Warm-up plus timed rounds without pytest-benchmark (``sdshape run``)."""
+        try:
+            for _ in range(self.warmup + rounds):
+                self.setup()
+                self.target()
+                self.teardown()
+                if on_round is not None:
+                    on_round()
+        except Exception as error:
+            return self.failed(error)
+        return self.finish()
+
+    def finish(self) -> Outcome:
+        window = self.sampler.close_window(self._window) if self._window else None
+        return Outcome(
+            stage=self.stage.name,
+            status="ok",
+            message=None,
+            timer=self.clock.timer_name,
+            rounds_s=self.rounds_s,
+            step_s=self.step_s,
+            window=window,
+            torch_memory=self._torch_memory(),
+        )
+
+    def failed(self, error: BaseException) -> Outcome:
+        status, message = classify_failure(error)
+        window = self.sampler.close_window(self._window) if self._window else None
+        memory = self._torch_memory()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        return Outcome(self.stage.name, status, message, self.clock.timer_name, window=window, torch_memory=memory)

@@ -1,0 +1,198 @@
+"""Background sampling of memory, power and clocks.
+
+A :class:`Sampler` polls a :class:`ReadingSource` on its own thread, starting
+before any model is loaded: its first reading is the baseline that is
+subtracted from memory peaks, so a peak is what this run added (weights,
+activations, CUDA context, cuDNN and other library workspaces). Windows bracket
+a stage's timed rounds; each window also takes a synchronous reading at its
+open and close, so even a stage shorter than the interval gets two readings.
+
+NVML memory readings see what torch's allocator cannot (ONNX Runtime, TensorRT,
+cuDNN workspaces, the context itself); host RSS stands in for VRAM on the CPU.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# Keys of a reading. Memory keys are peaks over the window minus the baseline.
+MEMORY_KEYS = ("nvml_process_bytes", "nvml_device_bytes", "host_rss_bytes")
+
+# NVML clock-event (throttle) reason bits that mean the run was slowed down.
+# Idle, application-clock settings, sync boost and display clocks are benign.
+SLOWDOWN_REASONS = {
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown",
+}
+
+
+class ReadingSource(Protocol):
+    """Anything that can be polled for a reading; NVML, psutil, or a script in tests."""
+
+    def read(self) -> dict[str, float | int | None]: ...
+
+    def energy_mj(self) -> float | None: ...
+
+
+@dataclass
+class WindowStats:
+    """What a sampler saw between a window's open and close."""
+
+    duration_s: float
+    samples: int
+    peaks: dict[str, int | None]
+    baseline: dict[str, int | None]
+    energy_j: float | None
+    power_w_mean: float | None
+    sm_clock_mhz: dict[str, float] | None
+    slowdown_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def throttled(self) -> bool:
+        return bool(self.slowdown_reasons)
+
+
+class Sampler:
+    """Polls ``source`` every ``interval_s`` on a daemon thread."""
+
+    def __init__(self, source: ReadingSource, interval_s: float = 0.02):
+        self.source = source
+        self.interval_s = interval_s
+        self._samples: list[tuple[float, dict]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.baseline: dict[str, float | int | None] = {}
+
+    def __enter__(self) -> Sampler:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Take the baseline reading now, then keep sampling in the background."""
+        self.baseline = self.read_now()
+        self._thread = threading.Thread(target=self._run, name="sdshape-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.read_now()
+
+    def read_now(self) -> dict[str, float | int | None]:
+        reading = self.source.read()
+        with self._lock:
+            self._samples.append((time.perf_counter(), reading))
+        return reading
+
+    @property
+    def sample_count(self) -> int:
+        with self._lock:
+            return len(self._samples)
+
+    def open_window(self) -> tuple[float, float | None]:
+        """Start of a measurement window: a reading, the time and the energy counter."""
+        self.read_now()
+        return time.perf_counter(), self.source.energy_mj()
+
+    def close_window(self, opened: tuple[float, float | None]) -> WindowStats:
+        start, energy_start = opened
+        energy_end = self.source.energy_mj()
+        self.read_now()
+        end = time.perf_counter()
+        with self._lock:
+            window = [reading for t, reading in self._samples if start <= t <= end]
+        # Include the last reading before the window, which still describes its start.
+        with self._lock:
+            before = [reading for t, reading in self._samples if t < start]
+        if before:
+            window.insert(0, before[-1])
+        return summarize(window, self.baseline, start, end, energy_start, energy_end)
+
+
+def _peak(values: list) -> float | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def summarize(
+    readings: list[dict],
+    baseline: dict,
+    start: float,
+    end: float,
+    energy_start_mj: float | None,
+    energy_end_mj: float | None,
+) -> WindowStats:
+    """Peaks over the baseline, energy delta, mean power, clock spread, slowdown reasons."""
+    peaks: dict[str, int | None] = {}
+    for key in MEMORY_KEYS:
+        peak = _peak([r.get(key) for r in readings])
+        base = baseline.get(key)
+        peaks[key] = None if peak is None else int(peak - (base or 0))
+    powers = [r["power_w"] for r in readings if r.get("power_w") is not None]
+    clocks = [r["sm_clock_mhz"] for r in readings if r.get("sm_clock_mhz") is not None]
+    reasons = 0
+    for r in readings:
+        reasons |= int(r.get("clock_event_reasons") or 0)
+    energy = None
+    if energy_start_mj is not None and energy_end_mj is not None:
+        energy = (energy_end_mj - energy_start_mj) / 1e3
+    return WindowStats(
+        duration_s=end - start,
+        samples=len(readings),
+        peaks=peaks,
+        baseline={key: baseline.get(key) for key in MEMORY_KEYS},
+        energy_j=energy,
+        power_w_mean=statistics.fmean(powers) if powers else None,
+        sm_clock_mhz={"min": min(clocks), "median": statistics.median(clocks), "max": max(clocks)} if clocks else None,
+        slowdown_reasons=[name for bit, name in SLOWDOWN_REASONS.items() if reasons & bit],
+    )
+
+
+class HostSource:
+    """Resident set size of this process (stands in for VRAM on the CPU)."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._process = psutil.Process()
+
+    def read(self) -> dict[str, float | int | None]:
+        return {"host_rss_bytes": self._process.memory_info().rss}
+
+    def energy_mj(self) -> float | None:
+        return None
+
+
+class CombinedSource:
+    """Merges readings of several sources; energy comes from the first that has it."""
+
+    def __init__(self, *sources: ReadingSource):
+        self.sources = sources
+
+    def read(self) -> dict[str, float | int | None]:
+        merged: dict[str, float | int | None] = {}
+        for source in self.sources:
+            merged.update(source.read())
+        return merged
+
+    def energy_mj(self) -> float | None:
+        for source in self.sources:
+            value = source.energy_mj()
+            if value is not None:
+                return value
+        return None

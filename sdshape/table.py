@@ -1,0 +1,104 @@
+"""The allocation table: per stage, parameter share next to time, memory and energy shares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sdshape import units
+from sdshape.options import STAGES
+
+
+def _peak_memory(info: dict[str, Any]) -> tuple[int | None, str]:
+    memory = info.get("memory") or {}
+    if info.get("device") == "cuda":
+        if memory.get("nvml_process_peak_bytes") is not None:
+            return memory["nvml_process_peak_bytes"], "NVML process"
+        return memory.get("torch_reserved_peak_bytes"), "torch reserved"
+    return memory.get("host_rss_peak_bytes"), "host RSS"
+
+
+def _spread(stats: dict[str, Any] | None) -> str:
+    return units.seconds(stats["iqr"]) if stats else "-"
+
+
+def conditions(info: dict[str, Any]) -> str:
+    return (
+        f"{info['shape']} · {info['backend']} · {info['precision']} · batch {info['batch']} · "
+        f"{info['resolution']}x{info['resolution']} · {info['steps']} steps · CFG {info['guidance_scale']} · "
+        f"{info['rounds']} timed rounds after {info['warmup_rounds']} warm-up · timer {info['timer']} · "
+        f"{info['device_name']}"
+    )
+
+
+def allocation_table(benchmarks: list[dict[str, Any]], title: str | None = None) -> Table:
+    by_stage = {b["extra_info"]["stage"]: b for b in benchmarks}
+    first = next(iter(by_stage.values()))["extra_info"]
+    memory_source = _peak_memory(first)[1]
+    table = Table(title=title, caption=conditions(first), caption_justify="left")
+    for column in ("stage", "params", "params %", "time", "IQR", "time %", "weights", "peak mem", "J/call",
+                   "J %", "FLOPs", "TFLOP/s", "status"):
+        table.add_column(column, justify="left" if column in ("stage", "status") else "right", no_wrap=True)
+    table.caption = f"{table.caption}\ntime: median of timed rounds; peak mem: {memory_source} peak over pre-load"
+    for stage in STAGES:
+        if stage not in by_stage:
+            continue
+        bench = by_stage[stage]
+        info, stats = bench["extra_info"], bench.get("stats")
+        energy = info.get("energy_j")
+        tflops = info.get("tflops_achieved")
+        status = info["status"] if info["status"] == "ok" else f"[red]{info['status']}[/red]"
+        if stage == "pipeline":
+            table.add_section()
+        table.add_row(
+            stage,
+            units.count(info.get("params")),
+            units.share(info.get("param_share")),
+            units.seconds(stats["median"]) if stats else "-",
+            _spread(stats),
+            units.share(info.get("time_share")),
+            units.size((info.get("memory") or {}).get("weights_bytes")),
+            units.size(_peak_memory(info)[0]),
+            f"{energy:.2f} J" if energy is not None else "n/a",
+            units.share(info.get("energy_share")),
+            units.count(info.get("flops")),
+            f"{tflops:.3f}" if tflops is not None else "-",
+            status,
+        )
+    return table
+
+
+def footnotes(benchmarks: list[dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for bench in benchmarks:
+        info = bench["extra_info"]
+        steps = info.get("step_times")
+        if info["stage"] == "unet_loop" and steps:
+            lines.append(
+                f"unet_loop per step: first {units.seconds(steps['first_s'])}, "
+                f"others median {units.seconds(steps['rest_median_s'])} ({info['steps']} steps, CFG batch x2)"
+            )
+        if info["stage"] == "pipeline" and info.get("residual"):
+            residual = info["residual"]
+            lines.append(
+                f"pipeline vs sum of stages: {units.seconds(residual['sum_of_stages_s'])} summed, "
+                f"residual {units.seconds(residual['residual_s'])} ({units.share(residual['residual_share'])})"
+            )
+        if info["status"] != "ok":
+            lines.append(f"{info['stage']}: {info['status']}: {info.get('message')}")
+    first = benchmarks[0]["extra_info"] if benchmarks else {}
+    if first.get("energy_j") is None and first.get("energy_note"):
+        lines.append(f"energy n/a: {first['energy_note']}")
+    lines.append("time %, energy %: of text_encoder + unet_loop + vae_decode (one image); FLOPs: 1 MAC = 2 FLOPs")
+    if first.get("device") == "cpu":
+        lines.append("peak mem on the CPU: host RSS growth over the pre-load baseline (no VRAM)")
+    return lines
+
+
+def print_report(benchmarks: list[dict[str, Any]], console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(allocation_table(benchmarks, title="sdshape: where the parameters, time, memory and energy go"))
+    for line in footnotes(benchmarks):
+        console.print(f"  {line}", highlight=False)

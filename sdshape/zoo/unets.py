@@ -1,0 +1,152 @@
+"""UNet configs (diffusers UNet2DConditionModel), field by field from the published files."""
+
+from __future__ import annotations
+
+from sdshape.zoo.specs import ComponentSpec
+
+_SD_UNET_COMMON = {
+    "act_fn": "silu",
+    "block_out_channels": [320, 640, 1280, 1280],
+    "center_input_sample": False,
+    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+    "downsample_padding": 1,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "in_channels": 4,
+    "layers_per_block": 2,
+    "mid_block_scale_factor": 1,
+    "norm_eps": 1e-05,
+    "norm_num_groups": 32,
+    "out_channels": 4,
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+}
+
+SD15_UNET = ComponentSpec(
+    name="sd15-unet",
+    kind="unet",
+    library_class="UNet2DConditionModel",
+    config={**_SD_UNET_COMMON, "attention_head_dim": 8, "cross_attention_dim": 768, "sample_size": 64},
+    source="https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/blob/main/unet/config.json",
+    description="SD 1.5 UNet (860 M)",
+)
+
+SD21_UNET = ComponentSpec(
+    name="sd21-unet",
+    kind="unet",
+    library_class="UNet2DConditionModel",
+    config={
+        **_SD_UNET_COMMON,
+        "attention_head_dim": [5, 10, 20, 20],
+        "cross_attention_dim": 1024,
+        "dual_cross_attention": False,
+        "num_class_embeds": None,
+        "only_cross_attention": False,
+        "resnet_time_scale_shift": "default",
+        "sample_size": 96,
+        "upcast_attention": True,
+        "use_linear_projection": True,
+    },
+    source="https://huggingface.co/stabilityai/stable-diffusion-2-1/blob/main/unet/config.json",
+    description="SD 2.1 UNet (866 M, v-prediction, linear projections)",
+)
+
+SDXL_UNET = ComponentSpec(
+    name="sdxl-unet",
+    kind="unet",
+    library_class="UNet2DConditionModel",
+    config={
+        "act_fn": "silu",
+        "addition_embed_type": "text_time",
+        "addition_embed_type_num_heads": 64,
+        "addition_time_embed_dim": 256,
+        "attention_head_dim": [5, 10, 20],
+        "block_out_channels": [320, 640, 1280],
+        "center_input_sample": False,
+        "class_embed_type": None,
+        "class_embeddings_concat": False,
+        "conv_in_kernel": 3,
+        "conv_out_kernel": 3,
+        "cross_attention_dim": 2048,
+        "cross_attention_norm": None,
+        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+        "downsample_padding": 1,
+        "dual_cross_attention": False,
+        "encoder_hid_dim": None,
+        "encoder_hid_dim_type": None,
+        "flip_sin_to_cos": True,
+        "freq_shift": 0,
+        "in_channels": 4,
+        "layers_per_block": 2,
+        "mid_block_only_cross_attention": None,
+        "mid_block_scale_factor": 1,
+        "mid_block_type": "UNetMidBlock2DCrossAttn",
+        "norm_eps": 1e-05,
+        "norm_num_groups": 32,
+        "num_attention_heads": None,
+        "num_class_embeds": None,
+        "only_cross_attention": False,
+        "out_channels": 4,
+        "projection_class_embeddings_input_dim": 2816,
+        "resnet_out_scale_factor": 1.0,
+        "resnet_skip_time_act": False,
+        "resnet_time_scale_shift": "default",
+        "sample_size": 128,
+        "time_cond_proj_dim": None,
+        "time_embedding_act_fn": None,
+        "time_embedding_dim": None,
+        "time_embedding_type": "positional",
+        "timestep_post_act": None,
+        "transformer_layers_per_block": [1, 2, 10],
+        "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+        "upcast_attention": None,
+        "use_linear_projection": True,
+    },
+    source="https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/blob/main/unet/config.json",
+    description="SDXL base UNet (2.6 B; pooled-text and size/crop conditioning)",
+)
+
+TINY_UNET = ComponentSpec(
+    name="tiny-unet",
+    kind="unet",
+    library_class="UNet2DConditionModel",
+    config={
+        "block_out_channels": [32, 64],
+        "layers_per_block": 2,
+        "sample_size": 32,
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
+        "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"],
+        "cross_attention_dim": 32,
+    },
+    source="diffusers tests/pipelines/stable_diffusion/test_stable_diffusion.py (get_dummy_components)",
+    description="tiny UNet for tests",
+)
+
+TINY_XL_UNET = ComponentSpec(
+    name="tiny-xl-unet",
+    kind="unet",
+    library_class="UNet2DConditionModel",
+    config={
+        "block_out_channels": [32, 64],
+        "layers_per_block": 2,
+        "sample_size": 32,
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
+        "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"],
+        "attention_head_dim": [2, 4],
+        "use_linear_projection": True,
+        "addition_embed_type": "text_time",
+        "addition_time_embed_dim": 8,
+        "transformer_layers_per_block": [1, 2],
+        # 6 size/crop ids x 8 + 32 pooled text width
+        "projection_class_embeddings_input_dim": 80,
+        "cross_attention_dim": 64,
+        "norm_num_groups": 1,
+    },
+    source="diffusers tests/pipelines/stable_diffusion_xl/test_stable_diffusion_xl.py (get_dummy_components)",
+    description="tiny SDXL-style UNet (text_time conditioning) for tests",
+)
+
+UNETS = (SD15_UNET, SD21_UNET, SDXL_UNET, TINY_UNET, TINY_XL_UNET)
