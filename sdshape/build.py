@@ -174,6 +174,19 @@ def _spec_from_config(name: str, kind: ComponentKind, folder: Path, **extra: Any
     return ComponentSpec(name, kind, library_class, config, source=str(folder), description=f"loaded from {folder}", **extra)
 
 
+def weights_native_resolution(folder: Path) -> int:
+    """Check that ``folder`` looks like a diffusers pipeline; return its native image side."""
+    folder = Path(folder)
+    missing = [sub for sub in ("text_encoder", "unet", "vae") if not (folder / sub / "config.json").is_file()]
+    if missing:
+        raise UsageError(
+            f"--weights {folder}: not a diffusers pipeline folder (no {', '.join(s + '/config.json' for s in missing)})"
+        )
+    unet = _read_json(folder / "unet" / "config.json")
+    vae = _read_json(folder / "vae" / "config.json")
+    return int(unet.get("sample_size", 64)) * 2 ** (len(vae.get("block_out_channels", [0] * 4)) - 1)
+
+
 def load_weights(
     folder: Path,
     device: torch.device,
@@ -184,11 +197,7 @@ def load_weights(
     import time
 
     folder = Path(folder)
-    missing = [sub for sub in ("text_encoder", "unet", "vae") if not (folder / sub / "config.json").is_file()]
-    if missing:
-        raise UsageError(
-            f"--weights {folder}: not a diffusers pipeline folder (no {', '.join(s + '/config.json' for s in missing)})"
-        )
+    weights_native_resolution(folder)
     dual = (folder / "text_encoder_2" / "config.json").is_file()
     label = folder.name
     te_parts = [_spec_from_config(f"{label}/text_encoder", "text_encoder", folder / "text_encoder")]

@@ -35,7 +35,7 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--precision", help=f"{'|'.join(PRECISIONS)} (default fp16 on a GPU, fp32 on the CPU)")
     run.add_argument("--device", help=f"{'|'.join(DEVICES)} (default: the GPU if there is one)")
     run.add_argument("--resolution", type=int, help="image side in pixels, a multiple of 8 (default: native; 256 on CPU)")
-    run.add_argument("--steps", type=int, help="denoising steps (default 50 on a GPU, 4 on the CPU)")
+    run.add_argument("--steps", type=int, help="denoising steps (default 50 on a GPU, 3 on the CPU)")
     run.add_argument("--batch", type=int, default=1, help="images per prompt batch (default 1)")
     run.add_argument("--rounds", type=int, help="timed rounds per stage (default 5 on a GPU, 3 on the CPU)")
     run.add_argument("--warmup", type=int, help="untimed warm-up rounds per stage (default 2 on a GPU, 1 on the CPU)")
@@ -186,8 +186,6 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         weights=args.weights,
         seed=args.seed,
     )
-    if args.weights is not None and args.shape is not None:
-        raise UsageError("--weights and --shape both given: the architecture comes from the --weights folder")
     json_path = _check_writable(args.json_path) if args.json_path else None
     errors = Console(stderr=True)
     for note in plan.notes:

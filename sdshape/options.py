@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from sdshape.errors import UsageError, choices_error
-from sdshape.zoo import SHAPE_SPECS, get_shape
+from sdshape.zoo import get_shape
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 DEVICES = ("cuda", "cpu")
@@ -32,8 +32,8 @@ class Defaults:
 
 
 GPU_DEFAULTS = Defaults(precision="fp16", steps=50, rounds=5, warmup=2, resolution_cap=None)
-# Sized so `sdshape run` with no flags (SD 1.5) finishes within about 3 minutes on 2 CPU cores.
-CPU_DEFAULTS = Defaults(precision="fp32", steps=4, rounds=3, warmup=1, resolution_cap=256)
+# Sized so `sdshape run` with no flags (SD 1.5 at 256x256) prints its table in about 2 minutes on 2 CPU cores.
+CPU_DEFAULTS = Defaults(precision="fp32", steps=3, rounds=3, warmup=1, resolution_cap=256)
 
 
 @dataclass
@@ -99,8 +99,14 @@ def resolve(
     from backends import backend_names
 
     shape_name = shape or "sd15"
+    if weights is not None and shape is not None:
+        raise UsageError("--weights and --shape both given: the architecture comes from the --weights folder")
     if weights is None:
-        get_shape(shape_name)  # unknown shape -> UsageError with the choices
+        native = get_shape(shape_name).native_resolution  # unknown shape -> UsageError with the choices
+    else:
+        from sdshape.build import weights_native_resolution
+
+        native = weights_native_resolution(Path(weights))
     if device is not None and device not in DEVICES:
         raise choices_error("device", device, DEVICES)
     if precision is not None and precision not in PRECISIONS:
@@ -129,7 +135,6 @@ def resolve(
             "--precision fp16 on the CPU: PyTorch's CPU fp16 kernels are unusably slow "
             "(an SD 1.5 UNet step at 512x512 did not finish in 10 minutes on 2 cores); use bf16 or fp32"
         )
-    native = SHAPE_SPECS[shape_name].native_resolution if weights is None else 512
     chosen: list[str] = []
     if resolution is None:
         resolution = native

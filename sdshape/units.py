@@ -6,9 +6,9 @@ from __future__ import annotations
 def seconds(value: float | None) -> str:
     if value is None:
         return "-"
-    if value < 1e-3:
+    if abs(value) < 1e-3:
         return f"{value * 1e6:.0f} µs"
-    if value < 1:
+    if abs(value) < 1:
         return f"{value * 1e3:.1f} ms"
     return f"{value:.2f} s"
 

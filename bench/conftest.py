@@ -1,0 +1,91 @@
+"""pytest-benchmark suite options and hooks.
+
+    pytest bench/ --benchmark-json out.json [--shape sd15] [--backend eager] [--precision fp16]
+                  [--resolution 512] [--steps 50] [--batch 1] [--device cuda] [--rounds 5] [--warmup 2]
+
+Defaults are those of ``sdshape run`` (they depend on whether a GPU is present).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sdshape.benchsuite import SessionPool
+from sdshape.document import finalize, flat_fingerprint
+from sdshape.errors import UsageError
+from sdshape.options import STAGES, resolve
+
+_pool: SessionPool | None = None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sdshape", "sdshape stage benchmarks (same meaning and defaults as `sdshape run`)")
+    group.addoption("--shape", default=None, help="zoo shape (default sd15)")
+    group.addoption("--backend", default="eager", help="backend or comma list (default eager)")
+    group.addoption("--precision", default=None, help="fp32|fp16|bf16")
+    group.addoption("--resolution", type=int, default=None, help="image side, multiple of 8")
+    group.addoption("--steps", type=int, default=None, help="denoising steps")
+    group.addoption("--batch", type=int, default=1, help="images per batch")
+    group.addoption("--device", default=None, help="cuda|cpu")
+    group.addoption("--rounds", type=int, default=None, help="timed rounds")
+    group.addoption("--warmup", type=int, default=None, help="warm-up rounds")
+    group.addoption("--weights", default=None, help="local diffusers folder instead of random weights")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _pool
+    option = config.option
+    try:
+        plan = resolve(
+            shape=option.shape,
+            backend=option.backend,
+            precision=option.precision,
+            device=option.device,
+            resolution=option.resolution,
+            steps=option.steps,
+            batch=option.batch,
+            rounds=option.rounds,
+            warmup=option.warmup,
+            weights=option.weights,
+        )
+    except UsageError as error:
+        raise pytest.UsageError(str(error)) from None
+    _pool = SessionPool(plan)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _pool is not None:
+        _pool.close()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend_name" in metafunc.fixturenames and _pool is not None:
+        metafunc.parametrize("backend_name", _pool.plan.backends)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run stages in pipeline order, so the pipeline's residual can use the others."""
+    order = {f"test_{stage}.py": index for index, stage in enumerate(STAGES)}
+    items.sort(key=lambda item: order.get(item.path.name, len(order)))
+
+
+@pytest.fixture(scope="session")
+def pool() -> SessionPool:
+    assert _pool is not None
+    return _pool
+
+
+@pytest.fixture
+def session(pool: SessionPool, backend_name: str):
+    return pool.get(backend_name)
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    if _pool is not None:
+        machine_info.update(flat_fingerprint(_pool.environment()))
+
+
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict) -> None:
+    if _pool is not None:
+        output_json["benchmarks"].extend(_pool.failed_rows)
+    finalize(output_json["benchmarks"])

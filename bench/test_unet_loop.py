@@ -1,0 +1,7 @@
+"""Denoising loop: Euler scheduler from the model's config, CFG batch doubling, per-step times in extra_info."""
+
+from sdshape.benchsuite import run_stage_benchmark
+
+
+def test_unet_loop(benchmark, session, pool):
+    run_stage_benchmark(benchmark, session, "unet_loop", pool)

@@ -1,0 +1,7 @@
+"""VAE decode: latents to pixels."""
+
+from sdshape.benchsuite import run_stage_benchmark
+
+
+def test_vae_decode(benchmark, session, pool):
+    run_stage_benchmark(benchmark, session, "vae_decode", pool)

@@ -1,0 +1,95 @@
+"""Glue between pytest-benchmark and the session (used by bench/conftest.py and its tests).
+
+pytest-benchmark times each round with its own wall-clock timer around
+``StageRecorder.target``, which ends in a device synchronize, so the time is of
+completed work; warm-up rounds go through pedantic's ``warmup_rounds``. The
+device-side times (CUDA events) are kept beside them in ``extra_info``.
+
+A stage that fails leaves no stats, and pytest-benchmark drops such benchmarks
+from its JSON; the rows collected here are appended by the
+``pytest_benchmark_update_json`` hook so failures stay in the file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from sdshape.document import entry_for, extra_info
+from sdshape.measure import Outcome
+from sdshape.options import Plan
+from sdshape.session import Session
+
+PYTEST_TIMER = "pytest-benchmark time.perf_counter around a synchronized call"
+
+
+class SessionPool:
+    """One built session per backend, shared by all benchmarks of a pytest run."""
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.sessions: dict[str, Session] = {}
+        self.failed_rows: list[dict[str, Any]] = []
+
+    def get(self, backend: str) -> Session:
+        if backend not in self.sessions:
+            session = Session(self.plan, backend)
+            session.__enter__()
+            session.build()
+            self.sessions[backend] = session
+        return self.sessions[backend]
+
+    def environment(self) -> dict[str, Any]:
+        for session in self.sessions.values():
+            if session.environment:
+                return session.environment
+        return {}
+
+    def close(self) -> None:
+        for session in self.sessions.values():
+            session.__exit__(None, None, None)
+
+
+def run_stage_benchmark(benchmark: Any, session: Session, stage: str, pool: SessionPool) -> None:
+    """Benchmark one stage under pytest-benchmark's pedantic mode; failures become rows."""
+    plan = session.plan
+    benchmark.group = f"{stage} ({session.plan.precision}, {plan.resolution}px, {plan.steps} steps)"
+    if session.build_error is not None:
+        _record_failure(benchmark, session, Outcome(stage, session.build_error.status,
+                                                    session.build_error.message, "none"), pool)
+        return
+    recorder = session.recorder(stage)
+    try:
+        with torch.inference_mode():
+            benchmark.pedantic(
+                recorder.target,
+                setup=recorder.setup,
+                teardown=recorder.teardown,
+                rounds=plan.rounds,
+                warmup_rounds=plan.warmup,
+                iterations=1,
+            )
+    except Exception as error:
+        _record_failure(benchmark, session, recorder.failed(error), pool)
+        return
+    outcome = recorder.finish()
+    session.outcomes[stage] = outcome
+    info = extra_info(session, outcome, benchmark.stats.stats.median)
+    info["timer"] = PYTEST_TIMER
+    info["device_timer"] = outcome.timer
+    info["device_rounds_s"] = outcome.rounds_s
+    benchmark.extra_info.update(info)
+
+
+def _record_failure(benchmark: Any, session: Session, outcome: Outcome, pool: SessionPool) -> None:
+    session.outcomes[outcome.stage] = outcome
+    info = extra_info(session, outcome, None)
+    benchmark.extra_info.update(info)
+    row = entry_for(info, None)
+    row["name"], row["fullname"] = benchmark.name, benchmark.fullname
+    pool.failed_rows.append(row)
+    if outcome.status == "oom":
+        pytest.xfail(f"{outcome.stage} ran out of memory (kept as a result row): {outcome.message}")
+    pytest.fail(f"{outcome.stage} failed (kept as a result row): {outcome.message}", pytrace=False)

@@ -1,0 +1,26 @@
+"""Shared fixtures: a built tiny session is reused across tests (building costs seconds)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Tests must never touch a GPU by accident or wait on downloads.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_plan():
+    from sdshape.options import resolve
+
+    return resolve(shape="tiny", device="cpu", steps=3, rounds=2, warmup=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_session(tiny_plan):
+    from sdshape.session import Session
+
+    with Session(tiny_plan, "eager") as session:
+        session.build()
+        yield session

@@ -1,0 +1,77 @@
+"""The sampler's arithmetic against a scripted reading source."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from sdshape.sampling import Sampler, summarize
+
+
+class ScriptedSource:
+    """Returns scripted readings in order (repeating the last), and a scripted energy counter."""
+
+    def __init__(self, readings: list[dict], energies_mj: list[float] | None = None):
+        self.readings = list(readings)
+        self.energies = list(energies_mj or [])
+        self.calls = 0
+
+    def read(self) -> dict:
+        self.calls += 1
+        return self.readings.pop(0) if len(self.readings) > 1 else self.readings[0]
+
+    def energy_mj(self) -> float | None:
+        return self.energies.pop(0) if self.energies else None
+
+
+def test_peaks_are_over_the_preload_baseline():
+    readings = [
+        {"nvml_process_bytes": None, "nvml_device_bytes": 1000, "host_rss_bytes": 500},  # before loading
+        {"nvml_process_bytes": 300, "nvml_device_bytes": 1300, "host_rss_bytes": 900},
+        {"nvml_process_bytes": 800, "nvml_device_bytes": 1800, "host_rss_bytes": 700},
+        {"nvml_process_bytes": 400, "nvml_device_bytes": 1400, "host_rss_bytes": 650},
+    ]
+    stats = summarize(readings[1:], readings[0], 0.0, 2.0, 5_000.0, 9_500.0)
+    # No process entry before the CUDA context exists: its baseline counts as zero.
+    assert stats.peaks == {"nvml_process_bytes": 800, "nvml_device_bytes": 800, "host_rss_bytes": 400}
+    assert stats.energy_j == pytest.approx(4.5)
+    assert stats.samples == 3
+    assert stats.duration_s == 2.0
+
+
+def test_power_clock_and_slowdown_reasons():
+    readings = [
+        {"power_w": 100.0, "sm_clock_mhz": 1980, "clock_event_reasons": 0x1},  # idle: benign
+        {"power_w": 300.0, "sm_clock_mhz": 1500, "clock_event_reasons": 0x4 | 0x20},
+        {"power_w": 200.0, "sm_clock_mhz": 1700, "clock_event_reasons": 0},
+    ]
+    stats = summarize(readings, {}, 0.0, 1.0, None, None)
+    assert stats.power_w_mean == pytest.approx(200.0)
+    assert stats.sm_clock_mhz == {"min": 1500, "median": 1700, "max": 1980}
+    assert stats.slowdown_reasons == ["sw_power_cap", "sw_thermal_slowdown"]
+    assert stats.throttled
+    assert stats.energy_j is None
+    assert stats.peaks["nvml_device_bytes"] is None
+
+
+def test_sampler_window_has_readings_even_when_shorter_than_the_interval():
+    source = ScriptedSource(
+        [{"host_rss_bytes": 100}, {"host_rss_bytes": 150}, {"host_rss_bytes": 400}, {"host_rss_bytes": 120}],
+        energies_mj=[1_000.0, 1_250.0],
+    )
+    sampler = Sampler(source, interval_s=60.0)  # the thread will not fire during the test
+    with sampler:
+        opened = sampler.open_window()
+        stats = sampler.close_window(opened)
+    assert sampler.baseline == {"host_rss_bytes": 100}
+    assert stats.samples >= 2
+    assert stats.peaks["host_rss_bytes"] == 300  # 400 read at close, minus the 100 baseline
+    assert stats.energy_j == pytest.approx(0.25)
+
+
+def test_background_thread_samples_at_its_interval():
+    source = ScriptedSource([{"host_rss_bytes": 1}])
+    with Sampler(source, interval_s=0.005) as sampler:
+        time.sleep(0.2)
+    assert sampler.sample_count > 10

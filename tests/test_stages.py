@@ -1,0 +1,120 @@
+"""Stage outputs, and the denoising loop checked against diffusers' own pipelines."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sdshape.options import resolve
+from sdshape.session import Session
+
+
+def test_stage_outputs_have_the_right_shapes_and_are_finite(tiny_session):
+    with torch.inference_mode():
+        hidden = tiny_session.stages["text_encoder"].run()
+        latents = tiny_session.stages["unet_loop"].run()
+        image = tiny_session.stages["vae_decode"].run()
+        full = tiny_session.stages["pipeline"].run()
+    assert hidden[0].shape == (2, 77, 32) and hidden[0].dtype == torch.float32
+    assert latents.shape == (1, 4, 8, 8)
+    assert image.shape == full.shape == (1, 3, 64, 64)
+    for tensor in (hidden[0], latents, image, full):
+        assert torch.isfinite(tensor).all()
+
+
+def test_unet_loop_marks_every_step(tiny_session):
+    marks = []
+    with torch.inference_mode():
+        tiny_session.stages["unet_loop"].run(mark=lambda: marks.append(1))
+    assert len(marks) == tiny_session.plan.steps
+
+
+def test_token_ids_put_unconditional_rows_first():
+    from sdshape.stages import token_ids
+
+    ids = token_ids(4, 77, 1000, torch.device("cpu"))
+    assert ids.shape == (4, 77)
+    assert ids[0, :2].tolist() == [0, 2] and ids[1].equal(ids[0])
+    assert ids[2, 0] == 0 and (ids[2] == 2).sum() == 1 and ids[2].equal(ids[3])
+    assert int(ids.max()) < 1000
+
+
+@pytest.fixture(scope="module")
+def tiny_xl_session():
+    with Session(resolve(shape="tiny-xl", device="cpu", steps=3, rounds=1, warmup=0), "eager") as session:
+        session.build()
+        yield session
+
+
+def _reference_latents(session, pipeline_class, **kwargs):
+    """Run diffusers' pipeline on the session's components, embeddings and initial noise."""
+    from sdshape.stages import make_scheduler
+
+    built, loop = session.built, session.stages["unet_loop"]
+    pipe = pipeline_class(
+        vae=built.vae.vae,
+        unet=built.unet.unet,
+        scheduler=make_scheduler(built.scheduler_config),
+        **kwargs,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    cond = loop.conditioning
+    half = cond.encoder_hidden_states.shape[0] // 2
+    embeds = {
+        "negative_prompt_embeds": cond.encoder_hidden_states[:half],
+        "prompt_embeds": cond.encoder_hidden_states[half:],
+    }
+    if cond.text_embeds is not None:
+        embeds["negative_pooled_prompt_embeds"] = cond.text_embeds[:half]
+        embeds["pooled_prompt_embeds"] = cond.text_embeds[half:]
+    noise = loop.latents / loop.scheduler.init_noise_sigma  # the pipeline scales by init_noise_sigma itself
+    resolution = session.plan.resolution
+    with torch.inference_mode():
+        return pipe(
+            **embeds,
+            latents=noise,
+            num_inference_steps=session.plan.steps,
+            guidance_scale=session.plan.guidance,
+            height=resolution,
+            width=resolution,
+            output_type="latent",
+        ).images
+
+
+def test_loop_matches_stable_diffusion_pipeline(tiny_session):
+    from diffusers import StableDiffusionPipeline
+
+    encoder = tiny_session.built.text_encoder.encoders[0]
+    expected = _reference_latents(
+        tiny_session,
+        StableDiffusionPipeline,
+        text_encoder=encoder,
+        tokenizer=None,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    with torch.inference_mode():
+        ours = tiny_session.stages["unet_loop"].run()
+    torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_sdxl_conditioning_matches_stable_diffusion_xl_pipeline(tiny_xl_session):
+    from diffusers import StableDiffusionXLPipeline
+
+    encoders = tiny_xl_session.built.text_encoder.encoders
+    cond = tiny_xl_session.stages["unet_loop"].conditioning
+    assert cond.encoder_hidden_states.shape == (2, 77, 64)  # 32 + 32, penultimate layers concatenated
+    assert cond.text_embeds.shape == (2, 32)
+    assert cond.time_ids.tolist() == [[64.0, 64.0, 0.0, 0.0, 64.0, 64.0]] * 2
+    expected = _reference_latents(
+        tiny_xl_session,
+        StableDiffusionXLPipeline,
+        text_encoder=encoders[0],
+        text_encoder_2=encoders[1],
+        tokenizer=None,
+        tokenizer_2=None,
+    )
+    with torch.inference_mode():
+        ours = tiny_xl_session.stages["unet_loop"].run()
+    torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)
