@@ -56,23 +56,24 @@ def run_stage_benchmark(benchmark: Any, session: Session, stage: str, pool: Sess
     """Benchmark one stage under pytest-benchmark's pedantic mode; failures become rows."""
     plan = session.plan
     benchmark.group = f"{stage} ({session.plan.precision}, {plan.resolution}px, {plan.steps} steps)"
-    if session.build_error is not None:
-        _record_failure(benchmark, session, Outcome(stage, session.build_error.status,
-                                                    session.build_error.message, "none"), pool)
-        return
-    recorder = session.recorder(stage)
+    build_error = session.build_error
+    recorder = session.recorder(stage) if build_error is None else None
     try:
         with torch.inference_mode():
             benchmark.pedantic(
-                recorder.target,
-                setup=recorder.setup,
-                teardown=recorder.teardown,
+                recorder.target if recorder else _raiser(build_error),
+                setup=recorder.setup if recorder else None,
+                teardown=recorder.teardown if recorder else None,
                 rounds=plan.rounds,
                 warmup_rounds=plan.warmup,
                 iterations=1,
             )
     except Exception as error:
-        _record_failure(benchmark, session, recorder.failed(error), pool)
+        if recorder is not None:
+            outcome = recorder.failed(error)
+        else:
+            outcome = Outcome(stage, build_error.status, build_error.message, "none")
+        _record_failure(benchmark, session, outcome, pool)
         return
     outcome = recorder.finish()
     session.outcomes[stage] = outcome
@@ -81,6 +82,18 @@ def run_stage_benchmark(benchmark: Any, session: Session, stage: str, pool: Sess
     info["device_timer"] = outcome.timer
     info["device_rounds_s"] = outcome.rounds_s
     benchmark.extra_info.update(info)
+
+
+class BuildFailed(RuntimeError):
+    """Raised inside pedantic when the components could not be built, so pytest-benchmark
+    registers the benchmark (and its JSON gets written) even though nothing ran."""
+
+
+def _raiser(build_error: Outcome):
+    def target() -> None:
+        raise BuildFailed(build_error.message)
+
+    return target
 
 
 def _record_failure(benchmark: Any, session: Session, outcome: Outcome, pool: SessionPool) -> None:

@@ -171,7 +171,9 @@ def _spec_from_config(name: str, kind: ComponentKind, folder: Path, **extra: Any
         library_class = (config.get("architectures") or ["CLIPTextModel"])[0]
     else:
         library_class = config.get("_class_name", "UNet2DConditionModel" if kind == "unet" else "AutoencoderKL")
-    return ComponentSpec(name, kind, library_class, config, source=str(folder), description=f"loaded from {folder}", **extra)
+    return ComponentSpec(
+        name, kind, library_class, config, source=str(folder), description=f"loaded from {folder}", **extra
+    )
 
 
 def weights_native_resolution(folder: Path) -> int:
@@ -203,33 +205,32 @@ def load_weights(
     te_parts = [_spec_from_config(f"{label}/text_encoder", "text_encoder", folder / "text_encoder")]
     if dual:
         te_parts.append(_spec_from_config(f"{label}/text_encoder_2", "text_encoder", folder / "text_encoder_2"))
-    text_spec = ComponentSpec(
-        f"{label}/text_encoder",
-        "text_encoder",
-        "stack" if dual else te_parts[0].library_class,
-        {} if dual else te_parts[0].config,
-        source=str(folder),
-        description=f"loaded from {folder}",
-        parts=tuple(te_parts) if dual else (),
-        hidden_layer="penultimate" if dual else "last",
-        pooled=dual,
-    )
+    text_spec = te_parts[0]
+    if dual:
+        text_spec = ComponentSpec(
+            f"{label}/text_encoders",
+            "text_encoder",
+            "stack",
+            {},
+            source=str(folder),
+            description=f"loaded from {folder}",
+            parts=tuple(te_parts),
+            hidden_layer="penultimate",
+            pooled=True,
+        )
     specs: dict[ComponentKind, ComponentSpec] = {
         "text_encoder": text_spec,
         "unet": _spec_from_config(f"{label}/unet", "unet", folder / "unet"),
         "vae": _spec_from_config(f"{label}/vae", "vae", folder / "vae"),
     }
-    subfolders = {id(te_parts[0]): "text_encoder", specs["unet"].name: "unet", specs["vae"].name: "vae"}
-    if dual:
-        subfolders[id(te_parts[1])] = "text_encoder_2"
 
     def load(spec: ComponentSpec) -> nn.Module:
-        sub = subfolders.get(id(spec)) or subfolders[spec.name]
+        # A loaded spec's source is its own subfolder (see _spec_from_config).
         cls = _library_class(spec.library_class)
         try:
-            model = cls.from_pretrained(folder / sub, torch_dtype=dtype)
+            model = cls.from_pretrained(spec.source, torch_dtype=dtype)
         except (OSError, ValueError, RuntimeError) as error:
-            raise UsageError(f"--weights {folder}: cannot load {sub}: {str(error).splitlines()[0]}") from None
+            raise UsageError(f"--weights: cannot load {spec.source}: {str(error).splitlines()[0]}") from None
         return model.to(device).eval().requires_grad_(False)
 
     modules: dict[ComponentKind, nn.Module] = {}

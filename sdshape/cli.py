@@ -34,7 +34,9 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--backend", default="eager", help="backend, or a comma list (default eager)")
     run.add_argument("--precision", help=f"{'|'.join(PRECISIONS)} (default fp16 on a GPU, fp32 on the CPU)")
     run.add_argument("--device", help=f"{'|'.join(DEVICES)} (default: the GPU if there is one)")
-    run.add_argument("--resolution", type=int, help="image side in pixels, a multiple of 8 (default: native; 256 on CPU)")
+    run.add_argument(
+        "--resolution", type=int, help="image side in pixels, a multiple of 8 (default: native; 256 on CPU)"
+    )
     run.add_argument("--steps", type=int, help="denoising steps (default 50 on a GPU, 3 on the CPU)")
     run.add_argument("--batch", type=int, default=1, help="images per prompt batch (default 1)")
     run.add_argument("--rounds", type=int, help="timed rounds per stage (default 5 on a GPU, 3 on the CPU)")
@@ -132,8 +134,17 @@ def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
         title=f"{shape.name}: {report['resolution']}x{report['resolution']}, {report['steps']} steps, batch 1, CFG",
         caption=report["flops_note"],
     )
-    for column in ("stage", "component", "params", "params %", "fp16 weights", "FLOPs/call", "calls/image",
-                   "FLOPs/image", "FLOPs %"):
+    for column in (
+        "stage",
+        "component",
+        "params",
+        "params %",
+        "fp16 weights",
+        "FLOPs/call",
+        "calls/image",
+        "FLOPs/image",
+        "FLOPs %",
+    ):
         table.add_column(column, justify="left" if column in ("stage", "component") else "right")
     for name, stage in report["stages"].items():
         table.add_row(
@@ -149,8 +160,17 @@ def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
         )
     total = report["total"]
     table.add_section()
-    table.add_row("total", "", f"{total['params']:,}", "100%", units.size(total["weight_bytes"]["fp16"]), "", "",
-                  units.count(total["flops_per_image"]), "100%")
+    table.add_row(
+        "total",
+        "",
+        f"{total['params']:,}",
+        "100%",
+        units.size(total["weight_bytes"]["fp16"]),
+        "",
+        "",
+        units.count(total["flops_per_image"]),
+        "100%",
+    )
     console.print(table)
     return 0
 

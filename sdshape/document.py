@@ -131,7 +131,8 @@ def benchmark_entry(session: Any, outcome: Outcome) -> dict[str, Any]:
 
 
 def entry_for(info: dict[str, Any], stats: dict[str, Any] | None) -> dict[str, Any]:
-    label = f"{info['shape']}-{info['backend']}-{info['precision']}-b{info['batch']}-{info['resolution']}px-{info['steps']}steps"
+    parts = (info["shape"], info["backend"], info["precision"], f"b{info['batch']}", f"{info['resolution']}px")
+    label = "-".join((*parts, f"{info['steps']}steps"))
     name = f"{info['stage']}[{label}]"
     return {
         "group": info["shape"],

@@ -81,5 +81,7 @@ def _cpu_model() -> str:
 def device_label(info: dict[str, Any]) -> str:
     """A short human label: the GPU name, or the CPU model and thread count."""
     if info.get("gpu_name"):
-        return f"{info['gpu_name']} (driver {info.get('driver_version') or '?'}, CUDA {info.get('cuda_runtime_version')})"
+        return (
+            f"{info['gpu_name']} (driver {info.get('driver_version') or '?'}, CUDA {info.get('cuda_runtime_version')})"
+        )
     return f"CPU: {info.get('cpu_model')} ({info.get('torch_threads')} torch threads)"

@@ -34,6 +34,21 @@ def count_flops(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> in
     return int(counter.get_total_flops())
 
 
-def flops_per_call(specs: dict[ComponentKind, ComponentSpec], shapes: CallShapes) -> dict[ComponentKind, int]:
-    """FLOPs of one call of each stage module at these shapes."""
-    return {kind: count_flops(meta_module(spec), meta_inputs(shapes.for_kind(kind))) for kind, spec in specs.items()}
+def flops_per_call(
+    specs: dict[ComponentKind, ComponentSpec], shapes: CallShapes, strict: bool = True
+) -> dict[ComponentKind, int | None]:
+    """FLOPs of one call of each stage module at these shapes.
+
+    With ``strict=False`` a component that cannot be traced at these shapes
+    gets ``None``: the measured run will then show the real error in its own
+    row, instead of one counting failure taking down every stage.
+    """
+    counts: dict[ComponentKind, int | None] = {}
+    for kind, spec in specs.items():
+        try:
+            counts[kind] = count_flops(meta_module(spec), meta_inputs(shapes.for_kind(kind)))
+        except Exception:
+            if strict:
+                raise
+            counts[kind] = None
+    return counts

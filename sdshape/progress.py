@@ -41,8 +41,15 @@ class LineProgress:
         self._say(description)
         return task
 
-    def update(self, task: int, *, advance: float | None = None, completed: float | None = None,
-               description: str | None = None, **_: Any) -> None:
+    def update(
+        self,
+        task: int,
+        *,
+        advance: float | None = None,
+        completed: float | None = None,
+        description: str | None = None,
+        **_: Any,
+    ) -> None:
         state = self._tasks[task]
         if advance:
             state["completed"] += advance

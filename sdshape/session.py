@@ -37,6 +37,14 @@ from sdshape.zoo import get_shape
 STAGE_KINDS = {"text_encoder": "text_encoder", "unet_loop": "unet", "vae_decode": "vae"}
 
 
+def _times(value: int | None, factor: int) -> int | None:
+    return None if value is None else value * factor
+
+
+def _sum_or_none(values: list[int | None]) -> int | None:
+    return None if any(v is None for v in values) else sum(values)  # type: ignore[arg-type]
+
+
 @dataclass
 class StageFacts:
     """Static facts of a stage: what it is, before any timing."""
@@ -44,7 +52,7 @@ class StageFacts:
     params: int
     params_executed: int
     weight_bytes: int
-    flops: int  # per stage call (the loop: all steps)
+    flops: int | None  # per stage call (the loop: all steps); None if it cannot be traced
     calls: int  # module calls per stage call
 
 
@@ -106,7 +114,9 @@ class Session:
             if plan.weights is not None:
                 built = build.load_weights(plan.weights, plan.device, self.dtype, on_component=self._stepper(task))
             else:
-                built = build.build_shape(get_shape(plan.shape), plan.device, self.dtype, plan.seed, self._stepper(task))
+                built = build.build_shape(
+                    get_shape(plan.shape), plan.device, self.dtype, plan.seed, self._stepper(task)
+                )
             self.built = built
             self._prepare(built)
         except Exception as error:
@@ -132,7 +142,7 @@ class Session:
         device, dtype = plan.device, self.dtype
         seq_len = 77
         self.shapes = shapes = call_shapes(built.specs, plan.batch, plan.resolution, seq_len)
-        per_call = flops_per_call(built.specs, shapes)
+        per_call = flops_per_call(built.specs, shapes, strict=False)
         backend = get_backend(self.backend)
 
         ids = token_ids(shapes.text_encoder["input_ids"][0], seq_len, vocab_size(built.specs["text_encoder"]), device)
@@ -176,14 +186,14 @@ class Session:
                 params=count_params(module),
                 params_executed=executed,
                 weight_bytes=weight_bytes(module),
-                flops=per_call[STAGE_KINDS[stage]] * calls[stage],
+                flops=_times(per_call[STAGE_KINDS[stage]], calls[stage]),
                 calls=calls[stage],
             )
         self.facts["pipeline"] = StageFacts(
             params=sum(f.params for f in self.facts.values()),
             params_executed=sum(f.params_executed for f in self.facts.values()),
             weight_bytes=sum(f.weight_bytes for f in self.facts.values()),
-            flops=sum(f.flops for f in self.facts.values()),
+            flops=_sum_or_none([f.flops for f in self.facts.values()]),
             calls=1,
         )
 

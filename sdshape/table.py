@@ -38,8 +38,21 @@ def allocation_table(benchmarks: list[dict[str, Any]], title: str | None = None)
     first = next(iter(by_stage.values()))["extra_info"]
     memory_source = _peak_memory(first)[1]
     table = Table(title=title, caption=conditions(first), caption_justify="left")
-    for column in ("stage", "params", "params %", "time", "IQR", "time %", "weights", "peak mem", "J/call",
-                   "J %", "FLOPs", "TFLOP/s", "status"):
+    for column in (
+        "stage",
+        "params",
+        "params %",
+        "time",
+        "IQR",
+        "time %",
+        "weights",
+        "peak mem",
+        "J/call",
+        "J %",
+        "FLOPs",
+        "TFLOP/s",
+        "status",
+    ):
         table.add_column(column, justify="left" if column in ("stage", "status") else "right", no_wrap=True)
     table.caption = f"{table.caption}\ntime: median of timed rounds; peak mem: {memory_source} peak over pre-load"
     for stage in STAGES:

@@ -97,8 +97,9 @@ def test_run_tiny_writes_the_benchmark_schema(tmp_path, capsys):
         assert info["memory"]["host_rss_peak_bytes"] is not None
         assert info["memory"]["nvml_process_peak_bytes"] is None and info["energy_j"] is None
         assert info["energy_note"]
-        assert info["id"] == {k: info[k] for k in ("stage", "shape", "backend", "precision", "batch",
-                                                    "resolution", "steps")}
+        assert info["id"] == {
+            k: info[k] for k in ("stage", "shape", "backend", "precision", "batch", "resolution", "steps")
+        }
     assert sum(stages[s]["extra_info"]["param_share"] for s in ("text_encoder", "unet_loop", "vae_decode")) == (
         pytest.approx(1.0)
     )

@@ -9,8 +9,17 @@ from sdshape.document import entry_for, finalize, stats_dict
 
 def _row(stage: str, rounds: list[float] | None, energy: float | None = None, backend: str = "eager") -> dict:
     info = {
-        "stage": stage, "shape": "tiny", "backend": backend, "precision": "fp32", "batch": 1, "resolution": 64,
-        "steps": 2, "energy_j": energy, "timer": "perf_counter", "warmup_rounds": 1, "rounds": len(rounds or []),
+        "stage": stage,
+        "shape": "tiny",
+        "backend": backend,
+        "precision": "fp32",
+        "batch": 1,
+        "resolution": 64,
+        "steps": 2,
+        "energy_j": energy,
+        "timer": "perf_counter",
+        "warmup_rounds": 1,
+        "rounds": len(rounds or []),
     }
     return entry_for(info, stats_dict(rounds) if rounds else None)
 

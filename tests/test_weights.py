@@ -1,0 +1,44 @@
+"""Real weights: a tiny model saved with save_pretrained runs through `sdshape run --weights`."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from sdshape.cli import main
+
+
+def test_run_with_saved_weights(tmp_path, tiny_session, capsys):
+    built = tiny_session.built
+    folder = tmp_path / "tiny-pipeline"
+    built.text_encoder.encoders[0].save_pretrained(folder / "text_encoder")
+    built.unet.unet.save_pretrained(folder / "unet")
+    built.vae.vae.save_pretrained(folder / "vae")
+    (folder / "scheduler").mkdir()
+    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(built.scheduler_config))
+
+    out = tmp_path / "weights.json"
+    argv = ["run", "--weights", str(folder), "--device", "cpu", "--steps", "2", "--rounds", "2", "--warmup", "1"]
+    assert main([*argv, "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    infos = {b["extra_info"]["stage"]: b["extra_info"] for b in doc["benchmarks"]}
+    assert all(info["status"] == "ok" for info in infos.values())
+    assert infos["pipeline"]["shape"] == "weights:tiny-pipeline"
+    assert infos["pipeline"]["weights"] == str(folder)
+    assert infos["pipeline"]["params"] == tiny_session.facts["pipeline"].params
+    assert infos["unet_loop"]["resolution"] == 64  # native: sample_size 8 latents x 8
+
+
+def test_loaded_weights_are_the_saved_ones(tmp_path, tiny_session):
+    from sdshape.build import load_weights
+
+    built = tiny_session.built
+    folder = tmp_path / "p"
+    built.text_encoder.encoders[0].save_pretrained(folder / "text_encoder")
+    built.unet.unet.save_pretrained(folder / "unet")
+    built.vae.vae.save_pretrained(folder / "vae")
+    loaded = load_weights(folder, torch.device("cpu"), torch.float32)
+    for original, again in zip(built.unet.parameters(), loaded.unet.parameters(), strict=True):
+        assert torch.equal(original, again)
+    assert loaded.scheduler_config == {}
