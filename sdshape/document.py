@@ -67,7 +67,13 @@ def extra_info(session: Any, outcome: Outcome, median_s: float | None) -> dict[s
         memory["nvml_process_peak_bytes"] = window.peaks.get("nvml_process_bytes")
         memory["nvml_device_peak_bytes"] = window.peaks.get("nvml_device_bytes")
         memory["host_rss_peak_bytes"] = window.peaks.get("host_rss_bytes")
-        notes.append("nvml_* and host_rss_* are peaks over the reading taken before any model was loaded")
+        memory["nvml_process_rise_bytes"] = window.rises.get("nvml_process_bytes")
+        memory["host_rss_rise_bytes"] = window.rises.get("host_rss_bytes")
+        notes.append(
+            "*_peak_bytes: peak over the reading taken before any model was loaded; "
+            "*_rise_bytes: timed-round peak over the reading before the stage's warm-up (weights already resident, "
+            "caches released)"
+        )
         if session.nvml is not None and memory["nvml_process_peak_bytes"] is None:
             notes.append("NVML did not list this process (container PID namespace?): process peak is null")
     if session.nvml is None:

@@ -11,6 +11,9 @@ the clock's marks give device-side round and per-step times.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,6 +51,20 @@ def classify_failure(error: BaseException) -> tuple[str, str]:
     return ("oom" if oom else "error"), f"{type(error).__name__}: {text}"[:500]
 
 
+def release_cached_memory(device: torch.device) -> None:
+    """Return freed memory to the OS / driver: torch's CUDA cache, or glibc's heap on Linux.
+
+    Without it a stage reuses memory cached by the previous one, and NVML or RSS
+    would show no growth for it. Called before a stage's first round only.
+    """
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        return
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 class StageRecorder:
     def __init__(self, stage: Stage, device: torch.device, sampler: Sampler, warmup: int, per_step: bool = False):
         self.stage = stage
@@ -57,14 +74,19 @@ class StageRecorder:
         self.per_step = per_step
         self.clock = Clock(device)
         self._round = 0
-        self._window: tuple[float, float | None] | None = None
+        self._window: tuple | None = None
         self._allocated_before = 0
+        self._reference: dict | None = None
         self.rounds_s: list[float] = []
         self.step_s: list[list[float]] = []
 
     # -- the three pedantic hooks ------------------------------------------------------
     def setup(self) -> None:
         synchronize(self.device)
+        if self._round == 0:
+            # Hand cached memory back first, so the stage's own growth shows (warm-up included).
+            release_cached_memory(self.device)
+            self._reference = self.sampler.read_now()
         if self._round == self.warmup and self._window is None:
             self._open_window()
         self.clock.reset()
@@ -92,7 +114,7 @@ class StageRecorder:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
             self._allocated_before = torch.cuda.memory_allocated(self.device)
-        self._window = self.sampler.open_window()
+        self._window = self.sampler.open_window(reference=self._reference)
 
     def _torch_memory(self) -> dict[str, int] | None:
         if self.device.type != "cuda":

@@ -49,6 +49,8 @@ class WindowStats:
     samples: int
     peaks: dict[str, int | None]
     baseline: dict[str, int | None]
+    # Peak over the reading at the window's opening (weights already resident): the stage's own growth.
+    rises: dict[str, int | None]
     energy_j: float | None
     power_w_mean: float | None
     sm_clock_mhz: dict[str, float] | None
@@ -104,13 +106,17 @@ class Sampler:
         with self._lock:
             return len(self._samples)
 
-    def open_window(self) -> tuple[float, float | None]:
-        """Start of a measurement window: a reading, the time and the energy counter."""
-        self.read_now()
-        return time.perf_counter(), self.source.energy_mj()
+    def open_window(self, reference: dict | None = None) -> tuple[float, float | None, dict]:
+        """Start of a measurement window: a reading, the time and the energy counter.
 
-    def close_window(self, opened: tuple[float, float | None]) -> WindowStats:
-        start, energy_start = opened
+        ``reference`` is the level that rises are measured from (by default this
+        opening reading); the recorder passes the reading taken before warm-up.
+        """
+        opening = self.read_now()
+        return time.perf_counter(), self.source.energy_mj(), reference if reference is not None else opening
+
+    def close_window(self, opened: tuple[float, float | None, dict]) -> WindowStats:
+        start, energy_start, opening = opened
         energy_end = self.source.energy_mj()
         self.read_now()
         end = time.perf_counter()
@@ -121,7 +127,7 @@ class Sampler:
             before = [reading for t, reading in self._samples if t < start]
         if before:
             window.insert(0, before[-1])
-        return summarize(window, self.baseline, start, end, energy_start, energy_end)
+        return summarize(window, self.baseline, start, end, energy_start, energy_end, opening)
 
 
 def _peak(values: list) -> float | None:
@@ -136,13 +142,17 @@ def summarize(
     end: float,
     energy_start_mj: float | None,
     energy_end_mj: float | None,
+    opening: dict | None = None,
 ) -> WindowStats:
-    """Peaks over the baseline, energy delta, mean power, clock spread, slowdown reasons."""
+    """Peaks over the baseline and over the opening reading, energy delta, power, clocks, slowdowns."""
     peaks: dict[str, int | None] = {}
+    rises: dict[str, int | None] = {}
     for key in MEMORY_KEYS:
         peak = _peak([r.get(key) for r in readings])
         base = baseline.get(key)
         peaks[key] = None if peak is None else int(peak - (base or 0))
+        level = (opening or {}).get(key)
+        rises[key] = None if peak is None or level is None else int(peak - level)
     powers = [r["power_w"] for r in readings if r.get("power_w") is not None]
     clocks = [r["sm_clock_mhz"] for r in readings if r.get("sm_clock_mhz") is not None]
     reasons = 0
@@ -156,6 +166,7 @@ def summarize(
         samples=len(readings),
         peaks=peaks,
         baseline={key: baseline.get(key) for key in MEMORY_KEYS},
+        rises=rises,
         energy_j=energy,
         power_w_mean=statistics.fmean(powers) if powers else None,
         sm_clock_mhz={"min": min(clocks), "median": statistics.median(clocks), "max": max(clocks)} if clocks else None,

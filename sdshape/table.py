@@ -20,6 +20,13 @@ def _peak_memory(info: dict[str, Any]) -> tuple[int | None, str]:
     return memory.get("host_rss_peak_bytes"), "host RSS"
 
 
+def _activations(info: dict[str, Any]) -> int | None:
+    memory = info.get("memory") or {}
+    if info.get("device") == "cuda":
+        return memory.get("torch_activation_peak_bytes")
+    return memory.get("host_rss_rise_bytes")
+
+
 def _spread(stats: dict[str, Any] | None) -> str:
     return units.seconds(stats["iqr"]) if stats else "-"
 
@@ -47,6 +54,7 @@ def allocation_table(benchmarks: list[dict[str, Any]], title: str | None = None)
         "time %",
         "weights",
         "peak mem",
+        "activations",
         "J/call",
         "J %",
         "FLOPs",
@@ -54,7 +62,11 @@ def allocation_table(benchmarks: list[dict[str, Any]], title: str | None = None)
         "status",
     ):
         table.add_column(column, justify="left" if column in ("stage", "status") else "right", no_wrap=True)
-    table.caption = f"{table.caption}\ntime: median of timed rounds; peak mem: {memory_source} peak over pre-load"
+    activation_source = "torch allocator" if first.get("device") == "cuda" else "host RSS"
+    table.caption = (
+        f"{table.caption}\ntime: median of timed rounds · peak mem: {memory_source}, over the pre-load baseline · "
+        f"activations: {activation_source} peak over the level before the stage (weights resident)"
+    )
     for stage in STAGES:
         if stage not in by_stage:
             continue
@@ -74,6 +86,7 @@ def allocation_table(benchmarks: list[dict[str, Any]], title: str | None = None)
             units.share(info.get("time_share")),
             units.size((info.get("memory") or {}).get("weights_bytes")),
             units.size(_peak_memory(info)[0]),
+            units.size(_activations(info)),
             f"{energy:.2f} J" if energy is not None else "n/a",
             units.share(info.get("energy_share")),
             units.count(info.get("flops")),

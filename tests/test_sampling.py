@@ -32,9 +32,10 @@ def test_peaks_are_over_the_preload_baseline():
         {"nvml_process_bytes": 800, "nvml_device_bytes": 1800, "host_rss_bytes": 700},
         {"nvml_process_bytes": 400, "nvml_device_bytes": 1400, "host_rss_bytes": 650},
     ]
-    stats = summarize(readings[1:], readings[0], 0.0, 2.0, 5_000.0, 9_500.0)
+    stats = summarize(readings[1:], readings[0], 0.0, 2.0, 5_000.0, 9_500.0, opening=readings[1])
     # No process entry before the CUDA context exists: its baseline counts as zero.
     assert stats.peaks == {"nvml_process_bytes": 800, "nvml_device_bytes": 800, "host_rss_bytes": 400}
+    assert stats.rises == {"nvml_process_bytes": 500, "nvml_device_bytes": 500, "host_rss_bytes": 0}
     assert stats.energy_j == pytest.approx(4.5)
     assert stats.samples == 3
     assert stats.duration_s == 2.0

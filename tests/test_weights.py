@@ -19,7 +19,10 @@ def test_run_with_saved_weights(tmp_path, tiny_session, capsys):
     (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(built.scheduler_config))
 
     out = tmp_path / "weights.json"
-    argv = ["run", "--weights", str(folder), "--device", "cpu", "--steps", "2", "--rounds", "2", "--warmup", "1"]
+    from sdshape.build import weights_native_resolution
+
+    assert weights_native_resolution(folder) == 32 * 8  # unet sample_size x the VAE's 8x factor
+    argv = ["run", "--weights", str(folder), "--device", "cpu", "--resolution", "64", "--steps", "2", "--rounds", "2"]
     assert main([*argv, "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
     infos = {b["extra_info"]["stage"]: b["extra_info"] for b in doc["benchmarks"]}
@@ -27,7 +30,7 @@ def test_run_with_saved_weights(tmp_path, tiny_session, capsys):
     assert infos["pipeline"]["shape"] == "weights:tiny-pipeline"
     assert infos["pipeline"]["weights"] == str(folder)
     assert infos["pipeline"]["params"] == tiny_session.facts["pipeline"].params
-    assert infos["unet_loop"]["resolution"] == 64  # native: sample_size 8 latents x 8
+    assert infos["unet_loop"]["resolution"] == 64
 
 
 def test_loaded_weights_are_the_saved_ones(tmp_path, tiny_session):
