@@ -10,6 +10,7 @@ by :func:`sdshape.fill.fill_parameters`.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -141,18 +142,26 @@ def build_shape(
     on_component: Callable[[ComponentKind, ComponentSpec], None] | None = None,
 ) -> BuiltShape:
     """Build all three components of a zoo shape with random weights."""
-    import time
-
     specs = shape_components(shape)
+    modules, timings = _make_each(specs, lambda spec: build_random(spec, device, dtype, seed), on_component)
+    return BuiltShape(shape.name, modules, specs, dict(shape.scheduler), build_s=timings)
+
+
+def _make_each(
+    specs: dict[ComponentKind, ComponentSpec],
+    make: Callable[[ComponentSpec], nn.Module],
+    on_component: Callable[[ComponentKind, ComponentSpec], None] | None,
+) -> tuple[dict[ComponentKind, nn.Module], dict[ComponentKind, float]]:
+    """Make every component in order, announcing each and timing its build."""
     modules: dict[ComponentKind, nn.Module] = {}
     timings: dict[ComponentKind, float] = {}
     for kind, spec in specs.items():
         if on_component:
             on_component(kind, spec)
         start = time.perf_counter()
-        modules[kind] = build_random(spec, device, dtype, seed)
+        modules[kind] = make(spec)
         timings[kind] = time.perf_counter() - start
-    return BuiltShape(shape.name, modules, specs, dict(shape.scheduler), build_s=timings)
+    return modules, timings
 
 
 # --- real weights -------------------------------------------------------------------------
@@ -196,8 +205,6 @@ def load_weights(
     on_component: Callable[[ComponentKind, ComponentSpec], None] | None = None,
 ) -> BuiltShape:
     """Load a local diffusers pipeline folder (text_encoder[, text_encoder_2], unet, vae)."""
-    import time
-
     folder = Path(folder)
     weights_native_resolution(folder)
     dual = (folder / "text_encoder_2" / "config.json").is_file()
@@ -233,14 +240,7 @@ def load_weights(
             raise UsageError(f"--weights: cannot load {spec.source}: {str(error).splitlines()[0]}") from None
         return model.to(device).eval().requires_grad_(False)
 
-    modules: dict[ComponentKind, nn.Module] = {}
-    timings: dict[ComponentKind, float] = {}
-    for kind, spec in specs.items():
-        if on_component:
-            on_component(kind, spec)
-        start = time.perf_counter()
-        modules[kind] = stage_module(spec, load)
-        timings[kind] = time.perf_counter() - start
+    modules, timings = _make_each(specs, lambda spec: stage_module(spec, load), on_component)
     scheduler_file = folder / "scheduler" / "scheduler_config.json"
     scheduler = _read_json(scheduler_file) if scheduler_file.is_file() else {}
     return BuiltShape(f"weights:{label}", modules, specs, scheduler, weights=str(folder), build_s=timings)

@@ -1,7 +1,7 @@
 """Fast deterministic random weights.
 
-Why not PyTorch's default init: ``kaiming_uniform_`` on 860 M CPU parameters
-takes 15 s and more (it is a scalar RNG). Random weights cost exactly what real
+Why not PyTorch's default init: its RNG is slow on the CPU (``uniform_`` over
+the SD 1.5 UNet's 860 M parameters took 13.4 s on 2 cores). Random weights cost exactly what real
 ones cost, so all we need is values of a sane scale. We draw one seeded pool of
 uniform numbers once and copy slices of it into every tensor, scaled like
 PyTorch's default (bound 1/sqrt(fan_in)); norms get weight 1 and bias 0. That
