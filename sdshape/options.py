@@ -77,7 +77,7 @@ def parse_backends(value: str, known: list[str]) -> list[str]:
     for name in names:
         if name not in known:
             raise choices_error("backend", name, known)
-    return names
+    return list(dict.fromkeys(names))  # a backend named twice runs once
 
 
 def resolve(

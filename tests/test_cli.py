@@ -57,6 +57,12 @@ def test_console_script_exits_2_without_traceback():
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
 
 
+def test_backend_list_is_parsed_and_deduplicated():
+    from sdshape.options import parse_backends
+
+    assert parse_backends("eager, eager,", ["eager"]) == ["eager"]
+
+
 def test_zoo_json(capsys):
     assert main(["zoo", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
