@@ -5,17 +5,65 @@ step, VAE decode) into a *runner*: a callable that takes the same tensors as the
 module and returns torch tensors on the device. The denoising loop stays in
 Python and calls the UNet runner once per step, so every backend is measured
 under the same scheduler code.
+
+Build-time work (compile, export, engine build) happens in ``prepare`` and is
+timed there, never inside a measured round. A runner may carry an
+:class:`Artifact` saying whether that work was done now or reused from the cache.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 Runner = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Backend-specific choices from the command line; a backend reads the ones it knows."""
+
+    compile_mode: str = "default"
+    ort_provider: str | None = None  # None: cuda on a GPU, cpu on the CPU
+
+
+@dataclass
+class Artifact:
+    """What preparing a stage cost.
+
+    ``cache``: built | reused | none (eager: nothing to build). ``build_s``: build
+    time spent in this run (0 when reused); ``cached_build_s``: what a reused
+    artifact cost when it was built. ``prepare_s`` (set by the session): the
+    whole ``prepare`` call, loading and session creation included.
+    """
+
+    cache: str = "none"
+    build_s: float = 0.0
+    path: str | None = None
+    notes: list[str] = field(default_factory=list)
+    cached_build_s: float | None = None
+    prepare_s: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class PreparedRunner:
+    """A runner plus the :class:`Artifact` record of how it was made."""
+
+    def __init__(self, run: Runner, artifact: Artifact):
+        self._run = run
+        self.artifact = artifact
+
+    def __call__(self, *inputs: torch.Tensor) -> Any:
+        return self._run(*inputs)
+
+
+def artifact_of(runner: Runner) -> Artifact:
+    return getattr(runner, "artifact", None) or Artifact()
 
 
 @runtime_checkable
@@ -34,7 +82,7 @@ class Backend(Protocol):
         example_inputs: tuple[torch.Tensor, ...],
         precision: str,
         device: torch.device,
-        cache: Path | None,
+        cache: Any,
     ) -> Runner:
-        """Return a runner for ``module``; build-time work (compile, export, engine) happens here."""
+        """Return a runner for ``module``. ``cache`` is an :class:`backends.cache.ArtifactSlot` (or None)."""
         ...

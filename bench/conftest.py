@@ -1,7 +1,8 @@
 """pytest-benchmark suite options and hooks.
 
-    pytest bench/ --benchmark-json out.json [--shape sd15] [--backend eager] [--precision fp16]
-                  [--resolution 512] [--steps 50] [--batch 1] [--device cuda] [--rounds 5] [--warmup 2]
+    pytest bench/ --benchmark-json out.json [--shape sd15] [--backend eager,compile,onnxruntime]
+                  [--precision fp16] [--resolution 512] [--steps 50] [--batch 1] [--device cuda]
+                  [--rounds 5] [--warmup 2] [--compile-mode M] [--ort-provider P] [--cache-dir D] [--no-parity]
 
 Defaults are those of ``sdshape run`` (they depend on whether a GPU is present).
 """
@@ -30,6 +31,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--rounds", type=int, default=None, help="timed rounds")
     group.addoption("--warmup", type=int, default=None, help="warm-up rounds")
     group.addoption("--weights", default=None, help="local diffusers folder instead of random weights")
+    group.addoption("--compile-mode", default="default", help="torch.compile mode")
+    group.addoption("--ort-provider", default=None, help="onnxruntime provider: cuda|tensorrt|cpu")
+    group.addoption("--cache-dir", default=None, help="artifact cache directory")
+    group.addoption("--no-parity", dest="parity", action="store_false", help="skip parity with eager fp32")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -47,6 +52,10 @@ def pytest_configure(config: pytest.Config) -> None:
             rounds=option.rounds,
             warmup=option.warmup,
             weights=option.weights,
+            compile_mode=option.compile_mode,
+            ort_provider=option.ort_provider,
+            cache_dir=option.cache_dir,
+            parity=option.parity,
         )
     except UsageError as error:
         raise pytest.UsageError(str(error)) from None
@@ -60,7 +69,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend_name" in metafunc.fixturenames and _pool is not None:
-        metafunc.parametrize("backend_name", _pool.plan.backends)
+        metafunc.parametrize("backend_name", _pool.ordered_backends())
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

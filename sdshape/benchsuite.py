@@ -17,27 +17,42 @@ from typing import Any
 import pytest
 import torch
 
+from sdshape import parity
 from sdshape.document import entry_for, extra_info
 from sdshape.measure import Outcome
 from sdshape.options import Plan
-from sdshape.session import Session
+from sdshape.session import Reference, Session, compute_reference
 
 PYTEST_TIMER = "pytest-benchmark time.perf_counter around a synchronized call"
 
 
 class SessionPool:
-    """One built session per backend, shared by all benchmarks of a pytest run."""
+    """One built session per backend, shared by all benchmarks of a pytest run.
+
+    Eager fp32, when it is among the backends, is built first and becomes the
+    parity reference stage by stage; otherwise the reference is computed once,
+    before the first session is built.
+    """
 
     def __init__(self, plan: Plan):
         self.plan = plan
         self.sessions: dict[str, Session] = {}
         self.failed_rows: list[dict[str, Any]] = []
+        self.reference: Reference | None = None
+
+    def ordered_backends(self) -> list[str]:
+        return sorted(self.plan.backends, key=lambda label: self.plan.backend(label)[0] != "eager")
 
     def get(self, backend: str) -> Session:
         if backend not in self.sessions:
-            session = Session(self.plan, backend)
+            is_reference = self.plan.backend(backend)[0] == "eager" and self.plan.precision == "fp32"
+            if self.plan.parity and self.reference is None and not is_reference:
+                self.reference = compute_reference(self.plan)
+            session = Session(self.plan, backend, reference=self.reference)
             session.__enter__()
             session.build()
+            if is_reference and self.plan.parity and session.build_error is None and self.reference is None:
+                self.reference = Reference({}, session.stages["unet_loop"].conditioning)
             self.sessions[backend] = session
         return self.sessions[backend]
 
@@ -77,11 +92,17 @@ def run_stage_benchmark(benchmark: Any, session: Session, stage: str, pool: Sess
         return
     outcome = recorder.finish()
     session.outcomes[stage] = outcome
+    session.check_parity(outcome)
+    if session.is_reference and pool.reference is not None and outcome.output is not None:
+        pool.reference.outputs[stage] = parity.flatten(outcome.output)
+    outcome.output = None
     info = extra_info(session, outcome, benchmark.stats.stats.median)
     info["timer"] = PYTEST_TIMER
     info["device_timer"] = outcome.timer
     info["device_rounds_s"] = outcome.rounds_s
     benchmark.extra_info.update(info)
+    if outcome.status == "invalid":
+        pytest.fail(f"{stage} is invalid (kept as a result row): {outcome.message}", pytrace=False)
 
 
 class BuildFailed(RuntimeError):

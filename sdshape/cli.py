@@ -44,12 +44,22 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--weights", help="local diffusers pipeline folder to load instead of random weights")
     run.add_argument("--seed", type=int, default=0, help="seed for weights and inputs (default 0)")
     run.add_argument("--json", dest="json_path", help="write results here (pytest-benchmark JSON schema)")
+    run.add_argument(
+        "--compile-mode", default="default", help="torch.compile mode: default|max-autotune|reduce-overhead"
+    )
+    run.add_argument("--ort-provider", help="onnxruntime provider: cuda|tensorrt|cpu (default: cuda on a GPU)")
+    run.add_argument("--cache-dir", help="exported models and engines (default $SDSHAPE_CACHE_DIR or ~/.cache/sdshape)")
+    run.add_argument(
+        "--no-parity", dest="parity", action="store_false", help="skip the comparison with eager fp32 outputs"
+    )
 
 
 def build_parser() -> Parser:
     parser = Parser(prog="sdshape", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sdshape {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    backends = sub.add_parser("backends", help="list backends: available here or not, and why")
+    backends.add_argument("--json", action="store_true", help="print JSON")
     zoo = sub.add_parser("zoo", help="list components and shapes with parameter counts")
     zoo.add_argument("--json", action="store_true", help="print JSON")
     inspect = sub.add_parser("inspect", help="static cost of a shape: params, weight bytes, FLOPs (meta device)")
@@ -205,6 +215,10 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         warmup=args.warmup,
         weights=args.weights,
         seed=args.seed,
+        compile_mode=args.compile_mode,
+        ort_provider=args.ort_provider,
+        cache_dir=args.cache_dir,
+        parity=args.parity,
     )
     json_path = _check_writable(args.json_path) if args.json_path else None
     errors = Console(stderr=True)
@@ -212,22 +226,24 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         errors.print(f"sdshape: {note}", highlight=False)
 
     from sdshape.document import benchmark_entry, document
+    from sdshape.options import STAGES
     from sdshape.progress import make_progress
-    from sdshape.session import Session
-    from sdshape.table import print_report
+    from sdshape.session import run_backends
+    from sdshape.table import print_comparison, print_report
 
     benchmarks: list[dict[str, Any]] = []
     environment: dict[str, Any] = {}
+
+    def collect(session: Any) -> None:
+        benchmarks.extend(benchmark_entry(session, session.outcomes[stage]) for stage in STAGES)
+        environment.update(session.environment)
+
     with make_progress(errors) as progress:
-        for backend in plan.backends:
-            with Session(plan, backend, progress=progress) as session:
-                session.build()
-                for outcome in session.measure_all():
-                    benchmarks.append(benchmark_entry(session, outcome))
-                environment = session.environment or environment
+        run_backends(plan, progress, on_session=collect)
     doc = document(benchmarks, environment)
-    for backend in plan.backends:
+    for backend in dict.fromkeys(b["extra_info"]["backend"] for b in benchmarks):
         print_report([b for b in benchmarks if b["extra_info"]["backend"] == backend], console)
+    print_comparison(benchmarks, console)
     if json_path is not None:
         json_path.write_text(json.dumps(doc, indent=2))
         console.print(f"results written to {json_path}", highlight=False)
@@ -237,7 +253,44 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-COMMANDS = {"zoo": cmd_zoo, "inspect": cmd_inspect, "run": cmd_run}
+def backend_listing() -> list[dict[str, Any]]:
+    from importlib.metadata import entry_points
+
+    from backends import BUILTIN, ENTRY_POINT_GROUP, backend_names, get_backend
+    from backends.ort import PROVIDERS
+    from backends.torch_compile import MODES
+
+    variants = {"compile": list(MODES), "onnxruntime": list(PROVIDERS)}
+    registered = {entry.name: entry.value for entry in entry_points(group=ENTRY_POINT_GROUP)}
+    rows = []
+    for name in backend_names():
+        try:
+            ok, reason = get_backend(name).available()
+        except UsageError as error:
+            ok, reason = False, str(error)
+        origin = registered.get(name, f"{BUILTIN[name].__module__}:{BUILTIN[name].__name__}" if name in BUILTIN else "")
+        rows.append(
+            {"name": name, "available": ok, "reason": reason, "variants": variants.get(name, []), "entry_point": origin}
+        )
+    return rows
+
+
+def cmd_backends(args: argparse.Namespace, console: Console) -> int:
+    rows = backend_listing()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title="backends (entry-point group sdshape.backends)")
+    for column in ("name", "available", "variants (name:variant)", "reason / entry point"):
+        table.add_column(column)
+    for row in rows:
+        available = "[green]yes[/green]" if row["available"] else "[red]no[/red]"
+        table.add_row(row["name"], available, ", ".join(row["variants"]) or "-", row["reason"] or row["entry_point"])
+    console.print(table)
+    return 0
+
+
+COMMANDS = {"zoo": cmd_zoo, "inspect": cmd_inspect, "run": cmd_run, "backends": cmd_backends}
 
 
 def make_console() -> Console:

@@ -120,6 +120,10 @@ def extra_info(session: Any, outcome: Outcome, median_s: float | None) -> dict[s
         "rounds": rounds,
         "warmup_rounds": plan.warmup,
         "step_times": _step_summary(outcome.step_s) if outcome.stage == "unet_loop" else None,
+        "backend_name": session.backend_name,
+        "backend_options": _backend_options(session),
+        "artifact": _artifact(session, outcome.stage),
+        "parity": outcome.parity,
         "status": outcome.status,
         "message": outcome.message,
         "build_s": {k: round(v, 3) for k, v in built.build_s.items()} if built else None,
@@ -127,6 +131,34 @@ def extra_info(session: Any, outcome: Outcome, median_s: float | None) -> dict[s
     }
     info["id"] = {key: info[key] for key in ID_FIELDS}
     return info
+
+
+STAGE_MODULES = {"text_encoder": ("text_encoder",), "unet_loop": ("unet",), "vae_decode": ("vae",)}
+STAGE_MODULES["pipeline"] = ("text_encoder", "unet", "vae")
+
+
+def _backend_options(session: Any) -> dict[str, Any]:
+    name, options = session.backend_name, session.backend_options
+    if name == "compile":
+        return {"compile_mode": options.compile_mode}
+    if name == "onnxruntime":
+        return {"ort_provider": options.ort_provider}
+    return {}
+
+
+def _artifact(session: Any, stage: str) -> dict[str, Any] | None:
+    """How the stage's runner(s) were made: built now, reused from the cache, or nothing to build."""
+    artifacts = [session.artifacts[kind] for kind in STAGE_MODULES[stage] if kind in session.artifacts]
+    if not artifacts:
+        return None
+    if len(artifacts) == 1:
+        return artifacts[0].as_dict()
+    caches = {a.cache for a in artifacts}
+    return {
+        "cache": caches.pop() if len(caches) == 1 else "mixed",
+        "build_s": sum(a.build_s for a in artifacts),
+        "parts": {kind: session.artifacts[kind].as_dict() for kind in STAGE_MODULES[stage]},
+    }
 
 
 def benchmark_entry(session: Any, outcome: Outcome) -> dict[str, Any]:

@@ -41,6 +41,8 @@ class Outcome:
     step_s: list[list[float]] = field(default_factory=list)
     window: WindowStats | None = None
     torch_memory: dict[str, int] | None = None
+    parity: dict[str, Any] | None = None
+    output: Any = field(default=None, repr=False)  # the last timed round's output, for parity; never saved
 
 
 def classify_failure(error: BaseException) -> tuple[str, str]:
@@ -79,6 +81,7 @@ class StageRecorder:
         self._reference: dict | None = None
         self.rounds_s: list[float] = []
         self.step_s: list[list[float]] = []
+        self.last_output: Any = None
 
     # -- the three pedantic hooks ------------------------------------------------------
     def setup(self) -> None:
@@ -93,7 +96,7 @@ class StageRecorder:
         self.clock.mark()
 
     def target(self) -> None:
-        self.stage.run(self.clock.mark if self.per_step else None)
+        self.last_output = self.stage.run(self.clock.mark if self.per_step else None)
         self.clock.mark()
         synchronize(self.device)
 
@@ -151,6 +154,7 @@ class StageRecorder:
             step_s=self.step_s,
             window=window,
             torch_memory=self._torch_memory(),
+            output=self.last_output,
         )
 
     def failed(self, error: BaseException) -> Outcome:

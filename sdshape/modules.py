@@ -19,6 +19,8 @@ class TextEncoderModule(nn.Module):
     feature axis, plus the last encoder's projected pooled output (text_embeds).
     """
 
+    returns_tuple = True  # (hidden,) or (hidden, pooled): backends keep this structure
+
     def __init__(self, encoders: list[nn.Module], hidden_layer: str = "last", pooled: bool = False):
         super().__init__()
         self.encoders = nn.ModuleList(encoders)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from backends.base import BackendOptions
 from sdshape.errors import UsageError, choices_error
 from sdshape.zoo import get_shape
 
@@ -54,6 +55,13 @@ class Plan:
     guidance: float = 7.5
     sample_interval_s: float = 0.02
     notes: list[str] = field(default_factory=list)
+    # label (as shown in results, e.g. "compile:reduce-overhead") -> (registered name, its options)
+    backend_specs: dict[str, tuple[str, BackendOptions]] = field(default_factory=dict)
+    cache_dir: Path | None = None
+    parity: bool = True
+
+    def backend(self, label: str) -> tuple[str, BackendOptions]:
+        return self.backend_specs.get(label, (label, BackendOptions()))
 
 
 def cuda_available() -> bool:
@@ -71,13 +79,62 @@ def check_resolution(value: int | None) -> None:
 
 
 def parse_backends(value: str, known: list[str]) -> list[str]:
+    """A comma list of backends, each optionally with a variant (``compile:reduce-overhead``)."""
     names = [name.strip() for name in value.split(",") if name.strip()]
     if not names:
         raise choices_error("backend", value, known)
     for name in names:
-        if name not in known:
-            raise choices_error("backend", name, known)
+        if name.partition(":")[0] not in known:
+            raise choices_error("backend", name.partition(":")[0], known)
     return list(dict.fromkeys(names))  # a backend named twice runs once
+
+
+def backend_spec(label: str, defaults: BackendOptions, device: str) -> tuple[str, str, BackendOptions]:
+    """(canonical label, registered name, options) for one entry of ``--backend``.
+
+    A variant after a colon overrides the matching flag for that entry only:
+    ``compile:MODE`` (``--compile-mode``), ``onnxruntime:PROVIDER`` (``--ort-provider``).
+    The label drops a variant that is the default, so ids stay short and stable.
+    """
+    from backends.ort import PROVIDERS
+    from backends.torch_compile import MODES
+
+    name, _, variant = label.partition(":")
+    if name == "compile":
+        mode = variant or defaults.compile_mode
+        if mode not in MODES:
+            raise choices_error("compile mode", mode, MODES)
+        options = BackendOptions(compile_mode=mode, ort_provider=defaults.ort_provider)
+        return (name if mode == "default" else f"{name}:{mode}"), name, options
+    if name == "onnxruntime":
+        default_provider = "cuda" if device == "cuda" else "cpu"
+        provider = variant or defaults.ort_provider or default_provider
+        if provider not in PROVIDERS:
+            raise choices_error("onnxruntime provider", provider, list(PROVIDERS))
+        if (provider == "cpu") != (device == "cpu"):
+            raise UsageError(
+                f"onnxruntime provider {provider!r} does not match --device {device}: "
+                "the cpu provider runs with --device cpu, cuda and tensorrt with --device cuda"
+            )
+        options = BackendOptions(compile_mode=defaults.compile_mode, ort_provider=provider)
+        return (name if provider == default_provider else f"{name}:{provider}"), name, options
+    if variant:
+        raise UsageError(f"backend {name!r} takes no variant, got {label!r}")
+    return name, name, defaults
+
+
+def _backend_specs(labels: list[str], defaults: BackendOptions, device: str) -> dict[str, tuple[str, BackendOptions]]:
+    """Canonical label -> (name, options), each checked to be available here."""
+    from backends import get_backend
+
+    specs: dict[str, tuple[str, BackendOptions]] = {}
+    for label in labels:
+        canonical, name, options = backend_spec(label, defaults, device)
+        ok, reason = get_backend(name, options).available()
+        if not ok:
+            raise UsageError(f"backend {name!r} is not available here: {reason}")
+        specs[canonical] = (name, options)
+    return specs
 
 
 def resolve(
@@ -94,6 +151,10 @@ def resolve(
     weights: str | os.PathLike | None = None,
     seed: int = 0,
     known_backends: list[str] | None = None,
+    compile_mode: str = "default",
+    ort_provider: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    parity: bool = True,
 ) -> Plan:
     """Validate user options and fill in defaults for the device that will run."""
     from backends import backend_names
@@ -128,6 +189,7 @@ def resolve(
             f"--device cuda: no CUDA GPU is usable (torch {torch.__version__}, "
             f"built with CUDA {torch.version.cuda or 'none'}); valid choices here: cpu"
         )
+    specs = _backend_specs(backends, BackendOptions(compile_mode, ort_provider), device)
     defaults = GPU_DEFAULTS if device == "cuda" else CPU_DEFAULTS
     precision = precision or defaults.precision
     if device == "cpu" and precision == "fp16":
@@ -151,9 +213,14 @@ def resolve(
         warmup = defaults.warmup
     if device == "cpu" and chosen:
         notes.append("CPU defaults chosen: " + ", ".join(chosen) + " (set --resolution/--steps/--rounds to change)")
+    from backends.cache import default_root
+
     return Plan(
         shape=shape_name,
-        backends=backends,
+        backends=list(specs),
+        backend_specs=specs,
+        cache_dir=Path(cache_dir) if cache_dir is not None else default_root(),
+        parity=parity,
         precision=precision,
         device=torch.device(device),
         resolution=resolution,

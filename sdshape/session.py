@@ -2,21 +2,31 @@
 
 Order matters and is the point of this module: the sampler's baseline is taken
 before anything touches the GPU (so the CUDA context shows up in the NVML
-peaks), components are built next, allocator peaks are reset after loading,
+peaks), components are built next, backends prepare their runners (compile,
+export, engine build; timed apart), allocator peaks are reset after loading,
 and each stage's window covers its timed rounds only.
+
+Every backend gets the same inputs: token ids and latents from the seed, and
+the UNet's conditioning from the eager fp32 reference when there is one, so
+parity compares backends, not the text encoder's rounding.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import gc
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from backends import get_backend
-from backends.base import Runner
-from sdshape import build, environment
+from backends import artifact_of, get_backend
+from backends.base import Artifact, BackendOptions, Runner
+from backends.cache import ArtifactSlot
+from sdshape import build, environment, parity
 from sdshape.build import BuiltShape, count_params, weight_bytes
 from sdshape.flops import flops_per_call
 from sdshape.measure import Outcome, StageRecorder, classify_failure
@@ -32,9 +42,10 @@ from sdshape.stages import (
     VAEDecodeStage,
     token_ids,
 )
-from sdshape.zoo import get_shape
+from sdshape.zoo import ComponentSpec, get_shape
 
 STAGE_KINDS = {"text_encoder": "text_encoder", "unet_loop": "unet", "vae_decode": "vae"}
+SEQUENCE_LENGTH = 77
 
 
 def _times(value: int | None, factor: int) -> int | None:
@@ -43,6 +54,13 @@ def _times(value: int | None, factor: int) -> int | None:
 
 def _sum_or_none(values: list[int | None]) -> int | None:
     return None if any(v is None for v in values) else sum(values)  # type: ignore[arg-type]
+
+
+def config_hash(spec: ComponentSpec) -> str:
+    """A hash of everything that defines a component's architecture (not its weights)."""
+    described = {"class": spec.library_class, "config": spec.config, "parts": [config_hash(p) for p in spec.parts]}
+    described["hidden_layer"], described["pooled"] = spec.hidden_layer, spec.pooled
+    return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -57,10 +75,24 @@ class StageFacts:
 
 
 @dataclass
+class Reference:
+    """Eager fp32 outputs of every stage on the shared inputs, plus the fp32 conditioning."""
+
+    outputs: dict[str, torch.Tensor]
+    conditioning: Conditioning
+
+    def conditioning_for(self, dtype: torch.dtype) -> Conditioning:
+        c = self.conditioning
+        cast = [None if t is None else t.to(dtype) for t in (c.encoder_hidden_states, c.text_embeds, c.time_ids)]
+        return Conditioning(*cast)  # type: ignore[arg-type]
+
+
+@dataclass
 class Session:
     plan: Plan
-    backend: str
+    backend: str  # the label, e.g. "compile:reduce-overhead"
     progress: Any = None
+    reference: Reference | None = None
     sampler: Sampler = field(init=False)
     environment: dict = field(default_factory=dict)
     built: BuiltShape | None = None
@@ -69,6 +101,7 @@ class Session:
     facts: dict[str, StageFacts] = field(default_factory=dict)
     stages: dict[str, Any] = field(default_factory=dict)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
+    artifacts: dict[str, Artifact] = field(default_factory=dict)
     prepare_s: float = 0.0
 
     def __post_init__(self) -> None:
@@ -90,10 +123,19 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.sampler.stop()
+        self.release()
 
     @property
     def dtype(self) -> torch.dtype:
         return build.DTYPES[self.plan.precision]
+
+    @property
+    def backend_name(self) -> str:
+        return self.plan.backend(self.backend)[0]
+
+    @property
+    def backend_options(self) -> BackendOptions:
+        return self.plan.backend(self.backend)[1]
 
     def _task(self, description: str, total: int | None = None):
         if self.progress is None:
@@ -107,59 +149,86 @@ class Session:
     # -- build ------------------------------------------------------------------------
     def build(self) -> None:
         """Build (or load) the components and prepare the stages; a failure becomes every stage's row."""
+        from sdshape.errors import UsageError
+
         plan = self.plan
-        task = self._task("building components", total=3)
+        task = self._task(f"{self.backend}: building components", total=3)
         try:
             self.environment = environment.fingerprint(plan.device, self.nvml, self.nvml_reason)
             if plan.weights is not None:
                 built = build.load_weights(plan.weights, plan.device, self.dtype, on_component=self._stepper(task))
             else:
-                built = build.build_shape(
-                    get_shape(plan.shape), plan.device, self.dtype, plan.seed, self._stepper(task)
-                )
+                shape = get_shape(plan.shape)
+                built = build.build_shape(shape, plan.device, self.dtype, plan.seed, self._stepper(task))
             self.built = built
+            self._advance(task, completed=3, description=f"{self.backend}: components built")
             self._prepare(built)
+        except UsageError:
+            raise
         except Exception as error:
-            from sdshape.errors import UsageError
-
-            if isinstance(error, UsageError):
-                raise
             status, message = classify_failure(error)
             self.build_error = Outcome("build", status, f"build failed: {message}", "none")
-        finally:
-            self._advance(task, completed=3, description="components built")
+            self._advance(task, description=f"{self.backend}: build failed: {message}")
 
     def _stepper(self, task: Any):
         def on_component(kind: str, spec: Any) -> None:
-            if self.progress is not None and task is not None:
-                done = ["text_encoder", "unet", "vae"].index(kind)
-                self.progress.update(task, completed=done, description=f"building {kind}: {spec.name}")
+            done = ["text_encoder", "unet", "vae"].index(kind)
+            self._advance(task, completed=done, description=f"{self.backend}: building {kind} ({spec.name})")
 
         return on_component
+
+    def _slot(self, kind: str, spec: ComponentSpec, inputs: tuple[torch.Tensor, ...]) -> ArtifactSlot:
+        env = self.environment
+        identity = {
+            "component": config_hash(spec),
+            "stage_module": kind,
+            "inputs": [[list(t.shape), str(t.dtype)] for t in inputs],
+            "precision": self.plan.precision,
+            "device": self.plan.device.type,
+            "gpu": env.get("gpu_name"),
+            "driver": env.get("driver_version"),
+            "cuda": env.get("cuda_runtime_version"),
+            "torch": torch.__version__,
+        }
+        return ArtifactSlot(self.plan.cache_dir, identity)
+
+    def _prepare_runner(self, backend: Any, kind: str, module: Any, inputs: tuple[torch.Tensor, ...]) -> Runner:
+        task = self._task(f"{self.backend}: preparing {kind}")
+        slot = self._slot(kind, self.built.specs[kind], inputs)  # type: ignore[union-attr]
+        start = time.perf_counter()
+        runner = backend.prepare(module, inputs, self.plan.precision, self.plan.device, slot)
+        artifact = artifact_of(runner)
+        artifact.prepare_s = time.perf_counter() - start
+        self.artifacts[kind] = artifact
+        self.prepare_s += artifact.prepare_s
+        self._advance(task, description=f"{self.backend}: {kind} {artifact.cache} ({artifact.build_s:.1f} s)")
+        return runner
 
     def _prepare(self, built: BuiltShape) -> None:
         plan = self.plan
         device, dtype = plan.device, self.dtype
-        seq_len = 77
-        self.shapes = shapes = call_shapes(built.specs, plan.batch, plan.resolution, seq_len)
+        self.shapes = shapes = call_shapes(built.specs, plan.batch, plan.resolution, SEQUENCE_LENGTH)
         per_call = flops_per_call(built.specs, shapes, strict=False)
-        backend = get_backend(self.backend)
+        name, options = plan.backend(self.backend)
+        backend = get_backend(name, options)
 
-        ids = token_ids(shapes.text_encoder["input_ids"][0], seq_len, vocab_size(built.specs["text_encoder"]), device)
-        runners: dict[str, Runner] = {}
-        start = time.perf_counter()
-        runners["text_encoder"] = backend.prepare(built.text_encoder, (ids,), plan.precision, device, None)
-        with torch.inference_mode():
-            conditioning = Conditioning.from_text(built.text_encoder(ids), plan.resolution, dtype)
-        text = TextEncoderStage(runners["text_encoder"], ids)
-        loop_example = (
-            torch.zeros(shapes.unet["sample"], device=device, dtype=dtype),
+        rows = shapes.text_encoder["input_ids"][0]
+        ids = token_ids(rows, SEQUENCE_LENGTH, vocab_size(built.specs["text_encoder"]), device)
+        if self.reference is not None:
+            conditioning = self.reference.conditioning_for(dtype)
+        else:
+            with torch.inference_mode():
+                conditioning = Conditioning.from_text(built.text_encoder(ids), plan.resolution, dtype)
+        text = TextEncoderStage(self._prepare_runner(backend, "text_encoder", built.text_encoder, (ids,)), ids)
+        generator = torch.Generator().manual_seed(plan.seed + 2)
+        unet_example = (
+            torch.randn(shapes.unet["sample"], generator=generator).to(device=device, dtype=dtype),
             torch.tensor(999.0, device=device),
             *conditioning.unet_args(),
         )
-        runners["unet"] = backend.prepare(built.unet, loop_example, plan.precision, device, None)
+        unet_runner = self._prepare_runner(backend, "unet", built.unet, unet_example)
         loop = UNetLoopStage(
-            runners["unet"],
+            unet_runner,
             built.scheduler_config,
             conditioning,
             shapes,
@@ -170,8 +239,7 @@ class Session:
             plan.seed,
         )
         vae = VAEDecodeStage(None, shapes, device, dtype, plan.seed)  # type: ignore[arg-type]
-        vae.runner = backend.prepare(built.vae, (vae.latents,), plan.precision, device, None)
-        self.prepare_s = time.perf_counter() - start
+        vae.runner = self._prepare_runner(backend, "vae", built.vae, (vae.latents,))
         self.stages = {
             "text_encoder": text,
             "unet_loop": loop,
@@ -197,11 +265,35 @@ class Session:
             calls=1,
         )
 
+    def release(self) -> None:
+        """Drop models and runners so the next session's build has the memory."""
+        self.stages.clear()
+        self.built = None
+        gc.collect()
+        if self.plan.device.type == "cuda":
+            torch.cuda.empty_cache()
+
     # -- measure ----------------------------------------------------------------------
+    @property
+    def is_reference(self) -> bool:
+        return self.backend_name == "eager" and self.plan.precision == "fp32"
+
     def recorder(self, stage: str) -> StageRecorder:
         return StageRecorder(
             self.stages[stage], self.plan.device, self.sampler, self.plan.warmup, per_step=stage == "unet_loop"
         )
+
+    def check_parity(self, outcome: Outcome) -> None:
+        """Compare the last timed round's output with the reference; over tolerance means invalid."""
+        if outcome.status != "ok" or not self.plan.parity:
+            return
+        if self.is_reference:
+            outcome.parity = parity.self_reference()
+        elif self.reference is not None and outcome.stage in self.reference.outputs:
+            outcome.parity = parity.compare(outcome.output, self.reference.outputs[outcome.stage], self.plan.precision)
+            if not outcome.parity["ok"]:
+                outcome.status = "invalid"
+                outcome.message = parity.failure_message(outcome.parity)
 
     def measure(self, stage: str) -> Outcome:
         """Measure one stage with the session's own round loop (CUDA events on the GPU)."""
@@ -209,12 +301,78 @@ class Session:
             outcome = Outcome(stage, self.build_error.status, self.build_error.message, "none")
         else:
             plan = self.plan
-            task = self._task(f"{stage}: warm-up {plan.warmup} + {plan.rounds} rounds", total=plan.warmup + plan.rounds)
+            task = self._task(
+                f"{self.backend}: {stage}: warm-up {plan.warmup} + {plan.rounds} rounds",
+                total=plan.warmup + plan.rounds,
+            )
             with torch.inference_mode():
                 outcome = self.recorder(stage).run_all(plan.rounds, on_round=lambda: self._advance(task, advance=1))
-            self._advance(task, description=f"{stage}: {outcome.status}")
+            self.check_parity(outcome)
+            self._advance(task, description=f"{self.backend}: {stage}: {outcome.status}")
         self.outcomes[stage] = outcome
         return outcome
 
     def measure_all(self) -> list[Outcome]:
         return [self.measure(stage) for stage in STAGES]
+
+    def as_reference(self) -> Reference | None:
+        """This session's outputs as the reference (eager fp32 sessions only, all stages ok)."""
+        if not self.is_reference or any(
+            self.outcomes.get(s) is None or self.outcomes[s].output is None for s in STAGES
+        ):
+            return None
+        loop: UNetLoopStage = self.stages["unet_loop"]
+        return Reference({s: parity.flatten(self.outcomes[s].output) for s in STAGES}, loop.conditioning)
+
+
+def compute_reference(plan: Plan, progress: Any = None) -> Reference | None:
+    """Eager fp32 outputs of each stage on the shared inputs (one untimed run each), then free the models.
+
+    Returns None when the reference cannot be built (parity then reads as not checked).
+    """
+    reference_plan = dataclasses.replace(
+        plan, precision="fp32", backends=["eager"], backend_specs={"eager": ("eager", BackendOptions())}
+    )
+    with Session(reference_plan, "eager", progress=progress) as session:
+        session.build()
+        if session.build_error is not None:
+            return None
+        task = session._task("reference: eager fp32 outputs for parity", total=len(STAGES))
+        outputs: dict[str, torch.Tensor] = {}
+        try:
+            with torch.inference_mode():
+                for stage in STAGES:
+                    outputs[stage] = parity.flatten(session.stages[stage].run())
+                    session._advance(task, advance=1)
+        except Exception as error:
+            session._advance(task, description=f"reference failed: {classify_failure(error)[1]}")
+            return None
+        loop: UNetLoopStage = session.stages["unet_loop"]
+        return Reference(outputs, loop.conditioning)
+
+
+def run_backends(plan: Plan, progress: Any = None, on_session: Any = None) -> list[Session]:
+    """Measure every backend of the plan in turn, with parity against eager fp32.
+
+    Eager fp32, when asked for, runs first and is the reference; otherwise the
+    reference is computed once up front (when parity is on). Each session is
+    released before the next is built.
+    """
+    labels = sorted(plan.backends, key=lambda label: plan.backend(label)[0] != "eager")
+    reference: Reference | None = None
+    reference_in_run = plan.precision == "fp32" and "eager" in plan.backends
+    if plan.parity and not reference_in_run:
+        reference = compute_reference(plan, progress)
+    sessions = []
+    for label in labels:
+        with Session(plan, label, progress=progress, reference=reference) as session:
+            session.build()
+            session.measure_all()
+            if reference is None and plan.parity:
+                reference = session.as_reference()
+            if on_session is not None:
+                on_session(session)
+            for outcome in session.outcomes.values():
+                outcome.output = None  # compared and reported; do not hold device memory
+        sessions.append(session)
+    return sessions

@@ -128,3 +128,71 @@ def print_report(benchmarks: list[dict[str, Any]], console: Console | None = Non
     console.print(allocation_table(benchmarks, title="sdshape: where the parameters, time, memory and energy go"))
     for line in footnotes(benchmarks):
         console.print(f"  {line}", highlight=False)
+
+
+def _valid(info: dict[str, Any]) -> bool:
+    """Rankable: measured, and its output matched eager fp32 (or it is eager fp32)."""
+    return info["status"] == "ok" and bool((info.get("parity") or {}).get("ok"))
+
+
+def _parity_cell(info: dict[str, Any]) -> str:
+    found = info.get("parity")
+    if found is None:
+        return "not checked" if info["status"] == "ok" else "-"
+    if found.get("is_reference"):
+        return "reference"
+    if "rel_l2" not in found:
+        return "[red]✗[/red]"
+    mark = "✓" if found["ok"] else "[red]✗[/red]"
+    return f"{mark} {found['rel_l2']:.1e}"
+
+
+def comparison_table(benchmarks: list[dict[str, Any]]) -> Table | None:
+    """Backends side by side per stage: time, speedup over eager, build time, parity; ★ the fastest valid."""
+    backends = list(dict.fromkeys(b["extra_info"]["backend"] for b in benchmarks))
+    if len(backends) < 2:
+        return None
+    index = {(b["extra_info"]["stage"], b["extra_info"]["backend"]): b for b in benchmarks}
+    table = Table(title="backends side by side (★ fastest result whose output matches eager fp32)")
+    table.add_column("stage")
+    for backend in backends:
+        for column in ("time", "vs eager", "build", "parity"):
+            table.add_column(f"{backend}\n{column}" if column == "time" else column, justify="right")
+    for stage in STAGES:
+        rows = {b: index.get((stage, b)) for b in backends}
+        medians = {b: r["stats"]["median"] for b, r in rows.items() if r and r.get("stats")}
+        valid = {b: medians[b] for b in medians if _valid(rows[b]["extra_info"])}
+        fastest = min(valid, key=valid.get) if valid else None
+        eager = medians.get("eager")
+        cells = [stage]
+        for backend in backends:
+            row = rows[backend]
+            if row is None:
+                cells += ["-", "-", "-", "-"]
+                continue
+            info = row["extra_info"]
+            median = medians.get(backend)
+            time_cell = units.seconds(median) if median is not None else f"[red]{info['status']}[/red]"
+            if info["status"] == "invalid":
+                time_cell = f"[red]{units.seconds(median)} invalid[/red]"
+            if backend == fastest:
+                time_cell += " ★"
+            speedup = f"{eager / median:.2f}x" if eager and median and backend in valid else "-"
+            artifact = info.get("artifact") or {}
+            build = f"{artifact.get('build_s', 0):.1f} s {artifact.get('cache', '')}".strip() if artifact else "-"
+            cells += [time_cell, speedup, build, _parity_cell(info)]
+        table.add_row(*cells)
+    return table
+
+
+def print_comparison(benchmarks: list[dict[str, Any]], console: Console | None = None) -> None:
+    table = comparison_table(benchmarks)
+    if table is None:
+        return
+    console = console or Console()
+    console.print(table)
+    console.print(
+        "  build: compile / export / engine time, measured apart from the rounds; reused = loaded from the cache. "
+        "parity: relative L2 error against eager fp32 on the same inputs",
+        highlight=False,
+    )

@@ -1,0 +1,66 @@
+"""torch.compile: each stage module compiled by Inductor, with ``--compile-mode``.
+
+``default``, ``max-autotune`` and ``reduce-overhead`` (CUDA graphs on the GPU).
+Compilation is lazy in torch, so ``prepare`` runs one call on the example
+inputs and times it: that is the build time, reported apart from run time.
+Under CUDA graphs a compiled function's outputs live in a pool that the next
+replay overwrites, so this backend clones them (a small copy, counted in the
+run time) before the loop or the next stage holds on to them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from backends.base import Artifact, BackendOptions, PreparedRunner, Runner
+
+MODES = ("default", "max-autotune", "reduce-overhead")
+
+
+class TorchCompileBackend:
+    name = "compile"
+
+    def __init__(self, options: BackendOptions | None = None):
+        self.options = options or BackendOptions()
+
+    def available(self) -> tuple[bool, str | None]:
+        if not hasattr(torch, "compile"):
+            return False, f"torch {torch.__version__} has no torch.compile"
+        return True, None
+
+    def prepare(
+        self,
+        module: torch.nn.Module,
+        example_inputs: tuple[torch.Tensor, ...],
+        precision: str,
+        device: torch.device,
+        cache: Path | None,
+    ) -> Runner:
+        mode = self.options.compile_mode
+        compiled = torch.compile(module, mode=mode, dynamic=False)
+        cuda_graphs = mode == "reduce-overhead" and device.type == "cuda"
+
+        def run(*inputs: torch.Tensor) -> Any:
+            with torch.inference_mode():
+                if cuda_graphs:
+                    torch.compiler.cudagraph_mark_step_begin()
+                    return _clone(compiled(*inputs))
+                return compiled(*inputs)
+
+        start = time.perf_counter()
+        run(*example_inputs)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        build_s = time.perf_counter() - start
+        notes = [f"mode {mode}", "build_s is the first call (tracing + Inductor); its on-disk caches can shorten it"]
+        return PreparedRunner(run, Artifact("built", build_s, None, notes))
+
+
+def _clone(output: Any) -> Any:
+    if isinstance(output, tuple):
+        return tuple(t.clone() for t in output)
+    return output.clone()
