@@ -178,6 +178,13 @@ def resolve(
     _positive("--rounds", rounds)
     _positive("--warmup", warmup, minimum=0)
     backends = parse_backends(backend, known_backends or backend_names())
+    from backends.ort import PROVIDERS
+    from backends.torch_compile import MODES
+
+    if compile_mode not in MODES:
+        raise choices_error("compile mode", compile_mode, MODES)
+    if ort_provider is not None and ort_provider not in PROVIDERS:
+        raise choices_error("onnxruntime provider", ort_provider, list(PROVIDERS))
 
     notes: list[str] = []
     if device is None:

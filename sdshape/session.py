@@ -197,8 +197,11 @@ class Session:
         slot = self._slot(kind, self.built.specs[kind], inputs)  # type: ignore[union-attr]
         start = time.perf_counter()
         runner = backend.prepare(module, inputs, self.plan.precision, self.plan.device, slot)
+        prepare_s = time.perf_counter() - start
         artifact = artifact_of(runner)
-        artifact.prepare_s = time.perf_counter() - start
+        if not hasattr(runner, "artifact") and self.backend_name != "eager":
+            artifact.build_s = prepare_s  # a backend that reports nothing: its whole prepare is its build
+        artifact.prepare_s = prepare_s
         self.artifacts[kind] = artifact
         self.prepare_s += artifact.prepare_s
         self._advance(task, description=f"{self.backend}: {kind} {artifact.cache} ({artifact.build_s:.1f} s)")

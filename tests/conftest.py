@@ -10,6 +10,19 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def artifact_cache(tmp_path_factory):
+    """One artifact cache for the whole test session (exports are reused across tests), never the user's."""
+    root = tmp_path_factory.mktemp("sdshape-cache")
+    previous = os.environ.get("SDSHAPE_CACHE_DIR")
+    os.environ["SDSHAPE_CACHE_DIR"] = str(root)
+    yield root
+    if previous is None:
+        os.environ.pop("SDSHAPE_CACHE_DIR", None)
+    else:
+        os.environ["SDSHAPE_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def tiny_plan():
     from sdshape.options import resolve

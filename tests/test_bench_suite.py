@@ -41,27 +41,24 @@ def _run_bench(tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
 def bench_json(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("bench")
     out = tmp_path / "out.json"
+    # fmt: off
     result = _run_bench(
-        tmp_path,
-        "--shape",
-        "tiny",
-        "--device",
-        "cpu",
-        "--steps",
-        "2",
-        "--rounds",
-        "3",
-        "--warmup",
-        "1",
-        "--benchmark-json",
-        str(out),
+        tmp_path, "--shape", "tiny", "--device", "cpu", "--steps", "2", "--rounds", "3", "--warmup", "1",
+        "--backend", "eager,compile,onnxruntime", "--benchmark-json", str(out),
     )
+    # fmt: on
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads(out.read_text())
 
 
-def test_one_benchmark_per_stage_with_raw_rounds(bench_json):
-    benchmarks = bench_json["benchmarks"]
+def test_one_benchmark_per_stage_and_backend_with_raw_rounds(bench_json):
+    every = bench_json["benchmarks"]
+    assert len(every) == 12
+    assert {b["extra_info"]["backend"] for b in every} == {"eager", "compile", "onnxruntime"}
+    for bench in every:
+        assert bench["extra_info"]["status"] == "ok"
+        assert bench["extra_info"]["parity"]["ok"]
+    benchmarks = [b for b in every if b["extra_info"]["backend"] == "eager"]
     assert [b["extra_info"]["stage"] for b in benchmarks] == ["text_encoder", "unet_loop", "vae_decode", "pipeline"]
     for bench in benchmarks:
         assert set(bench["extra_info"]) >= EXTRA_INFO_KEYS
@@ -71,6 +68,8 @@ def test_one_benchmark_per_stage_with_raw_rounds(bench_json):
         assert bench["extra_info"]["shape"] == "tiny" and bench["extra_info"]["steps"] == 2
         assert isinstance(bench["extra_info"]["memory"], dict)
     assert "residual" in benchmarks[-1]["extra_info"]
+    compiled = [b for b in every if b["extra_info"]["backend"] == "compile"]
+    assert all(b["extra_info"]["artifact"]["cache"] == "built" for b in compiled)
 
 
 def test_machine_info_holds_the_environment_fingerprint(bench_json):

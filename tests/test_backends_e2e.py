@@ -1,0 +1,129 @@
+"""Backends end to end on the tiny shape: side by side, parity, cache reuse, a plug-in through an entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from sdshape.cli import main
+
+RUN = ["run", "--shape", "tiny", "--device", "cpu", "--steps", "2", "--rounds", "2", "--warmup", "1"]
+
+
+@pytest.fixture(scope="module")
+def three_backends(tmp_path_factory, artifact_cache):
+    out = tmp_path_factory.mktemp("three") / "run.json"
+    code = main([*RUN, "--backend", "eager,compile,onnxruntime", "--json", str(out)])
+    assert code == 0
+    return json.loads(out.read_text())
+
+
+def _rows(doc):
+    return {(b["extra_info"]["backend"], b["extra_info"]["stage"]): b["extra_info"] for b in doc["benchmarks"]}
+
+
+def test_three_backends_side_by_side_with_parity(three_backends):
+    rows = _rows(three_backends)
+    assert len(rows) == 12
+    for (backend, stage), info in rows.items():
+        assert info["status"] == "ok", (backend, stage, info["message"])
+        if backend == "eager":
+            assert info["parity"]["is_reference"] and info["artifact"]["cache"] == "none"
+        else:
+            assert info["parity"]["ok"] and info["parity"]["rel_l2"] < 1e-4, (backend, stage)
+            assert info["parity"]["nan"] == info["parity"]["inf"] == 0
+            assert info["artifact"]["cache"] in ("built", "reused")
+    assert rows[("compile", "unet_loop")]["backend_options"] == {"compile_mode": "default"}
+    assert rows[("onnxruntime", "unet_loop")]["backend_options"] == {"ort_provider": "cpu"}
+    assert rows[("compile", "unet_loop")]["artifact"]["build_s"] > 0  # compile time, apart from the rounds
+
+
+def test_second_run_reuses_the_exports(three_backends, tmp_path, capsys):
+    out = tmp_path / "again.json"
+    assert main([*RUN, "--backend", "eager,onnxruntime", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "side by side" in printed and "reused" in printed
+    rows = _rows(json.loads(out.read_text()))
+    for stage in ("text_encoder", "unet_loop", "vae_decode"):
+        artifact = rows[("onnxruntime", stage)]["artifact"]
+        assert artifact["cache"] == "reused" and artifact["build_s"] == 0.0 and artifact["cached_build_s"] > 0
+    assert rows[("onnxruntime", "pipeline")]["artifact"]["cache"] == "reused"
+
+
+def test_backends_listing(capsys):
+    assert main(["backends", "--json"]) == 0
+    listing = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert listing["eager"]["available"] and listing["compile"]["available"] and listing["onnxruntime"]["available"]
+    assert not listing["tensorrt"]["available"] and "not installed" in listing["tensorrt"]["reason"]
+    assert "reduce-overhead" in listing["compile"]["variants"]
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--backend", "compile:turbo"], "unknown compile mode 'turbo'"),
+        (["--backend", "onnxruntime:cuda"], "does not match --device cpu"),
+        (["--backend", "eager:fast"], "takes no variant"),
+        (["--compile-mode", "max"], "unknown compile mode 'max'"),
+    ],
+)
+def test_bad_backend_options_exit_2(argv, message, capsys):
+    assert main([*RUN, *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err
+
+
+WRONG_BACKEND = '''
+import torch
+
+
+class WrongBackend:
+    """Eager, but every output scaled by 1.5: what a broken export looks like."""
+
+    name = "wrong"
+
+    def available(self):
+        return True, None
+
+    def prepare(self, module, example_inputs, precision, device, cache):
+        def run(*inputs):
+            with torch.inference_mode():
+                out = module(*inputs)
+            return tuple(t * 1.5 for t in out) if isinstance(out, tuple) else out * 1.5
+
+        return run
+'''
+
+
+def test_a_wrong_backend_from_an_entry_point_is_flagged_invalid(tmp_path):
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "wrongbackend.py").write_text(textwrap.dedent(WRONG_BACKEND))
+    dist = plugin / "wrongbackend-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: wrongbackend\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[sdshape.backends]\nwrong = wrongbackend:WrongBackend\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "wrong.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "sdshape.cli", *RUN, "--backend", "eager,wrong", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = _rows(json.loads(out.read_text()))
+    for stage in ("text_encoder", "unet_loop", "vae_decode", "pipeline"):
+        info = rows[("wrong", stage)]
+        assert info["status"] == "invalid" and "parity with eager fp32 failed" in info["message"]
+        assert rows[("eager", stage)]["status"] == "ok"
+    assert "invalid" in result.stdout
+    assert "★" in result.stdout  # eager is ranked; the invalid backend never is
+    listed = subprocess.run([sys.executable, "-m", "sdshape.cli", "backends"], capture_output=True, text=True, env=env)
+    assert "wrong" in listed.stdout and "wrongbackend:WrongBackend" in listed.stdout
