@@ -98,3 +98,18 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output
     if _pool is not None:
         output_json["benchmarks"].extend(_pool.failed_rows)
     finalize(output_json["benchmarks"])
+
+
+def pytest_benchmark_compare_machine_info(
+    config, benchmarksession, machine_info: dict, compared_benchmark: dict
+) -> None:
+    """--benchmark-compare across environments: say plainly which fingerprint fields differ."""
+    from sdshape.compare import fingerprint_diff
+
+    differences = fingerprint_diff(compared_benchmark.get("machine_info", {}), machine_info)
+    if differences:
+        listed = "; ".join(f"{d['field']}: {d['base']} -> {d['new']}" for d in differences)
+        benchmarksession.logger.warning(
+            "sdshape: this run is compared with one from a different environment, so a change may come from "
+            f"the environment, not the code. Differences (saved -> current): {listed}"
+        )

@@ -52,6 +52,10 @@ def _add_run(sub: Any) -> None:
     run.add_argument(
         "--no-parity", dest="parity", action="store_false", help="skip the comparison with eager fp32 outputs"
     )
+    run.add_argument(
+        "--save", action="store_true", help="also store the results under --results-dir, never overwriting"
+    )
+    run.add_argument("--results-dir", default="results", help="where --save stores (default results/)")
 
 
 def build_parser() -> Parser:
@@ -68,6 +72,22 @@ def build_parser() -> Parser:
     inspect.add_argument("--steps", type=int, default=50, help="denoising steps per image (default 50)")
     inspect.add_argument("--json", action="store_true", help="print JSON")
     _add_run(sub)
+    compare = sub.add_parser("compare", help="verdicts between two result files: regressions, improvements, noise")
+    compare.add_argument("base")
+    compare.add_argument("new")
+    compare.add_argument("--threshold", type=float, default=0.05, help="minimum time change that counts (default 0.05)")
+    compare.add_argument("--memory-threshold", type=float, default=0.05, help="minimum memory change (default 0.05)")
+    compare.add_argument("--energy-threshold", type=float, default=0.10, help="minimum energy change (default 0.10)")
+    compare.add_argument("--thresholds", help="TOML file of per-id overrides ([[override]] tables)")
+    compare.add_argument("--json", action="store_true", help="print JSON")
+    history = sub.add_parser("history", help="result files under a folder, ordered by driver, with step detection")
+    history.add_argument("dir")
+    history.add_argument("--gpu", help="only this GPU (a substring of its name)")
+    history.add_argument("--out", default="history-report", help="where the Markdown and charts go")
+    history.add_argument("--threshold", type=float, default=0.05, help="smallest level shift that is a step (0.05)")
+    history.add_argument(
+        "--run-to-run", type=float, default=0.01, help="run-to-run variation to allow for, as a fraction (0.01)"
+    )
     return parser
 
 
@@ -247,9 +267,52 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if json_path is not None:
         json_path.write_text(json.dumps(doc, indent=2))
         console.print(f"results written to {json_path}", highlight=False)
+    if args.save:
+        from sdshape.saving import save
+
+        saved = save(
+            doc,
+            Path(args.results_dir),
+            plan.shape if plan.weights is None else f"weights-{plan.weights.name}",
+            plan.backends,
+            plan.precision,
+        )
+        console.print(f"results saved to {saved}", highlight=False)
     failed = [b for b in benchmarks if b["extra_info"]["status"] != "ok"]
     if failed:
         console.print(f"[red]{len(failed)} stage(s) did not complete; their rows keep status and message[/red]")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    from sdshape import compare, results_io
+    from sdshape.report_compare import print_verdicts
+
+    for name in ("threshold", "memory_threshold", "energy_threshold"):
+        value = getattr(args, name)
+        if not 0 <= value < 10:
+            raise UsageError(f"--{name.replace('_', '-')} must be a fraction such as 0.05, got {value}")
+    floors = compare.Floors(args.threshold, args.memory_threshold, args.energy_threshold)
+    thresholds = compare.load_thresholds(args.thresholds, floors) if args.thresholds else compare.Thresholds(floors)
+    base, new = results_io.load(args.base), results_io.load(args.new)
+    results = compare.compare_files(base, new, thresholds)
+    environment = compare.environment_diff(base, new)
+    if args.json:
+        print(json.dumps(results, indent=2, default=str))
+    else:
+        print_verdicts(results, environment, base, new, console)
+    return 1 if compare.failing(results) else 0
+
+
+def cmd_history(args: argparse.Namespace, console: Console) -> int:
+    from sdshape.history import write_report
+
+    for name in ("threshold", "run_to_run"):
+        if not 0 <= getattr(args, name) < 10:
+            raise UsageError(f"--{name.replace('_', '-')} must be a fraction such as 0.05, got {getattr(args, name)}")
+    report, series = write_report(Path(args.dir), Path(args.out), args.gpu, args.threshold, args.run_to_run)
+    steps = sum(len(s.steps) for s in series)
+    console.print(f"{len(series)} series, {steps} step(s) found; report: {report}", highlight=False)
     return 0
 
 
@@ -290,7 +353,14 @@ def cmd_backends(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-COMMANDS = {"zoo": cmd_zoo, "inspect": cmd_inspect, "run": cmd_run, "backends": cmd_backends}
+COMMANDS = {
+    "zoo": cmd_zoo,
+    "inspect": cmd_inspect,
+    "run": cmd_run,
+    "backends": cmd_backends,
+    "compare": cmd_compare,
+    "history": cmd_history,
+}
 
 
 def make_console() -> Console:

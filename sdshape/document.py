@@ -243,7 +243,7 @@ def document(benchmarks: list[dict[str, Any]], environment: dict[str, Any]) -> d
         "machine_info": machine_info(environment),
         "commit_info": get_commit_info(),
         "benchmarks": benchmarks,
-        "datetime": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "datetime": dt.datetime.now(dt.UTC).isoformat(),
         "version": pytest_benchmark_version,
         "sdshape_version": __version__,
         "stages": list(STAGES),

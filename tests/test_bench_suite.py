@@ -140,3 +140,31 @@ def test_a_failing_stage_stays_in_the_json(tmp_path):
         assert rows[stage]["extra_info"]["status"] == "error"
         assert rows[stage]["stats"] is None
         assert "RuntimeError" in rows[stage]["extra_info"]["message"]
+
+
+def test_benchmark_compare_warns_about_a_different_environment(tmp_path):
+    storage = tmp_path / "store"
+    common = (
+        "--shape",
+        "tiny",
+        "--device",
+        "cpu",
+        "--steps",
+        "1",
+        "--rounds",
+        "2",
+        "--warmup",
+        "0",
+        f"--benchmark-storage=file://{storage}",
+    )
+    first = _run_bench(tmp_path, *common, "--benchmark-save=base")
+    assert first.returncode == 0, first.stdout + first.stderr
+    saved = next(storage.rglob("*base.json"))
+    document = json.loads(saved.read_text())
+    document["machine_info"]["driver_version"] = "999.99"
+    saved.write_text(json.dumps(document))
+    second = _run_bench(tmp_path, *common, "--benchmark-compare=0001")
+    assert second.returncode == 0, second.stdout + second.stderr
+    output = second.stdout + second.stderr
+    assert "sdshape: this run is compared with one from a different environment" in output
+    assert "driver_version: 999.99 -> None" in output

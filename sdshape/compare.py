@@ -1,0 +1,247 @@
+"""``sdshape compare BASE NEW``: a verdict per result id that noise cannot trigger.
+
+Time: the raw rounds of both sides go through a two-sided Mann-Whitney U test
+(no normality assumed; rounds of GPU kernels rarely are normal). A change
+counts only if it is significant (p < 0.05) *and* at least the effect floor
+(default 5%). When the rounds are too few for any outcome to reach p < 0.05
+(3 against 3, say, whose smallest possible p is 0.1), a change above the floor is
+``undecided``, not a guess. Memory and energy have one reading per result: a
+change beyond their own floors counts (memory also needs 16 MiB in absolute
+terms). A status going from ok to oom, error or invalid is a change for the worse.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sdshape.document import ID_FIELDS
+from sdshape.errors import UsageError
+from sdshape.results_io import ResultFile, ResultRow
+
+ALPHA = 0.05
+MEMORY_FLOOR_BYTES = 16 << 20
+VERDICT_ORDER = ("status_change", "regression", "improvement", "undecided", "unchanged", "only_base", "only_new")
+ENVIRONMENT_FIELDS = (
+    "gpu_name",
+    "gpu_memory_bytes",
+    "driver_version",
+    "cuda_runtime_version",
+    "cuda_driver_version",
+    "cudnn_version",
+    "power_limit_w",
+    "torch_version",
+    "diffusers_version",
+    "transformers_version",
+    "onnxruntime_version",
+    "onnxruntime_gpu_version",
+    "tensorrt_version",
+    "cpu_model",
+    "cpu_count",
+    "torch_threads",
+    "python_version",
+)
+
+
+@dataclass(frozen=True)
+class Floors:
+    time: float = 0.05
+    memory: float = 0.05
+    energy: float = 0.10
+
+
+@dataclass
+class Thresholds:
+    """Default floors plus per-id overrides; the override matching the most id fields wins."""
+
+    default: Floors = field(default_factory=Floors)
+    overrides: list[tuple[dict[str, Any], dict[str, float]]] = field(default_factory=list)
+
+    def for_id(self, id_dict: dict[str, Any]) -> Floors:
+        best: tuple[int, dict[str, float]] | None = None
+        for match, values in self.overrides:
+            matches = all(id_dict.get(key) == value for key, value in match.items())
+            if matches and (best is None or len(match) > best[0]):
+                best = (len(match), values)
+        if best is None:
+            return self.default
+        values = best[1]
+        return Floors(
+            time=values.get("time", self.default.time),
+            memory=values.get("memory", self.default.memory),
+            energy=values.get("energy", self.default.energy),
+        )
+
+
+def load_thresholds(path: str | Path, default: Floors) -> Thresholds:
+    """A TOML file of ``[[override]]`` tables: id fields to match, and time/memory/energy floors."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"--thresholds {path}: cannot read: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"--thresholds {path}: not TOML: {error}") from None
+    overrides = []
+    for index, entry in enumerate(data.get("override", [])):
+        unknown = set(entry) - set(ID_FIELDS) - {"time", "memory", "energy"}
+        if unknown:
+            raise UsageError(
+                f"--thresholds {path}: override #{index + 1} has unknown keys {sorted(unknown)}; "
+                f"valid: {', '.join(ID_FIELDS)}, time, memory, energy"
+            )
+        values = {k: entry[k] for k in ("time", "memory", "energy") if k in entry}
+        for key, value in values.items():
+            if not isinstance(value, (int, float)) or not 0 <= value < 10:
+                raise UsageError(f"--thresholds {path}: override #{index + 1}: {key} = {value!r} is not a fraction")
+        if not values:
+            raise UsageError(f"--thresholds {path}: override #{index + 1} sets none of time, memory, energy")
+        overrides.append(({k: entry[k] for k in ID_FIELDS if k in entry}, values))
+    if set(data) - {"override"}:
+        raise UsageError(f"--thresholds {path}: unknown tables {sorted(set(data) - {'override'})}; valid: override")
+    return Thresholds(default, overrides)
+
+
+def smallest_p(n: int, m: int) -> float:
+    """The smallest two-sided p-value an exact Mann-Whitney U test can give for these sample sizes."""
+    return min(1.0, 2 / math.comb(n + m, n))
+
+
+def compare_time(base: list[float], new: list[float], floor: float) -> dict[str, Any]:
+    from scipy.stats import mannwhitneyu
+
+    result: dict[str, Any] = {"metric": "time", "floor": floor, "base_rounds": len(base), "new_rounds": len(new)}
+    if not base or not new:
+        return {**result, "verdict": "undecided", "reason": "no raw rounds on one side"}
+    base_median, new_median = _median(base), _median(new)
+    change = new_median / base_median - 1 if base_median > 0 else math.inf
+    result.update(base=base_median, new=new_median, change=change, p_value=None)
+    if abs(change) < floor:
+        return {**result, "verdict": "unchanged", "reason": f"below the {floor:.0%} floor"}
+    if smallest_p(len(base), len(new)) > ALPHA:
+        return {
+            **result,
+            "verdict": "undecided",
+            "reason": f"{len(base)} vs {len(new)} rounds cannot reach p < {ALPHA} (need at least 4 each)",
+        }
+    p_value = float(mannwhitneyu(new, base, alternative="two-sided").pvalue)
+    result["p_value"] = p_value
+    if p_value >= ALPHA:
+        return {**result, "verdict": "unchanged", "reason": f"not significant (p = {p_value:.3f})"}
+    return {**result, "verdict": "regression" if change > 0 else "improvement", "reason": f"p = {p_value:.3g}"}
+
+
+def compare_scalar(metric: str, base: float | None, new: float | None, floor: float, absolute: float = 0.0) -> dict:
+    result: dict[str, Any] = {"metric": metric, "floor": floor, "base": base, "new": new, "p_value": None}
+    if base is None or new is None:
+        return {**result, "verdict": "unchanged", "change": None, "reason": "not measured on both sides"}
+    change = new / base - 1 if base > 0 else (math.inf if new > 0 else 0.0)
+    result["change"] = change
+    if abs(change) < floor or abs(new - base) < absolute:
+        return {**result, "verdict": "unchanged", "reason": "below the floor"}
+    return {**result, "verdict": "regression" if change > 0 else "improvement", "reason": "beyond the floor"}
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def compare_rows(base: ResultRow, new: ResultRow, floors: Floors) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": base.id_dict, "base_status": base.status, "new_status": new.status}
+    if base.status != new.status:
+        worse = base.status == "ok"
+        return {
+            **entry,
+            "verdict": "status_change",
+            "metric": "status",
+            "base": base.status,
+            "new": new.status,
+            "change": None,
+            "p_value": None,
+            "worse": worse,
+            "reason": new.info.get("message") if worse else base.info.get("message"),
+        }
+    if base.status != "ok":
+        return {
+            **entry,
+            "verdict": "unchanged",
+            "metric": "status",
+            "base": base.status,
+            "new": new.status,
+            "change": None,
+            "p_value": None,
+            "reason": "failed on both sides",
+        }
+    base_memory, source = base.memory_peak()
+    new_memory, _ = new.memory_peak()
+    metrics = {
+        "time": compare_time(base.rounds, new.rounds, floors.time),
+        "memory": {
+            **compare_scalar("memory", base_memory, new_memory, floors.memory, MEMORY_FLOOR_BYTES),
+            "source": source,
+        },
+        "energy": compare_scalar("energy", base.info.get("energy_j"), new.info.get("energy_j"), floors.energy),
+    }
+    for verdict in ("regression", "improvement", "undecided"):
+        chosen = next((m for m in metrics.values() if m["verdict"] == verdict), None)
+        if chosen is not None:
+            break
+    else:
+        verdict, chosen = "unchanged", metrics["time"]
+    return {
+        **entry,
+        "verdict": verdict,
+        "metric": chosen["metric"],
+        "base": chosen.get("base"),
+        "new": chosen.get("new"),
+        "change": chosen.get("change"),
+        "p_value": chosen.get("p_value"),
+        "reason": chosen.get("reason"),
+        "metrics": metrics,
+    }
+
+
+def fingerprint_diff(base: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
+    """Fingerprint fields whose values differ between two machine_info dicts: the likely causes, in sight."""
+    return [
+        {"field": name, "base": base.get(name), "new": new.get(name)}
+        for name in ENVIRONMENT_FIELDS
+        if base.get(name) != new.get(name)
+    ]
+
+
+def environment_diff(base: ResultFile, new: ResultFile) -> list[dict[str, Any]]:
+    return fingerprint_diff(base.machine_info, new.machine_info)
+
+
+def compare_files(base: ResultFile, new: ResultFile, thresholds: Thresholds) -> list[dict[str, Any]]:
+    results = []
+    for key, row in base.rows.items():
+        if key in new.rows:
+            results.append(compare_rows(row, new.rows[key], thresholds.for_id(row.id_dict)))
+        else:
+            results.append(_one_sided("only_base", row))
+    results += [_one_sided("only_new", row) for key, row in new.rows.items() if key not in base.rows]
+    return results
+
+
+def _one_sided(verdict: str, row: ResultRow) -> dict[str, Any]:
+    return {
+        "id": row.id_dict,
+        "verdict": verdict,
+        "metric": None,
+        "base": None,
+        "new": None,
+        "change": None,
+        "p_value": None,
+        "reason": None,
+    }
+
+
+def failing(results: list[dict[str, Any]]) -> bool:
+    """Exit status 1: a regression, or a status that got worse."""
+    return any(r["verdict"] == "regression" or (r["verdict"] == "status_change" and r.get("worse")) for r in results)

@@ -1,0 +1,105 @@
+"""Reading result files written by ``sdshape run --json`` or ``pytest bench/ --benchmark-json``.
+
+Both are pytest-benchmark documents whose benchmarks carry sdshape's
+``extra_info``; a result is identified by (stage, shape, backend, precision,
+batch, resolution, steps). Anything that is not such a file is a usage error
+with one line saying what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sdshape.document import ID_FIELDS
+from sdshape.errors import UsageError
+
+Id = tuple
+
+
+@dataclass
+class ResultRow:
+    info: dict[str, Any]
+    stats: dict[str, Any] | None
+
+    @property
+    def id(self) -> Id:
+        return tuple(self.info[field] for field in ID_FIELDS)
+
+    @property
+    def id_dict(self) -> dict[str, Any]:
+        return {field: self.info[field] for field in ID_FIELDS}
+
+    @property
+    def status(self) -> str:
+        return self.info.get("status", "ok" if self.stats else "error")
+
+    @property
+    def rounds(self) -> list[float]:
+        return list((self.stats or {}).get("data") or [])
+
+    @property
+    def median(self) -> float | None:
+        return (self.stats or {}).get("median")
+
+    @property
+    def iqr(self) -> float | None:
+        return (self.stats or {}).get("iqr")
+
+    def memory_peak(self) -> tuple[int | None, str | None]:
+        """The peak that best stands for VRAM: NVML process, else torch reserved, else host RSS."""
+        memory = self.info.get("memory") or {}
+        for key in ("nvml_process_peak_bytes", "torch_reserved_peak_bytes", "host_rss_peak_bytes"):
+            if memory.get(key) is not None:
+                return memory[key], key
+        return None, None
+
+
+@dataclass
+class ResultFile:
+    path: Path
+    machine_info: dict[str, Any]
+    rows: dict[Id, ResultRow]
+    datetime: str | None
+
+    @property
+    def gpu(self) -> str:
+        """The machine a result is from: the GPU's name, or the CPU's."""
+        info = self.machine_info
+        return info.get("gpu_name") or f"CPU {info.get('cpu_model') or info.get('processor') or '?'}"
+
+
+def load(path: str | Path) -> ResultFile:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"{path}: cannot read: {error}") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{path}: not JSON ({error.msg} at line {error.lineno})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("benchmarks"), list):
+        raise UsageError(f"{path}: not a results file (expected a JSON object with a 'benchmarks' list)")
+    if not document["benchmarks"]:
+        raise UsageError(f"{path}: holds no results (its 'benchmarks' list is empty)")
+    rows: dict[Id, ResultRow] = {}
+    for index, bench in enumerate(document["benchmarks"]):
+        name = bench.get("name", f"#{index}") if isinstance(bench, dict) else f"#{index}"
+        info = bench.get("extra_info") if isinstance(bench, dict) else None
+        if not isinstance(info, dict):
+            raise UsageError(f"{path}: benchmark {name!r} has no extra_info (not written by sdshape)")
+        missing = [field for field in ID_FIELDS if field not in info]
+        if missing:
+            raise UsageError(f"{path}: benchmark {name!r} lacks sdshape fields {', '.join(missing)}")
+        stats = bench.get("stats")
+        if stats is not None and not isinstance(stats, dict):
+            raise UsageError(f"{path}: benchmark {name!r} has malformed stats")
+        row = ResultRow(info, stats)
+        if row.id in rows:
+            raise UsageError(f"{path}: two results share the id {row.id_dict}")
+        rows[row.id] = row
+    machine_info = document.get("machine_info") if isinstance(document.get("machine_info"), dict) else {}
+    return ResultFile(path, machine_info, rows, document.get("datetime"))
