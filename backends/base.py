@@ -28,6 +28,7 @@ class BackendOptions:
 
     compile_mode: str = "default"
     ort_provider: str | None = None  # None: cuda on a GPU, cpu on the CPU
+    gpu_mem_limit: int | None = None  # bytes; set by --vram-cap for backends with their own allocator
 
 
 @dataclass

@@ -69,7 +69,7 @@ class OnnxRuntimeBackend:
             )
         path, artifact = onnx_export.ensure_onnx(module, example_inputs, cache)
         try:
-            session = _session(ort, str(path), provider, device)
+            session = _session(ort, str(path), provider, device, self.options.gpu_mem_limit)
         except Exception as error:
             if artifact.cache != "reused":
                 raise
@@ -77,7 +77,7 @@ class OnnxRuntimeBackend:
             onnx_export.invalidate(cache)
             path, artifact = onnx_export.ensure_onnx(module, example_inputs, cache)
             artifact.notes.append(f"cached model failed to load ({str(error).splitlines()[0][:200]}): rebuilt")
-            session = _session(ort, str(path), provider, device)
+            session = _session(ort, str(path), provider, device, self.options.gpu_mem_limit)
         artifact.notes.append(f"provider {PROVIDERS[provider]}")
         returns_tuple = bool(getattr(module, "returns_tuple", False))
         if device.type == "cuda":
@@ -87,7 +87,7 @@ class OnnxRuntimeBackend:
         return PreparedRunner(run, artifact)
 
 
-def _session(ort: Any, path: str, provider: str, device: torch.device) -> Any:
+def _session(ort: Any, path: str, provider: str, device: torch.device, gpu_mem_limit: int | None = None) -> Any:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
@@ -99,6 +99,8 @@ def _session(ort: Any, path: str, provider: str, device: torch.device) -> Any:
         return ort.InferenceSession(path, options, providers=[PROVIDERS["cpu"]])
     stream = str(torch.cuda.current_stream(device).cuda_stream)
     gpu = {"device_id": device.index or 0, "user_compute_stream": stream, "has_user_compute_stream": "1"}
+    if gpu_mem_limit:
+        gpu["gpu_mem_limit"] = str(gpu_mem_limit)  # --vram-cap: ORT's arena gets the same budget as torch
     providers: list[Any] = [(PROVIDERS[provider], gpu)]
     if provider == "tensorrt":
         providers.append((PROVIDERS["cuda"], gpu))  # for nodes TensorRT does not take

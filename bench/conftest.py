@@ -35,6 +35,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ort-provider", default=None, help="onnxruntime provider: cuda|tensorrt|cpu")
     group.addoption("--cache-dir", default=None, help="artifact cache directory")
     group.addoption("--no-parity", dest="parity", action="store_false", help="skip parity with eager fp32")
+    group.addoption("--vram-cap", default=None, help="GPU only: emulate a smaller card, e.g. 8GiB")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,6 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
             ort_provider=option.ort_provider,
             cache_dir=option.cache_dir,
             parity=option.parity,
+            vram_cap=option.vram_cap,
         )
     except UsageError as error:
         raise pytest.UsageError(str(error)) from None

@@ -52,6 +52,7 @@ def _add_run(sub: Any) -> None:
     run.add_argument(
         "--no-parity", dest="parity", action="store_false", help="skip the comparison with eager fp32 outputs"
     )
+    run.add_argument("--vram-cap", help="GPU only: emulate a smaller card, e.g. 8GiB; records per stage fit or OOM")
     run.add_argument(
         "--save", action="store_true", help="also store the results under --results-dir, never overwriting"
     )
@@ -80,6 +81,11 @@ def build_parser() -> Parser:
     compare.add_argument("--energy-threshold", type=float, default=0.10, help="minimum energy change (default 0.10)")
     compare.add_argument("--thresholds", help="TOML file of per-id overrides ([[override]] tables)")
     compare.add_argument("--json", action="store_true", help="print JSON")
+    report = sub.add_parser("report", help="Markdown + HTML report: shares per stage, GPU feasibility matrix")
+    report.add_argument("results", nargs="+", help="result files (sdshape run --json/--save, pytest --benchmark-json)")
+    report.add_argument("--gpus", help="comma list of catalog GPUs (default: the whole catalog)")
+    report.add_argument("--gpu-catalog", help="TOML file with your own cards, same form as the bundled catalog")
+    report.add_argument("--out", default="report", help="output folder (default report/)")
     history = sub.add_parser("history", help="result files under a folder, ordered by driver, with step detection")
     history.add_argument("dir")
     history.add_argument("--gpu", help="only this GPU (a substring of its name)")
@@ -239,6 +245,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         ort_provider=args.ort_provider,
         cache_dir=args.cache_dir,
         parity=args.parity,
+        vram_cap=args.vram_cap,
     )
     json_path = _check_writable(args.json_path) if args.json_path else None
     errors = Console(stderr=True)
@@ -304,6 +311,15 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     return 1 if compare.failing(results) else 0
 
 
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from sdshape.report import write
+
+    gpus = [name.strip() for name in args.gpus.split(",") if name.strip()] if args.gpus else None
+    markdown_path, html_path = write(args.results, Path(args.out), gpus, args.gpu_catalog)
+    console.print(f"report written: {markdown_path} and {html_path}", highlight=False)
+    return 0
+
+
 def cmd_history(args: argparse.Namespace, console: Console) -> int:
     from sdshape.history import write_report
 
@@ -360,6 +376,7 @@ COMMANDS = {
     "backends": cmd_backends,
     "compare": cmd_compare,
     "history": cmd_history,
+    "report": cmd_report,
 }
 
 

@@ -124,6 +124,11 @@ def extra_info(session: Any, outcome: Outcome, median_s: float | None) -> dict[s
         "backend_options": _backend_options(session),
         "artifact": _artifact(session, outcome.stage),
         "parity": outcome.parity,
+        "vram_cap": (
+            {**session.vram_cap, "fits": outcome.status == "ok" if outcome.status != "error" else None}
+            if session.vram_cap
+            else None
+        ),
         "status": outcome.status,
         "message": outcome.message,
         "build_s": {k: round(v, 3) for k, v in built.build_s.items()} if built else None,

@@ -59,6 +59,7 @@ class Plan:
     backend_specs: dict[str, tuple[str, BackendOptions]] = field(default_factory=dict)
     cache_dir: Path | None = None
     parity: bool = True
+    vram_cap_bytes: int | None = None
 
     def backend(self, label: str) -> tuple[str, BackendOptions]:
         return self.backend_specs.get(label, (label, BackendOptions()))
@@ -155,6 +156,7 @@ def resolve(
     ort_provider: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     parity: bool = True,
+    vram_cap: str | None = None,
 ) -> Plan:
     """Validate user options and fill in defaults for the device that will run."""
     from backends import backend_names
@@ -196,6 +198,16 @@ def resolve(
             f"--device cuda: no CUDA GPU is usable (torch {torch.__version__}, "
             f"built with CUDA {torch.version.cuda or 'none'}); valid choices here: cpu"
         )
+    vram_cap_bytes = None
+    if vram_cap is not None:
+        from sdshape.feasibility import parse_size
+
+        vram_cap_bytes = parse_size(vram_cap)
+        if device != "cuda":
+            raise UsageError(
+                f"--vram-cap {vram_cap}: needs a CUDA GPU (it caps torch's per-process GPU memory); "
+                "on the CPU there is no VRAM to cap"
+            )
     specs = _backend_specs(backends, BackendOptions(compile_mode, ort_provider), device)
     defaults = GPU_DEFAULTS if device == "cuda" else CPU_DEFAULTS
     precision = precision or defaults.precision
@@ -228,6 +240,7 @@ def resolve(
         backend_specs=specs,
         cache_dir=Path(cache_dir) if cache_dir is not None else default_root(),
         parity=parity,
+        vram_cap_bytes=vram_cap_bytes,
         precision=precision,
         device=torch.device(device),
         resolution=resolution,

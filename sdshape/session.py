@@ -103,6 +103,7 @@ class Session:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     artifacts: dict[str, Artifact] = field(default_factory=dict)
     prepare_s: float = 0.0
+    vram_cap: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         nvml, reason = open_device(self.plan.device)
@@ -155,6 +156,7 @@ class Session:
         task = self._task(f"{self.backend}: building components", total=3)
         try:
             self.environment = environment.fingerprint(plan.device, self.nvml, self.nvml_reason)
+            self._apply_vram_cap()
             if plan.weights is not None:
                 built = build.load_weights(plan.weights, plan.device, self.dtype, on_component=self._stepper(task))
             else:
@@ -169,6 +171,33 @@ class Session:
             status, message = classify_failure(error)
             self.build_error = Outcome("build", status, f"build failed: {message}", "none")
             self._advance(task, description=f"{self.backend}: build failed: {message}")
+
+    def _apply_vram_cap(self) -> None:
+        """Emulate a smaller card: torch (and ORT's arena) get the cap minus what this process already holds.
+
+        The CUDA context is created first; its size (NVML's reading for this
+        process, else the device's used memory) is taken off the cap, so "fits an
+        8 GiB card" includes the context, as on a real 8 GiB card.
+        """
+        cap = self.plan.vram_cap_bytes
+        if not cap or self.plan.device.type != "cuda":
+            return
+        device = self.plan.device
+        torch.cuda.init()
+        free, total = torch.cuda.mem_get_info(device)
+        held = self.sampler.read_now().get("nvml_process_bytes") or (total - free)
+        budget = max(cap - held, 0)
+        fraction = min(budget / total, 1.0)
+        torch.cuda.set_per_process_memory_fraction(fraction, device)
+        name, options = self.plan.backend(self.backend)
+        self.plan.backend_specs[self.backend] = (name, dataclasses.replace(options, gpu_mem_limit=budget))
+        self.vram_cap = {
+            "cap_bytes": cap,
+            "held_before_bytes": held,
+            "torch_budget_bytes": budget,
+            "torch_fraction": fraction,
+            "device_total_bytes": total,
+        }
 
     def _stepper(self, task: Any):
         def on_component(kind: str, spec: Any) -> None:
@@ -334,7 +363,11 @@ def compute_reference(plan: Plan, progress: Any = None) -> Reference | None:
     Returns None when the reference cannot be built (parity then reads as not checked).
     """
     reference_plan = dataclasses.replace(
-        plan, precision="fp32", backends=["eager"], backend_specs={"eager": ("eager", BackendOptions())}
+        plan,
+        precision="fp32",
+        backends=["eager"],
+        backend_specs={"eager": ("eager", BackendOptions())},
+        vram_cap_bytes=None,  # the reference runs uncapped, before any cap is set
     )
     with Session(reference_plan, "eager", progress=progress) as session:
         session.build()

@@ -1,0 +1,318 @@
+"""Consumer-GPU feasibility: which shapes fit which card under which residency policy, and how fast.
+
+Memory comes from measurements (weights and activation peaks per stage) plus
+the CUDA context; every figure says which measurement it came from. Time is a
+*projection*: a roofline floor per stage on the target GPU (FLOPs over its
+dense FP16 tensor rate, weight bytes over its bandwidth), scaled by the
+efficiency the measuring machine achieved against its own floor. A result
+measured on the CPU cannot calibrate a GPU: it falls back to a stated default
+efficiency, and says so.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sdshape.errors import UsageError, choices_error
+from sdshape.results_io import ResultFile
+
+GIB = 2**30
+# When the context cannot be measured (CPU results): a CUDA 12 context with cuBLAS/cuDNN loaded
+# takes several hundred MiB; 0.75 GiB is assumed and labelled as an assumption wherever used.
+ASSUMED_CONTEXT_BYTES = int(0.75 * GIB)
+# When no GPU measurement can calibrate: the fraction of the roofline floor assumed achievable.
+DEFAULT_EFFICIENCY = 0.4
+VAE_TILE_PX = 512
+POLICIES = {
+    "all_resident": "all three components resident",
+    "text_encoder_offload": "text encoder moved off the GPU after encoding",
+    "model_offload": "one component on the GPU at a time",
+    "vae_tiled": "model offload, plus VAE decode tiled (512 px tiles) and sliced (one image at a time)",
+}
+STAGES = ("text_encoder", "unet_loop", "vae_decode")
+REQUIRED = {"vram_gib": float, "bandwidth_gbs": float, "fp16_tflops_fp32_acc": float, "fp16_tflops_fp16_acc": float}
+
+
+@dataclass(frozen=True)
+class GPU:
+    name: str
+    vram_gib: float
+    bandwidth_gbs: float
+    fp16_tflops_fp32_acc: float
+    fp16_tflops_fp16_acc: float
+    source: str
+
+    @property
+    def vram_bytes(self) -> int:
+        return int(self.vram_gib * GIB)
+
+    @property
+    def tensor_flops(self) -> float:
+        """PyTorch's fp16/bf16 GEMMs accumulate in FP32: that is the rate a diffusion model can reach."""
+        return self.fp16_tflops_fp32_acc * 1e12
+
+
+def _parse_catalog(text: str, origin: str) -> dict[str, GPU]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"{origin}: not TOML: {error}") from None
+    if set(data) - {"gpu"} or not isinstance(data.get("gpu"), dict):
+        raise UsageError(f'{origin}: expected only [gpu."NAME"] tables')
+    catalog = {}
+    for name, entry in data["gpu"].items():
+        if not isinstance(entry, dict):
+            raise UsageError(f"{origin}: gpu {name!r} is not a table")
+        unknown = set(entry) - set(REQUIRED) - {"source"}
+        missing = [k for k in (*REQUIRED, "source") if k not in entry]
+        if unknown or missing:
+            problem = f"unknown fields {sorted(unknown)}" if unknown else f"missing {', '.join(missing)}"
+            raise UsageError(f"{origin}: gpu {name!r}: {problem}; fields: {', '.join(REQUIRED)}, source")
+        for key in REQUIRED:
+            value = entry[key]
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 100_000:
+                raise UsageError(f"{origin}: gpu {name!r}: {key} = {value!r} is not a positive number in its unit")
+        if not isinstance(entry["source"], str) or not entry["source"].strip():
+            raise UsageError(f"{origin}: gpu {name!r}: every figure needs a source (a non-empty string)")
+        catalog[name] = GPU(name, *(float(entry[k]) for k in REQUIRED), entry["source"])
+    return catalog
+
+
+def load_catalog(extra: str | Path | None = None) -> dict[str, GPU]:
+    """The bundled catalog, plus the user's cards (which win on a name clash)."""
+    catalog = _parse_catalog(resources.files("sdshape.data").joinpath("gpus.toml").read_text(), "bundled gpus.toml")
+    if extra is not None:
+        try:
+            text = Path(extra).read_text()
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(f"--gpu-catalog {extra}: cannot read: {error}") from None
+        catalog.update(_parse_catalog(text, f"--gpu-catalog {extra}"))
+    return catalog
+
+
+def pick(catalog: dict[str, GPU], names: list[str] | None) -> list[GPU]:
+    if not names:
+        return list(catalog.values())
+    lowered = {name.lower(): gpu for name, gpu in catalog.items()}
+    chosen = []
+    for name in names:
+        if name.lower() not in lowered:
+            raise choices_error("GPU", name, list(catalog))
+        chosen.append(lowered[name.lower()])
+    return chosen
+
+
+def match_measured(catalog: dict[str, GPU], gpu_name: str | None, memory_bytes: int | None) -> GPU | None:
+    """The catalog entry for a GPU as NVML names it ('NVIDIA GeForce RTX 4090', 'NVIDIA H100 80GB HBM3')."""
+    if not gpu_name:
+        return None
+    import re
+
+    measured = gpu_name.lower().replace("-", " ")
+    measured_size = re.search(r"(\d+)\s*gb", measured)
+    candidates = []
+    for gpu in catalog.values():
+        tokens = gpu.name.lower().replace(" sxm", "").replace(" pcie", "").split(" ")
+        sizes = [t for t in tokens if re.fullmatch(r"\d+gb", t)]
+        base = [t for t in tokens if t not in sizes]
+        if not all(re.search(rf"\b{re.escape(t)}\b", measured) for t in base):
+            continue
+        if sizes and measured_size and sizes[0] != f"{measured_size.group(1)}gb":
+            continue  # "A100-SXM4-80GB" is not the 40GB card
+        if any(re.search(rf"\b{suffix}\b", measured) and suffix not in base for suffix in ("ti", "super")):
+            continue  # an RTX 4070 Ti is not an RTX 4070
+        candidates.append((len(base), gpu))
+    if "pcie" in measured:
+        candidates = [c for c in candidates if "pcie" in c[1].name.lower()] or candidates
+    else:
+        candidates = [c for c in candidates if "pcie" not in c[1].name.lower()] or candidates
+    # The most specific name first ("RTX 4060 Ti" over "RTX 4060"), then the closest memory size.
+    candidates.sort(key=lambda c: (-c[0], abs(c[1].vram_bytes - memory_bytes) if memory_bytes else 0))
+    candidates = [gpu for _, gpu in candidates]
+    return candidates[0] if candidates else None
+
+
+@dataclass
+class StageCost:
+    """What one stage of a measured run costs, with where each number came from."""
+
+    stage: str
+    weights: int
+    activations: int
+    activations_source: str
+    flops: int | None
+    weight_traffic: int  # bytes read from weights per stage call (weights x module calls)
+    measured_s: float | None
+
+
+@dataclass
+class RunProfile:
+    """One measured run (shape, backend, precision, batch, resolution, steps) as the model needs it."""
+
+    key: dict[str, Any]
+    stages: dict[str, StageCost]
+    context: int
+    context_source: str
+    measured_on: str
+    measured_gpu: GPU | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        k = self.key
+        return f"{k['shape']} {k['precision']} {k['resolution']}px b{k['batch']} {k['steps']} steps ({k['backend']})"
+
+
+def profiles(result: ResultFile, catalog: dict[str, GPU]) -> list[RunProfile]:
+    """Every complete run in a results file (all three per-image stages ok)."""
+    runs: dict[tuple, dict[str, Any]] = {}
+    for row in result.rows.values():
+        key = {k: row.info[k] for k in ("shape", "backend", "precision", "batch", "resolution", "steps")}
+        runs.setdefault(tuple(key.values()), {"key": key, "rows": {}})["rows"][row.info["stage"]] = row
+    machine = result.machine_info
+    gpu = match_measured(catalog, machine.get("gpu_name"), machine.get("gpu_memory_bytes"))
+    out = []
+    for run in runs.values():
+        rows = run["rows"]
+        if not all(s in rows and rows[s].status == "ok" for s in STAGES):
+            continue
+        on_gpu = rows["unet_loop"].info.get("device") == "cuda"
+        stages = {}
+        for stage in STAGES:
+            info = rows[stage].info
+            memory = info.get("memory") or {}
+            if on_gpu and memory.get("torch_activation_peak_bytes") is not None:
+                activations, source = memory["torch_activation_peak_bytes"], "torch allocator peak over resident (GPU)"
+            else:
+                activations = memory.get("host_rss_rise_bytes") or 0
+                source = "host RSS rise on the CPU (stands in for GPU activations; CPU kernels' workspaces differ)"
+            weights = memory.get("weights_bytes") or 0
+            calls = run["key"]["steps"] if stage == "unet_loop" else 1
+            stages[stage] = StageCost(
+                stage, weights, activations, source, info.get("flops"), weights * calls, rows[stage].median
+            )
+        context, context_source = _context(rows, on_gpu)
+        out.append(RunProfile(run["key"], stages, context, context_source, result.gpu, gpu if on_gpu else None))
+    return out
+
+
+def _context(rows: dict[str, Any], on_gpu: bool) -> tuple[int, str]:
+    if on_gpu:
+        gaps = []
+        for stage in STAGES:
+            memory = rows[stage].info.get("memory") or {}
+            if (
+                memory.get("nvml_process_peak_bytes") is not None
+                and memory.get("torch_reserved_peak_bytes") is not None
+            ):
+                gaps.append(memory["nvml_process_peak_bytes"] - memory["torch_reserved_peak_bytes"])
+        if gaps:
+            return max(0, min(gaps)), "measured: NVML process peak minus torch reserved peak (smallest over stages)"
+    return ASSUMED_CONTEXT_BYTES, "assumed, not measurable in this run"
+
+
+def vram_needed(run: RunProfile, policy: str) -> int:
+    """Peak VRAM under a residency policy: resident weights + the stage's activations + context."""
+    s = run.stages
+    w = {k: v.weights for k, v in s.items()}
+    a = {k: v.activations for k, v in s.items()}
+    if policy == "all_resident":
+        peak = sum(w.values()) + max(a.values())
+    elif policy == "text_encoder_offload":
+        peak = max(
+            sum(w.values()) + a["text_encoder"], w["unet_loop"] + w["vae_decode"] + max(a["unet_loop"], a["vae_decode"])
+        )
+    elif policy == "model_offload":
+        peak = max(w[k] + a[k] for k in STAGES)
+    elif policy == "vae_tiled":
+        resolution, batch = run.key["resolution"], run.key["batch"]
+        tiled = a["vae_decode"] * min(1.0, (VAE_TILE_PX / resolution) ** 2) / max(batch, 1)
+        peak = max(w["text_encoder"] + a["text_encoder"], w["unet_loop"] + a["unet_loop"], w["vae_decode"] + int(tiled))
+    else:
+        raise choices_error("policy", policy, list(POLICIES))
+    return int(peak + run.context)
+
+
+def roofline_s(cost: StageCost, gpu: GPU) -> float | None:
+    """The stage's floor on ``gpu``: the slower of compute at the dense tensor rate and weight reads."""
+    if cost.flops is None:
+        return None
+    return max(cost.flops / gpu.tensor_flops, cost.weight_traffic / (gpu.bandwidth_gbs * 1e9))
+
+
+def calibration(run: RunProfile) -> tuple[float, str]:
+    """Measured time over the measuring GPU's own floor, over the three stages; else the stated default."""
+    if run.measured_gpu is None:
+        why = "CPU" if "CPU" in run.measured_on else f"a GPU not in the catalog ({run.measured_on})"
+        return DEFAULT_EFFICIENCY, (
+            f"assumed {DEFAULT_EFFICIENCY:.0%} of the roofline: measured on {why}, which cannot calibrate a GPU"
+        )
+    floors = [roofline_s(c, run.measured_gpu) for c in run.stages.values()]
+    measured = [c.measured_s for c in run.stages.values()]
+    if any(f is None for f in floors) or any(m is None for m in measured):
+        return DEFAULT_EFFICIENCY, f"assumed {DEFAULT_EFFICIENCY:.0%}: FLOPs or times missing in the run"
+    efficiency = sum(floors) / sum(measured)  # type: ignore[arg-type]
+    note = f"measured on {run.measured_gpu.name}: {efficiency:.0%} of its roofline over the three stages"
+    return efficiency, note
+
+
+def project(run: RunProfile, gpu: GPU) -> dict[str, Any]:
+    efficiency, source = calibration(run)
+    per_stage = {s: (f / efficiency if (f := roofline_s(c, gpu)) is not None else None) for s, c in run.stages.items()}
+    total = None if any(v is None for v in per_stage.values()) else sum(per_stage.values())  # type: ignore[arg-type]
+    loop = per_stage.get("unet_loop")
+    if run.key["precision"] == "fp32":
+        source += "; an fp32 run is projected at the FP16 tensor rate, so its projection is optimistic"
+    return {
+        "seconds_per_image": total,
+        "per_stage_s": per_stage,
+        "unet_it_s": run.key["steps"] / loop if loop else None,
+        "efficiency": efficiency,
+        "calibration": source,
+        "label": "projection",
+    }
+
+
+def feasibility(run: RunProfile, gpu: GPU) -> dict[str, Any]:
+    """Per policy: VRAM needed and whether it fits; the verdict; the projected speed."""
+    needs = {policy: vram_needed(run, policy) for policy in POLICIES}
+    fits = {policy: need <= gpu.vram_bytes for policy, need in needs.items()}
+    if fits["all_resident"]:
+        verdict = "fits"
+    elif any(fits.values()):
+        verdict = "needs offload"
+    else:
+        verdict = "does not fit"
+    best = next((p for p in POLICIES if fits[p]), None)
+    return {
+        "gpu": gpu.name,
+        "run": run.key,
+        "needs_bytes": needs,
+        "fits": fits,
+        "verdict": verdict,
+        "best_policy": best,
+        "projection": project(run, gpu),
+        "memory_sources": {
+            "weights": "weights_bytes of each stage's component (measured run)",
+            "activations": {s: c.activations_source for s, c in run.stages.items()},
+            "context": run.context_source,
+        },
+    }
+
+
+def parse_size(text: str) -> int:
+    """'8GiB', '12GB', '24G', '8192MiB' -> bytes (GB and G are read as GiB, as cards are marketed)."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(GiB|GB|G|MiB|MB|M)\s*", text, flags=re.IGNORECASE)
+    if not match:
+        raise UsageError(f"--vram-cap {text!r}: not a size; write e.g. 8GiB, 12GB or 8192MiB")
+    value, unit = float(match.group(1)), match.group(2).lower()
+    size = int(value * (GIB if unit.startswith("g") else 2**20))
+    if size <= 0:
+        raise UsageError(f"--vram-cap {text!r}: must be positive")
+    return size

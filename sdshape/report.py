@@ -1,0 +1,235 @@
+"""``sdshape report RESULTS...``: the question at a glance, as Markdown and a self-contained HTML page.
+
+For each measured run: a chart of every stage's share of the parameters, the
+time, the memory (weights + activations) and the energy; then the feasibility
+matrix (catalog GPU x run x residency policy) with projected seconds per image,
+each labelled as a projection with its calibration source.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+from sdshape import feasibility, units
+from sdshape.errors import UsageError
+from sdshape.results_io import ResultFile, load
+
+STAGES = feasibility.STAGES
+VERDICT_MARK = {"fits": "fits", "needs offload": "needs offload", "does not fit": "does not fit"}
+
+
+def _shares(result: ResultFile, run: feasibility.RunProfile) -> dict[str, dict[str, float | None]]:
+    rows = {r.info["stage"]: r for r in result.rows.values() if all(r.info[k] == v for k, v in run.key.items())}
+    memory = {s: run.stages[s].weights + run.stages[s].activations for s in STAGES}
+    total_memory = sum(memory.values()) or 1
+    return {
+        stage: {
+            "params": rows[stage].info.get("param_share"),
+            "time": rows[stage].info.get("time_share"),
+            "memory": memory[stage] / total_memory,
+            "energy": rows[stage].info.get("energy_share"),
+        }
+        for stage in STAGES
+    }
+
+
+def share_chart(title: str, shares: dict[str, dict[str, float | None]]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [
+        ("params", "parameters"),
+        ("time", "time"),
+        ("memory", "memory (weights + activations)"),
+        ("energy", "energy"),
+    ]
+    present = [(key, label) for key, label in metrics if all(shares[s][key] is not None for s in STAGES)]
+    figure, axes = plt.subplots(figsize=(8, 3.8))
+    width = 0.8 / len(present)
+    for index, (key, label) in enumerate(present):
+        xs = [i + (index - (len(present) - 1) / 2) * width for i in range(len(STAGES))]
+        values = [100 * shares[s][key] for s in STAGES]
+        bars = axes.bar(xs, values, width, label=label)
+        axes.bar_label(bars, fmt="%.0f%%", fontsize=7)
+    axes.set_xticks(range(len(STAGES)), STAGES)
+    axes.set_ylabel("share of the image's total (%)")
+    axes.set_ylim(0, 110)
+    axes.set_title(title, fontsize=10)
+    axes.legend(fontsize=8)
+    missing = [label for key, label in metrics if (key, label) not in present]
+    if missing:
+        axes.text(
+            0.99,
+            0.97,
+            "not measured here: " + ", ".join(missing),
+            transform=axes.transAxes,
+            ha="right",
+            va="top",
+            fontsize=7,
+            color="grey",
+        )
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def build(paths: list[str], gpu_names: list[str] | None, catalog_file: str | None) -> dict[str, Any]:
+    catalog = feasibility.load_catalog(catalog_file)
+    gpus = feasibility.pick(catalog, gpu_names)
+    runs: list[dict[str, Any]] = []
+    for path in paths:
+        result = load(path)
+        for run in feasibility.profiles(result, catalog):
+            runs.append(
+                {
+                    "run": run,
+                    "file": str(path),
+                    "shares": _shares(result, run),
+                    "matrix": [feasibility.feasibility(run, gpu) for gpu in gpus],
+                }
+            )
+    if not runs:
+        raise UsageError("report: no complete run (text_encoder, unet_loop and vae_decode all ok) in the given files")
+    return {"runs": runs, "gpus": gpus}
+
+
+def _cell(entry: dict[str, Any]) -> str:
+    projection = entry["projection"]["seconds_per_image"]
+    seconds = f"{projection:.2f} s/img" if projection is not None else "-"
+    policy = entry["best_policy"].replace("_", " ") if entry["best_policy"] else "-"
+    return f"{VERDICT_MARK[entry['verdict']]} ({policy}); ~{seconds}"
+
+
+def markdown(report: dict[str, Any], chart_names: list[str]) -> str:
+    lines = ["# sdshape report", ""]
+    lines.append(
+        "Memory: measured weights and activation peaks per stage, plus the CUDA context. Time: **projections**"
+        " (roofline floor per GPU scaled by the efficiency measured on the run's own machine); each says its"
+        " calibration. Conditions are those of the measured run."
+    )
+    for entry, chart in zip(report["runs"], chart_names, strict=True):
+        run: feasibility.RunProfile = entry["run"]
+        lines += [
+            "",
+            f"## {run.label}",
+            "",
+            f"Measured on {run.measured_on}; file `{entry['file']}`.",
+            "",
+            f"![shares]({chart})",
+            "",
+        ]
+        lines += ["| stage | weights | activations | activations from |", "|---|---|---|---|"]
+        for stage, cost in run.stages.items():
+            lines.append(
+                f"| {stage} | {units.size(cost.weights)} | {units.size(cost.activations)} | {cost.activations_source} |"
+            )
+        lines += ["", f"CUDA context: {units.size(run.context)} ({run.context_source}).", ""]
+        policies = list(feasibility.POLICIES)
+        lines += [
+            "| GPU | VRAM | verdict | " + " | ".join(policies) + " | projected s/image | it/s (UNet) |",
+            "|---" * (5 + len(policies)) + "|",
+        ]
+        for item in entry["matrix"]:
+            gpu = next(g for g in report["gpus"] if g.name == item["gpu"])
+            needs = " | ".join(
+                f"{units.size(item['needs_bytes'][p])} {'ok' if item['fits'][p] else 'no'}" for p in policies
+            )
+            projection = item["projection"]
+            seconds = projection["seconds_per_image"]
+            it_s = projection["unet_it_s"]
+            lines.append(
+                f"| {gpu.name} | {gpu.vram_gib:g} GiB | {item['verdict']} | {needs} | "
+                f"{seconds:.2f} (proj.) | {it_s:.1f} (proj.) |"
+                if seconds and it_s
+                else f"| {gpu.name} | {gpu.vram_gib:g} GiB | {item['verdict']} | {needs} | - | - |"
+            )
+        calibration = entry["matrix"][0]["projection"]["calibration"] if entry["matrix"] else ""
+        lines += ["", f"Projection calibration: {calibration}."]
+    lines += ["", "## Policies", ""]
+    lines += [f"- `{name}`: {text}" for name, text in feasibility.POLICIES.items()]
+    lines += ["", "## GPU catalog sources", ""]
+    lines += [f"- {g.name}: {g.source}" for g in report["gpus"]]
+    return "\n".join(lines) + "\n"
+
+
+def html_page(report: dict[str, Any], charts: list[bytes]) -> str:
+    """One self-contained page: charts inline as base64 PNG, no external assets."""
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>sdshape report</title><style>",
+        "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}",
+        "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px}",
+        "th{background:#f3f3f3}.fits{background:#e3f6e3}.offload{background:#fff4d6}.no{background:#fbe3e3}",
+        ".note{color:#555;font-size:13px}</style></head><body>",
+        "<h1>sdshape report</h1>",
+        "<p class='note'>Memory: measured weights and activation peaks per stage plus the CUDA context. "
+        "Time: <b>projections</b>, each with its calibration. Conditions are those of the measured run.</p>",
+    ]
+    policies = list(feasibility.POLICIES)
+    matrix_rows = []
+    for gpu in report["gpus"]:
+        cells = []
+        for entry in report["runs"]:
+            item = next(i for i in entry["matrix"] if i["gpu"] == gpu.name)
+            css = {"fits": "fits", "needs offload": "offload", "does not fit": "no"}[item["verdict"]]
+            cells.append(f"<td class='{css}'>{html.escape(_cell(item))}</td>")
+        matrix_rows.append(f"<tr><th>{html.escape(gpu.name)} ({gpu.vram_gib:g} GiB)</th>{''.join(cells)}</tr>")
+    header = "".join(f"<th>{html.escape(e['run'].label)}</th>" for e in report["runs"])
+    parts += [
+        "<h2>Feasibility matrix</h2>",
+        "<p class='note'>Verdict with the least intrusive policy that fits, "
+        "and projected seconds per image (projection).</p>",
+        f"<table><tr><th>GPU</th>{header}</tr>{''.join(matrix_rows)}</table>",
+    ]
+    for entry, chart in zip(report["runs"], charts, strict=True):
+        run = entry["run"]
+        encoded = base64.b64encode(chart).decode()
+        parts += [
+            f"<h2>{html.escape(run.label)}</h2>",
+            f"<p class='note'>Measured on {html.escape(run.measured_on)}; CUDA context "
+            f"{units.size(run.context)} ({html.escape(run.context_source)}).</p>",
+            f"<img alt='shares of {html.escape(run.label)}' src='data:image/png;base64,{encoded}'>",
+        ]
+        rows = []
+        for item in entry["matrix"]:
+            needs = "".join(
+                f"<td class='{'fits' if item['fits'][p] else 'no'}'>{units.size(item['needs_bytes'][p])}</td>"
+                for p in policies
+            )
+            seconds = item["projection"]["seconds_per_image"]
+            rows.append(
+                f"<tr><th>{html.escape(item['gpu'])}</th>{needs}<td>{f'{seconds:.2f}' if seconds else '-'}</td></tr>"
+            )
+        head = "".join(f"<th>{html.escape(p.replace('_', ' '))}</th>" for p in policies)
+        calibration = entry["matrix"][0]["projection"]["calibration"] if entry["matrix"] else ""
+        parts += [
+            f"<table><tr><th>GPU</th>{head}<th>s/image (projection)</th></tr>{''.join(rows)}</table>",
+            f"<p class='note'>Projection calibration: {html.escape(calibration)}.</p>",
+        ]
+    parts += ["<h2>GPU catalog sources</h2><ul>"]
+    parts += [f"<li>{html.escape(g.name)}: {html.escape(g.source)}</li>" for g in report["gpus"]]
+    parts += ["</ul></body></html>"]
+    return "\n".join(parts)
+
+
+def write(paths: list[str], out: Path, gpu_names: list[str] | None, catalog_file: str | None) -> tuple[Path, Path]:
+    report = build(paths, gpu_names, catalog_file)
+    out.mkdir(parents=True, exist_ok=True)
+    charts = [share_chart(entry["run"].label, entry["shares"]) for entry in report["runs"]]
+    names = []
+    for index, chart in enumerate(charts):
+        name = f"shares-{index + 1}.png"
+        (out / name).write_bytes(chart)
+        names.append(name)
+    markdown_path = out / "report.md"
+    markdown_path.write_text(markdown(report, names))
+    html_path = out / "report.html"
+    html_path.write_text(html_page(report, charts))
+    return markdown_path, html_path

@@ -1,0 +1,205 @@
+"""Feasibility: catalog validation, memory-model and projection arithmetic by hand, the report, bad input."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sdshape import feasibility as fz
+from sdshape.cli import main
+from sdshape.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_RESULTS = ROOT / "results" / "examples" / "threads" / "1-two-threads.json"
+REQUIRED_GPUS = [
+    "RTX 3060 12GB",
+    "RTX 3080 10GB",
+    "RTX 3090",
+    "RTX 4060 8GB",
+    "RTX 4060 Ti 16GB",
+    "RTX 4070",
+    "RTX 4080",
+    "RTX 4090",
+    "RTX 5090",
+    "L4",
+    "T4",
+    "A100 40GB",
+    "A100 80GB",
+    "H100 SXM",
+    "H100 PCIe",
+    "H200",
+]
+GIB = 2**30
+
+
+def test_bundled_catalog_covers_the_list_with_sources_and_sane_units():
+    catalog = fz.load_catalog()
+    assert set(REQUIRED_GPUS) <= set(catalog)
+    for gpu in catalog.values():
+        assert len(gpu.source) > 20, gpu.name
+        assert 4 <= gpu.vram_gib <= 200 and 100 <= gpu.bandwidth_gbs <= 10_000, gpu.name
+        assert 10 <= gpu.fp16_tflops_fp32_acc <= gpu.fp16_tflops_fp16_acc <= 5_000, gpu.name
+        if gpu.name.startswith("RTX"):  # GeForce: FP32 accumulate at half rate
+            assert gpu.fp16_tflops_fp32_acc == pytest.approx(gpu.fp16_tflops_fp16_acc / 2, rel=0.01), gpu.name
+
+
+def test_user_catalog_adds_cards_and_rejects_malformed_ones(tmp_path):
+    good = tmp_path / "mine.toml"
+    good.write_text(
+        '[gpu."RTX 2080 Ti"]\nvram_gib = 11\nbandwidth_gbs = 616\nfp16_tflops_fp32_acc = 56.9\n'
+        'fp16_tflops_fp16_acc = 113.8\nsource = "NVIDIA Turing whitepaper, Table 1"\n'
+    )
+    assert fz.load_catalog(good)["RTX 2080 Ti"].vram_bytes == 11 * GIB
+    fields = "bandwidth_gbs = 616\nfp16_tflops_fp32_acc = 1\nfp16_tflops_fp16_acc = 1\n"
+    cases = {
+        "vram_gib = 11\n" + fields: "missing source",
+        "vram_gib = -11\n" + fields + 'source = "x"\n': "not a positive number",
+        "vram_gib = 11\n" + fields + 'source = ""\n': "needs a source",
+        "vram_gb = 11\n" + fields + 'source = "x"\n': "unknown fields ['vram_gb']",
+    }
+    for body, message in cases.items():
+        bad = tmp_path / "bad.toml"
+        bad.write_text('[gpu."Card"]\n' + body)
+        with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            fz.load_catalog(bad)
+    bad.write_text("[gpu\n")
+    with pytest.raises(UsageError, match="not TOML"):
+        fz.load_catalog(bad)
+
+
+def test_measured_names_map_to_catalog_entries():
+    catalog = fz.load_catalog()
+    cases = {
+        "NVIDIA GeForce RTX 4090": "RTX 4090",
+        "NVIDIA H100 80GB HBM3": "H100 SXM",
+        "NVIDIA H100 PCIe": "H100 PCIe",
+        "NVIDIA A100-SXM4-80GB": "A100 80GB",
+        "NVIDIA A100-SXM4-40GB": "A100 40GB",
+        "NVIDIA GeForce RTX 4060 Ti": "RTX 4060 Ti 16GB",
+        "Tesla T4": "T4",
+        "NVIDIA GeForce RTX 4070 Ti": None,  # not in the catalog: never a neighbour's figures
+    }
+    for measured, expected in cases.items():
+        found = fz.match_measured(catalog, measured, None)
+        assert (found.name if found else None) == expected, measured
+
+
+def _run(measured_gpu=None, resolution=512, batch=1):
+    cost = fz.StageCost
+    stages = {
+        "text_encoder": cost("text_encoder", 1 * GIB, 100 << 20, "test", 10**11, 1 * GIB, 0.010),
+        "unet_loop": cost("unet_loop", 4 * GIB, 1 * GIB, "test", 50 * 10**12, 4 * GIB * 50, 5.0),
+        "vae_decode": cost("vae_decode", 1 * GIB, 3 * GIB, "test", 5 * 10**12, 1 * GIB, 0.5),
+    }
+    key = {"shape": "x", "backend": "eager", "precision": "fp16", "batch": batch, "resolution": resolution, "steps": 50}
+    return fz.RunProfile(key, stages, GIB // 2, "test", measured_gpu.name if measured_gpu else "CPU X", measured_gpu)
+
+
+def test_memory_model_by_hand():
+    run = _run(resolution=1024, batch=2)
+    context = GIB // 2
+    assert fz.vram_needed(run, "all_resident") == 6 * GIB + 3 * GIB + context
+    assert fz.vram_needed(run, "text_encoder_offload") == max(6 * GIB + (100 << 20), 5 * GIB + 3 * GIB) + context
+    assert fz.vram_needed(run, "model_offload") == max(GIB + (100 << 20), 5 * GIB, 4 * GIB) + context
+    # Tiled at 512 px out of 1024: a quarter of the VAE activations, and sliced over a batch of 2: an eighth.
+    assert fz.vram_needed(run, "vae_tiled") == max(GIB + (100 << 20), 5 * GIB, GIB + 3 * GIB // 8) + context
+
+
+def test_feasibility_verdicts():
+    catalog = fz.load_catalog()
+    run = _run()
+    assert fz.feasibility(run, catalog["H100 SXM"])["verdict"] == "fits"
+    eight = fz.feasibility(run, catalog["RTX 4060 8GB"])
+    # all resident 9.5 GiB, text encoder offload max(6.1, 8) + 0.5 = 8.5 GiB: neither fits; model offload 5.5 GiB does
+    assert eight["verdict"] == "needs offload" and eight["best_policy"] == "model_offload"
+    small = fz.GPU("Tiny card", 2, 100, 10, 20, "test")
+    assert fz.feasibility(run, small)["verdict"] == "does not fit"
+
+
+def test_projection_by_hand():
+    catalog = fz.load_catalog()
+    h100, l4 = catalog["H100 SXM"], catalog["L4"]
+    run = _run(measured_gpu=h100)
+    floors_h100 = {
+        s: max(c.flops / (h100.fp16_tflops_fp32_acc * 1e12), c.weight_traffic / (h100.bandwidth_gbs * 1e9))
+        for s, c in run.stages.items()
+    }
+    efficiency = sum(floors_h100.values()) / (0.010 + 5.0 + 0.5)
+    projected = fz.project(run, l4)
+    unet_floor_l4 = max(50e12 / 121e12, 4 * GIB * 50 / 300e9)
+    assert projected["efficiency"] == pytest.approx(efficiency)
+    assert projected["per_stage_s"]["unet_loop"] == pytest.approx(unet_floor_l4 / efficiency)
+    assert projected["unet_it_s"] == pytest.approx(50 / (unet_floor_l4 / efficiency))
+    assert "measured on H100 SXM" in projected["calibration"] and projected["label"] == "projection"
+    cpu = fz.project(_run(), l4)
+    assert cpu["efficiency"] == fz.DEFAULT_EFFICIENCY and "cannot calibrate a GPU" in cpu["calibration"]
+
+
+def test_size_parsing():
+    assert fz.parse_size("8GiB") == fz.parse_size("8GB") == fz.parse_size("8 g") == 8 * GIB
+    assert fz.parse_size("8192MiB") == 8 * GIB
+    for bad in ("8XB", "eight GiB", "-8GiB", "0GiB", ""):
+        with pytest.raises(UsageError):
+            fz.parse_size(bad)
+
+
+def test_report_from_a_committed_results_file(tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["report", str(SMALL_RESULTS), "--out", str(out)]) == 0
+    markdown = (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    for gpu in REQUIRED_GPUS:
+        assert gpu in markdown and gpu in page
+    assert "(proj.)" in markdown and "Projection calibration: assumed 40% of the roofline" in markdown
+    assert "data:image/png;base64," in page and "src='http" not in page and 'src="http' not in page
+    assert (out / "shares-1.png").stat().st_size > 10_000
+
+
+def test_report_bad_input(tmp_path, capsys):
+    assert main(["report", str(SMALL_RESULTS), "--gpus", "RTX 9999", "--out", str(tmp_path)]) == 2
+    assert "unknown GPU 'RTX 9999'" in capsys.readouterr().err
+    failed = tmp_path / "failed.json"
+    failed.write_text(SMALL_RESULTS.read_text().replace('"status": "ok"', '"status": "oom"'))
+    assert main(["report", str(failed), "--out", str(tmp_path)]) == 2
+    assert "no complete run" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "missing.json"), "--out", str(tmp_path)]) == 2
+
+
+def test_vram_cap_on_the_cpu_is_a_usage_error(capsys):
+    assert main(["run", "--shape", "tiny", "--device", "cpu", "--vram-cap", "8GiB"]) == 2
+    assert "needs a CUDA GPU" in capsys.readouterr().err
+    assert main(["run", "--shape", "tiny", "--vram-cap", "8XB"]) == 2
+    assert "not a size" in capsys.readouterr().err
+
+
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(BROWSER is None, reason="no headless browser installed (apt-get install chromium to run this)")
+def test_html_renders_in_a_headless_browser(tmp_path):
+    out = tmp_path / "report"
+    assert main(["report", str(SMALL_RESULTS), "--out", str(out)]) == 0
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [
+            BROWSER,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1280,2000",
+            f"--screenshot={shot}",
+            (out / "report.html").as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    assert shot.stat().st_size > 20_000  # a rendered page with tables and a chart, not a blank one
