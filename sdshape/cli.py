@@ -30,7 +30,12 @@ class Parser(argparse.ArgumentParser):
 
 def _add_run(sub: Any) -> None:
     run = sub.add_parser("run", help="measure each stage of a shape (the main job)")
-    run.add_argument("--shape", help="zoo shape (default sd15); see `sdshape zoo`")
+    run.add_argument("--shape", help="zoo shape (default sd15), or a name from --shapes-file; see `sdshape zoo`")
+    run.add_argument("--text-encoder", help="swap in any zoo text encoder (e.g. t5-v1.1-large)")
+    run.add_argument("--unet", help="swap in any zoo UNet (e.g. bk-sdm-small); cross-attention is adapted")
+    run.add_argument("--vae", help="swap in any zoo VAE (e.g. taesd)")
+    run.add_argument("--seq-len", type=int, help="text sequence length (default 77; CLIP's maximum, T5 has none)")
+    run.add_argument("--shapes-file", help="TOML of named compositions: [shape.NAME] text_encoder, unet, vae")
     run.add_argument("--backend", default="eager", help="backend, or a comma list (default eager)")
     run.add_argument("--precision", help=f"{'|'.join(PRECISIONS)} (default fp16 on a GPU, fp32 on the CPU)")
     run.add_argument("--device", help=f"{'|'.join(DEVICES)} (default: the GPU if there is one)")
@@ -246,6 +251,11 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         cache_dir=args.cache_dir,
         parity=args.parity,
         vram_cap=args.vram_cap,
+        text_encoder=args.text_encoder,
+        unet=args.unet,
+        vae=args.vae,
+        sequence_length=args.seq_len,
+        shapes_file=args.shapes_file,
     )
     json_path = _check_writable(args.json_path) if args.json_path else None
     errors = Console(stderr=True)

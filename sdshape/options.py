@@ -14,7 +14,7 @@ import torch
 
 from backends.base import BackendOptions
 from sdshape.errors import UsageError, choices_error
-from sdshape.zoo import get_shape
+from sdshape.zoo import ShapeSpec, get_shape
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 DEVICES = ("cuda", "cpu")
@@ -60,6 +60,8 @@ class Plan:
     cache_dir: Path | None = None
     parity: bool = True
     vram_cap_bytes: int | None = None
+    shape_spec: ShapeSpec | None = None  # set for compositions and shapes-file shapes
+    sequence_length: int = 77
 
     def backend(self, label: str) -> tuple[str, BackendOptions]:
         return self.backend_specs.get(label, (label, BackendOptions()))
@@ -157,6 +159,11 @@ def resolve(
     cache_dir: str | os.PathLike | None = None,
     parity: bool = True,
     vram_cap: str | None = None,
+    text_encoder: str | None = None,
+    unet: str | None = None,
+    vae: str | None = None,
+    sequence_length: int | None = None,
+    shapes_file: str | os.PathLike | None = None,
 ) -> Plan:
     """Validate user options and fill in defaults for the device that will run."""
     from backends import backend_names
@@ -164,9 +171,22 @@ def resolve(
     shape_name = shape or "sd15"
     if weights is not None and shape is not None:
         raise UsageError("--weights and --shape both given: the architecture comes from the --weights folder")
+    _positive("--seq-len", sequence_length)
+    shape_spec = None
     if weights is None:
-        native = get_shape(shape_name).native_resolution  # unknown shape -> UsageError with the choices
+        from sdshape.zoo.compose import load_shapes_file, with_overrides
+
+        file_shapes = load_shapes_file(shapes_file) if shapes_file else {}
+        if shape is None and len(file_shapes) == 1 and not (text_encoder or unet or vae):
+            shape_name = next(iter(file_shapes))  # a file with one shape: that one
+        if shape_name not in file_shapes:
+            get_shape(shape_name)  # unknown shape -> UsageError with the choices
+        shape_spec = with_overrides(shape_name, text_encoder, unet, vae, sequence_length, file_shapes)
+        shape_name = shape_spec.name
+        native = shape_spec.native_resolution
     else:
+        if text_encoder or unet or vae or shapes_file:
+            raise UsageError("--weights loads a whole pipeline; --text-encoder/--unet/--vae/--shapes-file do not apply")
         from sdshape.build import weights_native_resolution
 
         native = weights_native_resolution(Path(weights))
@@ -241,6 +261,8 @@ def resolve(
         cache_dir=Path(cache_dir) if cache_dir is not None else default_root(),
         parity=parity,
         vram_cap_bytes=vram_cap_bytes,
+        shape_spec=shape_spec,
+        sequence_length=shape_spec.sequence_length if shape_spec else (sequence_length or 77),
         precision=precision,
         device=torch.device(device),
         resolution=resolution,

@@ -45,7 +45,6 @@ from sdshape.stages import (
 from sdshape.zoo import ComponentSpec, get_shape
 
 STAGE_KINDS = {"text_encoder": "text_encoder", "unet_loop": "unet", "vae_decode": "vae"}
-SEQUENCE_LENGTH = 77
 
 
 def _times(value: int | None, factor: int) -> int | None:
@@ -160,7 +159,7 @@ class Session:
             if plan.weights is not None:
                 built = build.load_weights(plan.weights, plan.device, self.dtype, on_component=self._stepper(task))
             else:
-                shape = get_shape(plan.shape)
+                shape = plan.shape_spec or get_shape(plan.shape)
                 built = build.build_shape(shape, plan.device, self.dtype, plan.seed, self._stepper(task))
             self.built = built
             self._advance(task, completed=3, description=f"{self.backend}: components built")
@@ -239,13 +238,14 @@ class Session:
     def _prepare(self, built: BuiltShape) -> None:
         plan = self.plan
         device, dtype = plan.device, self.dtype
-        self.shapes = shapes = call_shapes(built.specs, plan.batch, plan.resolution, SEQUENCE_LENGTH)
+        seq_len = plan.sequence_length
+        self.shapes = shapes = call_shapes(built.specs, plan.batch, plan.resolution, seq_len)
         per_call = flops_per_call(built.specs, shapes, strict=False)
         name, options = plan.backend(self.backend)
         backend = get_backend(name, options)
 
         rows = shapes.text_encoder["input_ids"][0]
-        ids = token_ids(rows, SEQUENCE_LENGTH, vocab_size(built.specs["text_encoder"]), device)
+        ids = token_ids(rows, seq_len, vocab_size(built.specs["text_encoder"]), device)
         if self.reference is not None:
             conditioning = self.reference.conditioning_for(dtype)
         else:

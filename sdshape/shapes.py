@@ -20,8 +20,21 @@ def _text_parts(spec: ComponentSpec) -> tuple[ComponentSpec, ...]:
     return spec.parts if spec.is_stack else (spec,)
 
 
+def width(config: dict) -> int:
+    """Hidden width of a text encoder config (CLIP: hidden_size, T5: d_model)."""
+    return config["hidden_size"] if "hidden_size" in config else config["d_model"]
+
+
 def text_hidden_size(spec: ComponentSpec) -> int:
-    return sum(part.config["hidden_size"] for part in _text_parts(spec))
+    return sum(width(part.config) for part in _text_parts(spec))
+
+
+def max_tokens(spec: ComponentSpec) -> int | None:
+    """The longest sequence the text encoder takes (CLIP: its position table; T5: no limit)."""
+    limits = [
+        part.config["max_position_embeddings"] for part in _text_parts(spec) if "max_position_embeddings" in part.config
+    ]
+    return min(limits) if limits else None
 
 
 def text_pooled_size(spec: ComponentSpec) -> int | None:
@@ -33,7 +46,9 @@ def vocab_size(spec: ComponentSpec) -> int:
 
 
 def vae_scale_factor(spec: ComponentSpec) -> int:
-    return 2 ** (len(spec.config["block_out_channels"]) - 1)
+    """Pixels per latent along a side: AutoencoderKL halves per level; AutoencoderTiny likewise."""
+    levels = spec.config.get("block_out_channels") or spec.config.get("decoder_block_out_channels")
+    return 2 ** (len(levels) - 1)
 
 
 @dataclass(frozen=True)

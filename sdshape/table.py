@@ -115,6 +115,7 @@ def footnotes(benchmarks: list[dict[str, Any]]) -> list[str]:
         if info["status"] != "ok":
             lines.append(f"{info['stage']}: {info['status']}: {info.get('message')}")
     first = benchmarks[0]["extra_info"] if benchmarks else {}
+    lines += [f"composition: {note}" for note in first.get("composition_notes") or []]
     if first.get("energy_j") is None and first.get("energy_note"):
         lines.append(f"energy n/a: {first['energy_note']}")
     lines.append("time %, energy %: of text_encoder + unet_loop + vae_decode (one image); FLOPs: 1 MAC = 2 FLOPs")

@@ -45,4 +45,6 @@ def get_shape(name: str) -> ShapeSpec:
 
 def shape_components(shape: ShapeSpec) -> dict[ComponentKind, ComponentSpec]:
     """The three component specs of a shape, keyed by kind."""
+    if shape.specs is not None:
+        return dict(shape.specs)  # type: ignore[arg-type]
     return {kind: get_component(name) for kind, name in shape.components().items()}

@@ -54,6 +54,9 @@ class ShapeSpec:
     source: str
     sequence_length: int = 77
     tags: tuple[str, ...] = field(default_factory=tuple)
+    # A composition carries its (possibly adapted) component specs; named shapes look theirs up.
+    specs: dict[str, ComponentSpec] | None = None
+    notes: tuple[str, ...] = ()
 
     def components(self) -> dict[str, str]:
         return {"text_encoder": self.text_encoder, "unet": self.unet, "vae": self.vae}

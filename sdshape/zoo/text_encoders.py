@@ -137,3 +137,70 @@ TEXT_ENCODERS = (
     TINY_CLIP,
     TINY_XL_TEXT_ENCODERS,
 )
+
+
+# T5 v1.1 encoders (T5EncoderModel: the encoder stack only). Fields shared by the google/t5-v1_1-* configs.
+_T5_COMMON = {
+    "vocab_size": 32128,
+    "d_kv": 64,
+    "feed_forward_proj": "gated-gelu",
+    "relative_attention_num_buckets": 32,
+    "relative_attention_max_distance": 128,
+    "dropout_rate": 0.1,
+    "layer_norm_epsilon": 1e-06,
+    "initializer_factor": 1.0,
+    "is_encoder_decoder": True,
+    "tie_word_embeddings": False,
+    "pad_token_id": 0,
+    "eos_token_id": 1,
+    "decoder_start_token_id": 0,
+}
+_T5_SIZES = {  # name: (d_model, d_ff, num_layers, num_heads)
+    "small": (512, 1024, 8, 6),
+    "base": (768, 2048, 12, 12),
+    "large": (1024, 2816, 24, 16),
+    "xl": (2048, 5120, 24, 32),
+    "xxl": (4096, 10240, 24, 64),
+}
+
+
+def _t5(size: str) -> ComponentSpec:
+    d_model, d_ff, layers, heads = _T5_SIZES[size]
+    return ComponentSpec(
+        name=f"t5-v1.1-{size}",
+        kind="text_encoder",
+        library_class="T5EncoderModel",
+        config={
+            **_T5_COMMON,
+            "d_model": d_model,
+            "d_ff": d_ff,
+            "num_layers": layers,
+            "num_decoder_layers": layers,
+            "num_heads": heads,
+        },
+        source=f"https://huggingface.co/google/t5-v1_1-{size}/blob/main/config.json",
+        description=f"T5 v1.1 {size} encoder ({layers} layers, {d_model} wide; no 77-token limit)",
+    )
+
+
+T5_ENCODERS = tuple(_t5(size) for size in _T5_SIZES)
+
+TINY_T5 = ComponentSpec(
+    name="tiny-t5",
+    kind="text_encoder",
+    library_class="T5EncoderModel",
+    config={
+        **_T5_COMMON,
+        "vocab_size": 1000,
+        "d_model": 48,
+        "d_kv": 12,
+        "d_ff": 64,
+        "num_layers": 2,
+        "num_decoder_layers": 2,
+        "num_heads": 4,
+    },
+    source="shaped like transformers' T5 tests (T5ModelTester), 48 wide so composing it with tiny-unet adapts",
+    description="tiny T5 encoder for tests",
+)
+
+TEXT_ENCODERS = (*TEXT_ENCODERS, *T5_ENCODERS, TINY_T5)

@@ -144,3 +144,66 @@ TINY_XL_UNET = ComponentSpec(
 )
 
 UNETS = (SD15_UNET, SD21_UNET, SDXL_UNET, TINY_UNET, TINY_XL_UNET)
+
+
+# BK-SDM (Kim et al., 2023): blocks removed from the SD v1.4 UNet (the same architecture as v1.5's).
+_BK_SDM_SOURCE = "https://github.com/Nota-NetsPresso/BK-SDM/blob/main/src/unet_config/{}/config.json"
+_BK_COMMON = {
+    **_SD_UNET_COMMON,
+    "attention_head_dim": 8,
+    "cross_attention_dim": 768,
+    "sample_size": 64,
+    "layers_per_block": 1,
+    "upcast_attention": False,
+    "use_linear_projection": False,
+}
+
+BK_SDM_BASE = ComponentSpec(
+    name="bk-sdm-base",
+    kind="unet",
+    library_class="UNet2DConditionModel",
+    config={**_BK_COMMON, "mid_block_type": "UNetMidBlock2DCrossAttn"},
+    source=_BK_SDM_SOURCE.format("bk_base"),
+    description="BK-SDM-Base UNet: one block fewer per stage (0.58 B)",
+)
+BK_SDM_SMALL = ComponentSpec(
+    name="bk-sdm-small",
+    kind="unet",
+    library_class="UNet2DConditionModel",
+    config={**_BK_COMMON, "mid_block_type": None},
+    source=_BK_SDM_SOURCE.format("bk_small"),
+    description="BK-SDM-Small UNet: Base without the mid block (0.48 B)",
+)
+BK_SDM_TINY = ComponentSpec(
+    name="bk-sdm-tiny",
+    kind="unet",
+    library_class="UNet2DConditionModel",
+    config={
+        **_BK_COMMON,
+        "mid_block_type": None,
+        "block_out_channels": [320, 640, 1280],
+        "down_block_types": ["CrossAttnDownBlock2D"] * 3,
+        "up_block_types": ["CrossAttnUpBlock2D"] * 3,
+    },
+    source=_BK_SDM_SOURCE.format("bk_tiny"),
+    description="BK-SDM-Tiny UNet: Small without the innermost stage (0.32 B)",
+)
+
+
+def scaled_sd15_unet(width: float, layers: int) -> ComponentSpec:
+    """The SD 1.5 UNet with every channel count times ``width`` (rounded to 32) and ``layers`` per block."""
+    channels = [max(32, round(c * width / 32) * 32) for c in SD15_UNET.config["block_out_channels"]]
+    return ComponentSpec(
+        name=f"sd15-unet-w{width:g}-l{layers}",
+        kind="unet",
+        library_class="UNet2DConditionModel",
+        config={**SD15_UNET.config, "block_out_channels": channels, "layers_per_block": layers},
+        source=f"derived from {SD15_UNET.source}: block_out_channels x {width:g} (multiples of 32), "
+        f"layers_per_block {layers}",
+        description=f"SD 1.5 UNet scaled: width x{width:g}, {layers} layer(s) per block",
+    )
+
+
+# (width 1, 1 layer per block) is BK-SDM-Base exactly, so it is not repeated here.
+SCALED_UNETS = tuple(scaled_sd15_unet(w, n) for w, n in ((0.5, 2), (0.75, 2), (1.25, 2), (0.75, 1), (0.5, 1)))
+UNETS = (*UNETS, BK_SDM_BASE, BK_SDM_SMALL, BK_SDM_TINY, *SCALED_UNETS)

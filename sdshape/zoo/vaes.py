@@ -63,3 +63,28 @@ TINY_VAE = ComponentSpec(
 )
 
 VAES = (SD_VAE, SD21_VAE, SDXL_VAE, TINY_VAE)
+
+TAESD = ComponentSpec(
+    name="taesd",
+    kind="vae",
+    library_class="AutoencoderTiny",
+    config={
+        "in_channels": 3,
+        "out_channels": 3,
+        "encoder_block_out_channels": [64, 64, 64, 64],
+        "decoder_block_out_channels": [64, 64, 64, 64],
+        "act_fn": "relu",
+        "latent_channels": 4,
+        "upsampling_scaling_factor": 2,
+        "num_encoder_blocks": [1, 3, 3, 3],
+        "num_decoder_blocks": [3, 3, 3, 1],
+        "latent_magnitude": 3,
+        "latent_shift": 0.5,
+        "force_upcast": False,
+        "scaling_factor": 1.0,
+    },
+    source="https://huggingface.co/madebyollin/taesd/blob/main/config.json",
+    description="TAESD tiny autoencoder (diffusers AutoencoderTiny) for SD 1.x/2.x latents",
+)
+
+VAES = (*VAES, TAESD)
