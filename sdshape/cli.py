@@ -87,7 +87,9 @@ def build_parser() -> Parser:
     compare.add_argument("--thresholds", help="TOML file of per-id overrides ([[override]] tables)")
     compare.add_argument("--json", action="store_true", help="print JSON")
     report = sub.add_parser("report", help="Markdown + HTML report: shares per stage, GPU feasibility matrix")
-    report.add_argument("results", nargs="+", help="result files (sdshape run --json/--save, pytest --benchmark-json)")
+    report.add_argument(
+        "results", nargs="+", help="result files (run --json/--save, pytest --benchmark-json) and shapes.json files"
+    )
     report.add_argument("--gpus", help="comma list of catalog GPUs (default: the whole catalog)")
     report.add_argument("--gpu-catalog", help="TOML file with your own cards, same form as the bundled catalog")
     report.add_argument("--out", default="report", help="output folder (default report/)")
@@ -405,7 +407,7 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         out.mkdir(parents=True, exist_ok=True)
         (out / "shapes.json").write_text(json.dumps(document, indent=2, default=str))
         if measured is not None:
-            explorer.pareto_chart(found, out / "pareto.png", _conditions(document))
+            explorer.pareto_chart(document["shapes"], out / "pareto.png", explorer.conditions(document))
     if args.json:
         print(json.dumps(document, indent=2, default=str))
     else:
@@ -413,16 +415,9 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _conditions(document: dict[str, Any]) -> str:
-    measured = document.get("measured_conditions") or {}
-    return (
-        f"{document['resolution']}x{document['resolution']}, {document['steps']} steps, batch 1, CFG; "
-        f"{measured.get('backend', '-')} {measured.get('precision', '-')} on {measured.get('device', '-')}, "
-        f"{measured.get('rounds', '-')} rounds per component"
-    )
-
-
 def _print_shapes(document: dict[str, Any], console: Console) -> None:
+    from sdshape import explorer
+
     measured = "measured_conditions" in document
     table = Table(
         title=f"compositions within {document['budget']:.3g} parameters "
@@ -459,7 +454,7 @@ def _print_shapes(document: dict[str, Any], console: Console) -> None:
         for note in shape["adaptation"]:
             console.print(f"  {shape['name']}: {note}", highlight=False)
     if measured:
-        per = Table(title="cost per 100 M parameters, by component kind (" + _conditions(document) + ")")
+        per = Table(title="cost per 100 M parameters, by component kind (" + explorer.conditions(document) + ")")
         for column in ("kind", "component", "params", "s/image", "s per 100 M params", "activations per 100 M"):
             per.add_column(column, justify="left" if column in ("kind", "component") else "right")
         for row in document["cost_per_100m"]:

@@ -267,30 +267,32 @@ def cost_per_100m(compositions: list[Composition], measured: dict[str, dict[str,
     return sorted(rows, key=lambda r: (KINDS.index(r["kind"]), -r["params"]))
 
 
-def pareto_chart(compositions: list[Composition], path: Any, conditions: str) -> None:
-    """Parameters against seconds per image and against peak memory; the Pareto front marked."""
+def pareto_chart(shapes: list[dict[str, Any]], path: Any, conditions: str) -> None:
+    """Parameters against seconds per image and against peak memory; the Pareto front marked.
+
+    ``shapes`` are the rows of a shapes document (``Composition.as_dict``), so a
+    saved ``shapes.json`` can be charted again by ``sdshape report``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = [c for c in compositions if c.measured.get("status") == "ok"]
+    points = [s for s in shapes if (s.get("measured") or {}).get("status") == "ok"]
     if not points:
-        raise UsageError("no measured composition to chart")
+        raise UsageError("no measured composition to chart (run sdshape shapes with --measure)")
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     for axis, key, label, scale in (
         (axes[0], "seconds_per_image", "seconds per image", 1.0),
         (axes[1], "peak_bytes", "peak memory (GiB)", 2**30),
     ):
-        xs = [c.total_params / 1e9 for c in points]
-        ys = [c.measured[key] / scale for c in points]
+        xs = [s["params"] / 1e9 for s in points]
+        ys = [s["measured"][key] / scale for s in points]
         axis.scatter(xs, ys, s=18, color="#888")
-        front = _pareto([(x, y, c) for x, y, c in zip(xs, ys, points, strict=True)])
+        front = _pareto([(x, y, s["name"]) for x, y, s in zip(xs, ys, points, strict=True)])
         axis.plot([p[0] for p in front], [p[1] for p in front], color="C0", marker="o")
-        for x, y, c in front:
-            axis.annotate(
-                c.shape.name.replace("+", "\n"), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points"
-            )
+        for x, y, name in front:
+            axis.annotate(name.replace("+", "\n"), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
         axis.set_xlabel("parameters (billions)")
         axis.set_ylabel(label)
         axis.set_title(f"{label} vs parameters (line: the Pareto front)", fontsize=9)
@@ -298,6 +300,20 @@ def pareto_chart(compositions: list[Composition], path: Any, conditions: str) ->
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def conditions(document: dict[str, Any]) -> str:
+    """The measurement conditions of a shapes document, in one line."""
+    measured = document.get("measured_conditions") or {}
+    return (
+        f"{document['resolution']}x{document['resolution']}, {document['steps']} steps, batch 1, CFG; "
+        f"{measured.get('backend', '-')} {measured.get('precision', '-')} on {measured.get('device', '-')}, "
+        f"{measured.get('rounds', '-')} rounds per component"
+    )
+
+
+def is_shapes_document(document: Any) -> bool:
+    return isinstance(document, dict) and "budget" in document and isinstance(document.get("shapes"), list)
 
 
 def _pareto(points: list[tuple[float, float, Any]]) -> list[tuple[float, float, Any]]:

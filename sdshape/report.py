@@ -81,11 +81,29 @@ def share_chart(title: str, shares: dict[str, dict[str, float | None]]) -> bytes
     return buffer.getvalue()
 
 
+def _shapes_document(path: str) -> dict[str, Any] | None:
+    """A ``sdshape shapes --out`` document, or None when the file is something else."""
+    import json
+
+    from sdshape.explorer import is_shapes_document
+
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None  # results_io.load gives the proper one-line error
+    return document if is_shapes_document(document) else None
+
+
 def build(paths: list[str], gpu_names: list[str] | None, catalog_file: str | None) -> dict[str, Any]:
     catalog = feasibility.load_catalog(catalog_file)
     gpus = feasibility.pick(catalog, gpu_names)
     runs: list[dict[str, Any]] = []
+    explorations: list[dict[str, Any]] = []
     for path in paths:
+        exploration = _shapes_document(path)
+        if exploration is not None:
+            explorations.append({"file": str(path), "document": exploration})
+            continue
         result = load(path)
         for run in feasibility.profiles(result, catalog):
             runs.append(
@@ -96,9 +114,44 @@ def build(paths: list[str], gpu_names: list[str] | None, catalog_file: str | Non
                     "matrix": [feasibility.feasibility(run, gpu) for gpu in gpus],
                 }
             )
-    if not runs:
-        raise UsageError("report: no complete run (text_encoder, unet_loop and vae_decode all ok) in the given files")
-    return {"runs": runs, "gpus": gpus}
+    measured = [e for e in explorations if "cost_per_100m" in e["document"]]
+    if not runs and not measured:
+        raise UsageError(
+            "report: no complete run (text_encoder, unet_loop and vae_decode all ok) and no measured "
+            "shapes.json in the given files"
+        )
+    return {"runs": runs, "gpus": gpus, "explorations": measured}
+
+
+def exploration_markdown(exploration: dict[str, Any], chart: str) -> list[str]:
+    from sdshape.explorer import conditions
+
+    document = exploration["document"]
+    lines = [
+        "",
+        f"## Parameter budget {document['budget']:.3g}: spent differently",
+        "",
+        f"Conditions: {conditions(document)}; file `{exploration['file']}`.",
+        "",
+        f"![pareto]({chart})",
+        "",
+        "| kind | component | params | s/image | s per 100 M params | activations per 100 M |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in document["cost_per_100m"]:
+        lines.append(
+            f"| {row['kind']} | {row['component']} | {units.count(row['params'])} | "
+            f"{units.seconds(row['seconds_per_image'])} | {units.seconds(row['seconds_per_100m'])} | "
+            f"{units.size(row['activation_bytes_per_100m'])} |"
+        )
+    check = document.get("check")
+    if check and check.get("difference") is not None:
+        lines += [
+            "",
+            f"Composition check: {check['name']} end to end {units.seconds(check['end_to_end_s'])}, "
+            f"composed {units.seconds(check['composed_s'])} ({check['difference']:+.1%}).",
+        ]
+    return lines
 
 
 def _cell(entry: dict[str, Any]) -> str:
@@ -153,6 +206,8 @@ def markdown(report: dict[str, Any], chart_names: list[str]) -> str:
             )
         calibration = entry["matrix"][0]["projection"]["calibration"] if entry["matrix"] else ""
         lines += ["", f"Projection calibration: {calibration}."]
+    for exploration, chart in report.get("exploration_charts", []):
+        lines += exploration_markdown(exploration, chart)
     lines += ["", "## Policies", ""]
     lines += [f"- `{name}`: {text}" for name, text in feasibility.POLICIES.items()]
     lines += ["", "## GPU catalog sources", ""]
@@ -213,6 +268,23 @@ def html_page(report: dict[str, Any], charts: list[bytes]) -> str:
             f"<table><tr><th>GPU</th>{head}<th>s/image (projection)</th></tr>{''.join(rows)}</table>",
             f"<p class='note'>Projection calibration: {html.escape(calibration)}.</p>",
         ]
+    for exploration, chart_bytes in report.get("exploration_images", []):
+        lines = exploration_markdown(exploration, "pareto")
+        encoded = base64.b64encode(chart_bytes).decode()
+        parts += [
+            f"<h2>{html.escape(lines[1].lstrip('# '))}</h2>",
+            f"<p class='note'>{html.escape(lines[3])}</p>",
+            f"<img alt='Pareto chart' src='data:image/png;base64,{encoded}'>",
+        ]
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(cell.strip())}</td>" for cell in line.strip("|").split("|")) + "</tr>"
+            for line in lines
+            if line.startswith("| ") and not line.startswith("| kind ")  # data rows: not the header, not |---|
+        )
+        parts += [
+            "<table><tr><th>kind</th><th>component</th><th>params</th><th>s/image</th>"
+            f"<th>s per 100 M params</th><th>activations per 100 M</th></tr>{rows}</table>"
+        ]
     parts += ["<h2>GPU catalog sources</h2><ul>"]
     parts += [f"<li>{html.escape(g.name)}: {html.escape(g.source)}</li>" for g in report["gpus"]]
     parts += ["</ul></body></html>"]
@@ -228,6 +300,14 @@ def write(paths: list[str], out: Path, gpu_names: list[str] | None, catalog_file
         name = f"shares-{index + 1}.png"
         (out / name).write_bytes(chart)
         names.append(name)
+    report["exploration_charts"], report["exploration_images"] = [], []
+    for index, exploration in enumerate(report["explorations"]):
+        from sdshape.explorer import conditions, pareto_chart
+
+        path = out / f"pareto-{index + 1}.png"
+        pareto_chart(exploration["document"]["shapes"], path, conditions(exploration["document"]))
+        report["exploration_charts"].append((exploration, path.name))
+        report["exploration_images"].append((exploration, path.read_bytes()))
     markdown_path = out / "report.md"
     markdown_path.write_text(markdown(report, names))
     html_path = out / "report.html"

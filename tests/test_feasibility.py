@@ -158,6 +158,18 @@ def test_report_from_a_committed_results_file(tmp_path, capsys):
     assert (out / "shares-1.png").stat().st_size > 10_000
 
 
+def test_report_includes_a_measured_shapes_exploration(tmp_path):
+    shapes = ROOT / "results" / "examples" / "shapes-tiny" / "shapes.json"
+    out = tmp_path / "report"
+    assert main(["report", str(SMALL_RESULTS), str(shapes), "--out", str(out)]) == 0
+    markdown = (out / "report.md").read_text()
+    assert "## Parameter budget 5e+06: spent differently" in markdown
+    assert "| unet | tiny-unet@xattn48 |" in markdown and "Composition check:" in markdown
+    assert (out / "pareto-1.png").stat().st_size > 10_000
+    page = (out / "report.html").read_text()
+    assert "Pareto chart" in page and "<td>tiny-unet@xattn48</td>" in page and "<td>---</td>" not in page
+
+
 def test_report_bad_input(tmp_path, capsys):
     assert main(["report", str(SMALL_RESULTS), "--gpus", "RTX 9999", "--out", str(tmp_path)]) == 2
     assert "unknown GPU 'RTX 9999'" in capsys.readouterr().err
