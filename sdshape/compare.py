@@ -19,20 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from sdshape.document import ID_FIELDS
+from sdshape.environment import GPU_FIELDS
 from sdshape.errors import UsageError
 from sdshape.results_io import ResultFile, ResultRow
 
 ALPHA = 0.05
 MEMORY_FLOOR_BYTES = 16 << 20
-VERDICT_ORDER = ("status_change", "regression", "improvement", "undecided", "unchanged", "only_base", "only_new")
+# The fingerprint fields (environment.GPU_FIELDS) plus the library and host fields a change can come from.
 ENVIRONMENT_FIELDS = (
-    "gpu_name",
-    "gpu_memory_bytes",
-    "driver_version",
-    "cuda_runtime_version",
-    "cuda_driver_version",
-    "cudnn_version",
-    "power_limit_w",
+    *GPU_FIELDS,
     "torch_version",
     "diffusers_version",
     "transformers_version",

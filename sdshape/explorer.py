@@ -137,7 +137,6 @@ def measure(compositions: list[Composition], plan: Any, progress: Any = None, ch
     ``plan`` is a resolved run plan (device, precision, resolution, steps, rounds, backend); each
     distinct component is measured inside the first composition that contains it.
     """
-    import dataclasses
 
     from sdshape.session import Session
 
@@ -147,13 +146,7 @@ def measure(compositions: list[Composition], plan: Any, progress: Any = None, ch
         missing = [kind for kind in KINDS if specs[kind].name not in measured]
         if not missing:
             continue
-        component_plan = dataclasses.replace(
-            plan,
-            shape=composition.shape.name,
-            shape_spec=composition.shape,
-            sequence_length=composition.shape.sequence_length,
-            parity=False,
-        )
+        component_plan = _plan_for(plan, composition)
         with Session(component_plan, plan.backends[0], progress=progress) as session:
             session.build()
             for kind in missing:
@@ -164,13 +157,7 @@ def measure(compositions: list[Composition], plan: Any, progress: Any = None, ch
     checked = None
     if compositions:
         target = compositions[min(check, len(compositions) - 1)]
-        check_plan = dataclasses.replace(
-            plan,
-            shape=target.shape.name,
-            shape_spec=target.shape,
-            sequence_length=target.shape.sequence_length,
-            parity=False,
-        )
+        check_plan = _plan_for(plan, target)
         with Session(check_plan, plan.backends[0], progress=progress) as session:
             session.build()
             outcome = session.measure("pipeline")
@@ -184,6 +171,16 @@ def measure(compositions: list[Composition], plan: Any, progress: Any = None, ch
             "status": outcome.status,
         }
     return {"components": measured, "check": checked}
+
+
+def _plan_for(plan: Any, composition: Composition) -> Any:
+    """The run plan with this composition as its shape (parity off: there is no eager fp32 twin to compare)."""
+    import dataclasses
+
+    shape = composition.shape
+    return dataclasses.replace(
+        plan, shape=shape.name, shape_spec=shape, sequence_length=shape.sequence_length, parity=False
+    )
 
 
 def _median(values: list[float]) -> float | None:
