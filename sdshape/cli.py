@@ -317,14 +317,19 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _check_fractions(args: argparse.Namespace, *names: str) -> None:
+    """Thresholds are fractions (0.05 = 5%); a percentage or a negative number is a usage error."""
+    for name in names:
+        value = getattr(args, name)
+        if not 0 <= value < 10:
+            raise UsageError(f"--{name.replace('_', '-')} must be a fraction such as 0.05, got {value}")
+
+
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     from sdshape import compare, results_io
     from sdshape.report_compare import print_verdicts
 
-    for name in ("threshold", "memory_threshold", "energy_threshold"):
-        value = getattr(args, name)
-        if not 0 <= value < 10:
-            raise UsageError(f"--{name.replace('_', '-')} must be a fraction such as 0.05, got {value}")
+    _check_fractions(args, "threshold", "memory_threshold", "energy_threshold")
     floors = compare.Floors(args.threshold, args.memory_threshold, args.energy_threshold)
     thresholds = compare.load_thresholds(args.thresholds, floors) if args.thresholds else compare.Thresholds(floors)
     base, new = results_io.load(args.base), results_io.load(args.new)
@@ -480,9 +485,7 @@ def _print_shapes(document: dict[str, Any], console: Console) -> None:
 def cmd_history(args: argparse.Namespace, console: Console) -> int:
     from sdshape.history import write_report
 
-    for name in ("threshold", "run_to_run"):
-        if not 0 <= getattr(args, name) < 10:
-            raise UsageError(f"--{name.replace('_', '-')} must be a fraction such as 0.05, got {getattr(args, name)}")
+    _check_fractions(args, "threshold", "run_to_run")
     report, series = write_report(Path(args.dir), Path(args.out), args.gpu, args.threshold, args.run_to_run)
     steps = sum(len(s.steps) for s in series)
     console.print(f"{len(series)} series, {steps} step(s) found; report: {report}", highlight=False)

@@ -13,6 +13,7 @@ terms). A status going from ok to oom, error or invalid is a change for the wors
 from __future__ import annotations
 
 import math
+import statistics
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +111,7 @@ def compare_time(base: list[float], new: list[float], floor: float) -> dict[str,
     result: dict[str, Any] = {"metric": "time", "floor": floor, "base_rounds": len(base), "new_rounds": len(new)}
     if not base or not new:
         return {**result, "verdict": "undecided", "reason": "no raw rounds on one side"}
-    base_median, new_median = _median(base), _median(new)
+    base_median, new_median = statistics.median(base), statistics.median(new)
     change = new_median / base_median - 1 if base_median > 0 else math.inf
     result.update(base=base_median, new=new_median, change=change, p_value=None)
     if abs(change) < floor:
@@ -137,12 +138,6 @@ def compare_scalar(metric: str, base: float | None, new: float | None, floor: fl
     if abs(change) < floor or abs(new - base) < absolute:
         return {**result, "verdict": "unchanged", "reason": "below the floor"}
     return {**result, "verdict": "regression" if change > 0 else "improvement", "reason": "beyond the floor"}
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def compare_rows(base: ResultRow, new: ResultRow, floors: Floors) -> dict[str, Any]:

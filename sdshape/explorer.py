@@ -11,6 +11,7 @@ one composition is also measured end to end, to check the composition rule.
 from __future__ import annotations
 
 import itertools
+import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,11 +185,8 @@ def _plan_for(plan: Any, composition: Composition) -> Any:
 
 
 def _median(values: list[float]) -> float | None:
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    """The median of the timed rounds; None when a failed stage left none."""
+    return statistics.median(values) if values else None
 
 
 def _component_cost(session: Any, outcome: Any, kind: str, steps: int) -> dict[str, Any]:

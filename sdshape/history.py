@@ -25,6 +25,7 @@ from typing import Any
 from sdshape.document import ID_FIELDS
 from sdshape.errors import UsageError
 from sdshape.results_io import ResultFile, load
+from sdshape.saving import slug
 
 Z_MIN = 4.0
 RUN_TO_RUN = 0.01
@@ -202,15 +203,11 @@ def markdown(series: list[Series], charts: dict[str, Path], skipped: list[str], 
                 f"{last * 1e3:.1f} ms | {steps} |"
             )
         for title, chart in charts.items():
-            if chart.name.startswith(_slug(gpu)):
+            if chart.name.startswith(slug(gpu)):
                 lines += ["", f"![{title}]({chart.name})"]
     if skipped:
         lines += ["", "Skipped files:", *(f"- {note}" for note in skipped)]
     return "\n".join(lines) + "\n"
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def charts(series: list[Series], out: Path) -> dict[str, Path]:
@@ -240,7 +237,7 @@ def charts(series: list[Series], out: Path) -> dict[str, Path]:
             axes.set_title(f"{gpu}: {stage}")
             axes.legend(fontsize=7)
             figure.tight_layout()
-            path = out / f"{_slug(gpu)}-{stage}.png"
+            path = out / f"{slug(gpu)}-{stage}.png"
             figure.savefig(path, dpi=110)
             plt.close(figure)
             written[f"{gpu}: {stage}"] = path

@@ -123,6 +123,24 @@ def build(paths: list[str], gpu_names: list[str] | None, catalog_file: str | Non
     return {"runs": runs, "gpus": gpus, "explorations": measured}
 
 
+COST_COLUMNS = ("kind", "component", "params", "s/image", "s per 100 M params", "activations per 100 M")
+
+
+def cost_cells(document: dict[str, Any]) -> list[tuple[str, ...]]:
+    """The cost-per-100M-parameters table of a shapes document, as formatted cells."""
+    return [
+        (
+            row["kind"],
+            row["component"],
+            units.count(row["params"]),
+            units.seconds(row["seconds_per_image"]),
+            units.seconds(row["seconds_per_100m"]),
+            units.size(row["activation_bytes_per_100m"]),
+        )
+        for row in document["cost_per_100m"]
+    ]
+
+
 def exploration_markdown(exploration: dict[str, Any], chart: str) -> list[str]:
     from sdshape.explorer import conditions
 
@@ -135,15 +153,10 @@ def exploration_markdown(exploration: dict[str, Any], chart: str) -> list[str]:
         "",
         f"![pareto]({chart})",
         "",
-        "| kind | component | params | s/image | s per 100 M params | activations per 100 M |",
-        "|---|---|---|---|---|---|",
+        "| " + " | ".join(COST_COLUMNS) + " |",
+        "|---" * len(COST_COLUMNS) + "|",
     ]
-    for row in document["cost_per_100m"]:
-        lines.append(
-            f"| {row['kind']} | {row['component']} | {units.count(row['params'])} | "
-            f"{units.seconds(row['seconds_per_image'])} | {units.seconds(row['seconds_per_100m'])} | "
-            f"{units.size(row['activation_bytes_per_100m'])} |"
-        )
+    lines += ["| " + " | ".join(cells) + " |" for cells in cost_cells(document)]
     check = document.get("check")
     if check and check.get("difference") is not None:
         lines += [
@@ -269,21 +282,21 @@ def html_page(report: dict[str, Any], charts: list[bytes]) -> str:
             f"<p class='note'>Projection calibration: {html.escape(calibration)}.</p>",
         ]
     for exploration, chart_bytes in report.get("exploration_images", []):
-        lines = exploration_markdown(exploration, "pareto")
+        from sdshape.explorer import conditions
+
+        document = exploration["document"]
         encoded = base64.b64encode(chart_bytes).decode()
-        parts += [
-            f"<h2>{html.escape(lines[1].lstrip('# '))}</h2>",
-            f"<p class='note'>{html.escape(lines[3])}</p>",
-            f"<img alt='Pareto chart' src='data:image/png;base64,{encoded}'>",
-        ]
+        head = "".join(f"<th>{html.escape(column)}</th>" for column in COST_COLUMNS)
         rows = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(cell.strip())}</td>" for cell in line.strip("|").split("|")) + "</tr>"
-            for line in lines
-            if line.startswith("| ") and not line.startswith("| kind ")  # data rows: not the header, not |---|
+            "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells) + "</tr>"
+            for cells in cost_cells(document)
         )
         parts += [
-            "<table><tr><th>kind</th><th>component</th><th>params</th><th>s/image</th>"
-            f"<th>s per 100 M params</th><th>activations per 100 M</th></tr>{rows}</table>"
+            f"<h2>Parameter budget {document['budget']:.3g}: spent differently</h2>",
+            f"<p class='note'>Conditions: {html.escape(conditions(document))}; file "
+            f"{html.escape(exploration['file'])}.</p>",
+            f"<img alt='Pareto chart' src='data:image/png;base64,{encoded}'>",
+            f"<table><tr>{head}</tr>{rows}</table>",
         ]
     parts += ["<h2>GPU catalog sources</h2><ul>"]
     parts += [f"<li>{html.escape(g.name)}: {html.escape(g.source)}</li>" for g in report["gpus"]]

@@ -135,7 +135,11 @@ class Session:
 
     @property
     def backend_options(self) -> BackendOptions:
-        return self.plan.backend(self.backend)[1]
+        """The plan's options for this backend; under --vram-cap, with this session's memory budget."""
+        options = self.plan.backend(self.backend)[1]
+        if self.vram_cap:
+            return dataclasses.replace(options, gpu_mem_limit=self.vram_cap["torch_budget_bytes"])
+        return options
 
     def _task(self, description: str, total: int | None = None):
         if self.progress is None:
@@ -188,8 +192,6 @@ class Session:
         budget = max(cap - held, 0)
         fraction = min(budget / total, 1.0)
         torch.cuda.set_per_process_memory_fraction(fraction, device)
-        name, options = self.plan.backend(self.backend)
-        self.plan.backend_specs[self.backend] = (name, dataclasses.replace(options, gpu_mem_limit=budget))
         self.vram_cap = {
             "cap_bytes": cap,
             "held_before_bytes": held,
@@ -241,8 +243,7 @@ class Session:
         seq_len = plan.sequence_length
         self.shapes = shapes = call_shapes(built.specs, plan.batch, plan.resolution, seq_len)
         per_call = flops_per_call(built.specs, shapes, strict=False)
-        name, options = plan.backend(self.backend)
-        backend = get_backend(name, options)
+        backend = get_backend(self.backend_name, self.backend_options)
 
         rows = shapes.text_encoder["input_ids"][0]
         ids = token_ids(rows, seq_len, vocab_size(built.specs["text_encoder"]), device)
