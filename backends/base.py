@@ -53,14 +53,24 @@ class Artifact:
 
 
 class PreparedRunner:
-    """A runner plus the :class:`Artifact` record of how it was made."""
+    """A runner plus the :class:`Artifact` record of how it was made, and what closing it releases.
 
-    def __init__(self, run: Runner, artifact: Artifact):
+    ``close`` runs when the session ends, before the next backend's baseline is
+    read: state a backend keeps outside the runner (torch.compile's code cache and
+    CUDA-graph pools) must not count against the next backend's memory.
+    """
+
+    def __init__(self, run: Runner, artifact: Artifact, close: Callable[[], None] | None = None):
         self._run = run
         self.artifact = artifact
+        self._close = close
 
     def __call__(self, *inputs: torch.Tensor) -> Any:
         return self._run(*inputs)
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
 
 
 def artifact_of(runner: Runner) -> Artifact:

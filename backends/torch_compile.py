@@ -57,7 +57,13 @@ class TorchCompileBackend:
             torch.cuda.synchronize(device)
         build_s = time.perf_counter() - start
         notes = [f"mode {mode}", "build_s is the first call (tracing + Inductor); its on-disk caches can shorten it"]
-        return PreparedRunner(run, Artifact("built", build_s, None, notes))
+        return PreparedRunner(run, Artifact("built", build_s, None, notes), close=_reset)
+
+
+def _reset() -> None:
+    """Drop Dynamo's code cache (and with it Inductor's CUDA-graph pools), which hold the compiled
+    module's memory after the session has let go of it."""
+    torch._dynamo.reset()
 
 
 def _clone(output: Any) -> Any:

@@ -36,6 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--cache-dir", default=None, help="artifact cache directory")
     group.addoption("--no-parity", dest="parity", action="store_false", help="skip parity with eager fp32")
     group.addoption("--vram-cap", default=None, help="GPU only: emulate a smaller card, e.g. 8GiB")
+    group.addoption("--sample-interval", type=float, default=0.02, help="sampler interval in seconds (0: no thread)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -58,6 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
             cache_dir=option.cache_dir,
             parity=option.parity,
             vram_cap=option.vram_cap,
+            sample_interval=option.sample_interval,
         )
     except UsageError as error:
         raise pytest.UsageError(str(error)) from None
@@ -75,9 +77,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run stages in pipeline order, so the pipeline's residual can use the others."""
+    """Backend by backend (one resident at a time), each backend's stages in pipeline order."""
     order = {f"test_{stage}.py": index for index, stage in enumerate(STAGES)}
-    items.sort(key=lambda item: order.get(item.path.name, len(order)))
+    backends = _pool.ordered_backends() if _pool is not None else []
+
+    def key(item: pytest.Item) -> tuple[int, int]:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend_name") if callspec else None
+        rank = backends.index(backend) if backend in backends else len(backends)
+        return rank, order.get(item.path.name, len(order))
+
+    items.sort(key=key)
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +103,7 @@ def session(pool: SessionPool, backend_name: str):
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     if _pool is not None:
-        machine_info.update(flat_fingerprint(_pool.environment()))
+        machine_info.update(flat_fingerprint(_pool.environment))
 
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict) -> None:

@@ -21,50 +21,58 @@ from sdshape import parity
 from sdshape.document import entry_for, extra_info
 from sdshape.measure import Outcome
 from sdshape.options import Plan
-from sdshape.session import Reference, Session, compute_reference
+from sdshape.session import Campaign, Reference, Session, on_host
 
 PYTEST_TIMER = "pytest-benchmark time.perf_counter around a synchronized call"
 
 
 class SessionPool:
-    """One built session per backend, shared by all benchmarks of a pytest run.
+    """The campaign (``sdshape.session.Campaign``) as pytest drives it: one backend resident at a time.
 
-    Eager fp32, when it is among the backends, is built first and becomes the
-    parity reference stage by stage; otherwise the reference is computed once,
-    before the first session is built.
+    Benchmarks run backend by backend (``bench/conftest.py`` orders them so), each
+    backend's four stages in pipeline order. The first benchmark of a backend closes
+    the previous backend's session and opens its own, whose baseline is read once
+    the previous memory is back down: the same lifetimes as ``sdshape run``. Eager
+    fp32, when it is among the backends, comes first and becomes the parity
+    reference stage by stage; otherwise the reference is computed once, up front.
     """
 
     def __init__(self, plan: Plan):
         self.plan = plan
-        self.sessions: dict[str, Session] = {}
+        self.campaign = Campaign(plan)
+        self.current: Session | None = None
         self.failed_rows: list[dict[str, Any]] = []
-        self.reference: Reference | None = None
+        self.environment: dict[str, Any] = {}
+        self._reference_ready = False
+
+    @property
+    def reference(self) -> Reference | None:
+        return self.campaign.reference
 
     def ordered_backends(self) -> list[str]:
-        return sorted(self.plan.backends, key=lambda label: self.plan.backend(label)[0] != "eager")
+        return self.campaign.labels
 
     def get(self, backend: str) -> Session:
-        if backend not in self.sessions:
-            is_reference = self.plan.backend(backend)[0] == "eager" and self.plan.precision == "fp32"
-            if self.plan.parity and self.reference is None and not is_reference:
-                self.reference = compute_reference(self.plan)
-            session = Session(self.plan, backend, reference=self.reference)
-            session.__enter__()
-            session.build()
-            if is_reference and self.plan.parity and session.build_error is None and self.reference is None:
-                self.reference = Reference({}, session.stages["unet_loop"].conditioning)
-            self.sessions[backend] = session
-        return self.sessions[backend]
-
-    def environment(self) -> dict[str, Any]:
-        for session in self.sessions.values():
-            if session.environment:
-                return session.environment
-        return {}
+        if self.current is not None and self.current.backend == backend:
+            return self.current
+        self.close()
+        if self.plan.parity and not self._reference_ready:
+            self._reference_ready = True
+            if not self.campaign.reference_in_run:
+                self.campaign.reference = self.campaign.compute_reference()
+        session = self.campaign.open(backend, self.campaign.reference)
+        session.build()
+        if session.is_reference and self.plan.parity and session.build_error is None and self.reference is None:
+            # Filled stage by stage as the reference's benchmarks run (pipeline order).
+            self.campaign.reference = Reference({}, on_host(session.stages["unet_loop"].conditioning))
+        self.environment = self.environment or session.environment
+        self.current = session
+        return session
 
     def close(self) -> None:
-        for session in self.sessions.values():
-            session.__exit__(None, None, None)
+        if self.current is not None:
+            self.campaign.close(self.current)
+            self.current = None
 
 
 def run_stage_benchmark(benchmark: Any, session: Session, stage: str, pool: SessionPool) -> None:
@@ -93,6 +101,7 @@ def run_stage_benchmark(benchmark: Any, session: Session, stage: str, pool: Sess
     outcome = recorder.finish()
     session.outcomes[stage] = outcome
     session.check_parity(outcome)
+    session.measure_energy(recorder, outcome)
     if session.is_reference and pool.reference is not None and outcome.output is not None:
         pool.reference.outputs[stage] = parity.flatten(outcome.output)
     outcome.output = None

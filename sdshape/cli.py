@@ -59,6 +59,12 @@ def _add_run(sub: Any) -> None:
     )
     run.add_argument("--vram-cap", help="GPU only: emulate a smaller card, e.g. 8GiB; records per stage fit or OOM")
     run.add_argument(
+        "--sample-interval",
+        type=float,
+        default=0.02,
+        help="seconds between the sampler's readings (default 0.02; 0: no sampler thread, open/close readings only)",
+    )
+    run.add_argument(
         "--save", action="store_true", help="also store the results under --results-dir, never overwriting"
     )
     run.add_argument("--results-dir", default="results", help="where --save stores (default results/)")
@@ -272,6 +278,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         vae=args.vae,
         sequence_length=args.seq_len,
         shapes_file=args.shapes_file,
+        sample_interval=args.sample_interval,
     )
     json_path = _check_writable(args.json_path) if args.json_path else None
     errors = Console(stderr=True)

@@ -167,13 +167,18 @@ def compare_rows(base: ResultRow, new: ResultRow, floors: Floors) -> dict[str, A
             "reason": "failed on both sides",
         }
     base_memory, source = base.memory_peak()
-    new_memory, _ = new.memory_peak()
+    new_memory, new_source = new.memory_peak()
+    memory = compare_scalar("memory", base_memory, new_memory, floors.memory, MEMORY_FLOOR_BYTES)
+    flagged = [f"{side}: {row.memory_error}" for side, row in (("base", base), ("new", new)) if row.memory_error]
+    if source != new_source and base_memory is not None and new_memory is not None:
+        memory = {**memory, "verdict": "unchanged", "reason": f"different sources: {source} vs {new_source}"}
+    elif flagged and (base_memory is None or new_memory is None):
+        memory = {**memory, "verdict": "unchanged", "reason": "skipped, memory flagged: " + "; ".join(flagged)}
+    if flagged:
+        memory["flagged"] = flagged  # figures that broke a rule were left out; this says which and why
     metrics = {
         "time": compare_time(base.rounds, new.rounds, floors.time),
-        "memory": {
-            **compare_scalar("memory", base_memory, new_memory, floors.memory, MEMORY_FLOOR_BYTES),
-            "source": source,
-        },
+        "memory": {**memory, "source": source},
         "energy": compare_scalar("energy", base.info.get("energy_j"), new.info.get("energy_j"), floors.energy),
     }
     for verdict in ("regression", "improvement", "undecided"):

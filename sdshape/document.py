@@ -10,13 +10,15 @@ failed is still a benchmark, with ``stats: null`` and its status and message.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import statistics
 from typing import Any
 
 from pytest_benchmark import __version__ as pytest_benchmark_version
 from pytest_benchmark.stats import Stats
 
-from sdshape import __version__
+from sdshape import __version__, units
+from sdshape.checks import apply_memory_rules
 from sdshape.environment import device_label
 from sdshape.flops import FLOPS_NOTE
 from sdshape.measure import Outcome
@@ -59,7 +61,12 @@ def extra_info(session: Any, outcome: Outcome, median_s: float | None) -> dict[s
     facts = session.facts.get(outcome.stage)
     total = session.facts.get("pipeline")
     window = outcome.window
-    memory: dict[str, int | None] = {"weights_bytes": facts.weight_bytes if facts else None}
+    memory: dict[str, int | None] = {
+        "weights_bytes": facts.weight_bytes if facts else None,
+        # every stage runs with all three components resident: the least any peak can hold
+        "resident_weights_bytes": session.resident_weights_bytes,
+        "cuda_context_bytes": session.cuda_context_bytes,
+    }
     if outcome.torch_memory:
         memory.update(outcome.torch_memory)
     notes: list[str] = []
@@ -70,7 +77,8 @@ def extra_info(session: Any, outcome: Outcome, median_s: float | None) -> dict[s
         memory["nvml_process_rise_bytes"] = window.rises.get("nvml_process_bytes")
         memory["host_rss_rise_bytes"] = window.rises.get("host_rss_bytes")
         notes.append(
-            "*_peak_bytes: peak over the reading taken before any model was loaded; "
+            "*_peak_bytes: peak over the reading taken before any model was loaded (on a GPU the CUDA context "
+            "already existed: it is cuda_context_bytes, apart); "
             "*_rise_bytes: timed-round peak over the reading before the stage's warm-up (weights already resident, "
             "caches released)"
         )
@@ -79,7 +87,12 @@ def extra_info(session: Any, outcome: Outcome, median_s: float | None) -> dict[s
     if session.nvml is None:
         notes.append(f"NVML readings are null: {session.nvml_reason}")
     rounds = len(outcome.rounds_s)
-    energy = window.energy_j / rounds if window and window.energy_j is not None and rounds else None
+    reading = outcome.energy
+    energy = reading.joules_per_call if reading else None
+    if energy is None:
+        energy_note = (reading.note if reading else None) or session.nvml_reason or "energy was not measured"
+    else:
+        energy_note = None
     flops = facts.flops if facts else None
     info: dict[str, Any] = {
         "stage": outcome.stage,
@@ -106,8 +119,11 @@ def extra_info(session: Any, outcome: Outcome, median_s: float | None) -> dict[s
         "tflops_achieved": flops / median_s / 1e12 if flops and median_s else None,
         "memory": memory,
         "memory_notes": notes,
+        "memory_error": baseline_error(session),
+        "baseline": session.settled.as_dict() if session.settled else None,
         "energy_j": energy,
-        "energy_note": None if energy is not None else (session.nvml_reason or "no energy counter reading"),
+        "energy_method": reading.as_dict() if reading else None,
+        "energy_note": energy_note,
         "power_w_mean": window.power_w_mean if window else None,
         "sm_clock_mhz": window.sm_clock_mhz if window else None,
         "throttle": {"reasons": window.slowdown_reasons, "throttled": window.throttled} if window else None,
@@ -136,7 +152,36 @@ def extra_info(session: Any, outcome: Outcome, median_s: float | None) -> dict[s
         "prepare_s": session.prepare_s,
     }
     info["id"] = {key: info[key] for key in ID_FIELDS}
-    return info
+    return checked(info)
+
+
+# The peaks over the baseline, per judged memory (``sampling.judged_keys``).
+BASELINE_PEAKS = {
+    "host_rss_bytes": ("host_rss_peak_bytes",),
+    "nvml_process_bytes": ("nvml_process_peak_bytes", "nvml_device_peak_bytes"),
+    "nvml_device_bytes": ("nvml_process_peak_bytes", "nvml_device_peak_bytes"),
+}
+
+
+def baseline_error(session: Any) -> str | None:
+    """Why the peaks over the baseline cannot be trusted: memory was not back down when it was read."""
+    settled = session.settled
+    if settled is None or settled.settled:
+        return None
+    excess = ", ".join(f"{key} {units.size(settled.excess_bytes.get(key, 0))}" for key in settled.judged)
+    return (
+        f"the baseline was read while more than {units.size(settled.slack_bytes)} above the level before the "
+        f"previous session was still held ({excess}, after {settled.waited_s:.1f} s): peaks over it would be too small"
+    )
+
+
+def checked(info: dict[str, Any]) -> dict[str, Any]:
+    """The row with an unsettled baseline's peaks and every figure breaking a memory rule set to null."""
+    settled = info.get("baseline")
+    if info.get("memory_error") and settled:
+        unsettled = [peak for judged in settled["judged_by"] for peak in BASELINE_PEAKS[judged]]
+        info["memory"] = {**info["memory"], **dict.fromkeys(unsettled)}
+    return apply_memory_rules(info)
 
 
 STAGE_MODULES = {"text_encoder": ("text_encoder",), "unet_loop": ("unet",), "vae_decode": ("vae",)}
@@ -217,12 +262,35 @@ def finalize(benchmarks: list[dict[str, Any]]) -> None:
             share = energies.get(stage) / energy_total if energy_total and stage in PER_IMAGE_STAGES else None
             info["energy_share"] = share
         if "pipeline" in stages and "pipeline" in medians and time_total:
-            residual = medians["pipeline"] - time_total
-            stages["pipeline"]["extra_info"]["residual"] = {
-                "sum_of_stages_s": time_total,
-                "residual_s": residual,
-                "residual_share": residual / medians["pipeline"],
-            }
+            spreads = [stages[s]["stats"].get("iqr") or 0.0 for s in (*PER_IMAGE_STAGES, "pipeline")]
+            stages["pipeline"]["extra_info"]["residual"] = residual_check(medians, spreads)
+
+
+# Beyond the rounds' spread, a residual under this share of the pipeline is launch and hand-over time
+# between stages (a conditioning tensor built, a latent handed on), not a contradiction.
+RESIDUAL_FLOOR = 0.01
+
+
+def residual_check(medians: dict[str, float], spreads: list[float]) -> dict[str, Any]:
+    """The pipeline against the sum of its stages, and whether the difference is inside their spread.
+
+    The combined spread is the stages' and the pipeline's IQRs added in quadrature.
+    A residual beyond it (and beyond 1% of the pipeline) is a warning, not a
+    finding: the rounds were too few or too noisy for the shares to be trusted.
+    """
+    total = sum(medians[s] for s in PER_IMAGE_STAGES)
+    pipeline = medians["pipeline"]
+    residual = pipeline - total
+    spread = math.sqrt(sum(value**2 for value in spreads))
+    slower = [s for s in PER_IMAGE_STAGES if medians[s] > pipeline]
+    return {
+        "sum_of_stages_s": total,
+        "residual_s": residual,
+        "residual_share": residual / pipeline,
+        "combined_spread_s": spread,
+        "within_spread": abs(residual) <= spread + RESIDUAL_FLOOR * pipeline and not slower,
+        "stages_slower_than_pipeline": slower,
+    }
 
 
 def machine_info(environment: dict[str, Any]) -> dict[str, Any]:

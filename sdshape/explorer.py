@@ -15,6 +15,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from sdshape import memory_figures
 from sdshape.build import count_params, meta_module
 from sdshape.errors import UsageError
 from sdshape.flops import count_flops, meta_inputs
@@ -139,30 +140,35 @@ def measure(compositions: list[Composition], plan: Any, progress: Any = None, ch
     distinct component is measured inside the first composition that contains it.
     """
 
-    from sdshape.session import Session
+    from sdshape.session import Campaign
 
+    campaign = Campaign(plan, progress)
     measured: dict[str, dict[str, Any]] = {}  # component name -> {seconds, weights, activations, energy}
     for composition in compositions:
         specs = composition.shape.specs or {}
         missing = [kind for kind in KINDS if specs[kind].name not in measured]
         if not missing:
             continue
-        component_plan = _plan_for(plan, composition)
-        with Session(component_plan, plan.backends[0], progress=progress) as session:
+        session = campaign.open(plan.backends[0], plan=_plan_for(plan, composition))
+        try:
             session.build()
             for kind in missing:
                 outcome = session.measure(STAGE_OF[kind])
                 measured[specs[kind].name] = _component_cost(session, outcome, kind, plan.steps)
+        finally:
+            campaign.close(session)
     for composition in compositions:
         composition.measured = compose_costs(composition, measured)
     checked = None
     if compositions:
         target = compositions[min(check, len(compositions) - 1)]
-        check_plan = _plan_for(plan, target)
-        with Session(check_plan, plan.backends[0], progress=progress) as session:
+        session = campaign.open(plan.backends[0], plan=_plan_for(plan, target))
+        try:
             session.build()
             outcome = session.measure("pipeline")
             end_to_end = _median(outcome.rounds_s)
+        finally:
+            campaign.close(session)
         composed = target.measured.get("seconds_per_image")
         checked = {
             "name": target.shape.name,
@@ -190,28 +196,25 @@ def _median(values: list[float]) -> float | None:
 
 
 def _component_cost(session: Any, outcome: Any, kind: str, steps: int) -> dict[str, Any]:
+    """One component's measured cost, read from its result row: the same figures and rules as ``run``."""
+    from sdshape.document import extra_info
+
     median = _median(outcome.rounds_s)
-    facts = session.facts[STAGE_OF[kind]]
-    memory = outcome.torch_memory or {}
-    if memory.get("torch_activation_peak_bytes") is not None:
-        activations, source = memory["torch_activation_peak_bytes"], "torch allocator"
-    else:
-        rise = outcome.window.rises.get("host_rss_bytes") if outcome.window else None
-        activations, source = rise or 0, "host RSS rise"
-    energy = (
-        outcome.window.energy_j / len(outcome.rounds_s)
-        if outcome.window and outcome.window.energy_j and outcome.rounds_s
-        else None
-    )
+    info = extra_info(session, outcome, median)
+    activations, source, _ = memory_figures.activations(info)
+    status = outcome.status
+    if status == "ok" and activations is None:
+        status = "memory_flagged"
     return {
-        "status": outcome.status,
+        "status": status,
         "seconds": median,
         # the loop was measured at `steps`; per step, so a composition at any step count can use it
         "seconds_per_call": median / steps if median is not None and kind == "unet" else median,
-        "weight_bytes": facts.weight_bytes,
+        "weight_bytes": info["memory"]["weights_bytes"],
         "activation_bytes": activations,
         "activation_source": source,
-        "energy_j": energy,
+        "memory_error": info.get("memory_error"),
+        "energy_j": info["energy_j"],
     }
 
 

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sdshape import memory_figures
 from sdshape.errors import UsageError, choices_error
 from sdshape.results_io import ResultFile
 
@@ -167,41 +168,54 @@ class RunProfile:
         return f"{k['shape']} {k['precision']} {k['resolution']}px b{k['batch']} {k['steps']} steps ({k['backend']})"
 
 
-def profiles(result: ResultFile, catalog: dict[str, GPU]) -> list[RunProfile]:
-    """Every complete run in a results file (all three per-image stages ok)."""
+def profiles(result: ResultFile, catalog: dict[str, GPU]) -> tuple[list[RunProfile], list[str]]:
+    """Every complete run in a results file (all three per-image stages ok), and why others were skipped.
+
+    A run whose activation figure broke a memory rule (``memory_error``) is skipped
+    and said so: the model must not be built on a number known to be wrong.
+    """
     runs: dict[tuple, dict[str, Any]] = {}
     for row in result.rows.values():
         key = {k: row.info[k] for k in ("shape", "backend", "precision", "batch", "resolution", "steps")}
         runs.setdefault(tuple(key.values()), {"key": key, "rows": {}})["rows"][row.info["stage"]] = row
     machine = result.machine_info
     gpu = match_measured(catalog, machine.get("gpu_name"), machine.get("gpu_memory_bytes"))
-    out = []
+    out: list[RunProfile] = []
+    skipped: list[str] = []
     for run in runs.values():
         rows = run["rows"]
+        label = " ".join(str(v) for v in run["key"].values())
         if not all(s in rows and rows[s].status == "ok" for s in STAGES):
             continue
         on_gpu = rows["unet_loop"].info.get("device") == "cuda"
         stages = {}
         for stage in STAGES:
             info = rows[stage].info
-            memory = info.get("memory") or {}
-            if on_gpu and memory.get("torch_activation_peak_bytes") is not None:
-                activations, source = memory["torch_activation_peak_bytes"], "torch allocator peak over resident (GPU)"
-            else:
-                activations = memory.get("host_rss_rise_bytes") or 0
-                source = "host RSS rise on the CPU (stands in for GPU activations; CPU kernels' workspaces differ)"
-            weights = memory.get("weights_bytes") or 0
+            activations, source, _ = memory_figures.activations(info)
+            if activations is None:
+                why = info.get("memory_error") or "no activation reading"
+                skipped.append(f"{result.path} {label}: {stage} memory flagged, run skipped: {why}")
+                break
+            if not on_gpu:
+                source += " on the CPU (stands in for GPU activations; CPU kernels' workspaces differ)"
+            weights = (info.get("memory") or {}).get("weights_bytes") or 0
             calls = run["key"]["steps"] if stage == "unet_loop" else 1
             stages[stage] = StageCost(
                 stage, weights, activations, source, info.get("flops"), weights * calls, rows[stage].median
             )
+        if len(stages) != len(STAGES):
+            continue
         context, context_source = _context(rows, on_gpu)
         out.append(RunProfile(run["key"], stages, context, context_source, result.gpu, gpu if on_gpu else None))
-    return out
+    return out, skipped
 
 
 def _context(rows: dict[str, Any], on_gpu: bool) -> tuple[int, str]:
     if on_gpu:
+        for stage in STAGES:
+            measured = (rows[stage].info.get("memory") or {}).get("cuda_context_bytes")
+            if measured:
+                return measured, "measured: NVML's reading for the process once the CUDA context existed"
         gaps = []
         for stage in STAGES:
             memory = rows[stage].info.get("memory") or {}
@@ -210,8 +224,8 @@ def _context(rows: dict[str, Any], on_gpu: bool) -> tuple[int, str]:
                 and memory.get("torch_reserved_peak_bytes") is not None
             ):
                 gaps.append(memory["nvml_process_peak_bytes"] - memory["torch_reserved_peak_bytes"])
-        if gaps:
-            return max(0, min(gaps)), "measured: NVML process peak minus torch reserved peak (smallest over stages)"
+        if gaps and min(gaps) > 0:
+            return min(gaps), "measured: NVML process peak minus torch reserved peak (smallest over stages)"
     return ASSUMED_CONTEXT_BYTES, "assumed, not measurable in this run"
 
 

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 
+from sdshape import energy
+from sdshape.energy import EnergyReading
 from sdshape.sampling import Sampler, WindowStats
 from sdshape.timing import Clock, synchronize
 
@@ -42,6 +46,7 @@ class Outcome:
     window: WindowStats | None = None
     torch_memory: dict[str, int] | None = None
     parity: dict[str, Any] | None = None
+    energy: EnergyReading | None = None
     output: Any = field(default=None, repr=False)  # the last timed round's output, for parity; never saved
 
 
@@ -67,6 +72,20 @@ def release_cached_memory(device: torch.device) -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+def release_memory(device: torch.device) -> None:
+    """Everything a finished session may still hold, handed back: unreachable objects collected
+    (diffusers models sit in reference cycles, which refcounting alone never frees), queued GPU work
+    finished, torch's CUDA cache and glibc's heap returned. Called between sessions, with no
+    reference to the previous session left in any frame."""
+    gc.collect()
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    release_cached_memory(device)
+    if device.type == "cuda":
+        release_cached_memory(torch.device("cpu"))  # the host side of a GPU run (pinned staging, ORT)
+
+
 class StageRecorder:
     def __init__(self, stage: Stage, device: torch.device, sampler: Sampler, warmup: int, per_step: bool = False):
         self.stage = stage
@@ -82,6 +101,7 @@ class StageRecorder:
         self.rounds_s: list[float] = []
         self.step_s: list[list[float]] = []
         self.last_output: Any = None
+        self._closed: WindowStats | None = None
 
     # -- the three pedantic hooks ------------------------------------------------------
     def setup(self) -> None:
@@ -143,8 +163,42 @@ class StageRecorder:
             return self.failed(error)
         return self.finish()
 
+    def energy_window(self, counter_period_s: float | None) -> EnergyReading:
+        """Joules per call over a window the energy counter can resolve (``sdshape.energy``).
+
+        The timed rounds are used when they already span the window; otherwise the
+        stage runs back to back, outside the timed rounds, until it does.
+        """
+        needed = energy.window_needed(counter_period_s)
+        timed = self._closed
+        if timed is not None and timed.duration_s >= needed and self.rounds_s:
+            reading = energy.from_counter(timed.energy_j, len(self.rounds_s), timed.duration_s, counter_period_s)
+            if reading is not None:
+                reading.note = reading.note or f"over the {len(self.rounds_s)} timed rounds"
+                return reading
+            if len(timed.power_samples) >= 10:
+                return energy.from_power(timed.power_samples, len(self.rounds_s), timed.duration_s)
+        median = sorted(self.rounds_s)[len(self.rounds_s) // 2] if self.rounds_s else 0.0
+        calls = energy.calls_for(needed * 1.1, median)
+        try:
+            synchronize(self.device)
+            opened = self.sampler.open_window()
+            start = time.perf_counter()
+            for _ in range(calls):
+                self.stage.run(None)
+            synchronize(self.device)
+            window_s = time.perf_counter() - start
+            closed = self.sampler.close_window(opened)
+        except Exception as error:
+            return EnergyReading(None, None, calls, note=f"energy window failed: {classify_failure(error)[1]}")
+        reading = energy.from_counter(closed.energy_j, calls, window_s, counter_period_s)
+        if reading is None:
+            reading = energy.from_power(closed.power_samples, calls, window_s)
+        return reading
+
     def finish(self) -> Outcome:
         window = self.sampler.close_window(self._window) if self._window else None
+        self._closed = window
         return Outcome(
             stage=self.stage.name,
             status="ok",

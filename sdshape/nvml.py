@@ -110,3 +110,13 @@ def device_facts(device: NvmlDevice) -> dict[str, Any]:
         "power_limit_w": limit / 1e3 if limit is not None else None,
         "sm_clock_max_mhz": _call("nvmlDeviceGetMaxClockInfo", handle, pynvml.NVML_CLOCK_SM),
     }
+
+
+def reading_source(device: torch.device) -> tuple[Any, NvmlDevice | None, str | None]:
+    """What the sampler polls on ``device``: NVML and host RSS on a GPU, host RSS alone otherwise;
+    plus the NVML handle, or the reason there is none."""
+    from sdshape.sampling import CombinedSource, HostSource
+
+    nvml, reason = open_device(device)
+    sources = [HostSource()] if nvml is None else [NvmlSource(nvml), HostSource()]
+    return CombinedSource(*sources), nvml, reason

@@ -164,6 +164,7 @@ def resolve(
     vae: str | None = None,
     sequence_length: int | None = None,
     shapes_file: str | os.PathLike | None = None,
+    sample_interval: float = 0.02,
 ) -> Plan:
     """Validate user options and fill in defaults for the device that will run."""
     from backends import backend_names
@@ -199,6 +200,10 @@ def resolve(
     _positive("--batch", batch)
     _positive("--rounds", rounds)
     _positive("--warmup", warmup, minimum=0)
+    if not 0 <= sample_interval <= 3600:  # NaN fails this too
+        raise UsageError(
+            f"--sample-interval must be between 0 (no sampler thread) and 3600 seconds, got {sample_interval}"
+        )
     backends = parse_backends(backend, known_backends or backend_names())
     from backends.ort import PROVIDERS
     from backends.torch_compile import MODES
@@ -273,4 +278,5 @@ def resolve(
         weights=Path(weights) if weights is not None else None,
         seed=seed,
         notes=notes,
+        sample_interval_s=sample_interval,
     )

@@ -99,13 +99,16 @@ def build(paths: list[str], gpu_names: list[str] | None, catalog_file: str | Non
     gpus = feasibility.pick(catalog, gpu_names)
     runs: list[dict[str, Any]] = []
     explorations: list[dict[str, Any]] = []
+    skipped: list[str] = []
     for path in paths:
         exploration = _shapes_document(path)
         if exploration is not None:
             explorations.append({"file": str(path), "document": exploration})
             continue
         result = load(path)
-        for run in feasibility.profiles(result, catalog):
+        found, left_out = feasibility.profiles(result, catalog)
+        skipped += left_out
+        for run in found:
             runs.append(
                 {
                     "run": run,
@@ -116,11 +119,12 @@ def build(paths: list[str], gpu_names: list[str] | None, catalog_file: str | Non
             )
     measured = [e for e in explorations if "cost_per_100m" in e["document"]]
     if not runs and not measured:
+        why = f" ({'; '.join(skipped)})" if skipped else ""
         raise UsageError(
-            "report: no complete run (text_encoder, unet_loop and vae_decode all ok) and no measured "
-            "shapes.json in the given files"
+            "report: no complete run (text_encoder, unet_loop and vae_decode all ok, memory readings valid) "
+            f"and no measured shapes.json in the given files{why}"
         )
-    return {"runs": runs, "gpus": gpus, "explorations": measured}
+    return {"runs": runs, "gpus": gpus, "explorations": measured, "skipped": skipped}
 
 
 COST_COLUMNS = ("kind", "component", "params", "s/image", "s per 100 M params", "activations per 100 M")
@@ -221,6 +225,9 @@ def markdown(report: dict[str, Any], chart_names: list[str]) -> str:
         lines += ["", f"Projection calibration: {calibration}."]
     for exploration, chart in report.get("exploration_charts", []):
         lines += exploration_markdown(exploration, chart)
+    if report.get("skipped"):
+        lines += ["", "## Runs left out", ""]
+        lines += [f"- {note}" for note in report["skipped"]]
     lines += ["", "## Policies", ""]
     lines += [f"- `{name}`: {text}" for name, text in feasibility.POLICIES.items()]
     lines += ["", "## GPU catalog sources", ""]
@@ -298,6 +305,10 @@ def html_page(report: dict[str, Any], charts: list[bytes]) -> str:
             f"<img alt='Pareto chart' src='data:image/png;base64,{encoded}'>",
             f"<table><tr>{head}</tr>{rows}</table>",
         ]
+    if report.get("skipped"):
+        parts += ["<h2>Runs left out</h2><ul>"]
+        parts += [f"<li>{html.escape(note)}</li>" for note in report["skipped"]]
+        parts += ["</ul>"]
     parts += ["<h2>GPU catalog sources</h2><ul>"]
     parts += [f"<li>{html.escape(g.name)}: {html.escape(g.source)}</li>" for g in report["gpus"]]
     parts += ["</ul></body></html>"]

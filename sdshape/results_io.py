@@ -3,7 +3,9 @@
 Both are pytest-benchmark documents whose benchmarks carry sdshape's
 ``extra_info``; a result is identified by (stage, shape, backend, precision,
 batch, resolution, steps). Anything that is not such a file is a usage error
-with one line saying what is wrong.
+with one line saying what is wrong. Every row passes the memory rules
+(``sdshape.checks``) as it is read, so a file written before they existed holds
+no impossible figure for its readers either.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sdshape.checks import apply_memory_rules
 from sdshape.document import ID_FIELDS
 from sdshape.errors import UsageError
+from sdshape.memory_figures import standing_peak
 
 Id = tuple
 
@@ -48,13 +52,14 @@ class ResultRow:
     def iqr(self) -> float | None:
         return (self.stats or {}).get("iqr")
 
-    def memory_peak(self) -> tuple[int | None, str | None]:
-        """The peak that best stands for VRAM: NVML process, else torch reserved, else host RSS."""
-        memory = self.info.get("memory") or {}
-        for key in ("nvml_process_peak_bytes", "torch_reserved_peak_bytes", "host_rss_peak_bytes"):
-            if memory.get(key) is not None:
-                return memory[key], key
-        return None, None
+    def memory_peak(self) -> tuple[int | None, str]:
+        """The peak that stands for the stage's memory (``sdshape.memory_figures``), and its key."""
+        figure = standing_peak(self.info)
+        return figure.bytes, figure.key
+
+    @property
+    def memory_error(self) -> str | None:
+        return self.info.get("memory_error")
 
 
 @dataclass
@@ -97,7 +102,7 @@ def load(path: str | Path) -> ResultFile:
         stats = bench.get("stats")
         if stats is not None and not isinstance(stats, dict):
             raise UsageError(f"{path}: benchmark {name!r} has malformed stats")
-        row = ResultRow(info, stats)
+        row = ResultRow(apply_memory_rules(info), stats)
         if row.id in rows:
             raise UsageError(f"{path}: two results share the id {row.id_dict}")
         rows[row.id] = row

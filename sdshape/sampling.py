@@ -16,6 +16,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -55,6 +56,8 @@ class WindowStats:
     power_w_mean: float | None
     sm_clock_mhz: dict[str, float] | None
     slowdown_reasons: list[str] = field(default_factory=list)
+    # (time, watts) of every power reading in the window: integrated when there is no energy counter.
+    power_samples: list[tuple[float, float]] = field(default_factory=list, repr=False)
 
     @property
     def throttled(self) -> bool:
@@ -80,11 +83,13 @@ class Sampler:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> None:
-        """Take the baseline reading now, then keep sampling in the background."""
-        self.baseline = self.read_now()
-        self._thread = threading.Thread(target=self._run, name="sdshape-sampler", daemon=True)
-        self._thread.start()
+    def start(self, baseline: dict | None = None) -> None:
+        """Take the baseline reading now (or use ``baseline``, a reading just taken), then keep sampling
+        in the background (interval 0: no thread; windows still take their opening and closing readings)."""
+        self.baseline = baseline if baseline is not None else self.read_now()
+        if self.interval_s > 0:
+            self._thread = threading.Thread(target=self._run, name="sdshape-sampler", daemon=True)
+            self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -121,13 +126,81 @@ class Sampler:
         self.read_now()
         end = time.perf_counter()
         with self._lock:
-            window = [reading for t, reading in self._samples if start <= t <= end]
-        # Include the last reading before the window, which still describes its start.
-        with self._lock:
-            before = [reading for t, reading in self._samples if t < start]
-        if before:
-            window.insert(0, before[-1])
-        return summarize(window, self.baseline, start, end, energy_start, energy_end, opening)
+            timed = [(t, reading) for t, reading in self._samples if start <= t <= end]
+            # Include the last reading before the window, which still describes its start.
+            before = [(t, reading) for t, reading in self._samples if t < start][-1:]
+        stats = summarize(
+            [reading for _, reading in before + timed], self.baseline, start, end, energy_start, energy_end, opening
+        )
+        stats.power_samples = [(t, r["power_w"]) for t, r in timed if r.get("power_w") is not None]
+        return stats
+
+
+@dataclass
+class Settled:
+    """The reading a session's baseline is taken from, and whether memory came back down before it."""
+
+    reading: dict[str, float | int | None]
+    excess_bytes: dict[str, int]  # per memory key: this reading minus the level before the previous session
+    slack_bytes: int
+    waited_s: float
+    judged: tuple[str, ...] = ("host_rss_bytes",)  # the keys of the memory being measured
+
+    @property
+    def settled(self) -> bool:
+        return all(self.excess_bytes.get(key, 0) <= self.slack_bytes for key in self.judged)
+
+    def as_dict(self) -> dict:
+        return {
+            "settled": self.settled,
+            "judged_by": list(self.judged),
+            "excess_bytes": dict(self.excess_bytes),
+            "slack_bytes": self.slack_bytes,
+            "waited_s": round(self.waited_s, 3),
+        }
+
+
+def judged_keys(reading: dict, on_gpu: bool) -> tuple[str, ...]:
+    """Which memory a session's baseline must see released: this process's GPU memory on a GPU (the
+    device's, when NVML cannot see the process), host RSS on the CPU. Host RSS on a GPU run grows with
+    libraries loaded once (cuDNN, Triton, ONNX Runtime) and is not what is measured there."""
+    if not on_gpu:
+        return ("host_rss_bytes",)
+    return ("nvml_process_bytes",) if reading.get("nvml_process_bytes") is not None else ("nvml_device_bytes",)
+
+
+def settle(
+    source: ReadingSource,
+    previous: dict | None,
+    slack_bytes: int,
+    release: Callable[[], None],
+    on_gpu: bool = False,
+    timeout_s: float = 3.0,
+    poll_s: float = 0.05,
+) -> Settled:
+    """Release memory and read it until it is back within ``slack_bytes`` of ``previous`` (the level
+    before the previous session loaded anything), or until ``timeout_s``.
+
+    A baseline read while an earlier model is still resident makes every later peak too small (the
+    first GPU run printed negative peaks that way), so the reading is only taken once memory is back.
+    ``release`` (a full garbage collection and cache release) runs first and then every ten polls.
+    """
+    start = time.perf_counter()
+    polls = 0
+    while True:
+        if polls % 10 == 0:
+            release()
+        polls += 1
+        reading = source.read()
+        excess = {
+            key: int(reading[key] - previous[key])
+            for key in MEMORY_KEYS
+            if previous and reading.get(key) is not None and previous.get(key) is not None
+        }
+        found = Settled(reading, excess, slack_bytes, time.perf_counter() - start, judged_keys(reading, on_gpu))
+        if found.settled or found.waited_s >= timeout_s:
+            return found
+        time.sleep(poll_s)
 
 
 def _peak(values: list) -> float | None:

@@ -1,10 +1,12 @@
-"""One measurement session: sampler first, then the build, then stages on demand.
+"""One measurement session: sampler first, then the build, then stages on demand; and the campaign.
 
 Order matters and is the point of this module: the sampler's baseline is taken
-before anything touches the GPU (so the CUDA context shows up in the NVML
-peaks), components are built next, backends prepare their runners (compile,
-export, engine build; timed apart), allocator peaks are reset after loading,
-and each stage's window covers its timed rounds only.
+before any model is loaded, and only once the previous session's memory is back
+down (otherwise peaks come out too small, or negative, as on the first GPU run);
+components are built next, backends prepare their runners (compile, export,
+engine build; timed apart), allocator peaks are reset after loading, and each
+stage's window covers its timed rounds only. The CUDA context is created once,
+before the first baseline, and reported on its own.
 
 Every backend gets the same inputs: token ids and latents from the seed, and
 the UNet's conditioning from the eager fp32 reference when there is one, so
@@ -14,7 +16,6 @@ parity compares backends, not the text encoder's rounding.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import hashlib
 import json
 import time
@@ -26,13 +27,13 @@ import torch
 from backends import artifact_of, get_backend
 from backends.base import Artifact, BackendOptions, Runner
 from backends.cache import ArtifactSlot
-from sdshape import build, environment, parity
+from sdshape import build, energy, environment, parity
 from sdshape.build import BuiltShape, count_params, weight_bytes
 from sdshape.flops import flops_per_call
-from sdshape.measure import Outcome, StageRecorder, classify_failure
-from sdshape.nvml import NvmlSource, open_device
+from sdshape.measure import Outcome, StageRecorder, classify_failure, release_memory
+from sdshape.nvml import reading_source
 from sdshape.options import STAGES, Plan
-from sdshape.sampling import CombinedSource, HostSource, Sampler
+from sdshape.sampling import Sampler, Settled, settle
 from sdshape.shapes import CallShapes, call_shapes, vocab_size
 from sdshape.stages import (
     Conditioning,
@@ -75,15 +76,37 @@ class StageFacts:
 
 @dataclass
 class Reference:
-    """Eager fp32 outputs of every stage on the shared inputs, plus the fp32 conditioning."""
+    """Eager fp32 outputs of every stage on the shared inputs, plus the fp32 conditioning.
+
+    Everything is kept on the host: the reference must not hold device memory while the
+    sessions it checks are measured.
+    """
 
     outputs: dict[str, torch.Tensor]
     conditioning: Conditioning
 
-    def conditioning_for(self, dtype: torch.dtype) -> Conditioning:
+    def conditioning_for(self, dtype: torch.dtype, device: torch.device) -> Conditioning:
         c = self.conditioning
-        cast = [None if t is None else t.to(dtype) for t in (c.encoder_hidden_states, c.text_embeds, c.time_ids)]
-        return Conditioning(*cast)  # type: ignore[arg-type]
+        tensors = (c.encoder_hidden_states, c.text_embeds, c.time_ids)
+        return Conditioning(*[None if t is None else t.to(device=device, dtype=dtype) for t in tensors])  # type: ignore[arg-type]
+
+
+def on_host(conditioning: Conditioning) -> Conditioning:
+    tensors = (conditioning.encoder_hidden_states, conditioning.text_embeds, conditioning.time_ids)
+    return Conditioning(*[None if t is None else t.detach().cpu() for t in tensors])  # type: ignore[arg-type]
+
+
+# Memory may stay this far above the level before the previous session (library state such as
+# cuBLAS/cuDNN workspaces and loaded kernels, Python modules): at least 256 MiB, or half the
+# previous session's weights, so a model left resident is always caught.
+MIN_SLACK_BYTES = 256 << 20
+
+
+SETTLE_TIMEOUT_S = 3.0
+
+
+def slack_after(previous_weights: int) -> int:
+    return max(MIN_SLACK_BYTES, previous_weights // 2)
 
 
 @dataclass
@@ -92,7 +115,13 @@ class Session:
     backend: str  # the label, e.g. "compile:reduce-overhead"
     progress: Any = None
     reference: Reference | None = None
+    # Set by the campaign: the memory level before the previous session loaded, and what it held.
+    previous_level: dict[str, Any] | None = None
+    previous_weights: int = 0
+    cuda_context_bytes: int | None = None
+    counter_period_s: float | None = None
     sampler: Sampler = field(init=False)
+    settled: Settled | None = None
     environment: dict = field(default_factory=dict)
     built: BuiltShape | None = None
     build_error: Outcome | None = None
@@ -101,14 +130,14 @@ class Session:
     stages: dict[str, Any] = field(default_factory=dict)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     artifacts: dict[str, Artifact] = field(default_factory=dict)
+    runners: dict[str, Runner] = field(default_factory=dict)
     prepare_s: float = 0.0
+    resident_weights_bytes: int | None = None
     vram_cap: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        nvml, reason = open_device(self.plan.device)
-        sources = [HostSource()] if nvml is None else [NvmlSource(nvml), HostSource()]
-        self.nvml, self.nvml_reason = nvml, reason
-        self.sampler = Sampler(CombinedSource(*sources), interval_s=self.plan.sample_interval_s)
+        self.source, self.nvml, self.nvml_reason = reading_source(self.plan.device)
+        self.sampler = Sampler(self.source, interval_s=self.plan.sample_interval_s)
 
     def __enter__(self) -> Session:
         # Import the model libraries first: the baseline should exclude Python
@@ -118,12 +147,21 @@ class Session:
         from diffusers import AutoencoderKL, UNet2DConditionModel  # noqa: F401
         from transformers import CLIPTextModel  # noqa: F401
 
-        self.sampler.start()
+        device = self.plan.device
+        self.settled = settle(
+            self.source,
+            self.previous_level,
+            slack_after(self.previous_weights),
+            lambda: release_memory(device),
+            on_gpu=device.type == "cuda",
+            timeout_s=SETTLE_TIMEOUT_S,
+        )
+        self.sampler.start(baseline=self.settled.reading)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.sampler.stop()
-        self.release()
+        self.close()
 
     @property
     def dtype(self) -> torch.dtype:
@@ -178,26 +216,29 @@ class Session:
     def _apply_vram_cap(self) -> None:
         """Emulate a smaller card: torch (and ORT's arena) get the cap minus what this process already holds.
 
-        The CUDA context is created first; its size (NVML's reading for this
-        process, else the device's used memory) is taken off the cap, so "fits an
-        8 GiB card" includes the context, as on a real 8 GiB card.
+        The CUDA context exists by now (the campaign creates it before any baseline);
+        what the process holds (NVML's reading for it, else the device's used memory)
+        is taken off the cap, so "fits an 8 GiB card" includes the context, as on a
+        real 8 GiB card.
         """
         cap = self.plan.vram_cap_bytes
         if not cap or self.plan.device.type != "cuda":
             return
-        device = self.plan.device
-        torch.cuda.init()
-        free, total = torch.cuda.mem_get_info(device)
+        index = cuda_index(self.plan.device)
+        free, total = torch.cuda.mem_get_info(index)
         held = self.sampler.read_now().get("nvml_process_bytes") or (total - free)
         budget = max(cap - held, 0)
         fraction = min(budget / total, 1.0)
-        torch.cuda.set_per_process_memory_fraction(fraction, device)
+        # torch wants an indexed device here: torch.device("cuda") alone is refused.
+        torch.cuda.set_per_process_memory_fraction(fraction, index)
         self.vram_cap = {
             "cap_bytes": cap,
+            "cuda_context_bytes": self.cuda_context_bytes,
             "held_before_bytes": held,
             "torch_budget_bytes": budget,
             "torch_fraction": fraction,
             "device_total_bytes": total,
+            "policy": "all three components resident (the session holds them all)",
         }
 
     def _stepper(self, task: Any):
@@ -233,6 +274,7 @@ class Session:
             artifact.build_s = prepare_s  # a backend that reports nothing: its whole prepare is its build
         artifact.prepare_s = prepare_s
         self.artifacts[kind] = artifact
+        self.runners[kind] = runner
         self.prepare_s += artifact.prepare_s
         self._advance(task, description=f"{self.backend}: {kind} {artifact.cache} ({artifact.build_s:.1f} s)")
         return runner
@@ -248,7 +290,7 @@ class Session:
         rows = shapes.text_encoder["input_ids"][0]
         ids = token_ids(rows, seq_len, vocab_size(built.specs["text_encoder"]), device)
         if self.reference is not None:
-            conditioning = self.reference.conditioning_for(dtype)
+            conditioning = self.reference.conditioning_for(dtype, device)
         else:
             with torch.inference_mode():
                 conditioning = Conditioning.from_text(built.text_encoder(ids), plan.resolution, dtype)
@@ -290,6 +332,7 @@ class Session:
                 flops=_times(per_call[STAGE_KINDS[stage]], calls[stage]),
                 calls=calls[stage],
             )
+        self.resident_weights_bytes = sum(weight_bytes(module) for module in built.modules.values())
         self.facts["pipeline"] = StageFacts(
             params=sum(f.params for f in self.facts.values()),
             params_executed=sum(f.params_executed for f in self.facts.values()),
@@ -298,18 +341,34 @@ class Session:
             calls=1,
         )
 
-    def release(self) -> None:
-        """Drop models and runners so the next session's build has the memory."""
+    def close(self) -> None:
+        """Drop everything that can hold memory: models, runners, stage inputs, outputs, the reference.
+
+        The campaign collects and releases memory after this, and reads the next
+        session's baseline only once memory is back down (``sampling.settle``).
+        """
+        for runner in self.runners.values():
+            close = getattr(runner, "close", None)
+            if callable(close):
+                close()
+        self.runners.clear()
         self.stages.clear()
         self.built = None
-        gc.collect()
-        if self.plan.device.type == "cuda":
-            torch.cuda.empty_cache()
+        self.reference = None
+        for outcome in self.outcomes.values():
+            outcome.output = None
 
     # -- measure ----------------------------------------------------------------------
     @property
     def is_reference(self) -> bool:
         return self.backend_name == "eager" and self.plan.precision == "fp32"
+
+    def measure_energy(self, recorder: StageRecorder, outcome: Outcome) -> None:
+        """Joules per call over a window the counter resolves; without NVML, None with the reason."""
+        if outcome.status != "ok" or self.nvml is None:
+            return  # without NVML the row's energy_note gives the reason
+        with torch.inference_mode():
+            outcome.energy = recorder.energy_window(self.counter_period_s)
 
     def recorder(self, stage: str) -> StageRecorder:
         return StageRecorder(
@@ -338,9 +397,11 @@ class Session:
                 f"{self.backend}: {stage}: warm-up {plan.warmup} + {plan.rounds} rounds",
                 total=plan.warmup + plan.rounds,
             )
+            recorder = self.recorder(stage)
             with torch.inference_mode():
-                outcome = self.recorder(stage).run_all(plan.rounds, on_round=lambda: self._advance(task, advance=1))
+                outcome = recorder.run_all(plan.rounds, on_round=lambda: self._advance(task, advance=1))
             self.check_parity(outcome)
+            self.measure_energy(recorder, outcome)
             self._advance(task, description=f"{self.backend}: {stage}: {outcome.status}")
         self.outcomes[stage] = outcome
         return outcome
@@ -349,67 +410,153 @@ class Session:
         return [self.measure(stage) for stage in STAGES]
 
     def as_reference(self) -> Reference | None:
-        """This session's outputs as the reference (eager fp32 sessions only, all stages ok)."""
+        """This session's outputs as the reference (eager fp32 sessions only, all stages ok), on the host."""
         if not self.is_reference or any(
             self.outcomes.get(s) is None or self.outcomes[s].output is None for s in STAGES
         ):
             return None
-        loop: UNetLoopStage = self.stages["unet_loop"]
-        return Reference({s: parity.flatten(self.outcomes[s].output) for s in STAGES}, loop.conditioning)
+        outputs = {s: parity.flatten(self.outcomes[s].output) for s in STAGES}
+        return Reference(outputs, on_host(self.stages["unet_loop"].conditioning))
 
-
-def compute_reference(plan: Plan, progress: Any = None) -> Reference | None:
-    """Eager fp32 outputs of each stage on the shared inputs (one untimed run each), then free the models.
-
-    Returns None when the reference cannot be built (parity then reads as not checked).
-    """
-    reference_plan = dataclasses.replace(
-        plan,
-        precision="fp32",
-        backends=["eager"],
-        backend_specs={"eager": ("eager", BackendOptions())},
-        vram_cap_bytes=None,  # the reference runs uncapped, before any cap is set
-    )
-    with Session(reference_plan, "eager", progress=progress) as session:
-        session.build()
-        if session.build_error is not None:
-            return None
-        task = session._task("reference: eager fp32 outputs for parity", total=len(STAGES))
+    def reference_outputs(self, task: Any = None) -> Reference | None:
+        """One untimed run of each stage; outputs and conditioning copied to the host."""
         outputs: dict[str, torch.Tensor] = {}
         try:
             with torch.inference_mode():
                 for stage in STAGES:
-                    outputs[stage] = parity.flatten(session.stages[stage].run())
-                    session._advance(task, advance=1)
+                    outputs[stage] = parity.flatten(self.stages[stage].run())
+                    self._advance(task, advance=1)
         except Exception as error:
-            session._advance(task, description=f"reference failed: {classify_failure(error)[1]}")
+            self._advance(task, description=f"reference failed: {classify_failure(error)[1]}")
             return None
-        loop: UNetLoopStage = session.stages["unet_loop"]
-        return Reference(outputs, loop.conditioning)
+        return Reference(outputs, on_host(self.stages["unet_loop"].conditioning))
 
 
-def run_backends(plan: Plan, progress: Any = None, on_session: Any = None) -> list[Session]:
-    """Measure every backend of the plan in turn, with parity against eager fp32.
+def cuda_index(device: torch.device) -> int:
+    """The CUDA device index torch calls need (``torch.device("cuda")`` alone names none)."""
+    return device.index if device.index is not None else torch.cuda.current_device()
 
-    Eager fp32, when asked for, runs first and is the reference; otherwise the
-    reference is computed once up front (when parity is on). Each session is
-    released before the next is built.
+
+def create_cuda_context(device: torch.device, source: Any) -> int | None:
+    """Create the CUDA context now, before any session's baseline, and return its size as NVML sees it.
+
+    Every session's baseline then includes the context, so no session's peak does
+    and all of them compare alike; the context is reported on its own
+    (``memory.cuda_context_bytes``), and the feasibility model and ``--vram-cap``
+    add it back, as a real card must hold it.
     """
-    labels = sorted(plan.backends, key=lambda label: plan.backend(label)[0] != "eager")
-    reference: Reference | None = None
-    reference_in_run = plan.precision == "fp32" and "eager" in plan.backends
-    if plan.parity and not reference_in_run:
-        reference = compute_reference(plan, progress)
-    sessions = []
-    for label in labels:
-        with Session(plan, label, progress=progress, reference=reference) as session:
+    before = source.read().get("nvml_process_bytes") or 0
+    probe = torch.empty(1, device=device)
+    torch.cuda.synchronize(device)
+    after = source.read().get("nvml_process_bytes")
+    reserved = torch.cuda.memory_reserved(device)
+    del probe
+    torch.cuda.empty_cache()
+    return None if after is None else max(0, after - before - reserved)
+
+
+class Campaign:
+    """Backends measured in turn, one resident at a time, each session's baseline read clean.
+
+    The one place that decides lifetimes, for ``sdshape run``, ``pytest bench/`` and
+    the explorer: the parity reference (eager fp32 in the run, else one untimed
+    eager fp32 run first, kept on the host), then each backend's session, closed and
+    its memory released before the next one's baseline is read (``open``).
+    """
+
+    def __init__(self, plan: Plan, progress: Any = None):
+        self.plan = plan
+        self.progress = progress
+        self.reference: Reference | None = None
+        self._level: dict[str, Any] | None = None
+        self._weights = 0
+        self._context: int | None = None
+        self._period: float | None = None
+        self._started = False
+
+    @property
+    def labels(self) -> list[str]:
+        """The plan's backends, eager first (eager fp32 is the reference when it is in the run)."""
+        return sorted(self.plan.backends, key=lambda label: self.plan.backend(label)[0] != "eager")
+
+    @property
+    def reference_in_run(self) -> bool:
+        return self.plan.precision == "fp32" and "eager" in self.plan.backends
+
+    def _start(self) -> None:
+        """Once per campaign, before any baseline: the CUDA context and the energy counter's period."""
+        if self._started:
+            return
+        self._started = True
+        device = self.plan.device
+        if device.type != "cuda":
+            return
+        source, nvml, _ = reading_source(device)
+        self._context = create_cuda_context(device, source)
+        if nvml is not None:
+            self._period = energy.counter_period(source.energy_mj)
+
+    def open(self, label: str, reference: Reference | None = None, plan: Plan | None = None) -> Session:
+        """A new session for ``label``, entered: its baseline is read once memory is back down."""
+        self._start()
+        session = Session(
+            plan or self.plan,
+            label,
+            progress=self.progress,
+            reference=reference,
+            previous_level=self._level,
+            previous_weights=self._weights,
+            cuda_context_bytes=self._context,
+            counter_period_s=self._period,
+        )
+        return session.__enter__()
+
+    def close(self, session: Session) -> None:
+        """Close a session; the next ``open`` releases its memory and checks that it went."""
+        self._level = session.sampler.baseline
+        self._weights = session.resident_weights_bytes or 0
+        session.__exit__(None, None, None)
+
+    def compute_reference(self) -> Reference | None:
+        """Eager fp32 outputs of each stage on the shared inputs (one untimed run each), on the host.
+
+        Returns None when the reference cannot be built (parity then reads as not checked).
+        """
+        reference_plan = dataclasses.replace(
+            self.plan,
+            precision="fp32",
+            backends=["eager"],
+            backend_specs={"eager": ("eager", BackendOptions())},
+            vram_cap_bytes=None,  # the reference runs uncapped, before any cap is set
+        )
+        session = self.open("eager", plan=reference_plan)
+        try:
             session.build()
-            session.measure_all()
-            if reference is None and plan.parity:
-                reference = session.as_reference()
-            if on_session is not None:
-                on_session(session)
-            for outcome in session.outcomes.values():
-                outcome.output = None  # compared and reported; do not hold device memory
-        sessions.append(session)
-    return sessions
+            if session.build_error is not None:
+                return None
+            task = session._task("reference: eager fp32 outputs for parity", total=len(STAGES))
+            return session.reference_outputs(task)
+        finally:
+            self.close(session)
+
+    def run(self, on_session: Any = None) -> None:
+        """Measure every backend of the plan in turn, with parity against eager fp32."""
+        plan = self.plan
+        if plan.parity and not self.reference_in_run:
+            self.reference = self.compute_reference()
+        for label in self.labels:
+            session = self.open(label, self.reference)
+            try:
+                session.build()
+                session.measure_all()
+                if self.reference is None and plan.parity:
+                    self.reference = session.as_reference()
+                if on_session is not None:
+                    on_session(session)
+            finally:
+                self.close(session)
+
+
+def run_backends(plan: Plan, progress: Any = None, on_session: Any = None) -> None:
+    """Measure every backend of the plan in turn (see :class:`Campaign`)."""
+    Campaign(plan, progress).run(on_session)

@@ -54,7 +54,10 @@ def bench_json(tmp_path_factory):
 def test_one_benchmark_per_stage_and_backend_with_raw_rounds(bench_json):
     every = bench_json["benchmarks"]
     assert len(every) == 12
-    assert {b["extra_info"]["backend"] for b in every} == {"eager", "compile", "onnxruntime"}
+    # One backend resident at a time, as in `sdshape run`: all stages of one backend, then the next.
+    order = [b["extra_info"]["backend"] for b in every]
+    assert order == ["eager"] * 4 + ["compile"] * 4 + ["onnxruntime"] * 4
+    assert all(b["extra_info"]["baseline"]["settled"] for b in every)
     for bench in every:
         assert bench["extra_info"]["status"] == "ok"
         assert bench["extra_info"]["parity"]["ok"]

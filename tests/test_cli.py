@@ -22,6 +22,8 @@ BAD_INPUT = [
     (["run", "--batch", "0"], "--batch must be at least 1", "0"),
     (["run", "--rounds", "0"], "--rounds must be at least 1", "0"),
     (["run", "--steps", "many"], "invalid int value", "many"),
+    (["run", "--sample-interval", "-1"], "--sample-interval must be between 0", "-1"),
+    (["run", "--sample-interval", "nan"], "--sample-interval must be between 0", "nan"),
     (["run", "--device", "cpu", "--precision", "fp16"], "fp16 on the CPU", "bf16 or fp32"),
     (["run", "--json", "/nonexistent-dir/out.json"], "cannot write there", "/nonexistent-dir"),
     (["run", "--weights", "/nonexistent-weights"], "not a diffusers pipeline folder", "/nonexistent-weights"),

@@ -76,3 +76,13 @@ def test_background_thread_samples_at_its_interval():
     with Sampler(source, interval_s=0.005) as sampler:
         time.sleep(0.2)
     assert sampler.sample_count > 10
+
+
+def test_interval_zero_runs_no_thread_but_windows_keep_their_readings():
+    source = ScriptedSource([{"host_rss_bytes": 100}, {"host_rss_bytes": 300}, {"host_rss_bytes": 200}])
+    with Sampler(source, interval_s=0.0) as sampler:
+        assert sampler._thread is None
+        time.sleep(0.05)
+        stats = sampler.close_window(sampler.open_window())
+    assert source.calls == 3 and stats.samples == 2  # baseline, then the window's opening and closing
+    assert stats.peaks["host_rss_bytes"] == 200

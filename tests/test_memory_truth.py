@@ -1,0 +1,184 @@
+"""Memory figures that cannot be true are never printed: the first GPU run's defects, reproduced on the CPU.
+
+On the H100 (tests/data/gpu-runs/2026-11-22-h100/) every peak came out negative:
+the eager fp32 parity reference still held its weights when the next session read
+its baseline. Here a scripted reading source replays that sequence, and the
+project's own result files from that run are read back.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from sdshape import checks, session
+from sdshape.document import benchmark_entry
+from sdshape.results_io import load
+from sdshape.table import allocation_table
+
+H100 = Path(__file__).parent / "data" / "gpu-runs" / "2026-11-22-h100"
+GIB = 1 << 30
+
+
+def test_negative_and_below_weights_figures_become_null_with_the_reason():
+    memory = {
+        "weights_bytes": 100,
+        "nvml_process_peak_bytes": -1_516_240_896,
+        "torch_reserved_peak_bytes": 2_380_267_520,
+        "torch_allocated_peak_bytes": 50,  # below the 1000 bytes resident
+        "torch_activation_peak_bytes": 3_784_704,
+        "nvml_process_rise_bytes": -5,
+        "host_rss_peak_bytes": 10,  # host memory on a GPU run: no weights rule
+    }
+    checked, error = checks.check_memory(memory, resident_weights=1000, device="cuda")
+    assert checked["nvml_process_peak_bytes"] is None and checked["nvml_process_rise_bytes"] is None
+    assert checked["torch_allocated_peak_bytes"] is None
+    assert checked["torch_reserved_peak_bytes"] == 2_380_267_520
+    assert checked["torch_activation_peak_bytes"] == 3_784_704 and checked["host_rss_peak_bytes"] == 10
+    assert "cannot be negative" in error and "below the 1000 B of weights resident" in error
+    on_cpu, cpu_error = checks.check_memory({"host_rss_peak_bytes": 10}, resident_weights=1000, device="cpu")
+    assert on_cpu["host_rss_peak_bytes"] is None and "host_rss_peak_bytes" in cpu_error
+    fine, none = checks.check_memory({"host_rss_peak_bytes": 2000}, resident_weights=1000, device="cpu")
+    assert fine["host_rss_peak_bytes"] == 2000 and none is None
+
+
+def test_the_h100_files_are_read_as_flagged_not_as_numbers():
+    result = load(H100 / "sd15-eager-fp16.json")
+    for row in result.rows.values():
+        memory = row.info["memory"]
+        assert memory["nvml_process_peak_bytes"] is None and memory["nvml_device_peak_bytes"] is None
+        assert "cannot be negative" in row.memory_error
+        assert all(v is None or v >= 0 for k, v in memory.items() if k.endswith("_bytes"))
+    # torch's own peaks are valid and still stand (labelled as torch's)
+    text = result.rows[next(k for k in result.rows if k[0] == "text_encoder")]
+    assert text.memory_peak() == (2_380_267_520, "torch_reserved_peak_bytes")
+
+
+def test_the_h100_table_prints_flagged_instead_of_negative_peaks():
+    document = json.loads((H100 / "sd15-eager-fp16.json").read_text())
+    rows = [{**b, "extra_info": checks.apply_memory_rules(b["extra_info"])} for b in document["benchmarks"]]
+    console = Console(record=True, width=250)
+    console.print(allocation_table(rows))
+    printed = console.export_text()
+    assert "-1.41 GiB" not in printed and "-468" not in printed
+    assert "(torch reserved)" in printed  # the valid figure, labelled with its source
+
+
+def test_compare_and_report_skip_flagged_memory_saying_so(tmp_path, capsys):
+    from sdshape.cli import main
+
+    base = H100 / "sd15-eager-fp16.json"
+    assert main(["compare", str(base), str(H100 / "sd15-eager-fp16-10rounds.json"), "--json"]) in (0, 1)
+    results = json.loads(capsys.readouterr().out)
+    assert len(results) == 4
+    for entry in results:
+        memory = entry["metrics"]["memory"]
+        assert memory["source"] == "torch_reserved_peak_bytes"  # NVML's negative peaks left out...
+        assert any("cannot be negative" in note for note in memory["flagged"])  # ...saying so
+        assert memory["base"] > 0 and memory["new"] > 0
+    bench = H100 / "pytest-bench-sd15-eager-fp16.json"
+    assert main(["report", str(bench), "--out", str(tmp_path / "report"), "--gpus", "RTX 4090"]) == 0
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "-1.41" not in markdown and "CUDA context: 768.00 MiB (assumed" in markdown
+
+
+class ReplaySource:
+    """Host-RSS readings replaying the H100 sequence: the reference's memory held, then released.
+
+    ``held`` until ``fall`` is called (or for the first ``held_reads`` readings), then the level
+    of a session at work: ``released`` plus ``working``.
+    """
+
+    def __init__(self, held: int, released: int, working: int, held_reads: int | None = None):
+        self.held, self.released, self.working = held, released, working
+        self.held_reads = held_reads
+        self.reads = 0
+        self.fallen = False
+
+    def fall(self) -> None:
+        self.fallen = True
+
+    def read(self) -> dict:
+        self.reads += 1
+        if self.held_reads is not None and self.reads > self.held_reads:
+            self.fallen = True
+        if not self.fallen:
+            return {"host_rss_bytes": self.held}
+        first_after = self.held_reads is not None and self.reads == self.held_reads + 1
+        return {"host_rss_bytes": self.released if first_after else self.released + self.working}
+
+    def energy_mj(self) -> None:
+        return None
+
+
+@pytest.fixture
+def replay(monkeypatch):
+    def install(source: ReplaySource, timeout_s: float = session.SETTLE_TIMEOUT_S):
+        monkeypatch.setattr(session, "reading_source", lambda device: (source, None, "replayed readings"))
+        monkeypatch.setattr(session, "SETTLE_TIMEOUT_S", timeout_s)
+        return source
+
+    return install
+
+
+def _measured_unet_loop(plan, previous_level: int, previous_weights: int):
+    campaign = session.Campaign(plan)
+    campaign._level, campaign._weights = {"host_rss_bytes": previous_level}, previous_weights
+    opened = campaign.open("eager")
+    return campaign, opened
+
+
+def test_a_baseline_read_before_memory_falls_is_waited_for(replay, tiny_plan):
+    """The reference's 4 GiB are still held for three readings: the baseline waits for the fall."""
+    held = ReplaySource(held=int(4.5 * GIB), released=GIB // 2, working=int(2.2 * GIB), held_reads=3)
+    source = replay(held, timeout_s=60.0)
+    campaign, opened = _measured_unet_loop(tiny_plan, GIB // 2, 4 * GIB)
+    try:
+        assert opened.settled.settled and opened.sampler.baseline == {"host_rss_bytes": GIB // 2}
+        opened.build()
+        info = benchmark_entry(opened, opened.measure("unet_loop"))["extra_info"]
+    finally:
+        campaign.close(opened)
+    assert source.reads > 4
+    assert info["memory_error"] is None
+    assert info["memory"]["host_rss_peak_bytes"] == int(2.2 * GIB)
+    assert info["baseline"]["settled"] and info["baseline"]["waited_s"] > 0
+
+
+def test_a_baseline_that_never_came_down_flags_the_peaks(replay, tiny_plan):
+    """As on the H100: the baseline is read high, memory falls afterwards, the peaks would be negative."""
+    source = replay(ReplaySource(held=int(4.5 * GIB), released=GIB // 2, working=int(2.2 * GIB)), timeout_s=0.3)
+    campaign, opened = _measured_unet_loop(tiny_plan, GIB // 2, 4 * GIB)
+    try:
+        assert not opened.settled.settled
+        source.fall()  # the reference's memory goes only now, after the baseline was read
+        opened.build()
+        entry = benchmark_entry(opened, opened.measure("unet_loop"))
+    finally:
+        campaign.close(opened)
+    info = entry["extra_info"]
+    assert info["memory"]["host_rss_peak_bytes"] is None
+    assert "baseline was read while" in info["memory_error"]
+    console = Console(record=True, width=250)
+    console.print(allocation_table([entry]))
+    printed = console.export_text()
+    assert "flagged" in printed and "-1.80 GiB" not in printed
+
+
+def test_sd15_bf16_on_the_cpu_holds_its_weights(tmp_path):
+    """The CPU case of the GPU defect: the fp32 reference (4.26 GB) was freed after the bf16 session's
+    baseline was read, and the UNet loop reported 274 MB of host RSS for 1.72 GB of bf16 weights."""
+    from sdshape.cli import main
+
+    out = tmp_path / "bf16.json"
+    argv = ["run", "--shape", "sd15", "--device", "cpu", "--precision", "bf16", "--resolution", "64"]
+    assert main([*argv, "--steps", "1", "--rounds", "1", "--warmup", "0", "--json", str(out)]) == 0
+    rows = {b["extra_info"]["stage"]: b["extra_info"] for b in json.loads(out.read_text())["benchmarks"]}
+    loop = rows["unet_loop"]
+    assert loop["memory_error"] is None
+    assert loop["memory"]["host_rss_peak_bytes"] >= loop["memory"]["weights_bytes"] == 1_719_041_928
+    for info in rows.values():
+        assert info["memory"]["host_rss_peak_bytes"] >= info["memory"]["resident_weights_bytes"] == 2_132_471_230
