@@ -12,11 +12,12 @@ from __future__ import annotations
 import inspect
 from importlib.metadata import entry_points
 
-from backends.base import Artifact, Backend, BackendOptions, PreparedRunner, Runner, artifact_of
-from backends.eager import EagerBackend
-from backends.ort import OnnxRuntimeBackend
-from backends.torch_compile import TorchCompileBackend
-from backends.trt import TensorRTBackend
+from sdshape.backends.base import Artifact, Backend, BackendOptions, PreparedRunner, Runner, artifact_of
+from sdshape.backends.eager import EagerBackend
+from sdshape.backends.ort import OnnxRuntimeBackend
+from sdshape.backends.torch_compile import TorchCompileBackend
+from sdshape.backends.trt import TensorRTBackend
+
 from sdshape.errors import UsageError, choices_error
 
 ENTRY_POINT_GROUP = "sdshape.backends"

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
-from backends.base import Runner
+from sdshape.backends.base import Runner
 
 
 class EagerBackend:

@@ -20,9 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-
-from backends.base import Artifact
-from backends.cache import ArtifactSlot, CacheEntry
+from sdshape.backends.base import Artifact
+from sdshape.backends.cache import ArtifactSlot, CacheEntry
 
 ONNX_FILE = "model.onnx"
 

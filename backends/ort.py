@@ -14,10 +14,9 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from backends import onnx_export
-from backends.base import BackendOptions, PreparedRunner, Runner
-from backends.cache import ArtifactSlot
+from sdshape.backends import onnx_export
+from sdshape.backends.base import BackendOptions, PreparedRunner, Runner
+from sdshape.backends.cache import ArtifactSlot
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 _ORT_TYPES = {

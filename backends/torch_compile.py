@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from backends.base import Artifact, BackendOptions, PreparedRunner, Runner
+from sdshape.backends.base import Artifact, BackendOptions, PreparedRunner, Runner
 
 MODES = ("default", "max-autotune", "reduce-overhead")
 

@@ -20,10 +20,11 @@ import time
 from typing import Any
 
 import torch
+from sdshape.backends import onnx_export
+from sdshape.backends.base import Artifact, BackendOptions, PreparedRunner, Runner
+from sdshape.backends.cache import ArtifactSlot
 
-from backends import onnx_export
-from backends.base import Artifact, BackendOptions, PreparedRunner, Runner
-from backends.cache import ArtifactSlot
+from sdshape.vocabulary import PRECISIONS
 
 ENGINE_FILE = "model.engine"
 TIMING_CACHE = "timing.cache"
@@ -33,12 +34,11 @@ INSTALL_HINT = (
     "(pip install tensorrt-cu12 --extra-index-url https://pypi.nvidia.com) and it needs a CUDA GPU"
 )
 
-_FLAGS = {"fp32": [], "fp16": ["FP16"], "bf16": ["BF16"]}
-
 
 def builder_flags(precision: str) -> list[str]:
     """TensorRT BuilderFlag names to set: fp32 none, fp16 FP16, bf16 BF16."""
-    return list(_FLAGS[precision])
+    flag = PRECISIONS[precision].tensorrt_flag
+    return [flag] if flag else []
 
 
 def profile_shapes(

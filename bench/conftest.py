@@ -14,7 +14,8 @@ import pytest
 from sdshape.benchsuite import SessionPool
 from sdshape.document import finalize, flat_fingerprint
 from sdshape.errors import UsageError
-from sdshape.options import STAGES, resolve
+from sdshape.plan import resolve
+from sdshape.vocabulary import STAGES
 
 _pool: SessionPool | None = None
 

@@ -20,7 +20,7 @@ import torch
 from sdshape import parity
 from sdshape.document import entry_for, extra_info
 from sdshape.measure import Outcome
-from sdshape.options import Plan
+from sdshape.plan import Plan
 from sdshape.session import Campaign, Reference, Session, on_host
 
 PYTEST_TIMER = "pytest-benchmark time.perf_counter around a synchronized call"

@@ -26,8 +26,6 @@ from sdshape.fill import fill_parameters
 from sdshape.modules import TextEncoderModule, UNetStep, VAEDecode
 from sdshape.zoo import ComponentKind, ComponentSpec, ShapeSpec, shape_components
 
-DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
 
 def _library_class(name: str) -> type:
     import diffusers

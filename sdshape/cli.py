@@ -18,7 +18,8 @@ from rich.table import Table
 
 from sdshape import __version__, units
 from sdshape.errors import UsageError
-from sdshape.options import DEVICES, PRECISIONS
+from sdshape.vocabulary import DEVICES
+from sdshape.vocabulary import PRECISION_NAMES as PRECISIONS
 
 
 class Parser(argparse.ArgumentParser):
@@ -182,7 +183,7 @@ def cmd_zoo(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
     from sdshape.inspection import inspect_shape
-    from sdshape.options import check_resolution
+    from sdshape.plan import check_resolution
     from sdshape.zoo import get_shape
 
     shape = get_shape(args.shape)
@@ -254,7 +255,7 @@ def _check_writable(path: str) -> Path:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from sdshape import options
+    from sdshape import plan as options
 
     plan = options.resolve(
         shape=args.shape,
@@ -286,10 +287,10 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         errors.print(f"sdshape: {note}", highlight=False)
 
     from sdshape.document import benchmark_entry, document
-    from sdshape.options import STAGES
     from sdshape.progress import make_progress
     from sdshape.session import run_backends
     from sdshape.table import print_comparison, print_report
+    from sdshape.vocabulary import STAGES
 
     benchmarks: list[dict[str, Any]] = []
     environment: dict[str, Any] = {}
@@ -360,7 +361,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
     from sdshape import explorer
-    from sdshape.options import check_resolution
+    from sdshape.plan import check_resolution
 
     if not args.budget > 0:
         raise UsageError(f"--budget must be a positive number of parameters, got {args.budget:g}")
@@ -370,7 +371,7 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     plan = None
     if args.measure:
-        from sdshape import options
+        from sdshape import plan as options
 
         plan = options.resolve(
             shape="tiny" if args.family == "tiny" else "sd15",
@@ -502,9 +503,9 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
 def backend_listing() -> list[dict[str, Any]]:
     from importlib.metadata import entry_points
 
-    from backends import BUILTIN, ENTRY_POINT_GROUP, backend_names, get_backend
-    from backends.ort import PROVIDERS
-    from backends.torch_compile import MODES
+    from sdshape.backends import BUILTIN, ENTRY_POINT_GROUP, backend_names, get_backend
+    from sdshape.backends.ort import PROVIDERS
+    from sdshape.backends.torch_compile import MODES
 
     variants = {"compile": list(MODES), "onnxruntime": list(PROVIDERS)}
     registered = {entry.name: entry.value for entry in entry_points(group=ENTRY_POINT_GROUP)}

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sdshape.document import ID_FIELDS
 from sdshape.environment import GPU_FIELDS
 from sdshape.errors import UsageError
 from sdshape.results_io import ResultFile, ResultRow
+from sdshape.vocabulary import ID_FIELDS
 
 ALPHA = 0.05
 MEMORY_FLOOR_BYTES = 16 << 20

@@ -22,10 +22,7 @@ from sdshape.checks import apply_memory_rules
 from sdshape.environment import device_label
 from sdshape.flops import FLOPS_NOTE
 from sdshape.measure import Outcome
-from sdshape.options import STAGES
-
-ID_FIELDS = ("stage", "shape", "backend", "precision", "batch", "resolution", "steps")
-PER_IMAGE_STAGES = ("text_encoder", "unet_loop", "vae_decode")
+from sdshape.vocabulary import ID_FIELDS, KINDS_OF_STAGE, PER_IMAGE_STAGES, STAGES
 
 
 def stats_dict(rounds_s: list[float]) -> dict[str, Any] | None:
@@ -184,10 +181,6 @@ def checked(info: dict[str, Any]) -> dict[str, Any]:
     return apply_memory_rules(info)
 
 
-STAGE_MODULES = {"text_encoder": ("text_encoder",), "unet_loop": ("unet",), "vae_decode": ("vae",)}
-STAGE_MODULES["pipeline"] = ("text_encoder", "unet", "vae")
-
-
 def _backend_options(session: Any) -> dict[str, Any]:
     name, options = session.backend_name, session.backend_options
     if name == "compile":
@@ -199,7 +192,7 @@ def _backend_options(session: Any) -> dict[str, Any]:
 
 def _artifact(session: Any, stage: str) -> dict[str, Any] | None:
     """How the stage's runner(s) were made: built now, reused from the cache, or nothing to build."""
-    artifacts = [session.artifacts[kind] for kind in STAGE_MODULES[stage] if kind in session.artifacts]
+    artifacts = [session.artifacts[kind] for kind in KINDS_OF_STAGE[stage] if kind in session.artifacts]
     if not artifacts:
         return None
     if len(artifacts) == 1:
@@ -208,7 +201,7 @@ def _artifact(session: Any, stage: str) -> dict[str, Any] | None:
     return {
         "cache": caches.pop() if len(caches) == 1 else "mixed",
         "build_s": sum(a.build_s for a in artifacts),
-        "parts": {kind: session.artifacts[kind].as_dict() for kind in STAGE_MODULES[stage]},
+        "parts": {kind: session.artifacts[kind].as_dict() for kind in KINDS_OF_STAGE[stage]},
     }
 
 

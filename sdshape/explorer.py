@@ -17,17 +17,16 @@ from typing import Any
 
 from sdshape import memory_figures
 from sdshape.build import count_params, meta_module
+from sdshape.call_inputs import call_shapes
 from sdshape.errors import UsageError
 from sdshape.flops import count_flops, meta_inputs
-from sdshape.shapes import call_shapes
+from sdshape.vocabulary import KINDS, STAGE_OF_KIND, weight_bytes_by_precision
 from sdshape.zoo import COMPONENTS, ShapeSpec
 from sdshape.zoo.compose import compose
 from sdshape.zoo.specs import ComponentSpec
 
-KINDS = ("text_encoder", "unet", "vae")
 # Config keys that change no weight or FLOP (the SD 2.1 and SDXL VAEs are the SD VAE's architecture).
 _NOT_ARCHITECTURE = {"sample_size", "scaling_factor", "force_upcast"}
-STAGE_OF = {"text_encoder": "text_encoder", "unet": "unet_loop", "vae": "vae_decode"}
 
 
 def candidates(family: str) -> dict[str, list[ComponentSpec]]:
@@ -70,7 +69,7 @@ class Composition:
             "param_shares": {kind: value / total for kind, value in self.params.items()},
             "flops_per_image": sum(self.flops.values()),
             "flops_by_kind": self.flops,
-            "weight_bytes": {"fp32": 4 * total, "fp16": 2 * total, "bf16": 2 * total},
+            "weight_bytes": weight_bytes_by_precision(total),
             "sequence_length": self.shape.sequence_length,
             "adaptation": list(self.shape.notes),
             "steps": steps,
@@ -153,7 +152,7 @@ def measure(compositions: list[Composition], plan: Any, progress: Any = None, ch
         try:
             session.build()
             for kind in missing:
-                outcome = session.measure(STAGE_OF[kind])
+                outcome = session.measure(STAGE_OF_KIND[kind])
                 measured[specs[kind].name] = _component_cost(session, outcome, kind, plan.steps)
         finally:
             campaign.close(session)

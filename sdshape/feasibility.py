@@ -20,6 +20,7 @@ from typing import Any
 from sdshape import memory_figures
 from sdshape.errors import UsageError, choices_error
 from sdshape.results_io import ResultFile
+from sdshape.vocabulary import PER_IMAGE_STAGES
 
 GIB = 2**30
 # When the context cannot be measured (CPU results): a CUDA 12 context with cuBLAS/cuDNN loaded
@@ -34,7 +35,7 @@ POLICIES = {
     "model_offload": "one component on the GPU at a time",
     "vae_tiled": "model offload, plus VAE decode tiled (512 px tiles) and sliced (one image at a time)",
 }
-STAGES = ("text_encoder", "unet_loop", "vae_decode")
+STAGES = PER_IMAGE_STAGES
 REQUIRED = {"vram_gib": float, "bandwidth_gbs": float, "fp16_tflops_fp32_acc": float, "fp16_tflops_fp16_acc": float}
 
 
@@ -316,17 +317,3 @@ def feasibility(run: RunProfile, gpu: GPU) -> dict[str, Any]:
             "context": run.context_source,
         },
     }
-
-
-def parse_size(text: str) -> int:
-    """'8GiB', '12GB', '24G', '8192MiB' -> bytes (GB and G are read as GiB, as cards are marketed)."""
-    import re
-
-    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(GiB|GB|G|MiB|MB|M)\s*", text, flags=re.IGNORECASE)
-    if not match:
-        raise UsageError(f"--vram-cap {text!r}: not a size; write e.g. 8GiB, 12GB or 8192MiB")
-    value, unit = float(match.group(1)), match.group(2).lower()
-    size = int(value * (GIB if unit.startswith("g") else 2**20))
-    if size <= 0:
-        raise UsageError(f"--vram-cap {text!r}: must be positive")
-    return size

@@ -12,7 +12,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from sdshape.build import meta_module
-from sdshape.shapes import CallShapes
+from sdshape.call_inputs import CallShapes
 from sdshape.zoo import ComponentKind, ComponentSpec
 
 FLOPS_NOTE = "torch.utils.flop_counter on the meta device; 1 MAC = 2 FLOPs; elementwise ops not counted"

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sdshape.document import ID_FIELDS
 from sdshape.errors import UsageError
 from sdshape.results_io import ResultFile, load
 from sdshape.saving import slug
+from sdshape.vocabulary import ID_FIELDS
 
 Z_MIN = 4.0
 RUN_TO_RUN = 0.01

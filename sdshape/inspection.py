@@ -9,19 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from sdshape.build import count_params, meta_module
+from sdshape.call_inputs import call_shapes
 from sdshape.flops import FLOPS_NOTE, flops_per_call
-from sdshape.shapes import call_shapes
+from sdshape.vocabulary import STAGE_OF_KIND, calls_per_image, weight_bytes_by_precision
 from sdshape.zoo import ShapeSpec, shape_components
-
-BYTES_PER_PARAM = {"fp32": 4, "fp16": 2, "bf16": 2}
-STAGE_OF_KIND = {"text_encoder": "text_encoder", "unet": "unet_loop", "vae": "vae_decode"}
 
 
 def inspect_shape(shape: ShapeSpec, resolution: int, steps: int) -> dict[str, Any]:
     specs = shape_components(shape)
     shapes = call_shapes(specs, batch=1, resolution=resolution, sequence_length=shape.sequence_length)
     per_call = flops_per_call(specs, shapes)
-    calls = {"text_encoder": 1, "unet": steps, "vae": 1}
     stages: dict[str, Any] = {}
     total_params = 0
     for kind, spec in specs.items():
@@ -34,11 +31,11 @@ def inspect_shape(shape: ShapeSpec, resolution: int, steps: int) -> dict[str, An
             "source": spec.source,
             "params": params,
             "params_executed": module.executed_params if kind == "vae" else params,
-            "weight_bytes": {precision: params * size for precision, size in BYTES_PER_PARAM.items()},
+            "weight_bytes": weight_bytes_by_precision(params),
             "call_inputs": {name: list(dims) for name, dims in shapes.for_kind(kind).items()},
             "flops_per_call": per_call[kind],
-            "calls_per_image": calls[kind],
-            "flops_per_image": per_call[kind] * calls[kind],
+            "calls_per_image": calls_per_image(kind, steps),
+            "flops_per_image": per_call[kind] * calls_per_image(kind, steps),
         }
     flops_total = sum(stage["flops_per_image"] for stage in stages.values())
     for stage in stages.values():
@@ -55,7 +52,7 @@ def inspect_shape(shape: ShapeSpec, resolution: int, steps: int) -> dict[str, An
         "stages": stages,
         "total": {
             "params": total_params,
-            "weight_bytes": {p: total_params * s for p, s in BYTES_PER_PARAM.items()},
+            "weight_bytes": weight_bytes_by_precision(total_params),
             "flops_per_image": flops_total,
         },
     }

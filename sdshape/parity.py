@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-TOLERANCES = {"fp32": 1e-3, "fp16": 5e-2, "bf16": 1e-1}
+from sdshape.vocabulary import PRECISIONS
+
 REFERENCE = "eager fp32"
 
 
@@ -35,14 +36,14 @@ def compare(output: Any, reference: torch.Tensor, precision: str) -> dict[str, A
             "reference": REFERENCE,
             "ok": False,
             "error": f"output has {out.numel()} values, the reference {ref.numel()}",
-            "tolerance_rel_l2": TOLERANCES[precision],
+            "tolerance_rel_l2": PRECISIONS[precision].parity_tolerance,
         }
     nan = int(torch.isnan(out).sum())
     inf = int(torch.isinf(out).sum())
     diff = torch.nan_to_num(out - ref, nan=float("inf"))
     norm = float(ref.norm())
     rel = float(diff.norm()) / norm if norm > 0 else float(diff.norm())
-    tolerance = TOLERANCES[precision]
+    tolerance = PRECISIONS[precision].parity_tolerance
     return {
         "reference": REFERENCE,
         "rel_l2": rel,

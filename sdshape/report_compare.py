@@ -8,8 +8,8 @@ from rich.console import Console
 from rich.table import Table
 
 from sdshape import units
-from sdshape.document import ID_FIELDS
 from sdshape.results_io import ResultFile
+from sdshape.vocabulary import ID_FIELDS
 
 GROUPS = (
     ("status_change", "status changes"),

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from sdshape.checks import apply_memory_rules
-from sdshape.document import ID_FIELDS
 from sdshape.errors import UsageError
 from sdshape.memory_figures import standing_peak
+from sdshape.vocabulary import ID_FIELDS
 
 Id = tuple
 

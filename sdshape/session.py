@@ -24,17 +24,17 @@ from typing import Any
 
 import torch
 
-from backends import artifact_of, get_backend
-from backends.base import Artifact, BackendOptions, Runner
-from backends.cache import ArtifactSlot
 from sdshape import build, energy, environment, parity
+from sdshape.backends import artifact_of, get_backend
+from sdshape.backends.base import Artifact, BackendOptions, Runner
+from sdshape.backends.cache import ArtifactSlot
 from sdshape.build import BuiltShape, count_params, weight_bytes
+from sdshape.call_inputs import CallShapes, call_shapes, vocab_size
 from sdshape.flops import flops_per_call
 from sdshape.measure import Outcome, StageRecorder, classify_failure, release_memory
 from sdshape.nvml import reading_source
-from sdshape.options import STAGES, Plan
+from sdshape.plan import Plan
 from sdshape.sampling import Sampler, Settled, settle
-from sdshape.shapes import CallShapes, call_shapes, vocab_size
 from sdshape.stages import (
     Conditioning,
     PipelineStage,
@@ -43,9 +43,8 @@ from sdshape.stages import (
     VAEDecodeStage,
     token_ids,
 )
+from sdshape.vocabulary import KIND_OF_STAGE, STAGES, precision
 from sdshape.zoo import ComponentSpec, get_shape
-
-STAGE_KINDS = {"text_encoder": "text_encoder", "unet_loop": "unet", "vae_decode": "vae"}
 
 
 def _times(value: int | None, factor: int) -> int | None:
@@ -165,7 +164,7 @@ class Session:
 
     @property
     def dtype(self) -> torch.dtype:
-        return build.DTYPES[self.plan.precision]
+        return precision(self.plan.precision).dtype()
 
     @property
     def backend_name(self) -> str:
@@ -329,7 +328,7 @@ class Session:
                 params=count_params(module),
                 params_executed=executed,
                 weight_bytes=weight_bytes(module),
-                flops=_times(per_call[STAGE_KINDS[stage]], calls[stage]),
+                flops=_times(per_call[KIND_OF_STAGE[stage]], calls[stage]),
                 calls=calls[stage],
             )
         self.resident_weights_bytes = sum(weight_bytes(module) for module in built.modules.values())

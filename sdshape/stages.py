@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from backends.base import Runner
-from sdshape.shapes import CallShapes
+from sdshape.backends.base import Runner
+from sdshape.call_inputs import CallShapes
 
 Mark = Callable[[], None] | None
 

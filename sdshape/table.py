@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sdshape import memory_figures, units
-from sdshape.options import STAGES
+from sdshape.vocabulary import STAGES
 
 
 def _memory_cell(figure: memory_figures.Figure, caption_source: str, info: dict[str, Any]) -> str:

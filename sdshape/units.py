@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
+from sdshape.errors import UsageError
+
+GIB = 2**30
+
 
 def seconds(value: float | None) -> str:
     if value is None:
@@ -35,3 +41,15 @@ def count(value: float | None) -> str:
         if abs(value) >= factor:
             return f"{value / factor:.2f} {unit}"
     return f"{value:.0f}"
+
+
+def parse_size(text: str) -> int:
+    """'8GiB', '12GB', '24G', '8192MiB' -> bytes (GB and G are read as GiB, as cards are marketed)."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(GiB|GB|G|MiB|MB|M)\s*", text, flags=re.IGNORECASE)
+    if not match:
+        raise UsageError(f"--vram-cap {text!r}: not a size; write e.g. 8GiB, 12GB or 8192MiB")
+    value, unit = float(match.group(1)), match.group(2).lower()
+    size = int(value * (GIB if unit.startswith("g") else 2**20))
+    if size <= 0:
+        raise UsageError(f"--vram-cap {text!r}: must be positive")
+    return size

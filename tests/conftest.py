@@ -25,7 +25,7 @@ def artifact_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_plan():
-    from sdshape.options import resolve
+    from sdshape.plan import resolve
 
     return resolve(shape="tiny", device="cpu", steps=3, rounds=2, warmup=1)
 

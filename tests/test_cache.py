@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-
-from backends import onnx_export
-from backends.cache import ArtifactSlot, cache_key
+from sdshape.backends import onnx_export
+from sdshape.backends.cache import ArtifactSlot, cache_key
 
 
 def test_keys_are_stable_and_sensitive_to_every_part():

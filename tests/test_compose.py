@@ -10,7 +10,7 @@ import pytest
 from sdshape.build import count_params, meta_module
 from sdshape.cli import main
 from sdshape.errors import UsageError
-from sdshape.options import resolve
+from sdshape.plan import resolve
 from sdshape.zoo import get_component
 from sdshape.zoo.compose import adapt_cross_attention, compose, load_shapes_file
 

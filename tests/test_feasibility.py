@@ -11,6 +11,7 @@ import pytest
 from sdshape import feasibility as fz
 from sdshape.cli import main
 from sdshape.errors import UsageError
+from sdshape.units import parse_size
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_RESULTS = ROOT / "results" / "examples" / "threads" / "1-two-threads.json"
@@ -139,11 +140,11 @@ def test_projection_by_hand():
 
 
 def test_size_parsing():
-    assert fz.parse_size("8GiB") == fz.parse_size("8GB") == fz.parse_size("8 g") == 8 * GIB
-    assert fz.parse_size("8192MiB") == 8 * GIB
+    assert parse_size("8GiB") == parse_size("8GB") == parse_size("8 g") == 8 * GIB
+    assert parse_size("8192MiB") == 8 * GIB
     for bad in ("8XB", "eight GiB", "-8GiB", "0GiB", ""):
         with pytest.raises(UsageError):
-            fz.parse_size(bad)
+            parse_size(bad)
 
 
 def test_report_from_a_committed_results_file(tmp_path, capsys):

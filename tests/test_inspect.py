@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from sdshape.call_inputs import call_shapes
 from sdshape.flops import flops_per_call
 from sdshape.inspection import inspect_shape
-from sdshape.shapes import call_shapes
 from sdshape.zoo import get_shape, shape_components
 
 

@@ -6,13 +6,14 @@ import torch
 
 from sdshape import parity
 from sdshape.measure import Outcome
+from sdshape.vocabulary import PRECISIONS
 
 
 def test_close_outputs_pass_and_report_their_error():
     reference = torch.linspace(-3, 3, 1000)
     result = parity.compare(reference * (1 + 1e-4), reference, "fp32")
     assert result["ok"] and 0 < result["rel_l2"] < 1e-3 and result["nan"] == result["inf"] == 0
-    assert result["tolerance_rel_l2"] == parity.TOLERANCES["fp32"]
+    assert result["tolerance_rel_l2"] == PRECISIONS["fp32"].parity_tolerance == 1e-3
 
 
 def test_tolerance_depends_on_precision():

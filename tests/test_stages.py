@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sdshape.options import resolve
+from sdshape.plan import resolve
 from sdshape.session import Session
 
 

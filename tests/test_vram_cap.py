@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from sdshape.options import Plan
+from sdshape.plan import Plan
 from sdshape.session import Session
 
 GIB = 1 << 30

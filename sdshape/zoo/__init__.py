@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sdshape.errors import choices_error
 from sdshape.zoo.shapes import SHAPES
-from sdshape.zoo.specs import KINDS, ComponentKind, ComponentSpec, ShapeSpec
+from sdshape.zoo.specs import ComponentKind, ComponentSpec, ShapeSpec
 from sdshape.zoo.text_encoders import TEXT_ENCODERS
 from sdshape.zoo.unets import UNETS
 from sdshape.zoo.vaes import VAES
@@ -18,7 +18,6 @@ SHAPE_SPECS: dict[str, ShapeSpec] = {s.name: s for s in SHAPES}
 
 __all__ = [
     "COMPONENTS",
-    "KINDS",
     "SHAPE_SPECS",
     "ComponentKind",
     "ComponentSpec",

@@ -16,8 +16,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from sdshape.call_inputs import max_tokens, text_hidden_size, text_pooled_size, vae_scale_factor
 from sdshape.errors import UsageError
-from sdshape.shapes import max_tokens, text_hidden_size, text_pooled_size, vae_scale_factor
 from sdshape.zoo import SHAPE_SPECS, ShapeSpec, get_component, get_shape
 from sdshape.zoo.specs import ComponentSpec
 

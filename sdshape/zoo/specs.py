@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-ComponentKind = Literal["text_encoder", "unet", "vae"]
-KINDS: tuple[ComponentKind, ...] = ("text_encoder", "unet", "vae")
+ComponentKind = Literal["text_encoder", "unet", "vae"]  # sdshape.vocabulary.KINDS
 
 
 @dataclass(frozen=True)

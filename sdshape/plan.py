@@ -12,13 +12,10 @@ from pathlib import Path
 
 import torch
 
-from backends.base import BackendOptions
+from sdshape.backends.base import BackendOptions
 from sdshape.errors import UsageError, choices_error
+from sdshape.vocabulary import DEVICES, PRECISION_NAMES
 from sdshape.zoo import ShapeSpec, get_shape
-
-PRECISIONS = ("fp32", "fp16", "bf16")
-DEVICES = ("cuda", "cpu")
-STAGES = ("text_encoder", "unet_loop", "vae_decode", "pipeline")
 
 
 @dataclass(frozen=True)
@@ -99,8 +96,8 @@ def backend_spec(label: str, defaults: BackendOptions, device: str) -> tuple[str
     ``compile:MODE`` (``--compile-mode``), ``onnxruntime:PROVIDER`` (``--ort-provider``).
     The label drops a variant that is the default, so ids stay short and stable.
     """
-    from backends.ort import PROVIDERS
-    from backends.torch_compile import MODES
+    from sdshape.backends.ort import PROVIDERS
+    from sdshape.backends.torch_compile import MODES
 
     name, _, variant = label.partition(":")
     if name == "compile":
@@ -128,7 +125,7 @@ def backend_spec(label: str, defaults: BackendOptions, device: str) -> tuple[str
 
 def _backend_specs(labels: list[str], defaults: BackendOptions, device: str) -> dict[str, tuple[str, BackendOptions]]:
     """Canonical label -> (name, options), each checked to be available here."""
-    from backends import get_backend
+    from sdshape.backends import get_backend
 
     specs: dict[str, tuple[str, BackendOptions]] = {}
     for label in labels:
@@ -167,7 +164,7 @@ def resolve(
     sample_interval: float = 0.02,
 ) -> Plan:
     """Validate user options and fill in defaults for the device that will run."""
-    from backends import backend_names
+    from sdshape.backends import backend_names
 
     shape_name = shape or "sd15"
     if weights is not None and shape is not None:
@@ -193,8 +190,8 @@ def resolve(
         native = weights_native_resolution(Path(weights))
     if device is not None and device not in DEVICES:
         raise choices_error("device", device, DEVICES)
-    if precision is not None and precision not in PRECISIONS:
-        raise choices_error("precision", precision, PRECISIONS)
+    if precision is not None and precision not in PRECISION_NAMES:
+        raise choices_error("precision", precision, PRECISION_NAMES)
     check_resolution(resolution)
     _positive("--steps", steps)
     _positive("--batch", batch)
@@ -205,8 +202,8 @@ def resolve(
             f"--sample-interval must be between 0 (no sampler thread) and 3600 seconds, got {sample_interval}"
         )
     backends = parse_backends(backend, known_backends or backend_names())
-    from backends.ort import PROVIDERS
-    from backends.torch_compile import MODES
+    from sdshape.backends.ort import PROVIDERS
+    from sdshape.backends.torch_compile import MODES
 
     if compile_mode not in MODES:
         raise choices_error("compile mode", compile_mode, MODES)
@@ -225,7 +222,7 @@ def resolve(
         )
     vram_cap_bytes = None
     if vram_cap is not None:
-        from sdshape.feasibility import parse_size
+        from sdshape.units import parse_size
 
         vram_cap_bytes = parse_size(vram_cap)
         if device != "cuda":
@@ -257,7 +254,7 @@ def resolve(
         warmup = defaults.warmup
     if device == "cpu" and chosen:
         notes.append("CPU defaults chosen: " + ", ".join(chosen) + " (set --resolution/--steps/--rounds to change)")
-    from backends.cache import default_root
+    from sdshape.backends.cache import default_root
 
     return Plan(
         shape=shape_name,

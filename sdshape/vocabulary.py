@@ -1,0 +1,72 @@
+"""The words sdshape uses, defined once: stages and component kinds, result ids, devices, precisions.
+
+Every other module reads these from here. Nothing here imports torch, so the
+reading side (compare, history, report) can use them without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sdshape.errors import choices_error
+
+# The four measured stages, in pipeline order; the first three are one image's parts.
+STAGES = ("text_encoder", "unet_loop", "vae_decode", "pipeline")
+PER_IMAGE_STAGES = STAGES[:3]
+# The three component kinds, and which stage runs which.
+KINDS = ("text_encoder", "unet", "vae")
+STAGE_OF_KIND = dict(zip(KINDS, PER_IMAGE_STAGES, strict=True))
+KIND_OF_STAGE = {stage: kind for kind, stage in STAGE_OF_KIND.items()}
+KINDS_OF_STAGE = {**{stage: (kind,) for stage, kind in KIND_OF_STAGE.items()}, "pipeline": KINDS}
+
+# A result's stable identity: regression tools match results across files by these.
+ID_FIELDS = ("stage", "shape", "backend", "precision", "batch", "resolution", "steps")
+RUN_FIELDS = ID_FIELDS[1:]  # one run's stages share these
+
+DEVICES = ("cuda", "cpu")
+
+
+def calls_per_image(kind: str, steps: int) -> int:
+    """Module calls per image: the UNet once per denoising step, the others once."""
+    return steps if kind == "unet" else 1
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Everything that depends on the precision, in one row."""
+
+    name: str
+    torch_dtype: str  # the attribute of ``torch``
+    bytes_per_param: int
+    parity_tolerance: float  # relative L2 error against eager fp32 over a whole stage output
+    tensorrt_flag: str | None  # the TensorRT BuilderFlag that enables it
+
+    def dtype(self) -> Any:
+        import torch
+
+        return getattr(torch, self.torch_dtype)
+
+
+# Tolerances are loose enough for each precision's rounding compounded through a 50-step loop, and tight
+# enough that a wrong graph (a dropped op, a mixed-up input) fails by orders of magnitude.
+PRECISIONS: dict[str, Precision] = {
+    p.name: p
+    for p in (
+        Precision("fp32", "float32", 4, 1e-3, None),
+        Precision("fp16", "float16", 2, 5e-2, "FP16"),
+        Precision("bf16", "bfloat16", 2, 1e-1, "BF16"),
+    )
+}
+PRECISION_NAMES = tuple(PRECISIONS)
+
+
+def precision(name: str) -> Precision:
+    """The precision named ``name``; an unknown name is a usage error naming the choices."""
+    if name not in PRECISIONS:
+        raise choices_error("precision", name, PRECISION_NAMES)
+    return PRECISIONS[name]
+
+
+def weight_bytes_by_precision(params: int) -> dict[str, int]:
+    return {p.name: params * p.bytes_per_param for p in PRECISIONS.values()}
