@@ -1,72 +1,164 @@
-"""Backend registry.
+"""Backend registry: discovery, options, variants.
 
 Backends are found through the entry-point group ``sdshape.backends`` (so a
 separate package can add one without touching sdshape); the built-in ones are
 also registered directly so a source checkout works without installing.
-A backend class may take a :class:`BackendOptions` argument; one that takes
-none is constructed without it.
+
+Each backend owns its options: it declares them (``options``, a tuple of
+:class:`Option`), names its variants (``variants``: ``compile:reduce-overhead``
+picks option values) and may fill device-dependent defaults and check
+combinations (``configure``). This module applies those declarations the same
+way for every backend, built-in or third-party; nothing outside a backend's own
+module knows what its options mean.
 """
 
 from __future__ import annotations
 
 import inspect
 from importlib.metadata import entry_points
+from typing import Any
 
-from sdshape.backends.base import Artifact, Backend, BackendOptions, PreparedRunner, Runner, artifact_of
-from sdshape.backends.eager import EagerBackend
-from sdshape.backends.ort import OnnxRuntimeBackend
-from sdshape.backends.torch_compile import TorchCompileBackend
-from sdshape.backends.trt import TensorRTBackend
+from sdshape.backends.base import RUNTIME_OPTIONS, Artifact, Backend, Option, PreparedRunner, Runner, artifact_of
 
 from sdshape.errors import UsageError, choices_error
 
 ENTRY_POINT_GROUP = "sdshape.backends"
-BUILTIN: dict[str, type] = {
-    "eager": EagerBackend,
-    "compile": TorchCompileBackend,
-    "onnxruntime": OnnxRuntimeBackend,
-    "tensorrt": TensorRTBackend,
+BUILTIN_PATHS = {
+    "eager": "sdshape.backends.eager:EagerBackend",
+    "compile": "sdshape.backends.torch_compile:TorchCompileBackend",
+    "onnxruntime": "sdshape.backends.ort:OnnxRuntimeBackend",
+    "tensorrt": "sdshape.backends.trt:TensorRTBackend",
 }
 
 __all__ = [
-    "BUILTIN",
+    "BUILTIN_PATHS",
     "ENTRY_POINT_GROUP",
     "Artifact",
     "Backend",
-    "BackendOptions",
+    "Option",
     "PreparedRunner",
     "Runner",
     "artifact_of",
+    "backend_class",
     "backend_names",
+    "declared_flags",
     "get_backend",
+    "resolve",
 ]
 
 
-def _discovered() -> dict[str, object]:
-    found: dict[str, object] = dict(BUILTIN)
+def _registered() -> dict[str, str]:
+    """name -> "module:Class" for every backend: the built-ins, then the entry points' additions."""
+    found = dict(BUILTIN_PATHS)
     for entry in entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name not in BUILTIN:
-            found[entry.name] = entry
+        found.setdefault(entry.name, entry.value)
     return found
 
 
 def backend_names() -> list[str]:
-    return list(_discovered())
+    return list(_registered())
 
 
-def get_backend(name: str, options: BackendOptions | None = None) -> Backend:
-    """Instantiate a backend by name; unknown or unloadable names are usage errors."""
-    registry = _discovered()
+def origin(name: str) -> str:
+    """Where a backend comes from, as an entry point value."""
+    return _registered().get(name, "")
+
+
+def backend_class(name: str) -> type:
+    """The class of a registered backend; unknown or unloadable names are usage errors."""
+    registry = _registered()
     if name not in registry:
         raise choices_error("backend", name, list(registry))
-    target = registry[name]
+    module_name, _, attribute = registry[name].partition(":")
+    try:
+        import importlib
+
+        target = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except Exception as error:
+        raise UsageError(f"backend {name!r} is registered but failed to load: {error}") from None
     if not isinstance(target, type):
+        raise UsageError(f"backend {name!r} is registered as {registry[name]}, which is not a class")
+    return target
+
+
+def declared_options(cls: type) -> tuple[Option, ...]:
+    return tuple(getattr(cls, "options", ()) or ())
+
+
+def declared_variants(cls: type) -> dict[str, dict[str, Any]]:
+    return dict(getattr(cls, "variants", {}) or {})
+
+
+def declared_flags() -> list[tuple[str, Option]]:
+    """(backend name, option) for every option a registered backend exposes as a run-wide flag.
+
+    A backend that fails to load contributes none (``sdshape backends`` says why)."""
+    flags: list[tuple[str, Option]] = []
+    for name in backend_names():
         try:
-            target = target.load()  # an EntryPoint
-        except Exception as error:
-            raise UsageError(f"backend {name!r} is registered but failed to load: {error}") from None
-    takes_options = len(inspect.signature(target).parameters) > 0
-    backend = target(options or BackendOptions()) if takes_options else target()
+            cls = backend_class(name)
+        except UsageError:
+            continue
+        flags += [(name, option) for option in declared_options(cls) if option.flag]
+    return flags
+
+
+def _configured(cls: type, name: str, options: dict[str, Any], device: str) -> dict[str, Any]:
+    configure = getattr(cls, "configure", None)
+    return dict(configure(dict(options), device)) if callable(configure) else dict(options)
+
+
+def resolve(label: str, flags: dict[str, Any], device: str) -> tuple[str, str, dict[str, Any]]:
+    """(canonical label, backend name, options) for one entry of ``--backend``.
+
+    Options start from the backend's declared defaults; run-wide flags
+    (``flags``: option name -> value, None when not given) apply next, then the
+    variant after a colon, then the backend's ``configure`` for the device. The
+    label names the variant that gives these options, and drops it when they are
+    the defaults, so result ids stay short and stable (``compile``,
+    ``compile:reduce-overhead``).
+    """
+    name, _, variant = label.partition(":")
+    cls = backend_class(name)
+    declared = declared_options(cls)
+    variants = declared_variants(cls)
+    defaults = {option.name: option.default for option in declared}
+    options = dict(defaults)
+    for option in declared:
+        if flags.get(option.name) is not None:
+            options[option.name] = option.parse(flags[option.name], name)
+    if variant:
+        if variant not in variants:
+            if not variants:
+                raise UsageError(f"backend {name!r} takes no variant, got {label!r}")
+            raise choices_error(f"{name} variant", variant, list(variants))
+        options.update(variants[variant])
+    by_name = {option.name: option for option in declared}
+    options = {key: by_name[key].parse(value, name) if key in by_name else value for key, value in options.items()}
+    options = _configured(cls, name, options, device)
+    if options == _configured(cls, name, defaults, device):
+        return name, name, options
+    for candidate, values in variants.items():
+        if options == _configured(cls, name, {**defaults, **values}, device):
+            return f"{name}:{candidate}", name, options
+    changed = ",".join(f"{key}={value}" for key, value in sorted(options.items()) if defaults.get(key) != value)
+    return f"{name}:{changed}", name, options
+
+
+def recorded(options: dict[str, Any]) -> dict[str, Any]:
+    """A backend's options as a result records them (run-time settings left out)."""
+    return {key: value for key, value in options.items() if key not in RUNTIME_OPTIONS}
+
+
+def get_backend(name: str, options: dict[str, Any] | None = None) -> Backend:
+    """Instantiate a backend by name with its resolved options (by default, its declared defaults)."""
+    cls = backend_class(name)
+    if options is None:
+        options = {option.name: option.default for option in declared_options(cls)}
+    takes_options = len(inspect.signature(cls).parameters) > 0
+    backend = cls(dict(options)) if takes_options else cls()
     if not isinstance(backend, Backend):
         raise UsageError(f"backend {name!r} does not implement the sdshape backend protocol (name, available, prepare)")
     return backend

@@ -22,13 +22,56 @@ import torch
 Runner = Callable[..., Any]
 
 
-@dataclass(frozen=True)
-class BackendOptions:
-    """Backend-specific choices from the command line; a backend reads the ones it knows."""
+# Options a backend receives from the run, not from the user; never part of its recorded options.
+# memory_budget_bytes: set under --vram-cap, for backends with an allocator of their own (ONNX Runtime).
+RUNTIME_OPTIONS = ("memory_budget_bytes",)
 
-    compile_mode: str = "default"
-    ort_provider: str | None = None  # None: cuda on a GPU, cpu on the CPU
-    gpu_mem_limit: int | None = None  # bytes; set by --vram-cap for backends with their own allocator
+
+@dataclass(frozen=True)
+class Option:
+    """One option a backend declares; its values are the backend's to read and to validate.
+
+    ``name`` is its key in the backend's options (and in a result's
+    ``backend_options``). ``flag``, when given, is a command-line flag of
+    ``sdshape run`` and ``pytest bench/`` that sets it for the whole run; a
+    variant (``compile:reduce-overhead``) overrides it for one entry.
+    """
+
+    name: str
+    help: str
+    choices: tuple[str, ...] | None = None
+    default: Any = None
+    flag: str | None = None
+    kind: type = str  # str, bool, int or float
+
+    def parse(self, value: Any, backend: str) -> Any:
+        """The value as this option holds it; anything else is a usage error naming the choices."""
+        from sdshape.errors import UsageError, choices_error
+
+        if value is None:
+            return None
+        if self.kind is bool and isinstance(value, str):
+            lowered = value.lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise UsageError(f"{backend} option {self.name}: expected true or false, got {value!r}")
+            value = lowered in ("true", "1", "yes")
+        elif self.kind in (int, float) and isinstance(value, str):
+            try:
+                value = self.kind(value)
+            except ValueError:
+                raise UsageError(f"{backend} option {self.name}: expected a number, got {value!r}") from None
+        if self.choices is not None and value not in self.choices:
+            raise choices_error(self.name.replace("_", " "), value, self.choices)
+        return value
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "help": self.help,
+            "choices": list(self.choices) if self.choices else None,
+            "default": self.default,
+            "flag": self.flag,
+        }
 
 
 @dataclass
@@ -79,7 +122,15 @@ def artifact_of(runner: Runner) -> Artifact:
 
 @runtime_checkable
 class Backend(Protocol):
-    """Implement these to add a backend; register it under the entry-point group ``sdshape.backends``."""
+    """Implement these to add a backend; register it under the entry-point group ``sdshape.backends``.
+
+    Optional class attributes, read by the registry (``sdshape.backends.resolve``):
+    ``options`` (a tuple of :class:`Option`), ``variants`` (variant name -> option
+    values, chosen as ``name:variant``) and ``configure(options, device) ->
+    options`` (a classmethod or staticmethod) for defaults that depend on the
+    device and checks across options. The class is constructed with the
+    resolved options (a dict) when its ``__init__`` takes an argument.
+    """
 
     name: str
 

@@ -10,12 +10,12 @@ tensors are handed over as NumPy views. Install ``onnxruntime`` (CPU) or
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from sdshape.backends import onnx_export
-from sdshape.backends.base import BackendOptions, PreparedRunner, Runner
+from sdshape.backends.base import Option, PreparedRunner, Runner
 from sdshape.backends.cache import ArtifactSlot
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
@@ -35,9 +35,32 @@ def provider_for(option: str | None, device: torch.device) -> str:
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
+    options = (
+        Option(
+            "ort_provider",
+            "execution provider (default: cuda on a GPU, cpu on the CPU)",
+            choices=tuple(PROVIDERS),
+            default=None,
+            flag="--ort-provider",
+        ),
+    )
+    variants: ClassVar[dict[str, dict[str, Any]]] = {provider: {"ort_provider": provider} for provider in PROVIDERS}
 
-    def __init__(self, options: BackendOptions | None = None):
-        self.options = options or BackendOptions()
+    @staticmethod
+    def configure(options: dict[str, Any], device: str) -> dict[str, Any]:
+        """The provider defaults to the device's; the cpu provider runs only with --device cpu."""
+        provider = options.get("ort_provider") or ("cuda" if device == "cuda" else "cpu")
+        if (provider == "cpu") != (device == "cpu"):
+            from sdshape.errors import UsageError
+
+            raise UsageError(
+                f"onnxruntime provider {provider!r} does not match --device {device}: "
+                "the cpu provider runs with --device cpu, cuda and tensorrt with --device cuda"
+            )
+        return {**options, "ort_provider": provider}
+
+    def __init__(self, options: dict[str, Any] | None = None):
+        self.options = dict(options or {})
 
     def available(self) -> tuple[bool, str | None]:
         try:
@@ -60,7 +83,8 @@ class OnnxRuntimeBackend:
     ) -> Runner:
         import onnxruntime as ort
 
-        provider = provider_for(self.options.ort_provider, device)
+        provider = provider_for(self.options.get("ort_provider"), device)
+        budget = self.options.get("memory_budget_bytes")
         if PROVIDERS[provider] not in ort.get_available_providers():
             raise RuntimeError(
                 f"onnxruntime {ort.__version__} has no {PROVIDERS[provider]} "
@@ -68,7 +92,7 @@ class OnnxRuntimeBackend:
             )
         path, artifact = onnx_export.ensure_onnx(module, example_inputs, cache)
         try:
-            session = _session(ort, str(path), provider, device, self.options.gpu_mem_limit)
+            session = _session(ort, str(path), provider, device, budget)
         except Exception as error:
             if artifact.cache != "reused":
                 raise
@@ -76,7 +100,7 @@ class OnnxRuntimeBackend:
             onnx_export.invalidate(cache)
             path, artifact = onnx_export.ensure_onnx(module, example_inputs, cache)
             artifact.notes.append(f"cached model failed to load ({str(error).splitlines()[0][:200]}): rebuilt")
-            session = _session(ort, str(path), provider, device, self.options.gpu_mem_limit)
+            session = _session(ort, str(path), provider, device, budget)
         artifact.notes.append(f"provider {PROVIDERS[provider]}")
         returns_tuple = bool(getattr(module, "returns_tuple", False))
         if device.type == "cuda":

@@ -12,19 +12,29 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
-from sdshape.backends.base import Artifact, BackendOptions, PreparedRunner, Runner
+from sdshape.backends.base import Artifact, Option, PreparedRunner, Runner
 
 MODES = ("default", "max-autotune", "reduce-overhead")
 
 
 class TorchCompileBackend:
     name = "compile"
+    options = (
+        Option(
+            "compile_mode",
+            "torch.compile mode (reduce-overhead: CUDA graphs on a GPU)",
+            choices=MODES,
+            default="default",
+            flag="--compile-mode",
+        ),
+    )
+    variants: ClassVar[dict[str, dict[str, Any]]] = {mode: {"compile_mode": mode} for mode in MODES}
 
-    def __init__(self, options: BackendOptions | None = None):
-        self.options = options or BackendOptions()
+    def __init__(self, options: dict[str, Any] | None = None):
+        self.options = {"compile_mode": "default", **(options or {})}
 
     def available(self) -> tuple[bool, str | None]:
         if not hasattr(torch, "compile"):
@@ -39,7 +49,7 @@ class TorchCompileBackend:
         device: torch.device,
         cache: Path | None,
     ) -> Runner:
-        mode = self.options.compile_mode
+        mode = self.options["compile_mode"]
         compiled = torch.compile(module, mode=mode, dynamic=False)
         cuda_graphs = mode == "reduce-overhead" and device.type == "cuda"
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 from sdshape.backends import onnx_export
-from sdshape.backends.base import Artifact, BackendOptions, PreparedRunner, Runner
+from sdshape.backends.base import Artifact, PreparedRunner, Runner
 from sdshape.backends.cache import ArtifactSlot
 
 from sdshape.vocabulary import PRECISIONS
@@ -76,8 +76,8 @@ def engine_parts(onnx_key: str, precision: str, trt_version: str) -> dict[str, A
 class TensorRTBackend:
     name = "tensorrt"
 
-    def __init__(self, options: BackendOptions | None = None):
-        self.options = options or BackendOptions()
+    def __init__(self, options: dict[str, Any] | None = None):
+        self.options = dict(options or {})
 
     def available(self) -> tuple[bool, str | None]:
         if importlib.util.find_spec("tensorrt") is None:

@@ -1,10 +1,10 @@
 """pytest-benchmark suite options and hooks.
 
-    pytest bench/ --benchmark-json out.json [--shape sd15] [--backend eager,compile,onnxruntime]
-                  [--precision fp16] [--resolution 512] [--steps 50] [--batch 1] [--device cuda]
-                  [--rounds 5] [--warmup 2] [--compile-mode M] [--ort-provider P] [--cache-dir D] [--no-parity]
+    pytest bench/ --benchmark-json out.json [--shape sd15] [--backend eager,compile,onnxruntime] ...
 
-Defaults are those of ``sdshape run`` (they depend on whether a GPU is present).
+The options are ``sdshape run``'s, declared once in ``sdshape.run_options`` (plus the
+flags the backends declare), with the same defaults (they depend on whether a GPU is
+present); only the ones that write files (--json, --save) are the CLI's alone.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from sdshape.benchsuite import SessionPool
 from sdshape.document import finalize, flat_fingerprint
 from sdshape.errors import UsageError
-from sdshape.plan import resolve
+from sdshape.run_options import add_run_options, plan_from
 from sdshape.vocabulary import STAGES
 
 _pool: SessionPool | None = None
@@ -22,46 +22,13 @@ _pool: SessionPool | None = None
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sdshape", "sdshape stage benchmarks (same meaning and defaults as `sdshape run`)")
-    group.addoption("--shape", default=None, help="zoo shape (default sd15)")
-    group.addoption("--backend", default="eager", help="backend or comma list (default eager)")
-    group.addoption("--precision", default=None, help="fp32|fp16|bf16")
-    group.addoption("--resolution", type=int, default=None, help="image side, multiple of 8")
-    group.addoption("--steps", type=int, default=None, help="denoising steps")
-    group.addoption("--batch", type=int, default=1, help="images per batch")
-    group.addoption("--device", default=None, help="cuda|cpu")
-    group.addoption("--rounds", type=int, default=None, help="timed rounds")
-    group.addoption("--warmup", type=int, default=None, help="warm-up rounds")
-    group.addoption("--weights", default=None, help="local diffusers folder instead of random weights")
-    group.addoption("--compile-mode", default="default", help="torch.compile mode")
-    group.addoption("--ort-provider", default=None, help="onnxruntime provider: cuda|tensorrt|cpu")
-    group.addoption("--cache-dir", default=None, help="artifact cache directory")
-    group.addoption("--no-parity", dest="parity", action="store_false", help="skip parity with eager fp32")
-    group.addoption("--vram-cap", default=None, help="GPU only: emulate a smaller card, e.g. 8GiB")
-    group.addoption("--sample-interval", type=float, default=0.02, help="sampler interval in seconds (0: no thread)")
+    add_run_options(group.addoption, bench=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     global _pool
-    option = config.option
     try:
-        plan = resolve(
-            shape=option.shape,
-            backend=option.backend,
-            precision=option.precision,
-            device=option.device,
-            resolution=option.resolution,
-            steps=option.steps,
-            batch=option.batch,
-            rounds=option.rounds,
-            warmup=option.warmup,
-            weights=option.weights,
-            compile_mode=option.compile_mode,
-            ort_provider=option.ort_provider,
-            cache_dir=option.cache_dir,
-            parity=option.parity,
-            vram_cap=option.vram_cap,
-            sample_interval=option.sample_interval,
-        )
+        plan = plan_from(vars(config.option))
     except UsageError as error:
         raise pytest.UsageError(str(error)) from None
     _pool = SessionPool(plan)

@@ -182,12 +182,9 @@ def checked(info: dict[str, Any]) -> dict[str, Any]:
 
 
 def _backend_options(session: Any) -> dict[str, Any]:
-    name, options = session.backend_name, session.backend_options
-    if name == "compile":
-        return {"compile_mode": options.compile_mode}
-    if name == "onnxruntime":
-        return {"ort_provider": options.ort_provider}
-    return {}
+    from sdshape.backends import recorded
+
+    return recorded(session.backend_options)
 
 
 def _artifact(session: Any, stage: str) -> dict[str, Any] | None:

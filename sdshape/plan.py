@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from sdshape.backends.base import BackendOptions
 from sdshape.errors import UsageError, choices_error
 from sdshape.vocabulary import DEVICES, PRECISION_NAMES
 from sdshape.zoo import ShapeSpec, get_shape
@@ -53,15 +53,16 @@ class Plan:
     sample_interval_s: float = 0.02
     notes: list[str] = field(default_factory=list)
     # label (as shown in results, e.g. "compile:reduce-overhead") -> (registered name, its options)
-    backend_specs: dict[str, tuple[str, BackendOptions]] = field(default_factory=dict)
+    backend_specs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     cache_dir: Path | None = None
     parity: bool = True
     vram_cap_bytes: int | None = None
     shape_spec: ShapeSpec | None = None  # set for compositions and shapes-file shapes
     sequence_length: int = 77
+    isolate: bool = False  # each backend in its own process (sdshape run --isolate)
 
-    def backend(self, label: str) -> tuple[str, BackendOptions]:
-        return self.backend_specs.get(label, (label, BackendOptions()))
+    def backend(self, label: str) -> tuple[str, dict[str, Any]]:
+        return self.backend_specs.get(label, (label, {}))
 
 
 def cuda_available() -> bool:
@@ -89,47 +90,18 @@ def parse_backends(value: str, known: list[str]) -> list[str]:
     return list(dict.fromkeys(names))  # a backend named twice runs once
 
 
-def backend_spec(label: str, defaults: BackendOptions, device: str) -> tuple[str, str, BackendOptions]:
-    """(canonical label, registered name, options) for one entry of ``--backend``.
+def _backend_specs(labels: list[str], flags: dict[str, Any], device: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Canonical label -> (name, options), each resolved by its backend and checked to be available here.
 
-    A variant after a colon overrides the matching flag for that entry only:
-    ``compile:MODE`` (``--compile-mode``), ``onnxruntime:PROVIDER`` (``--ort-provider``).
-    The label drops a variant that is the default, so ids stay short and stable.
-    """
-    from sdshape.backends.ort import PROVIDERS
-    from sdshape.backends.torch_compile import MODES
+    A backend flag is checked by its backend even when that backend is not in the run: a typo is an
+    error, not a silently ignored flag."""
+    from sdshape.backends import declared_flags, get_backend, resolve
 
-    name, _, variant = label.partition(":")
-    if name == "compile":
-        mode = variant or defaults.compile_mode
-        if mode not in MODES:
-            raise choices_error("compile mode", mode, MODES)
-        options = BackendOptions(compile_mode=mode, ort_provider=defaults.ort_provider)
-        return (name if mode == "default" else f"{name}:{mode}"), name, options
-    if name == "onnxruntime":
-        default_provider = "cuda" if device == "cuda" else "cpu"
-        provider = variant or defaults.ort_provider or default_provider
-        if provider not in PROVIDERS:
-            raise choices_error("onnxruntime provider", provider, list(PROVIDERS))
-        if (provider == "cpu") != (device == "cpu"):
-            raise UsageError(
-                f"onnxruntime provider {provider!r} does not match --device {device}: "
-                "the cpu provider runs with --device cpu, cuda and tensorrt with --device cuda"
-            )
-        options = BackendOptions(compile_mode=defaults.compile_mode, ort_provider=provider)
-        return (name if provider == default_provider else f"{name}:{provider}"), name, options
-    if variant:
-        raise UsageError(f"backend {name!r} takes no variant, got {label!r}")
-    return name, name, defaults
-
-
-def _backend_specs(labels: list[str], defaults: BackendOptions, device: str) -> dict[str, tuple[str, BackendOptions]]:
-    """Canonical label -> (name, options), each checked to be available here."""
-    from sdshape.backends import get_backend
-
-    specs: dict[str, tuple[str, BackendOptions]] = {}
+    for backend, option in declared_flags():
+        option.parse(flags.get(option.name), backend)
+    specs: dict[str, tuple[str, dict[str, Any]]] = {}
     for label in labels:
-        canonical, name, options = backend_spec(label, defaults, device)
+        canonical, name, options = resolve(label, flags, device)
         ok, reason = get_backend(name, options).available()
         if not ok:
             raise UsageError(f"backend {name!r} is not available here: {reason}")
@@ -151,8 +123,7 @@ def resolve(
     weights: str | os.PathLike | None = None,
     seed: int = 0,
     known_backends: list[str] | None = None,
-    compile_mode: str = "default",
-    ort_provider: str | None = None,
+    backend_flags: dict[str, Any] | None = None,
     cache_dir: str | os.PathLike | None = None,
     parity: bool = True,
     vram_cap: str | None = None,
@@ -162,6 +133,7 @@ def resolve(
     sequence_length: int | None = None,
     shapes_file: str | os.PathLike | None = None,
     sample_interval: float = 0.02,
+    isolate: bool = False,
 ) -> Plan:
     """Validate user options and fill in defaults for the device that will run."""
     from sdshape.backends import backend_names
@@ -202,13 +174,6 @@ def resolve(
             f"--sample-interval must be between 0 (no sampler thread) and 3600 seconds, got {sample_interval}"
         )
     backends = parse_backends(backend, known_backends or backend_names())
-    from sdshape.backends.ort import PROVIDERS
-    from sdshape.backends.torch_compile import MODES
-
-    if compile_mode not in MODES:
-        raise choices_error("compile mode", compile_mode, MODES)
-    if ort_provider is not None and ort_provider not in PROVIDERS:
-        raise choices_error("onnxruntime provider", ort_provider, list(PROVIDERS))
 
     notes: list[str] = []
     if device is None:
@@ -230,7 +195,7 @@ def resolve(
                 f"--vram-cap {vram_cap}: needs a CUDA GPU (it caps torch's per-process GPU memory); "
                 "on the CPU there is no VRAM to cap"
             )
-    specs = _backend_specs(backends, BackendOptions(compile_mode, ort_provider), device)
+    specs = _backend_specs(backends, backend_flags or {}, device)
     defaults = GPU_DEFAULTS if device == "cuda" else CPU_DEFAULTS
     precision = precision or defaults.precision
     if device == "cpu" and precision == "fp16":
@@ -276,4 +241,5 @@ def resolve(
         seed=seed,
         notes=notes,
         sample_interval_s=sample_interval,
+        isolate=isolate,
     )

@@ -26,7 +26,7 @@ import torch
 
 from sdshape import build, energy, environment, parity
 from sdshape.backends import artifact_of, get_backend
-from sdshape.backends.base import Artifact, BackendOptions, Runner
+from sdshape.backends.base import Artifact, Runner
 from sdshape.backends.cache import ArtifactSlot
 from sdshape.build import BuiltShape, count_params, weight_bytes
 from sdshape.call_inputs import CallShapes, call_shapes, vocab_size
@@ -171,11 +171,11 @@ class Session:
         return self.plan.backend(self.backend)[0]
 
     @property
-    def backend_options(self) -> BackendOptions:
+    def backend_options(self) -> dict[str, Any]:
         """The plan's options for this backend; under --vram-cap, with this session's memory budget."""
-        options = self.plan.backend(self.backend)[1]
+        options = dict(self.plan.backend(self.backend)[1])
         if self.vram_cap:
-            return dataclasses.replace(options, gpu_mem_limit=self.vram_cap["torch_budget_bytes"])
+            options["memory_budget_bytes"] = self.vram_cap["torch_budget_bytes"]
         return options
 
     def _task(self, description: str, total: int | None = None):
@@ -525,7 +525,7 @@ class Campaign:
             self.plan,
             precision="fp32",
             backends=["eager"],
-            backend_specs={"eager": ("eager", BackendOptions())},
+            backend_specs={"eager": ("eager", {})},
             vram_cap_bytes=None,  # the reference runs uncapped, before any cap is set
         )
         session = self.open("eager", plan=reference_plan)

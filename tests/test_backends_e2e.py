@@ -66,7 +66,7 @@ def test_backends_listing(capsys):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["--backend", "compile:turbo"], "unknown compile mode 'turbo'"),
+        (["--backend", "compile:turbo"], "unknown compile variant 'turbo'"),
         (["--backend", "onnxruntime:cuda"], "does not match --device cpu"),
         (["--backend", "eager:fast"], "takes no variant"),
         (["--compile-mode", "max"], "unknown compile mode 'max'"),
@@ -81,11 +81,18 @@ def test_bad_backend_options_exit_2(argv, message, capsys):
 WRONG_BACKEND = '''
 import torch
 
+from sdshape.backends import Option
+
 
 class WrongBackend:
-    """Eager, but every output scaled by 1.5: what a broken export looks like."""
+    """Eager, but every output scaled: what a broken export looks like. It declares its own option."""
 
     name = "wrong"
+    options = (Option("scale", "factor applied to every output", default=1.5, flag="--wrong-scale", kind=float),)
+    variants = {"double": {"scale": 2.0}}
+
+    def __init__(self, options):
+        self.scale = options["scale"]
 
     def available(self):
         return True, None
@@ -94,7 +101,7 @@ class WrongBackend:
         def run(*inputs):
             with torch.inference_mode():
                 out = module(*inputs)
-            return tuple(t * 1.5 for t in out) if isinstance(out, tuple) else out * 1.5
+            return tuple(t * self.scale for t in out) if isinstance(out, tuple) else out * self.scale
 
         return run
 '''
@@ -111,7 +118,7 @@ def test_a_wrong_backend_from_an_entry_point_is_flagged_invalid(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin), os.environ.get("PYTHONPATH", "")])}
     out = tmp_path / "wrong.json"
     result = subprocess.run(
-        [sys.executable, "-m", "sdshape.cli", *RUN, "--backend", "eager,wrong", "--json", str(out)],
+        [sys.executable, "-m", "sdshape.cli", *RUN, "--backend", "eager,wrong:double", "--json", str(out)],
         capture_output=True,
         text=True,
         env=env,
@@ -120,10 +127,19 @@ def test_a_wrong_backend_from_an_entry_point_is_flagged_invalid(tmp_path):
     assert result.returncode == 0, result.stderr
     rows = _rows(json.loads(out.read_text()))
     for stage in ("text_encoder", "unet_loop", "vae_decode", "pipeline"):
-        info = rows[("wrong", stage)]
+        info = rows[("wrong:double", stage)]
         assert info["status"] == "invalid" and "parity with eager fp32 failed" in info["message"]
+        assert info["backend_options"] == {"scale": 2.0}  # the plug-in's own option, chosen by its variant
         assert rows[("eager", stage)]["status"] == "ok"
     assert "invalid" in result.stdout
     assert "★" in result.stdout  # eager is ranked; the invalid backend never is
-    listed = subprocess.run([sys.executable, "-m", "sdshape.cli", "backends"], capture_output=True, text=True, env=env)
-    assert "wrong" in listed.stdout and "wrongbackend:WrongBackend" in listed.stdout
+    listed = subprocess.run(
+        [sys.executable, "-m", "sdshape.cli", "backends", "--json"], capture_output=True, text=True, env=env
+    )
+    wrong = next(row for row in json.loads(listed.stdout) if row["name"] == "wrong")
+    assert wrong["entry_point"] == "wrongbackend:WrongBackend" and wrong["variants"] == ["double"]
+    assert wrong["options"][0]["flag"] == "--wrong-scale"
+    bad = subprocess.run(
+        [sys.executable, "-m", "sdshape.cli", *RUN, "--wrong-scale", "big"], capture_output=True, text=True, env=env
+    )
+    assert bad.returncode == 2 and "wrong option scale: expected a number, got 'big'" in bad.stderr

@@ -1,0 +1,60 @@
+"""The ``sdshape`` command: zoo, inspect, backends, run, compare, history, report, shapes.
+
+User mistakes raise :class:`~sdshape.errors.UsageError` and end as one line on
+stderr with exit status 2; anything else is a bug and keeps its traceback. Each
+command lives in its own module, imported only when it runs, so the reading
+commands (compare, history, report) start fast and without torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from rich.console import Console
+
+from sdshape.errors import UsageError
+
+COMMANDS = {
+    "zoo": "static:cmd_zoo",
+    "inspect": "static:cmd_inspect",
+    "backends": "static:cmd_backends",
+    "run": "run:cmd_run",
+    "compare": "reading:cmd_compare",
+    "history": "reading:cmd_history",
+    "report": "reading:cmd_report",
+    "shapes": "shapes:cmd_shapes",
+}
+# Commands whose parser carries the flags the backends declare (loading them imports torch).
+WITH_BACKEND_FLAGS = ("run", "shapes")
+
+
+def make_console() -> Console:
+    """Stdout console; logs and pipes get 160 columns so the table is not folded."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
+def _command_of(argv: list[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sdshape.cli.parser import build_parser
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    console = make_console()
+    try:
+        args = build_parser(backend_flags=_command_of(argv) in WITH_BACKEND_FLAGS).parse_args(argv)
+        module, _, function = COMMANDS[args.command].partition(":")
+        command = getattr(importlib.import_module(f"sdshape.cli.{module}"), function)
+        return command(args, console)
+    except UsageError as error:
+        message = str(error)
+        if not message.startswith("sdshape"):
+            message = f"sdshape: error: {message}"
+        print(message, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sdshape: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,7 @@
+"""``python -m sdshape.cli``."""
+
+import sys
+
+from sdshape.cli import main
+
+sys.exit(main())

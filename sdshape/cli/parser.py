@@ -1,0 +1,86 @@
+"""The ``sdshape`` argument parser: every subcommand's flags, and nothing that runs them.
+
+``run``'s flags come from :mod:`sdshape.run_options` (shared with ``pytest
+bench/``), plus the flags the backends declare; those load the backend classes,
+so they are added only when the command is ``run`` or ``shapes``, and the
+reading commands start without torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from sdshape import __version__
+from sdshape.errors import UsageError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser(backend_flags: bool = False) -> Parser:
+    parser = Parser(prog="sdshape", description="Where a diffusion model's parameters, time, memory and energy go.")
+    parser.add_argument("--version", action="version", version=f"sdshape {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    backends = sub.add_parser("backends", help="list backends: available here or not, their options and variants")
+    backends.add_argument("--json", action="store_true", help="print JSON")
+    zoo = sub.add_parser("zoo", help="list components and shapes with parameter counts")
+    zoo.add_argument("--json", action="store_true", help="print JSON")
+    inspect = sub.add_parser("inspect", help="static cost of a shape: params, weight bytes, FLOPs (meta device)")
+    inspect.add_argument("shape")
+    inspect.add_argument("--resolution", type=int, help="image side in pixels (default: the shape's native)")
+    inspect.add_argument("--steps", type=int, default=50, help="denoising steps per image (default 50)")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    run = sub.add_parser("run", help="measure each stage of a shape (the main job)")
+    if backend_flags:
+        from sdshape.run_options import add_run_options
+
+        add_run_options(run.add_argument)
+    compare = sub.add_parser("compare", help="verdicts between two result files: regressions, improvements, noise")
+    compare.add_argument("base")
+    compare.add_argument("new")
+    compare.add_argument("--threshold", type=float, default=0.05, help="minimum time change that counts (default 0.05)")
+    compare.add_argument("--memory-threshold", type=float, default=0.05, help="minimum memory change (default 0.05)")
+    compare.add_argument("--energy-threshold", type=float, default=0.10, help="minimum energy change (default 0.10)")
+    compare.add_argument("--thresholds", help="TOML file of per-id overrides ([[override]] tables)")
+    compare.add_argument("--json", action="store_true", help="print JSON")
+    report = sub.add_parser("report", help="Markdown + HTML report: shares per stage, GPU feasibility matrix")
+    report.add_argument(
+        "results", nargs="+", help="result files (run --json/--save, pytest --benchmark-json) and shapes.json files"
+    )
+    report.add_argument("--gpus", help="comma list of catalog GPUs (default: the whole catalog)")
+    report.add_argument("--gpu-catalog", help="TOML file with your own cards, same form as the bundled catalog")
+    report.add_argument("--out", default="report", help="output folder (default report/)")
+    shapes = sub.add_parser("shapes", help="compositions within a parameter budget; --measure for their costs")
+    shapes.add_argument("--budget", type=float, required=True, help="parameter budget, e.g. 1.07e9")
+    shapes.add_argument("--family", default="zoo", help="zoo (real architectures) or tiny (test-sized)")
+    shapes.add_argument("--resolution", type=int, help="image side for FLOPs and --measure (default 512)")
+    shapes.add_argument("--steps", type=int, help="denoising steps per image (default 50)")
+    shapes.add_argument("--seq-len", type=int, default=77, help="text tokens (capped at 77 for CLIP encoders)")
+    shapes.add_argument("--measure", action="store_true", help="measure each distinct component once and compose")
+    shapes.add_argument("--backend", default="eager", help="backend for --measure (one)")
+    shapes.add_argument("--precision", help="precision for --measure (default fp16 on a GPU, fp32 on the CPU)")
+    shapes.add_argument("--device", help="device for --measure (default: the GPU if there is one)")
+    shapes.add_argument("--rounds", type=int, help="timed rounds per component for --measure")
+    shapes.add_argument("--warmup", type=int, help="warm-up rounds per component for --measure")
+    if backend_flags:
+        from sdshape.backends import declared_flags
+        from sdshape.run_options import backend_flag_dest
+
+        for flag in dict.fromkeys(option.flag for _, option in declared_flags()):
+            option = next(o for _, o in declared_flags() if o.flag == flag)
+            shapes.add_argument(flag, dest=backend_flag_dest(option.name), help=option.help)
+    shapes.add_argument("--out", help="folder for shapes.json, shapes.md and (with --measure) pareto.png")
+    shapes.add_argument("--json", action="store_true", help="print JSON")
+    history = sub.add_parser("history", help="result files under a folder, ordered by driver, with step detection")
+    history.add_argument("dir")
+    history.add_argument("--gpu", help="only this GPU (a substring of its name)")
+    history.add_argument("--out", default="history-report", help="where the Markdown and charts go")
+    history.add_argument("--threshold", type=float, default=0.05, help="smallest level shift that is a step (0.05)")
+    history.add_argument(
+        "--run-to-run", type=float, default=0.01, help="run-to-run variation to allow for, as a fraction (0.01)"
+    )
+    return parser

@@ -1,0 +1,147 @@
+"""``sdshape shapes``: compositions within a parameter budget, and with ``--measure`` their costs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sdshape import units
+from sdshape.errors import UsageError
+
+
+def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
+    from sdshape import explorer
+    from sdshape.plan import check_resolution
+
+    if not args.budget > 0:
+        raise UsageError(f"--budget must be a positive number of parameters, got {args.budget:g}")
+    check_resolution(args.resolution)
+    for name in ("steps", "seq_len"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    plan = None
+    if args.measure:
+        from sdshape.plan import resolve
+        from sdshape.run_options import backend_flags
+
+        plan = resolve(
+            shape="tiny" if args.family == "tiny" else "sd15",
+            backend=args.backend,
+            precision=args.precision,
+            device=args.device,
+            resolution=args.resolution,
+            steps=args.steps,
+            rounds=args.rounds,
+            warmup=args.warmup,
+            backend_flags=backend_flags(vars(args)),
+        )
+        if len(plan.backends) != 1:
+            raise UsageError("shapes --measure takes one backend")
+    resolution = plan.resolution if plan else (args.resolution or 512)
+    steps = plan.steps if plan else (args.steps or 50)
+    found, skipped = explorer.enumerate_shapes(args.budget, args.family, resolution, steps, args.seq_len)
+    if not found:
+        raise UsageError(f"no composition of the {args.family} components fits {args.budget:.3g} parameters")
+    measured = None
+    if plan is not None:
+        from sdshape.progress import make_progress
+
+        with make_progress(Console(stderr=True)) as progress:
+            measured = explorer.measure(found, plan, progress)
+    document = {
+        "budget": args.budget,
+        "family": args.family,
+        "resolution": resolution,
+        "steps": steps,
+        "skipped": skipped,
+        "shapes": [c.as_dict(steps) for c in found],
+    }
+    if measured is not None:
+        document["measured_conditions"] = {
+            "device": plan.device.type,
+            "precision": plan.precision,
+            "backend": plan.backends[0],
+            "rounds": plan.rounds,
+            "warmup": plan.warmup,
+        }
+        document["components"] = measured["components"]
+        document["check"] = measured["check"]
+        document["cost_per_100m"] = explorer.cost_per_100m(found, measured["components"])
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "shapes.json").write_text(json.dumps(document, indent=2, default=str))
+        if measured is not None:
+            explorer.pareto_chart(document["shapes"], out / "pareto.png", explorer.conditions(document))
+    if args.json:
+        print(json.dumps(document, indent=2, default=str))
+    else:
+        _print_shapes(document, console)
+    return 0
+
+
+def _print_shapes(document: dict[str, Any], console: Console) -> None:
+    from sdshape import explorer
+
+    measured = "measured_conditions" in document
+    table = Table(
+        title=f"compositions within {document['budget']:.3g} parameters "
+        f"({document['resolution']}px, {document['steps']} steps, CFG)"
+    )
+    columns = ["composition", "text enc.", "UNet", "VAE", "total", "split te/unet/vae", "FLOPs/image", "fp16 weights"]
+    if measured:
+        columns += ["s/image", "peak mem"]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "composition" else "right")
+    for shape in document["shapes"]:
+        p = shape["params_by_kind"]
+        split = " / ".join(units.share(shape["param_shares"][k]) for k in ("text_encoder", "unet", "vae"))
+        row = [
+            shape["name"],
+            units.count(p["text_encoder"]),
+            units.count(p["unet"]),
+            units.count(p["vae"]),
+            units.count(shape["params"]),
+            split,
+            units.count(shape["flops_per_image"]),
+            units.size(shape["weight_bytes"]["fp16"]),
+        ]
+        if measured:
+            costs = shape.get("measured") or {}
+            row += [units.seconds(costs.get("seconds_per_image")), units.size(costs.get("peak_bytes"))]
+        table.add_row(*row)
+    console.print(table)
+    skipped = document["skipped"]
+    console.print(
+        f"left out: {skipped['over budget']} over budget, {skipped['incompatible']} incompatible", highlight=False
+    )
+    for shape in document["shapes"]:
+        for note in shape["adaptation"]:
+            console.print(f"  {shape['name']}: {note}", highlight=False)
+    if measured:
+        per = Table(title="cost per 100 M parameters, by component kind (" + explorer.conditions(document) + ")")
+        for column in ("kind", "component", "params", "s/image", "s per 100 M params", "activations per 100 M"):
+            per.add_column(column, justify="left" if column in ("kind", "component") else "right")
+        for row in document["cost_per_100m"]:
+            per.add_row(
+                row["kind"],
+                row["component"],
+                units.count(row["params"]),
+                units.seconds(row["seconds_per_image"]),
+                units.seconds(row["seconds_per_100m"]),
+                units.size(row["activation_bytes_per_100m"]),
+            )
+        console.print(per)
+        check = document["check"]
+        if check:
+            difference = f"{check['difference']:+.1%}" if check["difference"] is not None else "-"
+            console.print(
+                f"check: {check['name']} end to end {units.seconds(check['end_to_end_s'])}, composed "
+                f"{units.seconds(check['composed_s'])} ({difference})",
+                highlight=False,
+            )

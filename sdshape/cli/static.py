@@ -1,0 +1,167 @@
+"""``sdshape zoo``, ``inspect`` and ``backends``: what can be measured, before anything runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sdshape import units
+from sdshape.errors import UsageError
+
+
+def zoo_listing() -> dict[str, Any]:
+    from sdshape.build import count_params, meta_module
+    from sdshape.zoo import COMPONENTS, SHAPE_SPECS
+
+    params = {name: count_params(meta_module(spec)) for name, spec in COMPONENTS.items()}
+    components = [
+        {"name": s.name, "kind": s.kind, "params": params[s.name], "description": s.description, "source": s.source}
+        for s in COMPONENTS.values()
+    ]
+    shapes = []
+    for shape in SHAPE_SPECS.values():
+        parts = shape.components()
+        total = sum(params[name] for name in parts.values())
+        shapes.append(
+            {
+                "name": shape.name,
+                "description": shape.description,
+                "components": parts,
+                "params": total,
+                "param_shares": {kind: params[name] / total for kind, name in parts.items()},
+                "native_resolution": shape.native_resolution,
+                "source": shape.source,
+            }
+        )
+    return {"components": components, "shapes": shapes}
+
+
+def cmd_zoo(args: argparse.Namespace, console: Console) -> int:
+    listing = zoo_listing()
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    table = Table(title="components (random weights from published configs)")
+    for column in ("name", "kind", "params", "description"):
+        table.add_column(column, justify="right" if column == "params" else "left")
+    for c in listing["components"]:
+        table.add_row(c["name"], c["kind"], f"{c['params']:,}", c["description"])
+    console.print(table)
+    shapes = Table(title="shapes")
+    for column in ("name", "text encoder", "unet", "vae", "params", "shares te/unet/vae", "native"):
+        shapes.add_column(column)
+    for s in listing["shapes"]:
+        share = " / ".join(units.share(s["param_shares"][k]) for k in ("text_encoder", "unet", "vae"))
+        parts = s["components"]
+        row = (s["name"], parts["text_encoder"], parts["unet"], parts["vae"], f"{s['params']:,}", share)
+        shapes.add_row(*row, str(s["native_resolution"]))
+    console.print(shapes)
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
+    from sdshape.inspection import inspect_shape
+    from sdshape.plan import check_resolution
+    from sdshape.zoo import get_shape
+
+    shape = get_shape(args.shape)
+    check_resolution(args.resolution)
+    if args.steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {args.steps}")
+    report = inspect_shape(shape, args.resolution or shape.native_resolution, args.steps)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    table = Table(
+        title=f"{shape.name}: {report['resolution']}x{report['resolution']}, {report['steps']} steps, batch 1, CFG",
+        caption=report["flops_note"],
+    )
+    for column in (
+        "stage",
+        "component",
+        "params",
+        "params %",
+        "fp16 weights",
+        "FLOPs/call",
+        "calls/image",
+        "FLOPs/image",
+        "FLOPs %",
+    ):
+        table.add_column(column, justify="left" if column in ("stage", "component") else "right")
+    for name, stage in report["stages"].items():
+        table.add_row(
+            name,
+            stage["component"],
+            f"{stage['params']:,}",
+            units.share(stage["param_share"]),
+            units.size(stage["weight_bytes"]["fp16"]),
+            units.count(stage["flops_per_call"]),
+            str(stage["calls_per_image"]),
+            units.count(stage["flops_per_image"]),
+            units.share(stage["flops_share"]),
+        )
+    total = report["total"]
+    table.add_section()
+    table.add_row(
+        "total",
+        "",
+        f"{total['params']:,}",
+        "100%",
+        units.size(total["weight_bytes"]["fp16"]),
+        "",
+        "",
+        units.count(total["flops_per_image"]),
+        "100%",
+    )
+    console.print(table)
+    return 0
+
+
+def backend_listing() -> list[dict[str, Any]]:
+    """Every registered backend: available here or not and why, its options and variants, where it comes from."""
+    from sdshape.backends import backend_class, backend_names, declared_options, declared_variants, get_backend, origin
+
+    rows = []
+    for name in backend_names():
+        options, variants = [], []
+        try:
+            cls = backend_class(name)
+            options = [option.describe() for option in declared_options(cls)]
+            variants = list(declared_variants(cls))
+            ok, reason = get_backend(name).available()
+        except UsageError as error:
+            ok, reason = False, str(error)
+        except Exception as error:  # a third-party backend's bug must not take the listing down
+            ok, reason = False, f"failed to load: {type(error).__name__}: {error}"
+        rows.append(
+            {
+                "name": name,
+                "available": ok,
+                "reason": reason,
+                "variants": variants,
+                "options": options,
+                "entry_point": origin(name),
+            }
+        )
+    return rows
+
+
+def cmd_backends(args: argparse.Namespace, console: Console) -> int:
+    rows = backend_listing()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title="backends (entry-point group sdshape.backends)")
+    for column in ("name", "available", "variants (name:variant)", "options (flag)", "reason / entry point"):
+        table.add_column(column)
+    for row in rows:
+        available = "[green]yes[/green]" if row["available"] else "[red]no[/red]"
+        options = ", ".join(f"{o['name']} ({o['flag']})" if o["flag"] else o["name"] for o in row["options"])
+        variants = ", ".join(row["variants"]) or "-"
+        table.add_row(row["name"], available, variants, options or "-", row["reason"] or row["entry_point"])
+    console.print(table)
+    return 0
