@@ -12,8 +12,9 @@ from __future__ import annotations
 import pytest
 
 from sdshape.benchsuite import SessionPool
-from sdshape.document import finalize, flat_fingerprint
 from sdshape.errors import UsageError
+from sdshape.result.document import finalize_entries
+from sdshape.result.fingerprint import flat_fingerprint
 from sdshape.run_options import add_run_options, plan_from
 from sdshape.vocabulary import STAGES
 
@@ -77,14 +78,14 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict) -> None:
     if _pool is not None:
         output_json["benchmarks"].extend(_pool.failed_rows)
-    finalize(output_json["benchmarks"])
+    finalize_entries(output_json["benchmarks"])
 
 
 def pytest_benchmark_compare_machine_info(
     config, benchmarksession, machine_info: dict, compared_benchmark: dict
 ) -> None:
     """--benchmark-compare across environments: say plainly which fingerprint fields differ."""
-    from sdshape.compare import fingerprint_diff
+    from sdshape.result.fingerprint import fingerprint_diff
 
     differences = fingerprint_diff(compared_benchmark.get("machine_info", {}), machine_info)
     if differences:

@@ -17,11 +17,13 @@ from typing import Any
 import pytest
 import torch
 
-from sdshape import parity
-from sdshape.document import entry_for, extra_info
+from sdshape.campaign import Campaign
 from sdshape.measure import Outcome
 from sdshape.plan import Plan
-from sdshape.session import Campaign, Reference, Session, on_host
+from sdshape.reference import Reference
+from sdshape.result.document import to_benchmark
+from sdshape.result.model import StageResult
+from sdshape.session import Session
 
 PYTEST_TIMER = "pytest-benchmark time.perf_counter around a synchronized call"
 
@@ -62,15 +64,15 @@ class SessionPool:
                 self.campaign.reference = self.campaign.compute_reference()
         session = self.campaign.open(backend, self.campaign.reference)
         session.build()
-        if session.is_reference and self.plan.parity and session.build_error is None and self.reference is None:
-            # Filled stage by stage as the reference's benchmarks run (pipeline order).
-            self.campaign.reference = Reference({}, on_host(session.stages["unet_loop"].conditioning))
         self.environment = self.environment or session.environment
         self.current = session
         return session
 
     def close(self) -> None:
+        """Close the resident session; an eager fp32 one becomes the reference for the backends after it."""
         if self.current is not None:
+            if self.campaign.reference is None and self.plan.parity:
+                self.campaign.reference = self.current.as_reference()
             self.campaign.close(self.current)
             self.current = None
 
@@ -96,22 +98,21 @@ def run_stage_benchmark(benchmark: Any, session: Session, stage: str, pool: Sess
             outcome = recorder.failed(error)
         else:
             outcome = Outcome(stage, build_error.status, build_error.message, "none")
-        _record_failure(benchmark, session, outcome, pool)
+        _record_failure(benchmark, session.record(outcome), pool)
         return
     outcome = recorder.finish()
-    session.outcomes[stage] = outcome
-    session.check_parity(outcome)
-    session.measure_energy(recorder, outcome)
-    if session.is_reference and pool.reference is not None and outcome.output is not None:
-        pool.reference.outputs[stage] = parity.flatten(outcome.output)
-    outcome.output = None
-    info = extra_info(session, outcome, benchmark.stats.stats.median)
-    info["timer"] = PYTEST_TIMER
-    info["device_timer"] = outcome.timer
-    info["device_rounds_s"] = outcome.rounds_s
-    benchmark.extra_info.update(info)
-    if outcome.status == "invalid":
-        pytest.fail(f"{stage} is invalid (kept as a result row): {outcome.message}", pytrace=False)
+    result = session.record(outcome, recorder, stats=_pytest_stats(benchmark))
+    result.timing.timer = PYTEST_TIMER
+    result.timing.device_timer, result.timing.device_rounds_s = outcome.timer, list(outcome.rounds_s)
+    benchmark.extra_info.update(result.to_extra_info())
+    if result.status == "invalid":
+        pytest.fail(f"{stage} is invalid (kept as a result row): {result.message}", pytrace=False)
+
+
+def _pytest_stats(benchmark: Any) -> dict[str, Any]:
+    """pytest-benchmark's statistics of the rounds it timed, with the raw rounds in ``data``."""
+    stats = benchmark.stats.stats
+    return {**stats.as_dict(), "data": list(stats.data)}
 
 
 class BuildFailed(RuntimeError):
@@ -126,13 +127,12 @@ def _raiser(build_error: Outcome):
     return target
 
 
-def _record_failure(benchmark: Any, session: Session, outcome: Outcome, pool: SessionPool) -> None:
-    session.outcomes[outcome.stage] = outcome
-    info = extra_info(session, outcome, None)
-    benchmark.extra_info.update(info)
-    row = entry_for(info, None)
+def _record_failure(benchmark: Any, result: StageResult, pool: SessionPool) -> None:
+    """pytest-benchmark drops a benchmark without stats from its JSON: keep the row to append it."""
+    benchmark.extra_info.update(result.to_extra_info())
+    row = to_benchmark(result)
     row["name"], row["fullname"] = benchmark.name, benchmark.fullname
     pool.failed_rows.append(row)
-    if outcome.status == "oom":
-        pytest.xfail(f"{outcome.stage} ran out of memory (kept as a result row): {outcome.message}")
-    pytest.fail(f"{outcome.stage} failed (kept as a result row): {outcome.message}", pytrace=False)
+    if result.status == "oom":
+        pytest.xfail(f"{result.stage} ran out of memory (kept as a result row): {result.message}")
+    pytest.fail(f"{result.stage} failed (kept as a result row): {result.message}", pytrace=False)

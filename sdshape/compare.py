@@ -19,27 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sdshape.environment import GPU_FIELDS
 from sdshape.errors import UsageError
-from sdshape.results_io import ResultFile, ResultRow
+from sdshape.result.fingerprint import fingerprint_diff
+from sdshape.result.io import ResultFile
+from sdshape.result.model import StageResult
 from sdshape.vocabulary import ID_FIELDS
 
 ALPHA = 0.05
 MEMORY_FLOOR_BYTES = 16 << 20
-# The fingerprint fields (environment.GPU_FIELDS) plus the library and host fields a change can come from.
-ENVIRONMENT_FIELDS = (
-    *GPU_FIELDS,
-    "torch_version",
-    "diffusers_version",
-    "transformers_version",
-    "onnxruntime_version",
-    "onnxruntime_gpu_version",
-    "tensorrt_version",
-    "cpu_model",
-    "cpu_count",
-    "torch_threads",
-    "python_version",
-)
 
 
 @dataclass(frozen=True)
@@ -140,8 +127,8 @@ def compare_scalar(metric: str, base: float | None, new: float | None, floor: fl
     return {**result, "verdict": "regression" if change > 0 else "improvement", "reason": "beyond the floor"}
 
 
-def compare_rows(base: ResultRow, new: ResultRow, floors: Floors) -> dict[str, Any]:
-    entry: dict[str, Any] = {"id": base.id_dict, "base_status": base.status, "new_status": new.status}
+def compare_rows(base: StageResult, new: StageResult, floors: Floors) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": base.id.as_dict(), "base_status": base.status, "new_status": new.status}
     if base.status != new.status:
         worse = base.status == "ok"
         return {
@@ -153,7 +140,7 @@ def compare_rows(base: ResultRow, new: ResultRow, floors: Floors) -> dict[str, A
             "change": None,
             "p_value": None,
             "worse": worse,
-            "reason": new.info.get("message") if worse else base.info.get("message"),
+            "reason": new.message if worse else base.message,
         }
     if base.status != "ok":
         return {
@@ -166,10 +153,10 @@ def compare_rows(base: ResultRow, new: ResultRow, floors: Floors) -> dict[str, A
             "p_value": None,
             "reason": "failed on both sides",
         }
-    base_memory, source = base.memory_peak()
-    new_memory, new_source = new.memory_peak()
+    base_memory, _, source = base.standing_peak()
+    new_memory, _, new_source = new.standing_peak()
     memory = compare_scalar("memory", base_memory, new_memory, floors.memory, MEMORY_FLOOR_BYTES)
-    flagged = [f"{side}: {row.memory_error}" for side, row in (("base", base), ("new", new)) if row.memory_error]
+    flagged = [f"{side}: {row.memory.error}" for side, row in (("base", base), ("new", new)) if row.memory.error]
     if source != new_source and base_memory is not None and new_memory is not None:
         memory = {**memory, "verdict": "unchanged", "reason": f"different sources: {source} vs {new_source}"}
     elif flagged and (base_memory is None or new_memory is None):
@@ -179,7 +166,7 @@ def compare_rows(base: ResultRow, new: ResultRow, floors: Floors) -> dict[str, A
     metrics = {
         "time": compare_time(base.rounds, new.rounds, floors.time),
         "memory": {**memory, "source": source},
-        "energy": compare_scalar("energy", base.info.get("energy_j"), new.info.get("energy_j"), floors.energy),
+        "energy": compare_scalar("energy", base.energy.joules_per_call, new.energy.joules_per_call, floors.energy),
     }
     for verdict in ("regression", "improvement", "undecided"):
         chosen = next((m for m in metrics.values() if m["verdict"] == verdict), None)
@@ -200,15 +187,6 @@ def compare_rows(base: ResultRow, new: ResultRow, floors: Floors) -> dict[str, A
     }
 
 
-def fingerprint_diff(base: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
-    """Fingerprint fields whose values differ between two machine_info dicts: the likely causes, in sight."""
-    return [
-        {"field": name, "base": base.get(name), "new": new.get(name)}
-        for name in ENVIRONMENT_FIELDS
-        if base.get(name) != new.get(name)
-    ]
-
-
 def environment_diff(base: ResultFile, new: ResultFile) -> list[dict[str, Any]]:
     return fingerprint_diff(base.machine_info, new.machine_info)
 
@@ -217,16 +195,16 @@ def compare_files(base: ResultFile, new: ResultFile, thresholds: Thresholds) -> 
     results = []
     for key, row in base.rows.items():
         if key in new.rows:
-            results.append(compare_rows(row, new.rows[key], thresholds.for_id(row.id_dict)))
+            results.append(compare_rows(row, new.rows[key], thresholds.for_id(row.id.as_dict())))
         else:
             results.append(_one_sided("only_base", row))
     results += [_one_sided("only_new", row) for key, row in new.rows.items() if key not in base.rows]
     return results
 
 
-def _one_sided(verdict: str, row: ResultRow) -> dict[str, Any]:
+def _one_sided(verdict: str, row: StageResult) -> dict[str, Any]:
     return {
-        "id": row.id_dict,
+        "id": row.id.as_dict(),
         "verdict": verdict,
         "metric": None,
         "base": None,

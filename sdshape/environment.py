@@ -14,19 +14,9 @@ from typing import Any
 import torch
 
 from sdshape.nvml import NvmlDevice, device_facts
+from sdshape.result.fingerprint import GPU_FIELDS
 
 LIBRARIES = ("torch", "diffusers", "transformers", "accelerate", "onnxruntime", "onnxruntime-gpu", "tensorrt")
-
-GPU_FIELDS = (
-    "gpu_name",
-    "gpu_memory_bytes",
-    "driver_version",
-    "cuda_runtime_version",
-    "cuda_driver_version",
-    "cudnn_version",
-    "power_limit_w",
-    "sm_clock_max_mhz",
-)
 
 
 def library_versions() -> dict[str, str | None]:
@@ -76,12 +66,3 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def device_label(info: dict[str, Any]) -> str:
-    """A short human label: the GPU name, or the CPU model and thread count."""
-    if info.get("gpu_name"):
-        return (
-            f"{info['gpu_name']} (driver {info.get('driver_version') or '?'}, CUDA {info.get('cuda_runtime_version')})"
-        )
-    return f"CPU: {info.get('cpu_model')} ({info.get('torch_threads')} torch threads)"

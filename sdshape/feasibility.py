@@ -11,18 +11,15 @@ efficiency, and says so.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-from sdshape import memory_figures
-from sdshape.errors import UsageError, choices_error
-from sdshape.results_io import ResultFile
+from sdshape.catalog import GPU, match_measured
+from sdshape.errors import choices_error
+from sdshape.result.io import ResultFile
+from sdshape.units import GIB
 from sdshape.vocabulary import PER_IMAGE_STAGES
 
-GIB = 2**30
 # When the context cannot be measured (CPU results): a CUDA 12 context with cuBLAS/cuDNN loaded
 # takes several hundred MiB; 0.75 GiB is assumed and labelled as an assumption wherever used.
 ASSUMED_CONTEXT_BYTES = int(0.75 * GIB)
@@ -36,106 +33,6 @@ POLICIES = {
     "vae_tiled": "model offload, plus VAE decode tiled (512 px tiles) and sliced (one image at a time)",
 }
 STAGES = PER_IMAGE_STAGES
-REQUIRED = {"vram_gib": float, "bandwidth_gbs": float, "fp16_tflops_fp32_acc": float, "fp16_tflops_fp16_acc": float}
-
-
-@dataclass(frozen=True)
-class GPU:
-    name: str
-    vram_gib: float
-    bandwidth_gbs: float
-    fp16_tflops_fp32_acc: float
-    fp16_tflops_fp16_acc: float
-    source: str
-
-    @property
-    def vram_bytes(self) -> int:
-        return int(self.vram_gib * GIB)
-
-    @property
-    def tensor_flops(self) -> float:
-        """PyTorch's fp16/bf16 GEMMs accumulate in FP32: that is the rate a diffusion model can reach."""
-        return self.fp16_tflops_fp32_acc * 1e12
-
-
-def _parse_catalog(text: str, origin: str) -> dict[str, GPU]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise UsageError(f"{origin}: not TOML: {error}") from None
-    if set(data) - {"gpu"} or not isinstance(data.get("gpu"), dict):
-        raise UsageError(f'{origin}: expected only [gpu."NAME"] tables')
-    catalog = {}
-    for name, entry in data["gpu"].items():
-        if not isinstance(entry, dict):
-            raise UsageError(f"{origin}: gpu {name!r} is not a table")
-        unknown = set(entry) - set(REQUIRED) - {"source"}
-        missing = [k for k in (*REQUIRED, "source") if k not in entry]
-        if unknown or missing:
-            problem = f"unknown fields {sorted(unknown)}" if unknown else f"missing {', '.join(missing)}"
-            raise UsageError(f"{origin}: gpu {name!r}: {problem}; fields: {', '.join(REQUIRED)}, source")
-        for key in REQUIRED:
-            value = entry[key]
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 100_000:
-                raise UsageError(f"{origin}: gpu {name!r}: {key} = {value!r} is not a positive number in its unit")
-        if not isinstance(entry["source"], str) or not entry["source"].strip():
-            raise UsageError(f"{origin}: gpu {name!r}: every figure needs a source (a non-empty string)")
-        catalog[name] = GPU(name, *(float(entry[k]) for k in REQUIRED), entry["source"])
-    return catalog
-
-
-def load_catalog(extra: str | Path | None = None) -> dict[str, GPU]:
-    """The bundled catalog, plus the user's cards (which win on a name clash)."""
-    catalog = _parse_catalog(resources.files("sdshape.data").joinpath("gpus.toml").read_text(), "bundled gpus.toml")
-    if extra is not None:
-        try:
-            text = Path(extra).read_text()
-        except (OSError, UnicodeDecodeError) as error:
-            raise UsageError(f"--gpu-catalog {extra}: cannot read: {error}") from None
-        catalog.update(_parse_catalog(text, f"--gpu-catalog {extra}"))
-    return catalog
-
-
-def pick(catalog: dict[str, GPU], names: list[str] | None) -> list[GPU]:
-    if not names:
-        return list(catalog.values())
-    lowered = {name.lower(): gpu for name, gpu in catalog.items()}
-    chosen = []
-    for name in names:
-        if name.lower() not in lowered:
-            raise choices_error("GPU", name, list(catalog))
-        chosen.append(lowered[name.lower()])
-    return chosen
-
-
-def match_measured(catalog: dict[str, GPU], gpu_name: str | None, memory_bytes: int | None) -> GPU | None:
-    """The catalog entry for a GPU as NVML names it ('NVIDIA GeForce RTX 4090', 'NVIDIA H100 80GB HBM3')."""
-    if not gpu_name:
-        return None
-    import re
-
-    measured = gpu_name.lower().replace("-", " ")
-    measured_size = re.search(r"(\d+)\s*gb", measured)
-    candidates = []
-    for gpu in catalog.values():
-        tokens = gpu.name.lower().replace(" sxm", "").replace(" pcie", "").split(" ")
-        sizes = [t for t in tokens if re.fullmatch(r"\d+gb", t)]
-        base = [t for t in tokens if t not in sizes]
-        if not all(re.search(rf"\b{re.escape(t)}\b", measured) for t in base):
-            continue
-        if sizes and measured_size and sizes[0] != f"{measured_size.group(1)}gb":
-            continue  # "A100-SXM4-80GB" is not the 40GB card
-        if any(re.search(rf"\b{suffix}\b", measured) and suffix not in base for suffix in ("ti", "super")):
-            continue  # an RTX 4070 Ti is not an RTX 4070
-        candidates.append((len(base), gpu))
-    if "pcie" in measured:
-        candidates = [c for c in candidates if "pcie" in c[1].name.lower()] or candidates
-    else:
-        candidates = [c for c in candidates if "pcie" not in c[1].name.lower()] or candidates
-    # The most specific name first ("RTX 4060 Ti" over "RTX 4060"), then the closest memory size.
-    candidates.sort(key=lambda c: (-c[0], abs(c[1].vram_bytes - memory_bytes) if memory_bytes else 0))
-    candidates = [gpu for _, gpu in candidates]
-    return candidates[0] if candidates else None
 
 
 @dataclass
@@ -177,8 +74,8 @@ def profiles(result: ResultFile, catalog: dict[str, GPU]) -> tuple[list[RunProfi
     """
     runs: dict[tuple, dict[str, Any]] = {}
     for row in result.rows.values():
-        key = {k: row.info[k] for k in ("shape", "backend", "precision", "batch", "resolution", "steps")}
-        runs.setdefault(tuple(key.values()), {"key": key, "rows": {}})["rows"][row.info["stage"]] = row
+        key = {k: v for k, v in row.id.as_dict().items() if k != "stage"}
+        runs.setdefault(row.id.run_key, {"key": key, "rows": {}})["rows"][row.stage] = row
     machine = result.machine_info
     gpu = match_measured(catalog, machine.get("gpu_name"), machine.get("gpu_memory_bytes"))
     out: list[RunProfile] = []
@@ -188,22 +85,20 @@ def profiles(result: ResultFile, catalog: dict[str, GPU]) -> tuple[list[RunProfi
         label = " ".join(str(v) for v in run["key"].values())
         if not all(s in rows and rows[s].status == "ok" for s in STAGES):
             continue
-        on_gpu = rows["unet_loop"].info.get("device") == "cuda"
+        on_gpu = rows["unet_loop"].device == "cuda"
         stages = {}
         for stage in STAGES:
-            info = rows[stage].info
-            activations, source, _ = memory_figures.activations(info)
+            row = rows[stage]
+            activations, source, _ = row.activations()
             if activations is None:
-                why = info.get("memory_error") or "no activation reading"
+                why = row.memory.error or "no activation reading"
                 skipped.append(f"{result.path} {label}: {stage} memory flagged, run skipped: {why}")
                 break
             if not on_gpu:
                 source += " on the CPU (stands in for GPU activations; CPU kernels' workspaces differ)"
-            weights = (info.get("memory") or {}).get("weights_bytes") or 0
+            weights = row.memory.get("weights_bytes") or 0
             calls = run["key"]["steps"] if stage == "unet_loop" else 1
-            stages[stage] = StageCost(
-                stage, weights, activations, source, info.get("flops"), weights * calls, rows[stage].median
-            )
+            stages[stage] = StageCost(stage, weights, activations, source, row.cost.flops, weights * calls, row.median)
         if len(stages) != len(STAGES):
             continue
         context, context_source = _context(rows, on_gpu)
@@ -214,17 +109,15 @@ def profiles(result: ResultFile, catalog: dict[str, GPU]) -> tuple[list[RunProfi
 def _context(rows: dict[str, Any], on_gpu: bool) -> tuple[int, str]:
     if on_gpu:
         for stage in STAGES:
-            measured = (rows[stage].info.get("memory") or {}).get("cuda_context_bytes")
+            measured = rows[stage].memory.get("cuda_context_bytes")
             if measured:
                 return measured, "measured: NVML's reading for the process once the CUDA context existed"
         gaps = []
         for stage in STAGES:
-            memory = rows[stage].info.get("memory") or {}
-            if (
-                memory.get("nvml_process_peak_bytes") is not None
-                and memory.get("torch_reserved_peak_bytes") is not None
-            ):
-                gaps.append(memory["nvml_process_peak_bytes"] - memory["torch_reserved_peak_bytes"])
+            memory = rows[stage].memory
+            nvml, reserved = memory.get("nvml_process_peak_bytes"), memory.get("torch_reserved_peak_bytes")
+            if nvml is not None and reserved is not None:
+                gaps.append(nvml - reserved)
         if gaps and min(gaps) > 0:
             return min(gaps), "measured: NVML process peak minus torch reserved peak (smallest over stages)"
     return ASSUMED_CONTEXT_BYTES, "assumed, not measurable in this run"
@@ -250,6 +143,17 @@ def vram_needed(run: RunProfile, policy: str) -> int:
     else:
         raise choices_error("policy", policy, list(POLICIES))
     return int(peak + run.context)
+
+
+def stage_need(run: RunProfile, stage: str) -> int:
+    """VRAM one stage needs with all three components resident: every weight, that stage's activations
+    (the pipeline: the largest), the CUDA context. What ``--vram-cap`` measures."""
+    weights = sum(cost.weights for cost in run.stages.values())
+    if stage == "pipeline":
+        activations = max(cost.activations for cost in run.stages.values())
+    else:
+        activations = run.stages[stage].activations
+    return weights + activations + run.context
 
 
 def roofline_s(cost: StageCost, gpu: GPU) -> float | None:

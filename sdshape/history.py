@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sdshape.errors import UsageError
-from sdshape.results_io import ResultFile, load
+from sdshape.result.io import ResultFile, load
 from sdshape.saving import slug
 from sdshape.vocabulary import ID_FIELDS
 
@@ -157,11 +157,16 @@ def collect(
         for row in result.rows.values():
             if row.status != "ok" or row.median is None:
                 continue
-            key = (result.gpu, row.id)
-            entry = series.setdefault(key, Series(result.gpu, row.id_dict))
+            key = (result.gpu, row.id.key)
+            entry = series.setdefault(key, Series(result.gpu, row.id.as_dict()))
             entry.points.append(
                 Point(
-                    point_label(info, result.datetime), row.median, row.iqr or 0.0, len(row.rounds), result.path, order
+                    point_label(info, result.datetime),
+                    row.median,
+                    row.timing.iqr or 0.0,
+                    len(row.rounds),
+                    result.path,
+                    order,
                 )
             )
     for entry in series.values():

@@ -1,106 +1,47 @@
-"""One measurement session: sampler first, then the build, then stages on demand; and the campaign.
+"""One measurement session: a clean baseline, then the build, then stages on demand, each a StageResult.
 
 Order matters and is the point of this module: the sampler's baseline is taken
 before any model is loaded, and only once the previous session's memory is back
-down (otherwise peaks come out too small, or negative, as on the first GPU run);
-components are built next, backends prepare their runners (compile, export,
-engine build; timed apart), allocator peaks are reset after loading, and each
-stage's window covers its timed rounds only. The CUDA context is created once,
-before the first baseline, and reported on its own.
-
-Every backend gets the same inputs: token ids and latents from the seed, and
-the UNet's conditioning from the eager fp32 reference when there is one, so
-parity compares backends, not the text encoder's rounding.
+down (``sampling.settle``; otherwise peaks come out too small, or negative, as
+on the first GPU run); components are built next, backends prepare their runners
+(compile, export, engine build; timed apart), allocator peaks are reset after
+loading, and each stage's window covers its timed rounds only. Lifetimes across
+sessions (which session runs when, the parity reference) are the campaign's
+(``sdshape.campaign``).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from sdshape import build, energy, environment, parity
+from sdshape import build, environment, parity
 from sdshape.backends import artifact_of, get_backend
 from sdshape.backends.base import Artifact, Runner
-from sdshape.backends.cache import ArtifactSlot
-from sdshape.build import BuiltShape, count_params, weight_bytes
-from sdshape.call_inputs import CallShapes, call_shapes, vocab_size
+from sdshape.call_inputs import call_shapes
+from sdshape.energy import EnergyReading
 from sdshape.flops import flops_per_call
+from sdshape.identity import artifact_slot
 from sdshape.measure import Outcome, StageRecorder, classify_failure, release_memory
 from sdshape.nvml import reading_source
 from sdshape.plan import Plan
+from sdshape.recording import result_of
+from sdshape.reference import Reference, on_host
+from sdshape.result.document import stats_dict
+from sdshape.result.model import StageResult
 from sdshape.sampling import Sampler, Settled, settle
-from sdshape.stages import (
-    Conditioning,
-    PipelineStage,
-    TextEncoderStage,
-    UNetLoopStage,
-    VAEDecodeStage,
-    token_ids,
-)
-from sdshape.vocabulary import KIND_OF_STAGE, STAGES, precision
-from sdshape.zoo import ComponentSpec, get_shape
-
-
-def _times(value: int | None, factor: int) -> int | None:
-    return None if value is None else value * factor
-
-
-def _sum_or_none(values: list[int | None]) -> int | None:
-    return None if any(v is None for v in values) else sum(values)  # type: ignore[arg-type]
-
-
-def config_hash(spec: ComponentSpec) -> str:
-    """A hash of everything that defines a component's architecture (not its weights)."""
-    described = {"class": spec.library_class, "config": spec.config, "parts": [config_hash(p) for p in spec.parts]}
-    described["hidden_layer"], described["pooled"] = spec.hidden_layer, spec.pooled
-    return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-@dataclass
-class StageFacts:
-    """Static facts of a stage: what it is, before any timing."""
-
-    params: int
-    params_executed: int
-    weight_bytes: int
-    flops: int | None  # per stage call (the loop: all steps); None if it cannot be traced
-    calls: int  # module calls per stage call
-
-
-@dataclass
-class Reference:
-    """Eager fp32 outputs of every stage on the shared inputs, plus the fp32 conditioning.
-
-    Everything is kept on the host: the reference must not hold device memory while the
-    sessions it checks are measured.
-    """
-
-    outputs: dict[str, torch.Tensor]
-    conditioning: Conditioning
-
-    def conditioning_for(self, dtype: torch.dtype, device: torch.device) -> Conditioning:
-        c = self.conditioning
-        tensors = (c.encoder_hidden_states, c.text_embeds, c.time_ids)
-        return Conditioning(*[None if t is None else t.to(device=device, dtype=dtype) for t in tensors])  # type: ignore[arg-type]
-
-
-def on_host(conditioning: Conditioning) -> Conditioning:
-    tensors = (conditioning.encoder_hidden_states, conditioning.text_embeds, conditioning.time_ids)
-    return Conditioning(*[None if t is None else t.detach().cpu() for t in tensors])  # type: ignore[arg-type]
-
+from sdshape.vocabulary import KINDS, STAGES, precision
+from sdshape.vram_cap import apply_vram_cap
+from sdshape.wiring import StageFacts, resident_weight_bytes, stage_facts, wire
+from sdshape.zoo import get_shape
 
 # Memory may stay this far above the level before the previous session (library state such as
 # cuBLAS/cuDNN workspaces and loaded kernels, Python modules): at least 256 MiB, or half the
 # previous session's weights, so a model left resident is always caught.
 MIN_SLACK_BYTES = 256 << 20
-
-
 SETTLE_TIMEOUT_S = 3.0
 
 
@@ -122,12 +63,12 @@ class Session:
     sampler: Sampler = field(init=False)
     settled: Settled | None = None
     environment: dict = field(default_factory=dict)
-    built: BuiltShape | None = None
+    built: build.BuiltShape | None = None
     build_error: Outcome | None = None
-    shapes: CallShapes | None = None
     facts: dict[str, StageFacts] = field(default_factory=dict)
     stages: dict[str, Any] = field(default_factory=dict)
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    results: dict[str, StageResult] = field(default_factory=dict)
+    reference_outputs: dict[str, torch.Tensor] = field(default_factory=dict)  # eager fp32 only, on the host
     artifacts: dict[str, Artifact] = field(default_factory=dict)
     runners: dict[str, Runner] = field(default_factory=dict)
     prepare_s: float = 0.0
@@ -178,6 +119,10 @@ class Session:
             options["memory_budget_bytes"] = self.vram_cap["torch_budget_bytes"]
         return options
 
+    @property
+    def is_reference(self) -> bool:
+        return self.backend_name == "eager" and self.plan.precision == "fp32"
+
     def _task(self, description: str, total: int | None = None):
         if self.progress is None:
             return None
@@ -196,12 +141,14 @@ class Session:
         task = self._task(f"{self.backend}: building components", total=3)
         try:
             self.environment = environment.fingerprint(plan.device, self.nvml, self.nvml_reason)
-            self._apply_vram_cap()
+            if plan.vram_cap_bytes and plan.device.type == "cuda":
+                self.vram_cap = apply_vram_cap(plan, self.sampler.read_now(), self.cuda_context_bytes)
+            announce = self._announcer(task)
             if plan.weights is not None:
-                built = build.load_weights(plan.weights, plan.device, self.dtype, on_component=self._stepper(task))
+                built = build.load_weights(plan.weights, plan.device, self.dtype, on_component=announce)
             else:
                 shape = plan.shape_spec or get_shape(plan.shape)
-                built = build.build_shape(shape, plan.device, self.dtype, plan.seed, self._stepper(task))
+                built = build.build_shape(shape, plan.device, self.dtype, plan.seed, announce)
             self.built = built
             self._advance(task, completed=3, description=f"{self.backend}: components built")
             self._prepare(built)
@@ -212,61 +159,20 @@ class Session:
             self.build_error = Outcome("build", status, f"build failed: {message}", "none")
             self._advance(task, description=f"{self.backend}: build failed: {message}")
 
-    def _apply_vram_cap(self) -> None:
-        """Emulate a smaller card: torch (and ORT's arena) get the cap minus what this process already holds.
-
-        The CUDA context exists by now (the campaign creates it before any baseline);
-        what the process holds (NVML's reading for it, else the device's used memory)
-        is taken off the cap, so "fits an 8 GiB card" includes the context, as on a
-        real 8 GiB card.
-        """
-        cap = self.plan.vram_cap_bytes
-        if not cap or self.plan.device.type != "cuda":
-            return
-        index = cuda_index(self.plan.device)
-        free, total = torch.cuda.mem_get_info(index)
-        held = self.sampler.read_now().get("nvml_process_bytes") or (total - free)
-        budget = max(cap - held, 0)
-        fraction = min(budget / total, 1.0)
-        # torch wants an indexed device here: torch.device("cuda") alone is refused.
-        torch.cuda.set_per_process_memory_fraction(fraction, index)
-        self.vram_cap = {
-            "cap_bytes": cap,
-            "cuda_context_bytes": self.cuda_context_bytes,
-            "held_before_bytes": held,
-            "torch_budget_bytes": budget,
-            "torch_fraction": fraction,
-            "device_total_bytes": total,
-            "policy": "all three components resident (the session holds them all)",
-        }
-
-    def _stepper(self, task: Any):
+    def _announcer(self, task: Any):
         def on_component(kind: str, spec: Any) -> None:
-            done = ["text_encoder", "unet", "vae"].index(kind)
+            done = KINDS.index(kind)
             self._advance(task, completed=done, description=f"{self.backend}: building {kind} ({spec.name})")
 
         return on_component
 
-    def _slot(self, kind: str, spec: ComponentSpec, inputs: tuple[torch.Tensor, ...]) -> ArtifactSlot:
-        env = self.environment
-        identity = {
-            "component": config_hash(spec),
-            "stage_module": kind,
-            "inputs": [[list(t.shape), str(t.dtype)] for t in inputs],
-            "precision": self.plan.precision,
-            "device": self.plan.device.type,
-            "gpu": env.get("gpu_name"),
-            "driver": env.get("driver_version"),
-            "cuda": env.get("cuda_runtime_version"),
-            "torch": torch.__version__,
-        }
-        return ArtifactSlot(self.plan.cache_dir, identity)
-
     def _prepare_runner(self, backend: Any, kind: str, module: Any, inputs: tuple[torch.Tensor, ...]) -> Runner:
         task = self._task(f"{self.backend}: preparing {kind}")
-        slot = self._slot(kind, self.built.specs[kind], inputs)  # type: ignore[union-attr]
+        plan = self.plan
+        spec = self.built.specs[kind]  # type: ignore[union-attr]
+        slot = artifact_slot(plan.cache_dir, spec, kind, inputs, plan.precision, plan.device, self.environment)
         start = time.perf_counter()
-        runner = backend.prepare(module, inputs, self.plan.precision, self.plan.device, slot)
+        runner = backend.prepare(module, inputs, plan.precision, plan.device, slot)
         prepare_s = time.perf_counter() - start
         artifact = artifact_of(runner)
         if not hasattr(runner, "artifact") and self.backend_name != "eager":
@@ -278,70 +184,21 @@ class Session:
         self._advance(task, description=f"{self.backend}: {kind} {artifact.cache} ({artifact.build_s:.1f} s)")
         return runner
 
-    def _prepare(self, built: BuiltShape) -> None:
+    def _prepare(self, built: build.BuiltShape) -> None:
         plan = self.plan
-        device, dtype = plan.device, self.dtype
-        seq_len = plan.sequence_length
-        self.shapes = shapes = call_shapes(built.specs, plan.batch, plan.resolution, seq_len)
-        per_call = flops_per_call(built.specs, shapes, strict=False)
+        shapes = call_shapes(built.specs, plan.batch, plan.resolution, plan.sequence_length)
         backend = get_backend(self.backend_name, self.backend_options)
+        conditioning = self.reference.conditioning_for(self.dtype, plan.device) if self.reference else None
 
-        rows = shapes.text_encoder["input_ids"][0]
-        ids = token_ids(rows, seq_len, vocab_size(built.specs["text_encoder"]), device)
-        if self.reference is not None:
-            conditioning = self.reference.conditioning_for(dtype, device)
-        else:
-            with torch.inference_mode():
-                conditioning = Conditioning.from_text(built.text_encoder(ids), plan.resolution, dtype)
-        text = TextEncoderStage(self._prepare_runner(backend, "text_encoder", built.text_encoder, (ids,)), ids)
-        generator = torch.Generator().manual_seed(plan.seed + 2)
-        unet_example = (
-            torch.randn(shapes.unet["sample"], generator=generator).to(device=device, dtype=dtype),
-            torch.tensor(999.0, device=device),
-            *conditioning.unet_args(),
-        )
-        unet_runner = self._prepare_runner(backend, "unet", built.unet, unet_example)
-        loop = UNetLoopStage(
-            unet_runner,
-            built.scheduler_config,
-            conditioning,
-            shapes,
-            plan.steps,
-            plan.guidance,
-            device,
-            dtype,
-            plan.seed,
-        )
-        vae = VAEDecodeStage(None, shapes, device, dtype, plan.seed)  # type: ignore[arg-type]
-        vae.runner = self._prepare_runner(backend, "vae", built.vae, (vae.latents,))
-        self.stages = {
-            "text_encoder": text,
-            "unet_loop": loop,
-            "vae_decode": vae,
-            "pipeline": PipelineStage(text, loop, vae, plan.resolution, dtype),
-        }
-        modules = {"text_encoder": built.text_encoder, "unet_loop": built.unet, "vae_decode": built.vae}
-        calls = {"text_encoder": 1, "unet_loop": plan.steps, "vae_decode": 1}
-        for stage, module in modules.items():
-            executed = module.executed_params if stage == "vae_decode" else count_params(module)
-            self.facts[stage] = StageFacts(
-                params=count_params(module),
-                params_executed=executed,
-                weight_bytes=weight_bytes(module),
-                flops=_times(per_call[KIND_OF_STAGE[stage]], calls[stage]),
-                calls=calls[stage],
-            )
-        self.resident_weights_bytes = sum(weight_bytes(module) for module in built.modules.values())
-        self.facts["pipeline"] = StageFacts(
-            params=sum(f.params for f in self.facts.values()),
-            params_executed=sum(f.params_executed for f in self.facts.values()),
-            weight_bytes=sum(f.weight_bytes for f in self.facts.values()),
-            flops=_sum_or_none([f.flops for f in self.facts.values()]),
-            calls=1,
-        )
+        def make_runner(kind: str, module: Any, inputs: tuple[torch.Tensor, ...]) -> Runner:
+            return self._prepare_runner(backend, kind, module, inputs)
+
+        self.stages = wire(built, shapes, plan, self.dtype, conditioning, make_runner)
+        self.facts = stage_facts(built, flops_per_call(built.specs, shapes, strict=False), plan.steps)
+        self.resident_weights_bytes = resident_weight_bytes(built)
 
     def close(self) -> None:
-        """Drop everything that can hold memory: models, runners, stage inputs, outputs, the reference.
+        """Drop everything that can hold memory: models, runners, stage inputs, the reference.
 
         The campaign collects and releases memory after this, and reads the next
         session's baseline only once memory is back down (``sampling.settle``).
@@ -354,208 +211,71 @@ class Session:
         self.stages.clear()
         self.built = None
         self.reference = None
-        for outcome in self.outcomes.values():
-            outcome.output = None
 
     # -- measure ----------------------------------------------------------------------
-    @property
-    def is_reference(self) -> bool:
-        return self.backend_name == "eager" and self.plan.precision == "fp32"
-
-    def measure_energy(self, recorder: StageRecorder, outcome: Outcome) -> None:
-        """Joules per call over a window the counter resolves; without NVML, None with the reason."""
-        if outcome.status != "ok" or self.nvml is None:
-            return  # without NVML the row's energy_note gives the reason
-        with torch.inference_mode():
-            outcome.energy = recorder.energy_window(self.counter_period_s)
-
     def recorder(self, stage: str) -> StageRecorder:
         return StageRecorder(
             self.stages[stage], self.plan.device, self.sampler, self.plan.warmup, per_step=stage == "unet_loop"
         )
 
-    def check_parity(self, outcome: Outcome) -> None:
-        """Compare the last timed round's output with the reference; over tolerance means invalid."""
-        if outcome.status != "ok" or not self.plan.parity:
-            return
-        if self.is_reference:
-            outcome.parity = parity.self_reference()
-        elif self.reference is not None and outcome.stage in self.reference.outputs:
-            outcome.parity = parity.compare(outcome.output, self.reference.outputs[outcome.stage], self.plan.precision)
-            if not outcome.parity["ok"]:
-                outcome.status = "invalid"
-                outcome.message = parity.failure_message(outcome.parity)
-
-    def measure(self, stage: str) -> Outcome:
+    def measure(self, stage: str) -> StageResult:
         """Measure one stage with the session's own round loop (CUDA events on the GPU)."""
         if self.build_error is not None:
-            outcome = Outcome(stage, self.build_error.status, self.build_error.message, "none")
-        else:
-            plan = self.plan
-            task = self._task(
-                f"{self.backend}: {stage}: warm-up {plan.warmup} + {plan.rounds} rounds",
-                total=plan.warmup + plan.rounds,
-            )
-            recorder = self.recorder(stage)
-            with torch.inference_mode():
-                outcome = recorder.run_all(plan.rounds, on_round=lambda: self._advance(task, advance=1))
-            self.check_parity(outcome)
-            self.measure_energy(recorder, outcome)
-            self._advance(task, description=f"{self.backend}: {stage}: {outcome.status}")
-        self.outcomes[stage] = outcome
-        return outcome
+            return self.record(Outcome(stage, self.build_error.status, self.build_error.message, "none"))
+        plan = self.plan
+        task = self._task(
+            f"{self.backend}: {stage}: warm-up {plan.warmup} + {plan.rounds} rounds", total=plan.warmup + plan.rounds
+        )
+        recorder = self.recorder(stage)
+        with torch.inference_mode():
+            outcome = recorder.run_all(plan.rounds, on_round=lambda: self._advance(task, advance=1))
+        result = self.record(outcome, recorder)
+        self._advance(task, description=f"{self.backend}: {stage}: {result.status}")
+        return result
 
-    def measure_all(self) -> list[Outcome]:
+    def measure_all(self) -> list[StageResult]:
         return [self.measure(stage) for stage in STAGES]
+
+    def record(
+        self, outcome: Outcome, recorder: StageRecorder | None = None, stats: dict[str, Any] | None = None
+    ) -> StageResult:
+        """Parity, energy and the :class:`StageResult` of a measured stage; its output is not kept.
+
+        ``stats``: the rounds' statistics when another harness timed them (pytest-benchmark);
+        by default, those of the recorder's own rounds.
+        """
+        status, message = outcome.status, outcome.message
+        checked = self._parity(outcome)
+        if checked is not None and not checked["ok"]:
+            status, message = "invalid", parity.failure_message(checked)
+        energy = self._energy(recorder, status)
+        if self.is_reference and outcome.output is not None:
+            self.reference_outputs[outcome.stage] = parity.flatten(outcome.output)
+        if stats is None and outcome.rounds_s:
+            stats = stats_dict(outcome.rounds_s)
+        result = result_of(self, outcome, status, message, checked, energy, stats)
+        self.results[outcome.stage] = result
+        return result
+
+    def _parity(self, outcome: Outcome) -> dict[str, Any] | None:
+        """The last timed round's output against the reference (None: not checked)."""
+        if outcome.status != "ok" or not self.plan.parity:
+            return None
+        if self.is_reference:
+            return parity.self_reference()
+        if self.reference is not None and outcome.stage in self.reference.outputs:
+            return parity.compare(outcome.output, self.reference.outputs[outcome.stage], self.plan.precision)
+        return None
+
+    def _energy(self, recorder: StageRecorder | None, status: str) -> EnergyReading | None:
+        """Joules per call over a window the counter resolves; None without NVML (the row says why)."""
+        if status != "ok" or self.nvml is None or recorder is None:
+            return None
+        with torch.inference_mode():
+            return recorder.energy_window(self.counter_period_s)
 
     def as_reference(self) -> Reference | None:
         """This session's outputs as the reference (eager fp32 sessions only, all stages ok), on the host."""
-        if not self.is_reference or any(
-            self.outcomes.get(s) is None or self.outcomes[s].output is None for s in STAGES
-        ):
+        if not self.is_reference or any(stage not in self.reference_outputs for stage in STAGES):
             return None
-        outputs = {s: parity.flatten(self.outcomes[s].output) for s in STAGES}
-        return Reference(outputs, on_host(self.stages["unet_loop"].conditioning))
-
-    def reference_outputs(self, task: Any = None) -> Reference | None:
-        """One untimed run of each stage; outputs and conditioning copied to the host."""
-        outputs: dict[str, torch.Tensor] = {}
-        try:
-            with torch.inference_mode():
-                for stage in STAGES:
-                    outputs[stage] = parity.flatten(self.stages[stage].run())
-                    self._advance(task, advance=1)
-        except Exception as error:
-            self._advance(task, description=f"reference failed: {classify_failure(error)[1]}")
-            return None
-        return Reference(outputs, on_host(self.stages["unet_loop"].conditioning))
-
-
-def cuda_index(device: torch.device) -> int:
-    """The CUDA device index torch calls need (``torch.device("cuda")`` alone names none)."""
-    return device.index if device.index is not None else torch.cuda.current_device()
-
-
-def create_cuda_context(device: torch.device, source: Any) -> int | None:
-    """Create the CUDA context now, before any session's baseline, and return its size as NVML sees it.
-
-    Every session's baseline then includes the context, so no session's peak does
-    and all of them compare alike; the context is reported on its own
-    (``memory.cuda_context_bytes``), and the feasibility model and ``--vram-cap``
-    add it back, as a real card must hold it.
-    """
-    before = source.read().get("nvml_process_bytes") or 0
-    probe = torch.empty(1, device=device)
-    torch.cuda.synchronize(device)
-    after = source.read().get("nvml_process_bytes")
-    reserved = torch.cuda.memory_reserved(device)
-    del probe
-    torch.cuda.empty_cache()
-    return None if after is None else max(0, after - before - reserved)
-
-
-class Campaign:
-    """Backends measured in turn, one resident at a time, each session's baseline read clean.
-
-    The one place that decides lifetimes, for ``sdshape run``, ``pytest bench/`` and
-    the explorer: the parity reference (eager fp32 in the run, else one untimed
-    eager fp32 run first, kept on the host), then each backend's session, closed and
-    its memory released before the next one's baseline is read (``open``).
-    """
-
-    def __init__(self, plan: Plan, progress: Any = None):
-        self.plan = plan
-        self.progress = progress
-        self.reference: Reference | None = None
-        self._level: dict[str, Any] | None = None
-        self._weights = 0
-        self._context: int | None = None
-        self._period: float | None = None
-        self._started = False
-
-    @property
-    def labels(self) -> list[str]:
-        """The plan's backends, eager first (eager fp32 is the reference when it is in the run)."""
-        return sorted(self.plan.backends, key=lambda label: self.plan.backend(label)[0] != "eager")
-
-    @property
-    def reference_in_run(self) -> bool:
-        return self.plan.precision == "fp32" and "eager" in self.plan.backends
-
-    def _start(self) -> None:
-        """Once per campaign, before any baseline: the CUDA context and the energy counter's period."""
-        if self._started:
-            return
-        self._started = True
-        device = self.plan.device
-        if device.type != "cuda":
-            return
-        source, nvml, _ = reading_source(device)
-        self._context = create_cuda_context(device, source)
-        if nvml is not None:
-            self._period = energy.counter_period(source.energy_mj)
-
-    def open(self, label: str, reference: Reference | None = None, plan: Plan | None = None) -> Session:
-        """A new session for ``label``, entered: its baseline is read once memory is back down."""
-        self._start()
-        session = Session(
-            plan or self.plan,
-            label,
-            progress=self.progress,
-            reference=reference,
-            previous_level=self._level,
-            previous_weights=self._weights,
-            cuda_context_bytes=self._context,
-            counter_period_s=self._period,
-        )
-        return session.__enter__()
-
-    def close(self, session: Session) -> None:
-        """Close a session; the next ``open`` releases its memory and checks that it went."""
-        self._level = session.sampler.baseline
-        self._weights = session.resident_weights_bytes or 0
-        session.__exit__(None, None, None)
-
-    def compute_reference(self) -> Reference | None:
-        """Eager fp32 outputs of each stage on the shared inputs (one untimed run each), on the host.
-
-        Returns None when the reference cannot be built (parity then reads as not checked).
-        """
-        reference_plan = dataclasses.replace(
-            self.plan,
-            precision="fp32",
-            backends=["eager"],
-            backend_specs={"eager": ("eager", {})},
-            vram_cap_bytes=None,  # the reference runs uncapped, before any cap is set
-        )
-        session = self.open("eager", plan=reference_plan)
-        try:
-            session.build()
-            if session.build_error is not None:
-                return None
-            task = session._task("reference: eager fp32 outputs for parity", total=len(STAGES))
-            return session.reference_outputs(task)
-        finally:
-            self.close(session)
-
-    def run(self, on_session: Any = None) -> None:
-        """Measure every backend of the plan in turn, with parity against eager fp32."""
-        plan = self.plan
-        if plan.parity and not self.reference_in_run:
-            self.reference = self.compute_reference()
-        for label in self.labels:
-            session = self.open(label, self.reference)
-            try:
-                session.build()
-                session.measure_all()
-                if self.reference is None and plan.parity:
-                    self.reference = session.as_reference()
-                if on_session is not None:
-                    on_session(session)
-            finally:
-                self.close(session)
-
-
-def run_backends(plan: Plan, progress: Any = None, on_session: Any = None) -> None:
-    """Measure every backend of the plan in turn (see :class:`Campaign`)."""
-    Campaign(plan, progress).run(on_session)
+        return Reference(dict(self.reference_outputs), on_host(self.stages["unet_loop"].conditioning))

@@ -143,3 +143,27 @@ def test_a_wrong_backend_from_an_entry_point_is_flagged_invalid(tmp_path):
         [sys.executable, "-m", "sdshape.cli", *RUN, "--wrong-scale", "big"], capture_output=True, text=True, env=env
     )
     assert bad.returncode == 2 and "wrong option scale: expected a number, got 'big'" in bad.stderr
+
+
+def test_isolate_runs_each_backend_in_its_own_process(tmp_path):
+    """--isolate: the eager fp32 session and the ONNX Runtime session each in a fresh process; the
+    reference crosses the process boundary and parity is still checked."""
+
+    out = tmp_path / "isolated.json"
+    code = main([*RUN, "--backend", "eager,onnxruntime", "--isolate", "--json", str(out)])
+    assert code == 0
+    rows = _rows(json.loads(out.read_text()))
+    for stage in ("text_encoder", "unet_loop", "vae_decode", "pipeline"):
+        assert rows[("eager", stage)]["parity"]["is_reference"]
+        ort = rows[("onnxruntime", stage)]
+        assert ort["status"] == "ok" and ort["parity"]["ok"] and ort["parity"]["rel_l2"] < 1e-4
+        assert ort["baseline"]["settled"]
+
+
+def test_a_session_that_dies_leaves_error_rows_saying_so(tiny_plan):
+    from sdshape.campaign import _failed_rows
+
+    rows = _failed_rows(tiny_plan, "compile", "isolated session failed: the process exited with code -9")
+    assert [row.stage for row in rows] == ["text_encoder", "unet_loop", "vae_decode", "pipeline"]
+    assert all(row.status == "error" and "code -9" in row.message for row in rows)
+    assert rows[0].to_extra_info()["backend"] == "compile"

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from sdshape.cli import main
-from sdshape.document import entry_for, stats_dict
+from sdshape.result.document import stats_dict
 
 MACHINE = {
     "gpu_name": "NVIDIA L4",
@@ -40,7 +40,7 @@ def row(stage="unet_loop", data=None, status="ok", memory=None, energy=None, bac
         "rounds": len(data or []),
         "memory": {"nvml_process_peak_bytes": memory},
     }
-    return entry_for(info, stats_dict(data) if data and status == "ok" else None)
+    return {"name": stage, "extra_info": info, "stats": stats_dict(data) if data and status == "ok" else None}
 
 
 def write(path, rows, machine=None):

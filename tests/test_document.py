@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sdshape.document import entry_for, finalize, stats_dict
+from sdshape.result.document import finalize_entries as finalize
+from sdshape.result.document import stats_dict
 
 
 def _row(stage: str, rounds: list[float] | None, energy: float | None = None, backend: str = "eager") -> dict:
@@ -21,7 +22,7 @@ def _row(stage: str, rounds: list[float] | None, energy: float | None = None, ba
         "warmup_rounds": 1,
         "rounds": len(rounds or []),
     }
-    return entry_for(info, stats_dict(rounds) if rounds else None)
+    return {"extra_info": info, "stats": stats_dict(rounds) if rounds else None}
 
 
 def test_time_and_energy_shares_and_residual():

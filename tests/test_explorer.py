@@ -7,7 +7,8 @@ import json
 import pytest
 
 from sdshape.cli import main
-from sdshape.explorer import _pareto, candidates
+from sdshape.explorer.chart import _pareto
+from sdshape.explorer.compositions import candidates
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sdshape import catalog as cat
 from sdshape import feasibility as fz
 from sdshape.cli import main
 from sdshape.errors import UsageError
@@ -37,7 +38,7 @@ GIB = 2**30
 
 
 def test_bundled_catalog_covers_the_list_with_sources_and_sane_units():
-    catalog = fz.load_catalog()
+    catalog = cat.load_catalog()
     assert set(REQUIRED_GPUS) <= set(catalog)
     for gpu in catalog.values():
         assert len(gpu.source) > 20, gpu.name
@@ -53,7 +54,7 @@ def test_user_catalog_adds_cards_and_rejects_malformed_ones(tmp_path):
         '[gpu."RTX 2080 Ti"]\nvram_gib = 11\nbandwidth_gbs = 616\nfp16_tflops_fp32_acc = 56.9\n'
         'fp16_tflops_fp16_acc = 113.8\nsource = "NVIDIA Turing whitepaper, Table 1"\n'
     )
-    assert fz.load_catalog(good)["RTX 2080 Ti"].vram_bytes == 11 * GIB
+    assert cat.load_catalog(good)["RTX 2080 Ti"].vram_bytes == 11 * GIB
     fields = "bandwidth_gbs = 616\nfp16_tflops_fp32_acc = 1\nfp16_tflops_fp16_acc = 1\n"
     cases = {
         "vram_gib = 11\n" + fields: "missing source",
@@ -65,14 +66,14 @@ def test_user_catalog_adds_cards_and_rejects_malformed_ones(tmp_path):
         bad = tmp_path / "bad.toml"
         bad.write_text('[gpu."Card"]\n' + body)
         with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("]", r"\]")):
-            fz.load_catalog(bad)
+            cat.load_catalog(bad)
     bad.write_text("[gpu\n")
     with pytest.raises(UsageError, match="not TOML"):
-        fz.load_catalog(bad)
+        cat.load_catalog(bad)
 
 
 def test_measured_names_map_to_catalog_entries():
-    catalog = fz.load_catalog()
+    catalog = cat.load_catalog()
     cases = {
         "NVIDIA GeForce RTX 4090": "RTX 4090",
         "NVIDIA H100 80GB HBM3": "H100 SXM",
@@ -84,7 +85,7 @@ def test_measured_names_map_to_catalog_entries():
         "NVIDIA GeForce RTX 4070 Ti": None,  # not in the catalog: never a neighbour's figures
     }
     for measured, expected in cases.items():
-        found = fz.match_measured(catalog, measured, None)
+        found = cat.match_measured(catalog, measured, None)
         assert (found.name if found else None) == expected, measured
 
 
@@ -110,18 +111,18 @@ def test_memory_model_by_hand():
 
 
 def test_feasibility_verdicts():
-    catalog = fz.load_catalog()
+    catalog = cat.load_catalog()
     run = _run()
     assert fz.feasibility(run, catalog["H100 SXM"])["verdict"] == "fits"
     eight = fz.feasibility(run, catalog["RTX 4060 8GB"])
     # all resident 9.5 GiB, text encoder offload max(6.1, 8) + 0.5 = 8.5 GiB: neither fits; model offload 5.5 GiB does
     assert eight["verdict"] == "needs offload" and eight["best_policy"] == "model_offload"
-    small = fz.GPU("Tiny card", 2, 100, 10, 20, "test")
+    small = cat.GPU("Tiny card", 2, 100, 10, 20, "test")
     assert fz.feasibility(run, small)["verdict"] == "does not fit"
 
 
 def test_projection_by_hand():
-    catalog = fz.load_catalog()
+    catalog = cat.load_catalog()
     h100, l4 = catalog["H100 SXM"], catalog["L4"]
     run = _run(measured_gpu=h100)
     floors_h100 = {

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from sdshape import checks, session
-from sdshape.document import benchmark_entry
-from sdshape.results_io import load
-from sdshape.table import allocation_table
+from sdshape import campaign, session
+from sdshape.result import rules
+from sdshape.result.io import load
+from sdshape.result.model import StageResult
+from sdshape.tables import allocation_table
 
 H100 = Path(__file__).parent / "data" / "gpu-runs" / "2026-11-22-h100"
 GIB = 1 << 30
@@ -33,33 +34,36 @@ def test_negative_and_below_weights_figures_become_null_with_the_reason():
         "nvml_process_rise_bytes": -5,
         "host_rss_peak_bytes": 10,  # host memory on a GPU run: no weights rule
     }
-    checked, error = checks.check_memory(memory, resident_weights=1000, device="cuda")
+    checked, error = rules.check_memory(memory, resident_weights=1000, device="cuda")
     assert checked["nvml_process_peak_bytes"] is None and checked["nvml_process_rise_bytes"] is None
     assert checked["torch_allocated_peak_bytes"] is None
     assert checked["torch_reserved_peak_bytes"] == 2_380_267_520
     assert checked["torch_activation_peak_bytes"] == 3_784_704 and checked["host_rss_peak_bytes"] == 10
     assert "cannot be negative" in error and "below the 1000 B of weights resident" in error
-    on_cpu, cpu_error = checks.check_memory({"host_rss_peak_bytes": 10}, resident_weights=1000, device="cpu")
+    # On the CPU, host RSS may fall short of the weights by what the C allocator reuses (64 MiB), no more:
+    # SD 1.5's bf16 UNet loop read 274 MB of RSS for 2.13 GB of resident weights.
+    on_cpu, cpu_error = rules.check_memory({"host_rss_peak_bytes": 274 << 20}, 2_132_471_230, device="cpu")
     assert on_cpu["host_rss_peak_bytes"] is None and "host_rss_peak_bytes" in cpu_error
-    fine, none = checks.check_memory({"host_rss_peak_bytes": 2000}, resident_weights=1000, device="cpu")
-    assert fine["host_rss_peak_bytes"] == 2000 and none is None
+    reused = 2_132_471_230 - (40 << 20)
+    fine, none = rules.check_memory({"host_rss_peak_bytes": reused}, 2_132_471_230, device="cpu")
+    assert fine["host_rss_peak_bytes"] == reused and none is None
 
 
 def test_the_h100_files_are_read_as_flagged_not_as_numbers():
     result = load(H100 / "sd15-eager-fp16.json")
     for row in result.rows.values():
-        memory = row.info["memory"]
+        memory = row.memory.figures
         assert memory["nvml_process_peak_bytes"] is None and memory["nvml_device_peak_bytes"] is None
-        assert "cannot be negative" in row.memory_error
+        assert "cannot be negative" in row.memory.error
         assert all(v is None or v >= 0 for k, v in memory.items() if k.endswith("_bytes"))
     # torch's own peaks are valid and still stand (labelled as torch's)
     text = result.rows[next(k for k in result.rows if k[0] == "text_encoder")]
-    assert text.memory_peak() == (2_380_267_520, "torch_reserved_peak_bytes")
+    assert text.standing_peak() == (2_380_267_520, "torch reserved", "torch_reserved_peak_bytes")
 
 
 def test_the_h100_table_prints_flagged_instead_of_negative_peaks():
     document = json.loads((H100 / "sd15-eager-fp16.json").read_text())
-    rows = [{**b, "extra_info": checks.apply_memory_rules(b["extra_info"])} for b in document["benchmarks"]]
+    rows = [StageResult.from_extra_info(b["extra_info"], b["stats"]) for b in document["benchmarks"]]
     console = Console(record=True, width=250)
     console.print(allocation_table(rows))
     printed = console.export_text()
@@ -118,6 +122,7 @@ class ReplaySource:
 def replay(monkeypatch):
     def install(source: ReplaySource, timeout_s: float = session.SETTLE_TIMEOUT_S):
         monkeypatch.setattr(session, "reading_source", lambda device: (source, None, "replayed readings"))
+        monkeypatch.setattr(campaign, "reading_source", lambda device: (source, None, "replayed readings"))
         monkeypatch.setattr(session, "SETTLE_TIMEOUT_S", timeout_s)
         return source
 
@@ -125,45 +130,45 @@ def replay(monkeypatch):
 
 
 def _measured_unet_loop(plan, previous_level: int, previous_weights: int):
-    campaign = session.Campaign(plan)
-    campaign._level, campaign._weights = {"host_rss_bytes": previous_level}, previous_weights
-    opened = campaign.open("eager")
-    return campaign, opened
+    run = campaign.Campaign(plan)
+    run._level, run._weights = {"host_rss_bytes": previous_level}, previous_weights
+    return run, run.open("eager")
 
 
 def test_a_baseline_read_before_memory_falls_is_waited_for(replay, tiny_plan):
     """The reference's 4 GiB are still held for three readings: the baseline waits for the fall."""
     held = ReplaySource(held=int(4.5 * GIB), released=GIB // 2, working=int(2.2 * GIB), held_reads=3)
     source = replay(held, timeout_s=60.0)
-    campaign, opened = _measured_unet_loop(tiny_plan, GIB // 2, 4 * GIB)
+    run, opened = _measured_unet_loop(tiny_plan, GIB // 2, 4 * GIB)
     try:
         assert opened.settled.settled and opened.sampler.baseline == {"host_rss_bytes": GIB // 2}
         opened.build()
-        info = benchmark_entry(opened, opened.measure("unet_loop"))["extra_info"]
+        result = opened.measure("unet_loop")
     finally:
-        campaign.close(opened)
+        run.close(opened)
     assert source.reads > 4
-    assert info["memory_error"] is None
-    assert info["memory"]["host_rss_peak_bytes"] == int(2.2 * GIB)
-    assert info["baseline"]["settled"] and info["baseline"]["waited_s"] > 0
+    assert result.memory.error is None
+    assert result.memory.get("host_rss_peak_bytes") == int(2.2 * GIB)
+    assert result.memory.baseline["settled"] and result.memory.baseline["waited_s"] > 0
 
 
 def test_a_baseline_that_never_came_down_flags_the_peaks(replay, tiny_plan):
     """As on the H100: the baseline is read high, memory falls afterwards, the peaks would be negative."""
     source = replay(ReplaySource(held=int(4.5 * GIB), released=GIB // 2, working=int(2.2 * GIB)), timeout_s=0.3)
-    campaign, opened = _measured_unet_loop(tiny_plan, GIB // 2, 4 * GIB)
+    run, opened = _measured_unet_loop(tiny_plan, GIB // 2, 4 * GIB)
     try:
         assert not opened.settled.settled
         source.fall()  # the reference's memory goes only now, after the baseline was read
         opened.build()
-        entry = benchmark_entry(opened, opened.measure("unet_loop"))
+        result = opened.measure("unet_loop")
     finally:
-        campaign.close(opened)
-    info = entry["extra_info"]
-    assert info["memory"]["host_rss_peak_bytes"] is None
-    assert "baseline was read while" in info["memory_error"]
+        run.close(opened)
+    assert result.memory.get("host_rss_peak_bytes") is None
+    assert "baseline was read while" in result.memory.error
+    info = result.to_extra_info()  # as written: null, with the reason
+    assert info["memory"]["host_rss_peak_bytes"] is None and info["memory_error"] == result.memory.error
     console = Console(record=True, width=250)
-    console.print(allocation_table([entry]))
+    console.print(allocation_table([result]))
     printed = console.export_text()
     assert "flagged" in printed and "-1.80 GiB" not in printed
 

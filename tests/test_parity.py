@@ -42,12 +42,16 @@ def test_tuple_outputs_and_shape_mismatch():
 
 
 def test_session_marks_failed_parity_invalid(tiny_session, monkeypatch):
-    from sdshape.session import Reference
+    from sdshape.reference import Reference
 
     reference = Reference({"vae_decode": torch.zeros(3 * 64 * 64) + 1.0}, tiny_session.stages["unet_loop"].conditioning)
     monkeypatch.setattr(tiny_session, "reference", reference)
     monkeypatch.setattr(tiny_session, "backend", "other")
-    monkeypatch.setattr(tiny_session.plan, "backend_specs", {"other": ("other", None)})
-    outcome = Outcome("vae_decode", "ok", None, "perf_counter", output=torch.full((1, 3, 64, 64), float("inf")))
-    tiny_session.check_parity(outcome)
-    assert outcome.status == "invalid" and "parity with eager fp32 failed" in outcome.message
+    monkeypatch.setattr(tiny_session.plan, "backend_specs", {"other": ("other", {})})
+    outcome = Outcome(
+        "vae_decode", "ok", None, "perf_counter", rounds_s=[0.01], output=torch.full((1, 3, 64, 64), float("inf"))
+    )
+    result = tiny_session.record(outcome)
+    assert result.status == "invalid" and "parity with eager fp32 failed" in result.message
+    assert result.parity["inf"] == 3 * 64 * 64 and not result.rankable
+    assert result.timing.rounds_s == [0.01]  # an invalid row keeps its figures; it is only never ranked

@@ -7,10 +7,16 @@ from pathlib import Path
 
 from rich.console import Console
 
-from sdshape.document import residual_check
-from sdshape.table import clock_line, comparison_table, residual_line
+from sdshape.result.document import residual_check
+from sdshape.result.model import StageResult
+from sdshape.tables import backends_table, clock_line, residual_line
 
 H100 = Path(__file__).parent / "data" / "gpu-runs" / "2026-11-22-h100"
+
+
+def _results(name: str) -> list[StageResult]:
+    document = json.loads((H100 / name).read_text())
+    return [StageResult.from_extra_info(b["extra_info"], b["stats"]) for b in document["benchmarks"]]
 
 
 def _render(table) -> str:
@@ -21,21 +27,21 @@ def _render(table) -> str:
 
 def test_speedup_is_shown_without_parity_and_never_starred():
     """With --no-parity the H100 table printed "-" for every speedup, hiding reduce-overhead's 4.3x."""
-    document = json.loads((H100 / "sd15-eager+compile+compile-reduce-overhead-fp16-noparity.json").read_text())
-    printed = _render(comparison_table(document["benchmarks"]))
+    printed = _render(backends_table(_results("sd15-eager+compile+compile-reduce-overhead-fp16-noparity.json")))
     loop = next(line for line in printed.splitlines() if "unet_loop" in line)
     assert "4.33x" in loop and "not checked" in loop
     assert "★" not in printed  # nothing is the fastest *valid* result when nothing was checked
 
 
 def test_the_footer_states_the_clock_and_throttling():
-    document = json.loads((H100 / "sd15-eager-fp16.json").read_text())
-    line = clock_line(document["benchmarks"])
+    line = clock_line(_results("sd15-eager-fp16.json"))
     assert line == "SM clock under load: median 1980 MHz (range 1980-1980) · not throttled"
-    throttled = [{"extra_info": {"sm_clock_mhz": {"min": 1400, "median": 1500, "max": 1980},
-                                 "throttle": {"reasons": ["sw_power_cap"], "throttled": True}}}]  # fmt: skip
+    throttled = _results("sd15-eager-fp16.json")[:1]
+    throttled[0].conditions.sm_clock_mhz = {"min": 1400, "median": 1500, "max": 1980}
+    throttled[0].conditions.throttle = {"reasons": ["sw_power_cap"], "throttled": True}
     assert "throttled (sw_power_cap)" in clock_line(throttled)
-    assert clock_line([{"extra_info": {}}]).startswith("SM clock: n/a")
+    throttled[0].conditions.sm_clock_mhz = None
+    assert clock_line(throttled).startswith("SM clock: n/a")
 
 
 def test_a_residual_beyond_the_spread_is_a_warning_not_a_finding():

@@ -20,13 +20,14 @@ def _check_fractions(args: argparse.Namespace, *names: str) -> None:
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
-    from sdshape import compare, results_io
-    from sdshape.report_compare import print_verdicts
+    from sdshape import compare
+    from sdshape.compare_table import print_verdicts
+    from sdshape.result import io
 
     _check_fractions(args, "threshold", "memory_threshold", "energy_threshold")
     floors = compare.Floors(args.threshold, args.memory_threshold, args.energy_threshold)
     thresholds = compare.load_thresholds(args.thresholds, floors) if args.thresholds else compare.Thresholds(floors)
-    base, new = results_io.load(args.base), results_io.load(args.new)
+    base, new = io.load(args.base), io.load(args.new)
     results = compare.compare_files(base, new, thresholds)
     environment = compare.environment_diff(base, new)
     if args.json:

@@ -34,25 +34,24 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     for note in plan.notes:
         errors.print(f"sdshape: {note}", highlight=False)
 
-    from sdshape.document import benchmark_entry, document
+    from sdshape.campaign import Campaign
     from sdshape.progress import make_progress
-    from sdshape.session import run_backends
-    from sdshape.table import print_comparison, print_report
-    from sdshape.vocabulary import STAGES
+    from sdshape.result.document import document
+    from sdshape.tables import print_allocation, print_backends
 
-    benchmarks: list[dict[str, Any]] = []
+    results: list[Any] = []
     environment: dict[str, Any] = {}
 
-    def collect(session: Any) -> None:
-        benchmarks.extend(benchmark_entry(session, session.outcomes[stage]) for stage in STAGES)
-        environment.update(session.environment)
+    def collect(session_results: list[Any], session_environment: dict[str, Any]) -> None:
+        results.extend(session_results)
+        environment.update(session_environment)
 
     with make_progress(errors) as progress:
-        run_backends(plan, progress, on_session=collect)
-    doc = document(benchmarks, environment)
-    for backend in dict.fromkeys(b["extra_info"]["backend"] for b in benchmarks):
-        print_report([b for b in benchmarks if b["extra_info"]["backend"] == backend], console)
-    print_comparison(benchmarks, console)
+        Campaign(plan, progress).run(on_session=collect)
+    doc = document(results, environment)
+    for backend in dict.fromkeys(result.id.backend for result in results):
+        print_allocation([result for result in results if result.id.backend == backend], console)
+    print_backends(results, console)
     if json_path is not None:
         json_path.write_text(json.dumps(doc, indent=2))
         console.print(f"results written to {json_path}", highlight=False)
@@ -67,7 +66,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             plan.precision,
         )
         console.print(f"results saved to {saved}", highlight=False)
-    failed = [b for b in benchmarks if b["extra_info"]["status"] != "ok"]
+    failed = [result for result in results if result.status != "ok"]
     if failed:
         console.print(f"[red]{len(failed)} stage(s) did not complete; their rows keep status and message[/red]")
     return 0

@@ -15,7 +15,7 @@ from sdshape.errors import UsageError
 
 
 def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
-    from sdshape import explorer
+    from sdshape.explorer import chart, compositions
     from sdshape.plan import check_resolution
 
     if not args.budget > 0:
@@ -44,7 +44,7 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
             raise UsageError("shapes --measure takes one backend")
     resolution = plan.resolution if plan else (args.resolution or 512)
     steps = plan.steps if plan else (args.steps or 50)
-    found, skipped = explorer.enumerate_shapes(args.budget, args.family, resolution, steps, args.seq_len)
+    found, skipped = compositions.enumerate_shapes(args.budget, args.family, resolution, steps, args.seq_len)
     if not found:
         raise UsageError(f"no composition of the {args.family} components fits {args.budget:.3g} parameters")
     measured = None
@@ -52,7 +52,9 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         from sdshape.progress import make_progress
 
         with make_progress(Console(stderr=True)) as progress:
-            measured = explorer.measure(found, plan, progress)
+            from sdshape.explorer.measure import measure
+
+            measured = measure(found, plan, progress)
     document = {
         "budget": args.budget,
         "family": args.family,
@@ -71,13 +73,15 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         }
         document["components"] = measured["components"]
         document["check"] = measured["check"]
-        document["cost_per_100m"] = explorer.cost_per_100m(found, measured["components"])
+        from sdshape.explorer.measure import cost_per_100m
+
+        document["cost_per_100m"] = cost_per_100m(found, measured["components"])
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "shapes.json").write_text(json.dumps(document, indent=2, default=str))
         if measured is not None:
-            explorer.pareto_chart(document["shapes"], out / "pareto.png", explorer.conditions(document))
+            chart.pareto_chart(document["shapes"], out / "pareto.png", chart.conditions(document))
     if args.json:
         print(json.dumps(document, indent=2, default=str))
     else:
@@ -86,7 +90,7 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
 
 
 def _print_shapes(document: dict[str, Any], console: Console) -> None:
-    from sdshape import explorer
+    from sdshape.explorer import chart
 
     measured = "measured_conditions" in document
     table = Table(
@@ -124,7 +128,7 @@ def _print_shapes(document: dict[str, Any], console: Console) -> None:
         for note in shape["adaptation"]:
             console.print(f"  {shape['name']}: {note}", highlight=False)
     if measured:
-        per = Table(title="cost per 100 M parameters, by component kind (" + explorer.conditions(document) + ")")
+        per = Table(title="cost per 100 M parameters, by component kind (" + chart.conditions(document) + ")")
         for column in ("kind", "component", "params", "s/image", "s per 100 M params", "activations per 100 M"):
             per.add_column(column, justify="left" if column in ("kind", "component") else "right")
         for row in document["cost_per_100m"]:

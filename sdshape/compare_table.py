@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sdshape import units
-from sdshape.results_io import ResultFile
+from sdshape.result.io import ResultFile
 from sdshape.vocabulary import ID_FIELDS
 
 GROUPS = (

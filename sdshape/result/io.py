@@ -3,9 +3,10 @@
 Both are pytest-benchmark documents whose benchmarks carry sdshape's
 ``extra_info``; a result is identified by (stage, shape, backend, precision,
 batch, resolution, steps). Anything that is not such a file is a usage error
-with one line saying what is wrong. Every row passes the memory rules
-(``sdshape.checks``) as it is read, so a file written before they existed holds
-no impossible figure for its readers either.
+with one line saying what is wrong. Every row is parsed into a
+:class:`~sdshape.result.model.StageResult`, whose memory figures pass the rules
+as they are read, so a file written before the rules existed holds no
+impossible figure for its readers either.
 """
 
 from __future__ import annotations
@@ -15,58 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdshape.checks import apply_memory_rules
 from sdshape.errors import UsageError
-from sdshape.memory_figures import standing_peak
+from sdshape.result.model import StageResult
 from sdshape.vocabulary import ID_FIELDS
-
-Id = tuple
-
-
-@dataclass
-class ResultRow:
-    info: dict[str, Any]
-    stats: dict[str, Any] | None
-
-    @property
-    def id(self) -> Id:
-        return tuple(self.info[field] for field in ID_FIELDS)
-
-    @property
-    def id_dict(self) -> dict[str, Any]:
-        return {field: self.info[field] for field in ID_FIELDS}
-
-    @property
-    def status(self) -> str:
-        return self.info.get("status", "ok" if self.stats else "error")
-
-    @property
-    def rounds(self) -> list[float]:
-        return list((self.stats or {}).get("data") or [])
-
-    @property
-    def median(self) -> float | None:
-        return (self.stats or {}).get("median")
-
-    @property
-    def iqr(self) -> float | None:
-        return (self.stats or {}).get("iqr")
-
-    def memory_peak(self) -> tuple[int | None, str]:
-        """The peak that stands for the stage's memory (``sdshape.memory_figures``), and its key."""
-        figure = standing_peak(self.info)
-        return figure.bytes, figure.key
-
-    @property
-    def memory_error(self) -> str | None:
-        return self.info.get("memory_error")
 
 
 @dataclass
 class ResultFile:
     path: Path
     machine_info: dict[str, Any]
-    rows: dict[Id, ResultRow]
+    rows: dict[tuple, StageResult]
     datetime: str | None
 
     @property
@@ -90,7 +49,7 @@ def load(path: str | Path) -> ResultFile:
         raise UsageError(f"{path}: not a results file (expected a JSON object with a 'benchmarks' list)")
     if not document["benchmarks"]:
         raise UsageError(f"{path}: holds no results (its 'benchmarks' list is empty)")
-    rows: dict[Id, ResultRow] = {}
+    rows: dict[tuple, StageResult] = {}
     for index, bench in enumerate(document["benchmarks"]):
         name = bench.get("name", f"#{index}") if isinstance(bench, dict) else f"#{index}"
         info = bench.get("extra_info") if isinstance(bench, dict) else None
@@ -102,9 +61,9 @@ def load(path: str | Path) -> ResultFile:
         stats = bench.get("stats")
         if stats is not None and not isinstance(stats, dict):
             raise UsageError(f"{path}: benchmark {name!r} has malformed stats")
-        row = ResultRow(apply_memory_rules(info), stats)
-        if row.id in rows:
-            raise UsageError(f"{path}: two results share the id {row.id_dict}")
-        rows[row.id] = row
+        row = StageResult.from_extra_info(info, stats)
+        if row.id.key in rows:
+            raise UsageError(f"{path}: two results share the id {row.id.as_dict()}")
+        rows[row.id.key] = row
     machine_info = document.get("machine_info") if isinstance(document.get("machine_info"), dict) else {}
     return ResultFile(path, machine_info, rows, document.get("datetime"))

@@ -1,0 +1,115 @@
+"""The GPU catalog: VRAM, bandwidth and tensor rates of the cards a feasibility report covers, each sourced.
+
+Bundled in ``sdshape/data/gpus.toml``; ``--gpu-catalog FILE`` adds cards of the
+same form. A malformed entry is a one-line usage error.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from sdshape.errors import UsageError, choices_error
+from sdshape.units import GIB
+
+REQUIRED = {"vram_gib": float, "bandwidth_gbs": float, "fp16_tflops_fp32_acc": float, "fp16_tflops_fp16_acc": float}
+
+
+@dataclass(frozen=True)
+class GPU:
+    name: str
+    vram_gib: float
+    bandwidth_gbs: float
+    fp16_tflops_fp32_acc: float
+    fp16_tflops_fp16_acc: float
+    source: str
+
+    @property
+    def vram_bytes(self) -> int:
+        return int(self.vram_gib * GIB)
+
+    @property
+    def tensor_flops(self) -> float:
+        """PyTorch's fp16/bf16 GEMMs accumulate in FP32: that is the rate a diffusion model can reach."""
+        return self.fp16_tflops_fp32_acc * 1e12
+
+
+def _parse_catalog(text: str, origin: str) -> dict[str, GPU]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"{origin}: not TOML: {error}") from None
+    if set(data) - {"gpu"} or not isinstance(data.get("gpu"), dict):
+        raise UsageError(f'{origin}: expected only [gpu."NAME"] tables')
+    catalog = {}
+    for name, entry in data["gpu"].items():
+        if not isinstance(entry, dict):
+            raise UsageError(f"{origin}: gpu {name!r} is not a table")
+        unknown = set(entry) - set(REQUIRED) - {"source"}
+        missing = [k for k in (*REQUIRED, "source") if k not in entry]
+        if unknown or missing:
+            problem = f"unknown fields {sorted(unknown)}" if unknown else f"missing {', '.join(missing)}"
+            raise UsageError(f"{origin}: gpu {name!r}: {problem}; fields: {', '.join(REQUIRED)}, source")
+        for key in REQUIRED:
+            value = entry[key]
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 100_000:
+                raise UsageError(f"{origin}: gpu {name!r}: {key} = {value!r} is not a positive number in its unit")
+        if not isinstance(entry["source"], str) or not entry["source"].strip():
+            raise UsageError(f"{origin}: gpu {name!r}: every figure needs a source (a non-empty string)")
+        catalog[name] = GPU(name, *(float(entry[k]) for k in REQUIRED), entry["source"])
+    return catalog
+
+
+def load_catalog(extra: str | Path | None = None) -> dict[str, GPU]:
+    """The bundled catalog, plus the user's cards (which win on a name clash)."""
+    catalog = _parse_catalog(resources.files("sdshape.data").joinpath("gpus.toml").read_text(), "bundled gpus.toml")
+    if extra is not None:
+        try:
+            text = Path(extra).read_text()
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(f"--gpu-catalog {extra}: cannot read: {error}") from None
+        catalog.update(_parse_catalog(text, f"--gpu-catalog {extra}"))
+    return catalog
+
+
+def pick(catalog: dict[str, GPU], names: list[str] | None) -> list[GPU]:
+    if not names:
+        return list(catalog.values())
+    lowered = {name.lower(): gpu for name, gpu in catalog.items()}
+    chosen = []
+    for name in names:
+        if name.lower() not in lowered:
+            raise choices_error("GPU", name, list(catalog))
+        chosen.append(lowered[name.lower()])
+    return chosen
+
+
+def match_measured(catalog: dict[str, GPU], gpu_name: str | None, memory_bytes: int | None) -> GPU | None:
+    """The catalog entry for a GPU as NVML names it ('NVIDIA GeForce RTX 4090', 'NVIDIA H100 80GB HBM3')."""
+    if not gpu_name:
+        return None
+    measured = gpu_name.lower().replace("-", " ")
+    measured_size = re.search(r"(\d+)\s*gb", measured)
+    candidates = []
+    for gpu in catalog.values():
+        tokens = gpu.name.lower().replace(" sxm", "").replace(" pcie", "").split(" ")
+        sizes = [t for t in tokens if re.fullmatch(r"\d+gb", t)]
+        base = [t for t in tokens if t not in sizes]
+        if not all(re.search(rf"\b{re.escape(t)}\b", measured) for t in base):
+            continue
+        if sizes and measured_size and sizes[0] != f"{measured_size.group(1)}gb":
+            continue  # "A100-SXM4-80GB" is not the 40GB card
+        if any(re.search(rf"\b{suffix}\b", measured) and suffix not in base for suffix in ("ti", "super")):
+            continue  # an RTX 4070 Ti is not an RTX 4070
+        candidates.append((len(base), gpu))
+    if "pcie" in measured:
+        candidates = [c for c in candidates if "pcie" in c[1].name.lower()] or candidates
+    else:
+        candidates = [c for c in candidates if "pcie" not in c[1].name.lower()] or candidates
+    # The most specific name first ("RTX 4060 Ti" over "RTX 4060"), then the closest memory size.
+    candidates.sort(key=lambda c: (-c[0], abs(c[1].vram_bytes - memory_bytes) if memory_bytes else 0))
+    candidates = [gpu for _, gpu in candidates]
+    return candidates[0] if candidates else None

@@ -1,0 +1,61 @@
+"""The report's charts: every stage's share of parameters, time, memory and energy; the explorer's Pareto chart."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from sdshape.vocabulary import PER_IMAGE_STAGES as STAGES
+
+
+def share_chart(title: str, shares: dict[str, dict[str, float | None]]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [
+        ("params", "parameters"),
+        ("time", "time"),
+        ("memory", "memory (weights + activations)"),
+        ("energy", "energy"),
+    ]
+    present = [(key, label) for key, label in metrics if all(shares[s][key] is not None for s in STAGES)]
+    figure, axes = plt.subplots(figsize=(8, 3.8))
+    width = 0.8 / len(present)
+    for index, (key, label) in enumerate(present):
+        xs = [i + (index - (len(present) - 1) / 2) * width for i in range(len(STAGES))]
+        values = [100 * shares[s][key] for s in STAGES]
+        bars = axes.bar(xs, values, width, label=label)
+        axes.bar_label(bars, fmt="%.0f%%", fontsize=7)
+    axes.set_xticks(range(len(STAGES)), STAGES)
+    axes.set_ylabel("share of the image's total (%)")
+    axes.set_ylim(0, 110)
+    axes.set_title(title, fontsize=10)
+    axes.legend(fontsize=8)
+    missing = [label for key, label in metrics if (key, label) not in present]
+    if missing:
+        axes.text(
+            0.99,
+            0.97,
+            "not measured here: " + ", ".join(missing),
+            transform=axes.transAxes,
+            ha="right",
+            va="top",
+            fontsize=7,
+            color="grey",
+        )
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def pareto_png(document: dict[str, Any], path: Path) -> bytes:
+    """A shapes document's Pareto chart, written to ``path`` and returned."""
+    from sdshape.explorer.chart import conditions, pareto_chart
+
+    pareto_chart(document["shapes"], path, conditions(document))
+    return path.read_bytes()

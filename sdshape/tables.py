@@ -1,0 +1,228 @@
+"""The tables ``sdshape run`` prints: the allocation table per backend, and the backends side by side.
+
+Both read :class:`~sdshape.result.model.StageResult` only. A memory figure that
+broke a rule prints as ``flagged``, never as a number; which figure stands for
+a stage's memory is :meth:`Memory.standing_peak`'s decision, not this module's.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from sdshape import units
+from sdshape.result.model import Figure, StageResult, caption_label
+from sdshape.vocabulary import STAGES
+
+ALLOCATION_COLUMNS = (
+    "stage", "params", "params %", "time", "IQR", "time %", "weights", "peak mem", "activations", "J/call", "J %",
+    "FLOPs", "TFLOP/s", "status",
+)  # fmt: skip
+
+
+def _memory_cell(figure: Figure, caption_source: str, result: StageResult) -> str:
+    """A memory figure as printed: flagged (never a number) when it broke a rule, its source when unusual."""
+    if figure.bytes is None:
+        return "[red]flagged[/red]" if result.memory.error else "-"
+    return units.size(figure.bytes) + ("" if figure.label == caption_source else f" ({figure.label})")
+
+
+def conditions(result: StageResult) -> str:
+    i, c, t = result.id, result.conditions, result.timing
+    return (
+        f"{i.shape} · {i.backend} · {i.precision} · batch {i.batch} · {i.resolution}x{i.resolution} · "
+        f"{i.steps} steps · CFG {c.guidance_scale} · {len(t.rounds_s)} timed rounds after {t.warmup_rounds} "
+        f"warm-up · timer {t.timer} · {c.device_name}"
+    )
+
+
+def allocation_table(results: list[StageResult], title: str | None = None) -> Table:
+    by_stage = {result.stage: result for result in results}
+    first = next(iter(by_stage.values()))
+    memory_source = caption_label(first.device)
+    activation_source = first.activations().label
+    context = first.memory.get("cuda_context_bytes")
+    context_note = f" (CUDA context of {units.size(context)} not included)" if context else ""
+    caption = (
+        f"{conditions(first)}\ntime: median of timed rounds · peak mem: {memory_source}, over the pre-load "
+        f"baseline{context_note} · activations: {activation_source} (weights resident)"
+    )
+    table = Table(title=title, caption=caption, caption_justify="left")
+    for column in ALLOCATION_COLUMNS:
+        table.add_column(column, justify="left" if column in ("stage", "status") else "right", no_wrap=True)
+    for stage in STAGES:
+        if stage not in by_stage:
+            continue
+        result = by_stage[stage]
+        energy, tflops, median = result.energy.joules_per_call, result.cost.tflops_achieved, result.median
+        status = result.status if result.status == "ok" else f"[red]{result.status}[/red]"
+        if stage == "pipeline":
+            table.add_section()
+        table.add_row(
+            stage,
+            units.count(result.cost.params),
+            units.share(result.cost.param_share),
+            units.seconds(median),
+            units.seconds(result.timing.iqr) if result.timing.stats else "-",
+            units.share(result.timing.time_share),
+            units.size(result.memory.get("weights_bytes")),
+            _memory_cell(result.standing_peak(), memory_source, result),
+            _memory_cell(result.activations(), activation_source, result),
+            f"{energy:.2f} J" if energy is not None else "n/a",
+            units.share(result.energy.share),
+            units.count(result.cost.flops),
+            f"{tflops:.3f}" if tflops is not None else "-",
+            status,
+        )
+    return table
+
+
+def residual_line(residual: dict) -> str:
+    """The pipeline against its stages: a finding when inside the spread, a warning when not."""
+    summed, value = units.seconds(residual["sum_of_stages_s"]), units.seconds(residual["residual_s"])
+    share = units.share(residual["residual_share"])
+    spread = residual.get("combined_spread_s")
+    if spread is None:  # a file written before the spread was recorded
+        return f"pipeline vs sum of stages: {summed} summed, residual {value} ({share})"
+    if residual.get("within_spread"):
+        return (
+            f"pipeline vs sum of stages: {summed} summed, residual {value} ({share}), "
+            f"within the combined spread of {units.seconds(spread)}"
+        )
+    slower = residual.get("stages_slower_than_pipeline") or []
+    alone = f"; {', '.join(slower)} alone took longer than the whole pipeline" if slower else ""
+    judged = (
+        f"more than their combined spread of {units.seconds(spread)}"
+        if spread
+        else "and one round per stage gives no spread to judge that by"
+    )
+    return (
+        f"[yellow]warning: pipeline residual {value} ({share}) against the sum of its stages ({summed}), "
+        f"{judged}{alone}: too few or too noisy rounds, so the time shares are uncertain; "
+        "more rounds (--rounds) or a quieter machine[/yellow]"
+    )
+
+
+def energy_lines(results: list[StageResult]) -> list[str]:
+    """How energy was measured, or why it was not."""
+    lines = []
+    for result in results:
+        method = result.energy.method or {}
+        if result.energy.joules_per_call is not None and method.get("method"):
+            how = "NVML energy counter" if method["method"] == "counter_window" else "power readings integrated"
+            lines.append(f"{result.stage} energy: {how} over {method['calls']} calls in {method['window_s']:.2f} s")
+        elif result.status == "ok" and result.energy.note and result.device == "cuda":
+            lines.append(f"{result.stage} energy n/a: {result.energy.note}")
+    first = results[0] if results else None
+    if first is not None and first.device != "cuda" and first.energy.note:
+        lines.append(f"energy n/a: {first.energy.note}")
+    return lines
+
+
+def clock_line(results: list[StageResult]) -> str:
+    """SM clock under load and whether any stage was throttled, as nvbench prints it."""
+    clocks = [r.conditions.sm_clock_mhz for r in results if r.conditions.sm_clock_mhz]
+    if not clocks:
+        return "SM clock: n/a (no NVIDIA GPU in use)"
+    reasons = sorted({reason for r in results for reason in ((r.conditions.throttle or {}).get("reasons") or [])})
+    low, high = min(c["min"] for c in clocks), max(c["max"] for c in clocks)
+    middle = sorted(c["median"] for c in clocks)[len(clocks) // 2]
+    throttled = f"[red]throttled ({', '.join(reasons)}): do not trust these times[/red]" if reasons else "not throttled"
+    return f"SM clock under load: median {middle:.0f} MHz (range {low:.0f}-{high:.0f}) · {throttled}"
+
+
+def footnotes(results: list[StageResult]) -> list[str]:
+    lines: list[str] = []
+    for result in results:
+        steps = result.timing.step_times
+        if result.stage == "unet_loop" and steps:
+            lines.append(
+                f"unet_loop per step: first {units.seconds(steps['first_s'])}, "
+                f"others median {units.seconds(steps['rest_median_s'])} ({result.id.steps} steps, CFG batch x2)"
+            )
+        if result.stage == "pipeline" and result.timing.residual:
+            lines.append(residual_line(result.timing.residual))
+        if result.status != "ok":
+            lines.append(f"{result.stage}: {result.status}: {result.message}")
+        if result.memory.error:
+            lines.append(f"[red]{result.stage}: memory flagged, not printed[/red]: {result.memory.error}")
+    first = results[0] if results else None
+    lines += [f"composition: {note}" for note in (first.conditions.composition_notes if first else [])]
+    lines += energy_lines(results)
+    lines.append(clock_line(results))
+    lines.append("time %, energy %: of text_encoder + unet_loop + vae_decode (one image); FLOPs: 1 MAC = 2 FLOPs")
+    if first is not None and first.device == "cpu":
+        lines.append("peak mem on the CPU: host RSS growth over the pre-load baseline (no VRAM)")
+    return lines
+
+
+def print_allocation(results: list[StageResult], console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(allocation_table(results, title="sdshape: where the parameters, time, memory and energy go"))
+    for line in footnotes(results):
+        console.print(f"  {line}", highlight=False)
+
+
+def _parity_cell(result: StageResult) -> str:
+    found = result.parity
+    if found is None:
+        return "not checked" if result.status == "ok" else "-"
+    if found.get("is_reference"):
+        return "reference"
+    if "rel_l2" not in found:
+        return "[red]✗[/red]"
+    mark = "✓" if found["ok"] else "[red]✗[/red]"
+    return f"{mark} {found['rel_l2']:.1e}"
+
+
+def backends_table(results: list[StageResult]) -> Table | None:
+    """Backends side by side per stage: time, speedup over eager, build time, parity; ★ the fastest valid."""
+    backends = list(dict.fromkeys(result.id.backend for result in results))
+    if len(backends) < 2:
+        return None
+    index = {(result.stage, result.id.backend): result for result in results}
+    checked = any((result.parity or {}).get("ok") is not None for result in results)
+    title = "★ fastest result whose output matches eager fp32" if checked else "parity not checked: nothing starred"
+    table = Table(title=f"backends side by side ({title})")
+    table.add_column("stage")
+    for backend in backends:
+        for column in ("time", "vs eager", "build", "parity"):
+            table.add_column(f"{backend}\n{column}" if column == "time" else column, justify="right")
+    for stage in STAGES:
+        rows = {backend: index.get((stage, backend)) for backend in backends}
+        medians = {b: r.median for b, r in rows.items() if r is not None and r.median is not None}
+        valid = {b: medians[b] for b in medians if rows[b].rankable}  # type: ignore[union-attr]
+        fastest = min(valid, key=valid.get) if valid else None  # type: ignore[arg-type]
+        eager = medians.get("eager")
+        cells = [stage]
+        for backend in backends:
+            result = rows[backend]
+            if result is None:
+                cells += ["-", "-", "-", "-"]
+                continue
+            median = medians.get(backend)
+            time_cell = units.seconds(median) if median is not None else f"[red]{result.status}[/red]"
+            if result.status == "invalid":
+                time_cell = f"[red]{units.seconds(median)} invalid[/red]"
+            if backend == fastest:
+                time_cell += " ★"
+            # Speed does not depend on parity: an unchecked row shows its speedup; an invalid one does not.
+            speedup = f"{eager / median:.2f}x" if eager and median and result.status == "ok" else "-"
+            artifact = result.backend.artifact or {}
+            build = f"{artifact.get('build_s', 0):.1f} s {artifact.get('cache', '')}".strip() if artifact else "-"
+            cells += [time_cell, speedup, build, _parity_cell(result)]
+        table.add_row(*cells)
+    return table
+
+
+def print_backends(results: list[StageResult], console: Console | None = None) -> None:
+    table = backends_table(results)
+    if table is None:
+        return
+    console = console or Console()
+    console.print(table)
+    console.print(
+        "  build: compile / export / engine time, measured apart from the rounds; reused = loaded from the cache. "
+        "parity: relative L2 error against eager fp32 on the same inputs",
+        highlight=False,
+    )

@@ -1,0 +1,106 @@
+"""A built shape wired into the four measured stages, and each stage's static facts.
+
+The same inputs for every backend: token ids and latents from the seed, and the
+UNet's conditioning from the eager fp32 reference when there is one (so parity
+compares backends, not the text encoder's rounding). Each stage module goes
+through ``make_runner`` (the backend's ``prepare``) exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from sdshape.backends.base import Runner
+from sdshape.build import BuiltShape, count_params, weight_bytes
+from sdshape.call_inputs import CallShapes, vocab_size
+from sdshape.stages import Conditioning, PipelineStage, TextEncoderStage, UNetLoopStage, VAEDecodeStage, token_ids
+from sdshape.vocabulary import KIND_OF_STAGE, calls_per_image
+
+MakeRunner = Callable[[str, torch.nn.Module, tuple[torch.Tensor, ...]], Runner]
+
+
+@dataclass
+class StageFacts:
+    """Static facts of a stage: what it is, before any timing."""
+
+    params: int
+    params_executed: int
+    weight_bytes: int
+    flops: int | None  # per stage call (the loop: all steps); None if it cannot be traced
+    calls: int  # module calls per stage call
+
+
+def text_conditioning(built: BuiltShape, ids: torch.Tensor, resolution: int, dtype: torch.dtype) -> Conditioning:
+    """The UNet's conditioning from this session's own text encoder (when there is no reference)."""
+    with torch.inference_mode():
+        return Conditioning.from_text(built.text_encoder(ids), resolution, dtype)
+
+
+def wire(
+    built: BuiltShape,
+    shapes: CallShapes,
+    plan: Any,
+    dtype: torch.dtype,
+    conditioning: Conditioning | None,
+    make_runner: MakeRunner,
+) -> dict[str, Any]:
+    """The four stage objects, each module prepared by the backend on the shared example inputs."""
+    device = plan.device
+    rows = shapes.text_encoder["input_ids"][0]
+    ids = token_ids(rows, plan.sequence_length, vocab_size(built.specs["text_encoder"]), device)
+    if conditioning is None:
+        conditioning = text_conditioning(built, ids, plan.resolution, dtype)
+    text = TextEncoderStage(make_runner("text_encoder", built.text_encoder, (ids,)), ids)
+    generator = torch.Generator().manual_seed(plan.seed + 2)
+    unet_example = (
+        torch.randn(shapes.unet["sample"], generator=generator).to(device=device, dtype=dtype),
+        torch.tensor(999.0, device=device),
+        *conditioning.unet_args(),
+    )
+    unet_runner = make_runner("unet", built.unet, unet_example)
+    loop = UNetLoopStage(
+        unet_runner, built.scheduler_config, conditioning, shapes, plan.steps, plan.guidance, device, dtype, plan.seed
+    )
+    vae = VAEDecodeStage(None, shapes, device, dtype, plan.seed)  # type: ignore[arg-type]
+    vae.runner = make_runner("vae", built.vae, (vae.latents,))
+    return {
+        "text_encoder": text,
+        "unet_loop": loop,
+        "vae_decode": vae,
+        "pipeline": PipelineStage(text, loop, vae, plan.resolution, dtype),
+    }
+
+
+def stage_facts(built: BuiltShape, flops_per_call: dict[str, int | None], steps: int) -> dict[str, StageFacts]:
+    """Parameters, weight bytes and FLOPs of each stage; the pipeline sums the three."""
+    facts: dict[str, StageFacts] = {}
+    for stage, kind in KIND_OF_STAGE.items():
+        module = built.modules[kind]  # type: ignore[index]
+        calls = calls_per_image(kind, steps)
+        per_call = flops_per_call[kind]
+        facts[stage] = StageFacts(
+            params=count_params(module),
+            params_executed=module.executed_params if kind == "vae" else count_params(module),
+            weight_bytes=weight_bytes(module),
+            flops=None if per_call is None else per_call * calls,
+            calls=calls,
+        )
+    parts = list(facts.values())
+    flops = [f.flops for f in parts]
+    facts["pipeline"] = StageFacts(
+        params=sum(f.params for f in parts),
+        params_executed=sum(f.params_executed for f in parts),
+        weight_bytes=sum(f.weight_bytes for f in parts),
+        flops=None if any(f is None for f in flops) else sum(flops),  # type: ignore[arg-type]
+        calls=1,
+    )
+    return facts
+
+
+def resident_weight_bytes(built: BuiltShape) -> int:
+    """What every stage of the session runs with: all three components' weights."""
+    return sum(weight_bytes(module) for module in built.modules.values())
