@@ -217,3 +217,26 @@ def test_html_renders_in_a_headless_browser(tmp_path):
         timeout=120,
     )
     assert shot.stat().st_size > 20_000  # a rendered page with tables and a chart, not a blank one
+
+
+def test_measured_vram_cap_fits_appear_beside_the_model(tmp_path):
+    """A capped run (here: the tiny CPU run's rows with a cap record, as a GPU run writes them) next to an
+    uncapped run of the same configuration: the report sets each measured fit beside the model's need."""
+    import json
+
+    from sdshape.report.content import build
+
+    document = json.loads(SMALL_RESULTS.read_text())
+    for bench in document["benchmarks"]:
+        info = bench["extra_info"]
+        fits = info["stage"] != "vae_decode"  # as if the VAE had run out of memory under the cap
+        info["vram_cap"] = {"cap_bytes": 64 << 20, "cuda_context_bytes": 0, "fits": fits}
+    capped = tmp_path / "capped.json"
+    capped.write_text(json.dumps(document))
+    sections = build([str(SMALL_RESULTS), str(capped)], ["RTX 4060 8GB"], None, tmp_path)
+    headings = [getattr(s, "text", "") for s in sections]
+    grid = sections[headings.index("Measured under --vram-cap, beside the model") + 2]
+    rows = {row[2].text: row for row in grid.rows}
+    assert set(rows) == {"text_encoder", "unet_loop", "vae_decode", "pipeline"}
+    assert rows["vae_decode"][4].text == "oom" and rows["unet_loop"][4].text == "fits"
+    assert rows["unet_loop"][5].text.endswith("MiB") and rows["unet_loop"][6].text in ("fits", "oom")
