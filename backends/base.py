@@ -116,6 +116,18 @@ class PreparedRunner:
             self._close()
 
 
+class FailedRunner:
+    """Stands in for a runner whose preparation failed: each call raises, so the stages that use it
+    become error rows with the reason, and the others are still measured."""
+
+    def __init__(self, message: str):
+        self.message = message
+        self.artifact = Artifact("failed", notes=[message])
+
+    def __call__(self, *inputs: torch.Tensor) -> Any:
+        raise RuntimeError(self.message)
+
+
 def artifact_of(runner: Runner) -> Artifact:
     return getattr(runner, "artifact", None) or Artifact()
 

@@ -5,9 +5,12 @@ that makes an artifact valid: the component's config, the stage's input shapes
 and dtypes, the precision, the backend and its options, the library versions,
 the GPU and its driver. Files are written first and ``manifest.json`` last; a
 reader trusts an entry only if the manifest is there and every file still has
-the recorded size and fingerprint (first and last MiB hashed, so a truncated or
-overwritten file is caught without hashing gigabytes). Anything else is
-removed and rebuilt.
+the recorded size and BLAKE2b hash of its whole content (a few seconds for the
+SDXL UNet's 5 GB of weights; hashing only the ends let same-size garbage in the
+middle of a weights file through). Anything else is removed and rebuilt.
+
+A read-only cache is still read: its valid entries are reused, and new ones
+are built in a writable fallback folder (the plan says which).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "manifest.json"
-_EDGE = 1 << 20
+_CHUNK = 8 << 20
 
 
 def default_root() -> Path:
@@ -41,26 +44,41 @@ def cache_key(parts: dict[str, Any]) -> str:
 
 
 def fingerprint(path: Path) -> dict[str, Any]:
-    size = path.stat().st_size
-    digest = hashlib.sha256()
+    """Size and BLAKE2b of the whole file."""
+    digest = hashlib.blake2b(digest_size=32)
     with path.open("rb") as handle:
-        digest.update(handle.read(_EDGE))
-        if size > 2 * _EDGE:
-            handle.seek(size - _EDGE)
-            digest.update(handle.read(_EDGE))
-    return {"size": size, "edges_sha256": digest.hexdigest()}
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return {"size": path.stat().st_size, "blake2b": digest.hexdigest()}
 
 
 @dataclass
 class ArtifactSlot:
-    """One stage's place in the cache; the session fills ``identity``, the backend adds its own parts."""
+    """One stage's place in the cache; the session fills ``identity``, the backend adds its own parts.
+
+    ``fallback``: where new entries go when ``root`` cannot be written (its valid entries still count).
+    """
 
     root: Path
     identity: dict[str, Any] = field(default_factory=dict)
+    fallback: Path | None = None
 
     def entry(self, backend: str, parts: dict[str, Any]) -> CacheEntry:
+        """The entry's place in the writable cache (the fallback when ``root`` is read-only)."""
+        return self._at(self.fallback or self.root, backend, parts)
+
+    def _at(self, root: Path, backend: str, parts: dict[str, Any]) -> CacheEntry:
         key = cache_key({**self.identity, "backend": backend, **parts})
-        return CacheEntry(self.root / backend / key, {**self.identity, "backend": backend, **parts})
+        return CacheEntry(root / backend / key, {**self.identity, "backend": backend, **parts})
+
+    def lookup(self, backend: str, parts: dict[str, Any]) -> CacheEntry | None:
+        """The first valid entry, in the cache and then in the fallback; None when neither holds one."""
+        roots = [self.root] + ([self.fallback] if self.fallback else [])
+        for root in roots:
+            found = self._at(root, backend, parts)
+            if found.valid():
+                return found
+        return None
 
 
 @dataclass
@@ -84,6 +102,10 @@ class CacheEntry:
         """Remove a partial or corrupt entry and make a fresh, empty directory."""
         shutil.rmtree(self.directory, ignore_errors=True)
         self.directory.mkdir(parents=True, exist_ok=True)
+
+    def drop(self) -> None:
+        """Remove the entry (its output failed parity with NaN or Inf: it must not be reused)."""
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def commit(self, build_s: float) -> None:
         """Record every file now in the entry; written last, so its presence means complete."""

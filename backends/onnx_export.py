@@ -18,6 +18,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from sdshape.backends.base import Artifact
@@ -82,20 +83,28 @@ def export(module: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...], pa
             raise RuntimeError(f"ONNX export failed: {error}; exporter said: {' | '.join(tail)}") from error
 
 
+def onnx_parts() -> dict[str, Any]:
+    return {"torch": torch.__version__, "onnx": _version("onnx"), "onnxscript": _version("onnxscript")}
+
+
 def onnx_entry(slot: ArtifactSlot) -> CacheEntry:
-    parts = {"torch": torch.__version__, "onnx": _version("onnx"), "onnxscript": _version("onnxscript")}
-    return slot.entry("onnx", parts)
+    """The export's valid entry (in the cache or its fallback), else where a new one is built."""
+    return slot.lookup("onnx", onnx_parts()) or slot.entry("onnx", onnx_parts())
 
 
 def ensure_onnx(
     module: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...], slot: ArtifactSlot
 ) -> tuple[Path, Artifact]:
     """The cached ONNX file for this module and these inputs, exported now if missing or corrupt."""
-    entry = onnx_entry(slot)
+    found = slot.lookup("onnx", onnx_parts())
+    if found is not None:
+        reused = Artifact("reused", 0.0, str(found.directory), cached_build_s=found.recorded_build_s())
+        return found.path(ONNX_FILE), reused
+    entry = slot.entry("onnx", onnx_parts())
     path = entry.path(ONNX_FILE)
-    if entry.valid():
-        return path, Artifact("reused", 0.0, str(entry.directory), cached_build_s=entry.recorded_build_s())
     notes = ["previous entry was incomplete or corrupt: rebuilt"] if entry.directory.exists() else []
+    if slot.fallback is not None:
+        notes.append(f"cache {slot.root} is read-only: built in {slot.fallback}")
     entry.reset()
     start = time.perf_counter()
     export(module, example_inputs, path)
@@ -105,4 +114,6 @@ def ensure_onnx(
 
 
 def invalidate(slot: ArtifactSlot) -> None:
-    onnx_entry(slot).reset()
+    found = slot.lookup("onnx", onnx_parts())
+    if found is not None:
+        found.drop()

@@ -100,16 +100,19 @@ class TensorRTBackend:
             raise RuntimeError("TensorRT runs on a CUDA GPU only")
         onnx_path, onnx_artifact = onnx_export.ensure_onnx(module, example_inputs, cache)
         onnx_key = onnx_export.onnx_entry(cache).directory.name
-        entry = cache.entry("tensorrt", engine_parts(onnx_key, precision, trt.__version__))
+        parts = engine_parts(onnx_key, precision, trt.__version__)
+        found = cache.lookup("tensorrt", parts)
+        entry = found or cache.entry("tensorrt", parts)
         logger = trt.Logger(trt.Logger.WARNING)
         engine = None
         notes = [f"onnx {onnx_artifact.cache} ({onnx_artifact.build_s:.1f} s)"]
-        if entry.valid():
+        if found is not None:
             engine = trt.Runtime(logger).deserialize_cuda_engine(entry.path(ENGINE_FILE).read_bytes())
             artifact = Artifact("reused", 0.0, str(entry.directory), notes, cached_build_s=entry.recorded_build_s())
             if engine is None:
                 notes.append("cached engine did not deserialize: rebuilt")
         if engine is None:
+            entry = cache.entry("tensorrt", parts)
             entry.reset()
             rows = example_inputs[0].shape[0] if example_inputs and example_inputs[0].dim() else 1
             start = time.perf_counter()
@@ -154,7 +157,7 @@ def _build_engine(
         for name, (low, opt, high) in shapes.items():
             profile.set_shape(name, min=low, opt=opt, max=high)
         config.add_optimization_profile(profile)
-    timing_path = cache.root / "tensorrt" / TIMING_CACHE
+    timing_path = (cache.fallback or cache.root) / "tensorrt" / TIMING_CACHE
     timing = config.create_timing_cache(timing_path.read_bytes() if timing_path.is_file() else b"")
     config.set_timing_cache(timing, ignore_mismatch=False)
     serialized = builder.build_serialized_network(network, config)

@@ -13,6 +13,7 @@ import pytest
 
 from sdshape.benchsuite import SessionPool
 from sdshape.errors import UsageError
+from sdshape.output import file_target, standard_json, write_or_fall_back
 from sdshape.result.document import finalize_entries
 from sdshape.result.fingerprint import flat_fingerprint
 from sdshape.run_options import add_run_options, plan_from
@@ -26,13 +27,36 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_run_options(group.addoption, bench=True)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark has made its session
 def pytest_configure(config: pytest.Config) -> None:
     global _pool
     try:
+        target = config.getoption("benchmark_json", None)
+        if target is not None:
+            file_target(target, "--benchmark-json")  # checked now, not after every benchmark has run
         plan = plan_from(vars(config.option))
     except UsageError as error:
         raise pytest.UsageError(str(error)) from None
+    _write_atomically(getattr(config, "_benchmarksession", None))
     _pool = SessionPool(plan)
+
+
+def _write_atomically(benchmarks: object) -> None:
+    """pytest-benchmark writes --benchmark-json in place; write it beside and rename instead, and fall
+    back to a file whose path is printed if even that fails, so no run's results are lost."""
+    if benchmarks is None or not hasattr(benchmarks, "save_json"):
+        return
+
+    def save_json(output_json: dict) -> None:
+        written, why = write_or_fall_back(benchmarks.json, standard_json(output_json, indent=4))
+        if why is None:
+            benchmarks.logger.info(f"Wrote benchmark data in: {written}", purple=True)
+        else:
+            benchmarks.logger.warning(
+                f"sdshape: could not write {benchmarks.json} ({why}); the results are in {written}"
+            )
+
+    benchmarks.save_json = save_json
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -165,15 +165,19 @@ def _make_each(
 # --- real weights -------------------------------------------------------------------------
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_config(path: Path) -> dict[str, Any]:
+    """A config file of a --weights folder: a JSON object, or a one-line usage error naming the file."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise UsageError(f"--weights: cannot read {path}: {error}") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"--weights: {path} is not a config (expected a JSON object, got a {type(config).__name__})")
+    return config
 
 
 def _spec_from_config(name: str, kind: ComponentKind, folder: Path, **extra: Any) -> ComponentSpec:
-    config = _read_json(folder / "config.json")
+    config = read_config(folder / "config.json")
     if kind == "text_encoder":
         library_class = (config.get("architectures") or ["CLIPTextModel"])[0]
     else:
@@ -191,8 +195,8 @@ def weights_native_resolution(folder: Path) -> int:
         raise UsageError(
             f"--weights {folder}: not a diffusers pipeline folder (no {', '.join(s + '/config.json' for s in missing)})"
         )
-    unet = _read_json(folder / "unet" / "config.json")
-    vae = _read_json(folder / "vae" / "config.json")
+    unet = read_config(folder / "unet" / "config.json")
+    vae = read_config(folder / "vae" / "config.json")
     return int(unet.get("sample_size", 64)) * 2 ** (len(vae.get("block_out_channels", [0] * 4)) - 1)
 
 
@@ -240,5 +244,5 @@ def load_weights(
 
     modules, timings = _make_each(specs, lambda spec: stage_module(spec, load), on_component)
     scheduler_file = folder / "scheduler" / "scheduler_config.json"
-    scheduler = _read_json(scheduler_file) if scheduler_file.is_file() else {}
+    scheduler = read_config(scheduler_file) if scheduler_file.is_file() else {}
     return BuiltShape(f"weights:{label}", modules, specs, scheduler, weights=str(folder), build_s=timings)

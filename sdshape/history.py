@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sdshape.errors import UsageError
+from sdshape.output import figure_png, folder_target, write_atomic
 from sdshape.result.io import ResultFile, load
 from sdshape.saving import slug
 from sdshape.vocabulary import ID_FIELDS
@@ -242,9 +243,7 @@ def charts(series: list[Series], out: Path) -> dict[str, Path]:
             axes.set_title(f"{gpu}: {stage}")
             axes.legend(fontsize=7)
             figure.tight_layout()
-            path = out / f"{slug(gpu)}-{stage}.png"
-            figure.savefig(path, dpi=110)
-            plt.close(figure)
+            path = write_atomic(out / f"{slug(gpu)}-{stage}.png", figure_png(figure))
             written[f"{gpu}: {stage}"] = path
     return written
 
@@ -252,9 +251,9 @@ def charts(series: list[Series], out: Path) -> dict[str, Path]:
 def write_report(
     folder: Path, out: Path, gpu: str | None = None, floor: float = 0.05, run_to_run: float = RUN_TO_RUN
 ) -> tuple[Path, list[Series]]:
+    out = folder_target(out, "--out")
     series, skipped = collect(folder, gpu, floor, run_to_run)
     out.mkdir(parents=True, exist_ok=True)
     written = charts(series, out)
-    report = out / "history.md"
-    report.write_text(markdown(series, written, skipped, floor, run_to_run))
+    report = write_atomic(out / "history.md", markdown(series, written, skipped, floor, run_to_run))
     return report, series

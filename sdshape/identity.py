@@ -27,6 +27,7 @@ def config_hash(spec: ComponentSpec) -> str:
 
 def artifact_slot(
     cache_dir: Path | None,
+    fallback: Path | None,
     spec: ComponentSpec,
     kind: str,
     inputs: tuple[torch.Tensor, ...],
@@ -46,4 +47,4 @@ def artifact_slot(
         "cuda": environment.get("cuda_runtime_version"),
         "torch": torch.__version__,
     }
-    return ArtifactSlot(cache_dir, identity)
+    return ArtifactSlot(cache_dir, identity, fallback)

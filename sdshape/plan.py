@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from sdshape.errors import UsageError, choices_error
+from sdshape.limits import MAX_ROUNDS, MAX_SEED, MAX_WARMUP, check_size, train_timesteps, whole_number
 from sdshape.vocabulary import DEVICES, PRECISION_NAMES
 from sdshape.zoo import ShapeSpec, get_shape
 
@@ -60,6 +61,7 @@ class Plan:
     shape_spec: ShapeSpec | None = None  # set for compositions and shapes-file shapes
     sequence_length: int = 77
     isolate: bool = False  # each backend in its own process (sdshape run --isolate)
+    cache_fallback: Path | None = None  # where new artifacts go when cache_dir is read-only
 
     def backend(self, label: str) -> tuple[str, dict[str, Any]]:
         return self.backend_specs.get(label, (label, {}))
@@ -69,14 +71,45 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def _positive(name: str, value: int | None, minimum: int = 1) -> None:
-    if value is not None and value < minimum:
-        raise UsageError(f"{name} must be at least {minimum}, got {value}")
+def _positive(name: str, value: int | None, minimum: int = 1, maximum: int | None = None) -> None:
+    if value is not None:
+        whole_number(name, value, minimum, maximum)
 
 
 def check_resolution(value: int | None) -> None:
-    if value is not None and (value <= 0 or value % 8):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % 8):
         raise UsageError(f"--resolution must be a positive multiple of 8 (latents are 1/8 of the image), got {value}")
+
+
+def _run_configs(shape_spec: ShapeSpec | None, weights: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The scheduler config (training timesteps) and the VAE config (decoder channels) of the run."""
+    if weights is None:
+        from sdshape.zoo import shape_components
+
+        return dict(shape_spec.scheduler), dict(shape_components(shape_spec)["vae"].config)  # type: ignore[union-attr,arg-type]
+    from sdshape.build import read_config
+
+    scheduler = weights / "scheduler" / "scheduler_config.json"
+    return (read_config(scheduler) if scheduler.is_file() else {}), read_config(weights / "vae" / "config.json")
+
+
+def _cache_root(cache_dir: str | os.PathLike | None, notes: list[str]) -> tuple[Path, Path | None]:
+    """The artifact cache, and a writable fallback when it is read-only (its valid entries still reused)."""
+    from sdshape.backends.cache import default_root
+
+    root = Path(cache_dir) if cache_dir is not None else default_root()
+    if not str(root).strip() or (root.exists() and not root.is_dir()):
+        raise UsageError(f"--cache-dir {cache_dir}: not a folder; give a folder for exported models and engines")
+    existing = root
+    while not existing.exists():
+        existing = existing.parent
+    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+        return root, None
+    import tempfile
+
+    fallback = Path(tempfile.gettempdir()) / f"sdshape-cache-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    notes.append(f"cache {root} is read-only: its valid entries are reused, new ones are built in {fallback}")
+    return root, fallback
 
 
 def parse_backends(value: str, known: list[str]) -> list[str]:
@@ -134,6 +167,7 @@ def resolve(
     shapes_file: str | os.PathLike | None = None,
     sample_interval: float = 0.02,
     isolate: bool = False,
+    force_size: bool = False,
 ) -> Plan:
     """Validate user options and fill in defaults for the device that will run."""
     from sdshape.backends import backend_names
@@ -142,6 +176,7 @@ def resolve(
     if weights is not None and shape is not None:
         raise UsageError("--weights and --shape both given: the architecture comes from the --weights folder")
     _positive("--seq-len", sequence_length)
+    whole_number("--seed", seed, minimum=0, maximum=MAX_SEED)
     shape_spec = None
     if weights is None:
         from sdshape.zoo.compose import load_shapes_file, with_overrides
@@ -165,10 +200,11 @@ def resolve(
     if precision is not None and precision not in PRECISION_NAMES:
         raise choices_error("precision", precision, PRECISION_NAMES)
     check_resolution(resolution)
-    _positive("--steps", steps)
+    scheduler, vae_config = _run_configs(shape_spec, Path(weights) if weights is not None else None)
+    _positive("--steps", steps, maximum=train_timesteps(scheduler))
     _positive("--batch", batch)
-    _positive("--rounds", rounds)
-    _positive("--warmup", warmup, minimum=0)
+    _positive("--rounds", rounds, maximum=MAX_ROUNDS)
+    _positive("--warmup", warmup, minimum=0, maximum=MAX_WARMUP)
     if not 0 <= sample_interval <= 3600:  # NaN fails this too
         raise UsageError(
             f"--sample-interval must be between 0 (no sampler thread) and 3600 seconds, got {sample_interval}"
@@ -219,17 +255,21 @@ def resolve(
         warmup = defaults.warmup
     if device == "cpu" and chosen:
         notes.append("CPU defaults chosen: " + ", ".join(chosen) + " (set --resolution/--steps/--rounds to change)")
-    from sdshape.backends.cache import default_root
+    tokens = shape_spec.sequence_length if shape_spec else (sequence_length or 77)
+    element = 4 if precision == "fp32" else 2
+    check_size(vae_config, resolution, batch, tokens, element, device, force_size)
+    cache_root, cache_fallback = _cache_root(cache_dir, notes)
 
     return Plan(
         shape=shape_name,
         backends=list(specs),
         backend_specs=specs,
-        cache_dir=Path(cache_dir) if cache_dir is not None else default_root(),
+        cache_dir=cache_root,
+        cache_fallback=cache_fallback,
         parity=parity,
         vram_cap_bytes=vram_cap_bytes,
         shape_spec=shape_spec,
-        sequence_length=shape_spec.sequence_length if shape_spec else (sequence_length or 77),
+        sequence_length=tokens,
         precision=precision,
         device=torch.device(device),
         resolution=resolution,

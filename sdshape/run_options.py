@@ -57,6 +57,12 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         {"type": float, "default": 0.02},
     ),
     RunOption(
+        "--force-size",
+        "force_size",
+        "run sizes whose estimated memory exceeds the device's (by default they are refused up front)",
+        {"action": "store_true", "default": False},
+    ),
+    RunOption(
         "--isolate",
         "isolate",
         "run each backend (and the parity reference) in a fresh process, so every baseline starts clean",
@@ -132,4 +138,5 @@ def plan_from(values: Mapping[str, Any]) -> Any:
         shapes_file=values.get("shapes_file"),
         sample_interval=values.get("sample_interval", 0.02),
         isolate=values.get("isolate", False),
+        force_size=values.get("force_size", False),
     )

@@ -12,19 +12,17 @@ sessions (which session runs when, the parity reference) are the campaign's
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from sdshape import build, environment, parity
-from sdshape.backends import artifact_of, get_backend
-from sdshape.backends.base import Artifact, Runner
+from sdshape.backends import get_backend
+from sdshape.backends.base import Artifact
 from sdshape.call_inputs import call_shapes
 from sdshape.energy import EnergyReading
 from sdshape.flops import flops_per_call
-from sdshape.identity import artifact_slot
 from sdshape.measure import Outcome, StageRecorder, classify_failure, release_memory
 from sdshape.nvml import reading_source
 from sdshape.plan import Plan
@@ -32,8 +30,9 @@ from sdshape.recording import result_of
 from sdshape.reference import Reference, on_host
 from sdshape.result.document import stats_dict
 from sdshape.result.model import StageResult
+from sdshape.runners import Runners
 from sdshape.sampling import Sampler, Settled, settle
-from sdshape.vocabulary import KINDS, STAGES, precision
+from sdshape.vocabulary import KIND_OF_STAGE, KINDS, STAGE_OF_KIND, STAGES, precision
 from sdshape.vram_cap import apply_vram_cap
 from sdshape.wiring import StageFacts, resident_weight_bytes, stage_facts, wire
 from sdshape.zoo import get_shape
@@ -69,9 +68,7 @@ class Session:
     stages: dict[str, Any] = field(default_factory=dict)
     results: dict[str, StageResult] = field(default_factory=dict)
     reference_outputs: dict[str, torch.Tensor] = field(default_factory=dict)  # eager fp32 only, on the host
-    artifacts: dict[str, Artifact] = field(default_factory=dict)
-    runners: dict[str, Runner] = field(default_factory=dict)
-    prepare_s: float = 0.0
+    runners: Runners | None = None
     resident_weights_bytes: int | None = None
     vram_cap: dict[str, Any] | None = None
 
@@ -166,34 +163,15 @@ class Session:
 
         return on_component
 
-    def _prepare_runner(self, backend: Any, kind: str, module: Any, inputs: tuple[torch.Tensor, ...]) -> Runner:
-        task = self._task(f"{self.backend}: preparing {kind}")
-        plan = self.plan
-        spec = self.built.specs[kind]  # type: ignore[union-attr]
-        slot = artifact_slot(plan.cache_dir, spec, kind, inputs, plan.precision, plan.device, self.environment)
-        start = time.perf_counter()
-        runner = backend.prepare(module, inputs, plan.precision, plan.device, slot)
-        prepare_s = time.perf_counter() - start
-        artifact = artifact_of(runner)
-        if not hasattr(runner, "artifact") and self.backend_name != "eager":
-            artifact.build_s = prepare_s  # a backend that reports nothing: its whole prepare is its build
-        artifact.prepare_s = prepare_s
-        self.artifacts[kind] = artifact
-        self.runners[kind] = runner
-        self.prepare_s += artifact.prepare_s
-        self._advance(task, description=f"{self.backend}: {kind} {artifact.cache} ({artifact.build_s:.1f} s)")
-        return runner
-
     def _prepare(self, built: build.BuiltShape) -> None:
         plan = self.plan
         shapes = call_shapes(built.specs, plan.batch, plan.resolution, plan.sequence_length)
         backend = get_backend(self.backend_name, self.backend_options)
         conditioning = self.reference.conditioning_for(self.dtype, plan.device) if self.reference else None
-
-        def make_runner(kind: str, module: Any, inputs: tuple[torch.Tensor, ...]) -> Runner:
-            return self._prepare_runner(backend, kind, module, inputs)
-
-        self.stages = wire(built, shapes, plan, self.dtype, conditioning, make_runner)
+        self.runners = Runners(
+            backend, self.backend, plan, built.specs, self.environment, self.backend_name == "eager", self.progress
+        )
+        self.stages = wire(built, shapes, plan, self.dtype, conditioning, self.runners.prepare)
         self.facts = stage_facts(built, flops_per_call(built.specs, shapes, strict=False), plan.steps)
         self.resident_weights_bytes = resident_weight_bytes(built)
 
@@ -203,11 +181,8 @@ class Session:
         The campaign collects and releases memory after this, and reads the next
         session's baseline only once memory is back down (``sampling.settle``).
         """
-        for runner in self.runners.values():
-            close = getattr(runner, "close", None)
-            if callable(close):
-                close()
-        self.runners.clear()
+        if self.runners is not None:
+            self.runners.close()
         self.stages.clear()
         self.built = None
         self.reference = None
@@ -230,8 +205,36 @@ class Session:
         with torch.inference_mode():
             outcome = recorder.run_all(plan.rounds, on_round=lambda: self._advance(task, advance=1))
         result = self.record(outcome, recorder)
+        reused = self._reused_broken(result)
+        if reused and self.runners is not None:
+            # A cached artifact whose output holds NaN or Inf is corrupt, whatever its checksum said:
+            # drop it, build it again, measure the stage again, once.
+            why = "the cached entry's output held NaN/Inf against the reference: dropped and rebuilt"
+            for kind, runner in self.runners.rebuild(reused, why).items():
+                self.stages[STAGE_OF_KIND[kind]].runner = runner
+            recorder = self.recorder(stage)
+            with torch.inference_mode():
+                outcome = recorder.run_all(plan.rounds)
+            result = self.record(outcome, recorder)
         self._advance(task, description=f"{self.backend}: {stage}: {result.status}")
         return result
+
+    def _reused_broken(self, result: StageResult) -> list[str]:
+        """The reused artifacts a stage ran on, when its output held NaN or Inf (else none)."""
+        found = result.parity or {}
+        if result.status != "invalid" or not (found.get("nan") or found.get("inf")):
+            return []
+        kinds = [KIND_OF_STAGE[result.stage]] if result.stage in KIND_OF_STAGE else list(KINDS)
+        artifacts = self.artifacts
+        return [kind for kind in kinds if kind in artifacts and artifacts[kind].cache == "reused"]
+
+    @property
+    def artifacts(self) -> dict[str, Artifact]:
+        return self.runners.artifacts if self.runners is not None else {}
+
+    @property
+    def prepare_s(self) -> float:
+        return self.runners.prepare_s if self.runners is not None else 0.0
 
     def measure_all(self) -> list[StageResult]:
         return [self.measure(stage) for stage in STAGES]

@@ -3,33 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from sdshape.errors import UsageError
-
-
-def _check_writable(path: str) -> Path:
-    target = Path(path)
-    parent = target.parent if str(target.parent) else Path(".")
-    if target.is_dir():
-        raise UsageError(f"--json {path}: is a directory; give a file path")
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise UsageError(f"--json {path}: cannot write there (directory {parent} missing or not writable)")
-    if target.exists() and not os.access(target, os.W_OK):
-        raise UsageError(f"--json {path}: file exists and is not writable")
-    return target
+from sdshape import output
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from sdshape.run_options import plan_from
 
     plan = plan_from(vars(args))
-    json_path = _check_writable(args.json_path) if args.json_path else None
+    json_path = output.file_target(args.json_path, "--json") if args.json_path is not None else None
+    results_dir = output.folder_target(args.results_dir, "--results-dir") if args.save else None
     errors = Console(stderr=True)
     for note in plan.notes:
         errors.print(f"sdshape: {note}", highlight=False)
@@ -52,21 +40,33 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     for backend in dict.fromkeys(result.id.backend for result in results):
         print_allocation([result for result in results if result.id.backend == backend], console)
     print_backends(results, console)
+    text = output.standard_json(doc)
+    lost = False
     if json_path is not None:
-        json_path.write_text(json.dumps(doc, indent=2))
-        console.print(f"results written to {json_path}", highlight=False)
-    if args.save:
+        written, why = output.write_or_fall_back(json_path, text)
+        lost |= why is not None
+        say_written(console, "results written to", json_path, written, why)
+    if results_dir is not None:
         from sdshape.saving import save
 
-        saved = save(
-            doc,
-            Path(args.results_dir),
-            plan.shape if plan.weights is None else f"weights-{plan.weights.name}",
-            plan.backends,
-            plan.precision,
-        )
-        console.print(f"results saved to {saved}", highlight=False)
+        shape = plan.shape if plan.weights is None else f"weights-{plan.weights.name}"
+        try:
+            saved = save(doc, results_dir, shape, plan.backends, plan.precision, text=text)
+            console.print(f"results saved to {saved}", highlight=False)
+        except OSError as error:
+            written, _ = output.write_or_fall_back(output.fallback_path("save"), text)
+            say_written(console, "results saved to", results_dir, written, f"{type(error).__name__}: {error}")
+            lost = True
     failed = [result for result in results if result.status != "ok"]
     if failed:
         console.print(f"[red]{len(failed)} stage(s) did not complete; their rows keep status and message[/red]")
-    return 0
+    if len(failed) == len(results):
+        return 1  # no stage completed: a failure of the model or the machine (the user's input was checked)
+    return 1 if lost else 0
+
+
+def say_written(console: Console, what: str, wanted: Path, written: Path, why: str | None) -> None:
+    if why is None:
+        console.print(f"{what} {written}", highlight=False)
+        return
+    print(f"sdshape: could not write {wanted} ({why}); the results are in {written}", file=sys.stderr)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -12,6 +11,7 @@ from rich.table import Table
 
 from sdshape import units
 from sdshape.errors import UsageError
+from sdshape.output import folder_target, standard_json, write_atomic
 
 
 def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
@@ -21,6 +21,7 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
     if not args.budget > 0:
         raise UsageError(f"--budget must be a positive number of parameters, got {args.budget:g}")
     check_resolution(args.resolution)
+    out = folder_target(args.out, "--out") if args.out is not None else None
     for name in ("steps", "seq_len"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
@@ -76,10 +77,9 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         from sdshape.explorer.measure import cost_per_100m
 
         document["cost_per_100m"] = cost_per_100m(found, measured["components"])
-    if args.out:
-        out = Path(args.out)
+    if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "shapes.json").write_text(json.dumps(document, indent=2, default=str))
+        write_atomic(out / "shapes.json", standard_json(document))
         if measured is not None:
             chart.pareto_chart(document["shapes"], out / "pareto.png", chart.conditions(document))
     if args.json:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from sdshape.errors import UsageError
+from sdshape.output import figure_png, write_atomic
 
 
 def pareto_chart(shapes: list[dict[str, Any]], path: Any, conditions: str) -> None:
@@ -41,8 +42,7 @@ def pareto_chart(shapes: list[dict[str, Any]], path: Any, conditions: str) -> No
         axis.set_title(f"{label} vs parameters (line: the Pareto front)", fontsize=9)
     figure.suptitle(conditions, fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    write_atomic(path, figure_png(figure))
 
 
 def conditions(document: dict[str, Any]) -> str:

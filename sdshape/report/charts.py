@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
+from sdshape.output import figure_png
 from sdshape.vocabulary import PER_IMAGE_STAGES as STAGES
 
 
@@ -47,10 +47,7 @@ def share_chart(title: str, shares: dict[str, dict[str, float | None]]) -> bytes
             color="grey",
         )
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    return buffer.getvalue()
+    return figure_png(figure)
 
 
 def pareto_png(document: dict[str, Any], path: Path) -> bytes:

@@ -1,0 +1,88 @@
+"""What a run's numbers can mean, checked before anything is allocated.
+
+One rule per number, shared by the flags and the shapes files, so ``--seq-len
+-3`` and ``sequence_length = -3`` fail the same way. Sizes that could only run
+out of memory (``--resolution 1000000000``) are refused up front with an
+estimate of what they would need; ``--force-size`` runs them anyway.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sdshape import units
+from sdshape.errors import UsageError
+
+MAX_ROUNDS = 10_000
+MAX_WARMUP = 1_000
+# torch.Generator takes a signed 64-bit seed; the inputs use seed + 1 and seed + 2.
+MAX_SEED = 2**63 - 9
+DEFAULT_TRAIN_TIMESTEPS = 1000
+
+
+def whole_number(name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
+    """``value`` as a whole number in [minimum, maximum]; anything else (a bool, 2.5, "long") is refused."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{name} must be a whole number, got {value!r}")
+    if value < minimum:
+        raise UsageError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise UsageError(f"{name} must be at most {maximum}, got {value}")
+    return value
+
+
+def train_timesteps(scheduler: dict[str, Any] | None) -> int:
+    return int((scheduler or {}).get("num_train_timesteps") or DEFAULT_TRAIN_TIMESTEPS)
+
+
+def _vae_channels(vae_config: dict[str, Any]) -> int:
+    """Channels of the VAE decoder's full-resolution stage (the smallest listed: a lower bound)."""
+    listed = vae_config.get("block_out_channels") or vae_config.get("decoder_block_out_channels") or [64]
+    return int(min(listed))
+
+
+def memory_floor(
+    vae_config: dict[str, Any], resolution: int, batch: int, sequence_length: int, bytes_per_element: int
+) -> tuple[int, str]:
+    """A lower bound of the memory a run needs, whatever the backend: two full-resolution tensors of the
+    VAE decoder's last stage, and one attention-score matrix of the text encoder (CFG doubles its rows)."""
+    channels = _vae_channels(vae_config)
+    decode = 2 * batch * channels * resolution * resolution * bytes_per_element
+    text = 2 * batch * sequence_length * sequence_length * 4
+    how = (
+        f"the VAE decode alone needs 2 x {batch} x {channels} channels x {resolution}^2 px x {bytes_per_element} B "
+        f"= {units.size(decode)}; one text-attention matrix {units.size(text)}"
+    )
+    return decode + text, how
+
+
+def device_memory(device: str) -> tuple[int, str]:
+    """All the memory a run could have: the GPU's total, or the host's available RAM."""
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory, "the GPU has"
+    import psutil
+
+    return psutil.virtual_memory().available, "this machine has available"
+
+
+def check_size(
+    vae_config: dict[str, Any],
+    resolution: int,
+    batch: int,
+    sequence_length: int,
+    bytes_per_element: int,
+    device: str,
+    force: bool,
+) -> None:
+    """Refuse a run whose lower-bound memory exceeds the device's, unless ``force``."""
+    if force:
+        return
+    floor, how = memory_floor(vae_config, resolution, batch, sequence_length, bytes_per_element)
+    available, has = device_memory(device)
+    if floor > available:
+        raise UsageError(
+            f"--resolution {resolution} --batch {batch} --seq-len {sequence_length}: at least {units.size(floor)} "
+            f"({how}), more than the {units.size(available)} {has}; pass --force-size to run it anyway"
+        )
