@@ -68,7 +68,10 @@ def load_thresholds(path: str | Path, default: Floors) -> Thresholds:
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"--thresholds {path}: not TOML: {error}") from None
     overrides = []
-    for index, entry in enumerate(data.get("override", [])):
+    entries = data.get("override", [])
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise UsageError(f"--thresholds {path}: override must be a list of [[override]] tables, got {entries!r}")
+    for index, entry in enumerate(entries):
         unknown = set(entry) - set(ID_FIELDS) - {"time", "memory", "energy"}
         if unknown:
             raise UsageError(
@@ -77,7 +80,7 @@ def load_thresholds(path: str | Path, default: Floors) -> Thresholds:
             )
         values = {k: entry[k] for k in ("time", "memory", "energy") if k in entry}
         for key, value in values.items():
-            if not isinstance(value, (int, float)) or not 0 <= value < 10:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 10:
                 raise UsageError(f"--thresholds {path}: override #{index + 1}: {key} = {value!r} is not a fraction")
         if not values:
             raise UsageError(f"--thresholds {path}: override #{index + 1} sets none of time, memory, energy")
@@ -88,8 +91,12 @@ def load_thresholds(path: str | Path, default: Floors) -> Thresholds:
 
 
 def smallest_p(n: int, m: int) -> float:
-    """The smallest two-sided p-value an exact Mann-Whitney U test can give for these sample sizes."""
-    return min(1.0, 2 / math.comb(n + m, n))
+    """The smallest two-sided p-value an exact Mann-Whitney U test can give for these sample sizes.
+
+    2 / C(n+m, n), in logarithms: the binomial itself has hundreds of thousands of digits for the rounds
+    of a long run (620,000 a side took most of a minute and 600 MB as an integer)."""
+    log_ways = math.lgamma(n + m + 1) - math.lgamma(n + 1) - math.lgamma(m + 1)
+    return min(1.0, 2 * math.exp(-log_ways)) if log_ways < 700 else 0.0
 
 
 def compare_time(base: list[float], new: list[float], floor: float) -> dict[str, Any]:
@@ -164,7 +171,7 @@ def compare_rows(base: StageResult, new: StageResult, floors: Floors) -> dict[st
     if flagged:
         memory["flagged"] = flagged  # figures that broke a rule were left out; this says which and why
     metrics = {
-        "time": compare_time(base.rounds, new.rounds, floors.time),
+        "time": compare_time(base.timing.rounds_s, new.timing.rounds_s, floors.time),
         "memory": {**memory, "source": source},
         "energy": compare_scalar("energy", base.energy.joules_per_call, new.energy.joules_per_call, floors.energy),
     }

@@ -19,6 +19,7 @@ import math
 import os
 import tempfile
 import time
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ def _non_finite(value: Any, path: str, found: list[str]) -> Any:
         return None
     if isinstance(value, dict):
         return {key: _non_finite(item, f"{path}.{key}" if path else str(key), found) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, array)):
         return [_non_finite(item, f"{path}[{index}]", found) for index, item in enumerate(value)]
     return value
 

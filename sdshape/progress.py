@@ -33,7 +33,7 @@ class LineProgress:
     def _say(self, text: str, task: int | None = None) -> None:
         if task is not None:
             self._tasks[task]["said"] = time.perf_counter()
-        self.console.print(f"[{time.perf_counter() - self._start:7.1f}s] {text}", highlight=False)
+        self.console.print(f"[{time.perf_counter() - self._start:7.1f}s] {text}", highlight=False, soft_wrap=True)
 
     def add_task(self, description: str, total: float | None = None, **_: Any) -> int:
         task = len(self._tasks)

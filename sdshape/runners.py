@@ -44,7 +44,7 @@ class Runners:
         """A line on the console (stderr), beside the progress display."""
         console = getattr(self.progress, "console", None)
         if console is not None:
-            console.print(f"sdshape: {text}", highlight=False)
+            console.print(f"sdshape: {text}", highlight=False, soft_wrap=True)
         else:
             print(f"sdshape: {text}", file=sys.stderr)
 

@@ -20,7 +20,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     results_dir = output.folder_target(args.results_dir, "--results-dir") if args.save else None
     errors = Console(stderr=True)
     for note in plan.notes:
-        errors.print(f"sdshape: {note}", highlight=False)
+        errors.print(f"sdshape: {note}", highlight=False, soft_wrap=True)
 
     from sdshape.campaign import Campaign
     from sdshape.progress import make_progress

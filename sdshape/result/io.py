@@ -12,6 +12,8 @@ impossible figure for its readers either.
 from __future__ import annotations
 
 import json
+import math
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,45 @@ from typing import Any
 from sdshape.errors import UsageError
 from sdshape.result.model import StageResult
 from sdshape.vocabulary import ID_FIELDS
+
+ID_TYPES = {"stage": str, "shape": str, "backend": str, "precision": str, "batch": int, "resolution": int, "steps": int}
+STAT_KEYS = ("min", "max", "mean", "median", "iqr", "stddev", "q1", "q3")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _bad_numbers(info: dict[str, Any], stats: dict[str, Any] | None) -> str | None:
+    """What is wrong with the numbers a verdict is made from, or None: ids of the right types, rounds
+    that are finite positive seconds, statistics and energy that are finite."""
+    for field, kind in ID_TYPES.items():
+        value = info[field]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"id field {field} = {value!r} is not a {kind.__name__}"
+    if stats is not None:
+        data = stats.get("data")
+        if data is not None:
+            if not isinstance(data, list):
+                return f"stats.data is not a list of rounds ({type(data).__name__})"
+            for index, value in enumerate(data):
+                if not _number(value) or value <= 0:
+                    return f"stats.data[{index}] = {value!r} is not a positive, finite number of seconds"
+        for key in STAT_KEYS:
+            if key in stats and stats[key] is not None and not _number(stats[key]):
+                return f"stats.{key} = {stats[key]!r} is not a finite number"
+    energy = info.get("energy_j")
+    if energy is not None and (not _number(energy) or energy < 0):
+        return f"energy_j = {energy!r} is not a finite, non-negative number of joules"
+    return None
+
+
+def _compact(info: dict[str, Any], stats: dict[str, Any] | None) -> None:
+    """Rounds as packed doubles (8 bytes a round instead of 32): a long run's file holds millions."""
+    if stats is not None and isinstance(stats.get("data"), list):
+        stats["data"] = array("d", stats["data"])
+    if isinstance(info.get("device_rounds_s"), list) and all(_number(v) for v in info["device_rounds_s"]):
+        info["device_rounds_s"] = array("d", info["device_rounds_s"])
 
 
 @dataclass
@@ -45,6 +86,7 @@ def load(path: str | Path) -> ResultFile:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise UsageError(f"{path}: not JSON ({error.msg} at line {error.lineno})") from None
+    del text  # a long run's file is tens of MB: not held while its rows are built
     if not isinstance(document, dict) or not isinstance(document.get("benchmarks"), list):
         raise UsageError(f"{path}: not a results file (expected a JSON object with a 'benchmarks' list)")
     if not document["benchmarks"]:
@@ -61,6 +103,10 @@ def load(path: str | Path) -> ResultFile:
         stats = bench.get("stats")
         if stats is not None and not isinstance(stats, dict):
             raise UsageError(f"{path}: benchmark {name!r} has malformed stats")
+        problem = _bad_numbers(info, stats)
+        if problem:
+            raise UsageError(f"{path}: benchmark {name!r}: {problem}")
+        _compact(info, stats)
         row = StageResult.from_extra_info(info, stats)
         if row.id.key in rows:
             raise UsageError(f"{path}: two results share the id {row.id.as_dict()}")

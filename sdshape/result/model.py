@@ -314,7 +314,8 @@ class StageResult:
             get("params"), get("param_share"), get("params_executed"), get("flops"), get("flops_note"),
             get("tflops_achieved"),
         )  # fmt: skip
-        rounds = list((stats or {}).get("data") or [])
+        rounds = (stats or {}).get("data")
+        rounds = rounds if rounds is not None else []
         timing = Timing(
             rounds_s=rounds,
             timer=get("timer"),

@@ -14,10 +14,10 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from pathlib import Path
-from typing import Any
 
 from sdshape.call_inputs import max_tokens, text_hidden_size, text_pooled_size, vae_scale_factor
 from sdshape.errors import UsageError
+from sdshape.limits import whole_number
 from sdshape.zoo import SHAPE_SPECS, ShapeSpec, get_component, get_shape
 from sdshape.zoo.specs import ComponentSpec
 
@@ -130,7 +130,8 @@ def load_shapes_file(path: str | Path) -> dict[str, ShapeSpec]:
     shapes: dict[str, ShapeSpec] = {}
     allowed = {"text_encoder", "unet", "vae", "sequence_length"}
     for name, entry in data["shape"].items():
-        entry: dict[str, Any]
+        if not isinstance(entry, dict):
+            raise UsageError(f"--shapes-file {path}: shape {name!r} is not a table")
         missing = [k for k in ("text_encoder", "unet", "vae") if k not in entry]
         unknown = set(entry) - allowed
         if missing or unknown:
@@ -138,5 +139,15 @@ def load_shapes_file(path: str | Path) -> dict[str, ShapeSpec]:
             raise UsageError(f"--shapes-file {path}: shape {name!r}: {problem}; keys: {', '.join(sorted(allowed))}")
         if name in SHAPE_SPECS:
             raise UsageError(f"--shapes-file {path}: shape {name!r} would shadow a zoo shape; pick another name")
-        shapes[name] = compose(entry["text_encoder"], entry["unet"], entry["vae"], entry.get("sequence_length"), name)
+        where = f"--shapes-file {path}: shape {name!r}:"
+        for key in ("text_encoder", "unet", "vae"):
+            if not isinstance(entry[key], str):
+                raise UsageError(f"{where} {key} must be a component name (a string), got {entry[key]!r}")
+        tokens = entry.get("sequence_length")
+        if tokens is not None:
+            try:  # the same rule as --seq-len
+                whole_number("sequence_length", tokens)
+            except UsageError as error:
+                raise UsageError(f"{where} {error}") from None
+        shapes[name] = compose(entry["text_encoder"], entry["unet"], entry["vae"], tokens, name)
     return shapes
