@@ -16,8 +16,10 @@ from typing import Any, ClassVar
 
 import torch
 from sdshape.backends.base import Artifact, Option, PreparedRunner, Runner
+from sdshape.backends.graphs import clone_outputs
 
 MODES = ("default", "max-autotune", "reduce-overhead")
+GRAPH_MODES = ("max-autotune", "reduce-overhead")
 
 
 class TorchCompileBackend:
@@ -51,13 +53,15 @@ class TorchCompileBackend:
     ) -> Runner:
         mode = self.options["compile_mode"]
         compiled = torch.compile(module, mode=mode, dynamic=False)
-        cuda_graphs = mode == "reduce-overhead" and device.type == "cuda"
+        # Both modes replay CUDA graphs on a GPU (max-autotune adds them to its autotuning): the graph's
+        # output pool is overwritten by the next replay, so outputs are cloned.
+        cuda_graphs = mode in GRAPH_MODES and device.type == "cuda"
 
         def run(*inputs: torch.Tensor) -> Any:
             with torch.inference_mode():
                 if cuda_graphs:
                     torch.compiler.cudagraph_mark_step_begin()
-                    return _clone(compiled(*inputs))
+                    return clone_outputs(compiled(*inputs))
                 return compiled(*inputs)
 
         start = time.perf_counter()
@@ -73,9 +77,3 @@ def _reset() -> None:
     """Drop Dynamo's code cache (and with it Inductor's CUDA-graph pools), which hold the compiled
     module's memory after the session has let go of it."""
     torch._dynamo.reset()
-
-
-def _clone(output: Any) -> Any:
-    if isinstance(output, tuple):
-        return tuple(t.clone() for t in output)
-    return output.clone()

@@ -24,6 +24,7 @@ from sdshape.reference import Reference
 from sdshape.result.document import to_benchmark
 from sdshape.result.model import StageResult
 from sdshape.session import Session
+from sdshape.stopping import relative_ci
 
 PYTEST_TIMER = "pytest-benchmark time.perf_counter around a synchronized call"
 
@@ -83,14 +84,21 @@ def run_stage_benchmark(benchmark: Any, session: Session, stage: str, pool: Sess
     benchmark.group = f"{stage} ({session.plan.precision}, {plan.resolution}px, {plan.steps} steps)"
     build_error = session.build_error
     recorder = session.recorder(stage) if build_error is None else None
+    rounds, warmup, pilot = plan.rounds, plan.warmup, None
+    if rounds is None and recorder is not None:
+        # --rounds auto: pedantic needs a count up front, so an untimed pilot (our own loop) finds it
+        # with the stopping rule; pytest-benchmark then times that many rounds, already warm.
+        with torch.inference_mode():
+            pilot = session.recorder(stage).run_all(plan.stopping)
+        rounds, warmup = max(len(pilot.rounds_s), 1), 0
     try:
         with torch.inference_mode():
             benchmark.pedantic(
                 recorder.target if recorder else _raiser(build_error),
                 setup=recorder.setup if recorder else None,
                 teardown=recorder.teardown if recorder else None,
-                rounds=plan.rounds,
-                warmup_rounds=plan.warmup,
+                rounds=rounds or 1,
+                warmup_rounds=warmup,
                 iterations=1,
             )
     except Exception as error:
@@ -101,6 +109,9 @@ def run_stage_benchmark(benchmark: Any, session: Session, stage: str, pool: Sess
         _record_failure(benchmark, session.record(outcome), pool)
         return
     outcome = recorder.finish()
+    if pilot is not None and pilot.stopping:
+        outcome.stopping = {**pilot.stopping, "criterion": f"{pilot.stopping['criterion']} (pilot)"}
+        outcome.stopping["rel_ci"] = relative_ci(list(benchmark.stats.stats.data))
     result = session.record(outcome, recorder, stats=_pytest_stats(benchmark))
     result.timing.timer = PYTEST_TIMER
     result.timing.device_timer, result.timing.device_rounds_s = outcome.timer, list(outcome.rounds_s)

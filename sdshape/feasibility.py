@@ -46,6 +46,7 @@ class StageCost:
     flops: int | None
     weight_traffic: int  # bytes read from weights per stage call (weights x module calls)
     measured_s: float | None
+    busy_s: float | None = None  # GPU kernel time per call (the profiled round's busy union), when profiled
 
 
 @dataclass
@@ -98,7 +99,11 @@ def profiles(result: ResultFile, catalog: dict[str, GPU]) -> tuple[list[RunProfi
                 source += " on the CPU (stands in for GPU activations; CPU kernels' workspaces differ)"
             weights = row.memory.get("weights_bytes") or 0
             calls = run["key"]["steps"] if stage == "unet_loop" else 1
-            stages[stage] = StageCost(stage, weights, activations, source, row.cost.flops, weights * calls, row.median)
+            kernels = row.kernels or {}
+            busy = kernels.get("busy_s") if kernels.get("busy_fraction") is not None else None
+            stages[stage] = StageCost(
+                stage, weights, activations, source, row.cost.flops, weights * calls, row.median, busy
+            )
         if len(stages) != len(STAGES):
             continue
         context, context_source = _context(rows, on_gpu)
@@ -179,9 +184,45 @@ def calibration(run: RunProfile) -> tuple[float, str]:
     return efficiency, note
 
 
+def split_projection(cost: StageCost, measured_gpu: GPU, gpu: GPU) -> dict[str, Any] | None:
+    """One stage on ``gpu``, from a profiled run on ``measured_gpu``: the host's launch time stays as it
+    was (it depends on the CPU, not the GPU), and only the GPU's kernel time scales, by the ratio of the two
+    GPUs' roofline floors. None when the stage was not profiled on a GPU."""
+    here, there = roofline_s(cost, measured_gpu), roofline_s(cost, gpu)
+    if cost.busy_s is None or cost.measured_s is None or not here or there is None:
+        return None
+    host = max(0.0, cost.measured_s - cost.busy_s)
+    kernel = cost.busy_s * there / here
+    return {
+        "seconds": host + kernel,
+        "host_s": host,
+        "kernel_s": kernel,
+        "dominant": "host" if host > kernel else "gpu",
+    }
+
+
 def project(run: RunProfile, gpu: GPU) -> dict[str, Any]:
+    """Seconds per image on ``gpu``. With a profiled GPU run, host time is kept and kernel time scaled
+    (:func:`split_projection`): an H100's host-bound eager time is not scaled down for a smaller card.
+    Otherwise the whole stage is the target's roofline floor over the measured efficiency."""
     efficiency, source = calibration(run)
-    per_stage = {s: (f / efficiency if (f := roofline_s(c, gpu)) is not None else None) for s, c in run.stages.items()}
+    splits = {
+        s: split_projection(c, run.measured_gpu, gpu) if run.measured_gpu else None for s, c in run.stages.items()
+    }
+    if all(split is not None for split in splits.values()):
+        per_stage = {s: split["seconds"] for s, split in splits.items()}  # type: ignore[index]
+        host = sum(split["host_s"] for split in splits.values())  # type: ignore[index]
+        kernel = sum(split["kernel_s"] for split in splits.values())  # type: ignore[index]
+        source = (
+            f"measured on {run.measured_gpu.name}: host launch time kept ({host:.3f} s), GPU kernel time scaled "  # type: ignore[union-attr]
+            f"by the roofline ratio ({kernel:.3f} s on {gpu.name}); {'host' if host > kernel else 'GPU'}-dominated"
+        )
+        method, dominant = "host kept, kernels scaled", "host" if host > kernel else "gpu"
+    else:
+        per_stage = {
+            s: (f / efficiency if (f := roofline_s(c, gpu)) is not None else None) for s, c in run.stages.items()
+        }
+        splits, method, dominant = {}, "roofline over the measured efficiency", None
     total = None if any(v is None for v in per_stage.values()) else sum(per_stage.values())  # type: ignore[arg-type]
     loop = per_stage.get("unet_loop")
     if run.key["precision"] == "fp32":
@@ -189,6 +230,9 @@ def project(run: RunProfile, gpu: GPU) -> dict[str, Any]:
     return {
         "seconds_per_image": total,
         "per_stage_s": per_stage,
+        "per_stage_split": splits,
+        "dominant": dominant,
+        "method": method,
         "unet_it_s": run.key["steps"] / loop if loop else None,
         "efficiency": efficiency,
         "calibration": source,

@@ -34,6 +34,29 @@ def count_flops(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> in
     return int(counter.get_total_flops())
 
 
+def flop_class(op: str) -> str:
+    """The class of a counted op. On the meta device attention is decomposed: its score and value
+    products are the batched matmuls (``bmm``), which nothing else in these models uses; ``mm`` and
+    ``addmm`` are the linear projections and MLPs."""
+    name = op.lower()
+    if "conv" in name:
+        return "convolution"
+    if "bmm" in name or "attention" in name:
+        return "attention"
+    return "gemm" if "mm" in name else "other"
+
+
+def flops_by_class(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict[str, int]:
+    """FLOPs of one call, split into attention, convolution and GEMM (and anything else counted)."""
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        module(*inputs)
+    split: dict[str, int] = {}
+    for op, flops in counter.get_flop_counts()["Global"].items():
+        kind = flop_class(str(op))
+        split[kind] = split.get(kind, 0) + int(flops)
+    return split
+
+
 def flops_per_call(
     specs: dict[ComponentKind, ComponentSpec], shapes: CallShapes, strict: bool = True
 ) -> dict[ComponentKind, int | None]:

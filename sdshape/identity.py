@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from sdshape.backends.cache import ArtifactSlot
+from sdshape.errors import UsageError
 from sdshape.zoo import ComponentSpec
 
 
@@ -48,3 +50,22 @@ def artifact_slot(
         "torch": torch.__version__,
     }
     return ArtifactSlot(cache_dir, identity, fallback)
+
+
+def cache_location(cache_dir: str | os.PathLike | None, notes: list[str]) -> tuple[Path, Path | None]:
+    """The artifact cache, and a writable fallback when it is read-only (its valid entries still reused)."""
+    from sdshape.backends.cache import default_root
+
+    root = Path(cache_dir) if cache_dir is not None else default_root()
+    if not str(root).strip() or (root.exists() and not root.is_dir()):
+        raise UsageError(f"--cache-dir {cache_dir}: not a folder; give a folder for exported models and engines")
+    existing = root
+    while not existing.exists():
+        existing = existing.parent
+    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+        return root, None
+    import tempfile
+
+    fallback = Path(tempfile.gettempdir()) / f"sdshape-cache-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    notes.append(f"cache {root} is read-only: its valid entries are reused, new ones are built in {fallback}")
+    return root, fallback

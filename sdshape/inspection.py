@@ -10,7 +10,7 @@ from typing import Any
 
 from sdshape.build import count_params, meta_module
 from sdshape.call_inputs import call_shapes
-from sdshape.flops import FLOPS_NOTE, flops_per_call
+from sdshape.flops import FLOPS_NOTE, flops_by_class, meta_inputs
 from sdshape.vocabulary import STAGE_OF_KIND, calls_per_image, weight_bytes_by_precision
 from sdshape.zoo import ShapeSpec, shape_components
 
@@ -18,11 +18,15 @@ from sdshape.zoo import ShapeSpec, shape_components
 def inspect_shape(shape: ShapeSpec, resolution: int, steps: int) -> dict[str, Any]:
     specs = shape_components(shape)
     shapes = call_shapes(specs, batch=1, resolution=resolution, sequence_length=shape.sequence_length)
-    per_call = flops_per_call(specs, shapes)
     stages: dict[str, Any] = {}
+    image_split: dict[str, int] = {}
     total_params = 0
     for kind, spec in specs.items():
         module = meta_module(spec)
+        split = flops_by_class(module, meta_inputs(shapes.for_kind(kind)))
+        calls = calls_per_image(kind, steps)
+        for name, flops in split.items():
+            image_split[name] = image_split.get(name, 0) + flops * calls
         params = count_params(module)
         total_params += params
         stage = STAGE_OF_KIND[kind]
@@ -33,14 +37,17 @@ def inspect_shape(shape: ShapeSpec, resolution: int, steps: int) -> dict[str, An
             "params_executed": module.executed_params if kind == "vae" else params,
             "weight_bytes": weight_bytes_by_precision(params),
             "call_inputs": {name: list(dims) for name, dims in shapes.for_kind(kind).items()},
-            "flops_per_call": per_call[kind],
-            "calls_per_image": calls_per_image(kind, steps),
-            "flops_per_image": per_call[kind] * calls_per_image(kind, steps),
+            "flops_per_call": sum(split.values()),
+            "flops_by_class_per_call": split,
+            "calls_per_image": calls,
+            "flops_per_image": sum(split.values()) * calls,
         }
     flops_total = sum(stage["flops_per_image"] for stage in stages.values())
     for stage in stages.values():
         stage["param_share"] = stage["params"] / total_params
         stage["flops_share"] = stage["flops_per_image"] / flops_total
+        per_call = stage["flops_per_call"] or 1
+        stage["flops_class_shares"] = {name: f / per_call for name, f in stage["flops_by_class_per_call"].items()}
     return {
         "shape": shape.name,
         "description": shape.description,
@@ -54,5 +61,7 @@ def inspect_shape(shape: ShapeSpec, resolution: int, steps: int) -> dict[str, An
             "params": total_params,
             "weight_bytes": weight_bytes_by_precision(total_params),
             "flops_per_image": flops_total,
+            "flops_by_class": image_split,
+            "flops_class_shares": {name: f / flops_total for name, f in image_split.items()},
         },
     }

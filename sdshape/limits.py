@@ -8,6 +8,7 @@ estimate of what they would need; ``--force-size`` runs them anyway.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sdshape import units
@@ -86,3 +87,15 @@ def check_size(
             f"--resolution {resolution} --batch {batch} --seq-len {sequence_length}: at least {units.size(floor)} "
             f"({how}), more than the {units.size(available)} {has}; pass --force-size to run it anyway"
         )
+
+
+def run_configs(shape_spec: Any, weights: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The scheduler config (training timesteps) and the VAE config (decoder channels) of the run."""
+    if weights is None:
+        from sdshape.zoo import shape_components
+
+        return dict(shape_spec.scheduler), dict(shape_components(shape_spec)["vae"].config)  # type: ignore[union-attr,arg-type]
+    from sdshape.build import read_config
+
+    scheduler = weights / "scheduler" / "scheduler_config.json"
+    return (read_config(scheduler) if scheduler.is_file() else {}), read_config(weights / "vae" / "config.json")

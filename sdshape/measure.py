@@ -24,6 +24,7 @@ import torch
 from sdshape import energy
 from sdshape.energy import EnergyReading
 from sdshape.sampling import Sampler, WindowStats
+from sdshape.stopping import Stopping
 from sdshape.timing import Clock, synchronize
 
 
@@ -47,6 +48,7 @@ class Outcome:
     torch_memory: dict[str, int] | None = None
     parity: dict[str, Any] | None = None
     energy: EnergyReading | None = None
+    stopping: dict[str, Any] | None = None  # how the timed rounds ended (``sdshape.stopping``)
     output: Any = field(default=None, repr=False)  # the last timed round's output, for parity; never saved
 
 
@@ -150,18 +152,39 @@ class StageRecorder:
             "torch_activation_peak_bytes": allocated_peak - self._allocated_before,
         }
 
-    def run_all(self, rounds: int, on_round: Any = None) -> Outcome:
-        """Warm-up plus timed rounds without pytest-benchmark (``sdshape run``)."""
+    def run_all(self, rounds: int | Stopping, on_round: Any = None) -> Outcome:
+        """Warm-up, then timed rounds until the stopping rule says so (``sdshape run``; a count: that many)."""
+        stopping = rounds if isinstance(rounds, Stopping) else Stopping(fixed=rounds)
+        criterion = None
         try:
-            for _ in range(self.warmup + rounds):
+            for _ in range(self.warmup):
+                self.setup()
+                self.target()
+                self.teardown()
+            started = time.perf_counter()
+            while criterion is None:
                 self.setup()
                 self.target()
                 self.teardown()
                 if on_round is not None:
                     on_round()
+                criterion = stopping.done(self.rounds_s, time.perf_counter() - started)
         except Exception as error:
             return self.failed(error)
-        return self.finish()
+        outcome = self.finish()
+        outcome.stopping = stopping.record(criterion, self.rounds_s)
+        return outcome
+
+    def profiled(self) -> dict[str, Any]:
+        """One profiled round, outside the timed ones: GPU busy fraction and time by kernel class."""
+        from sdshape.profiling import profile_round
+
+        median = sorted(self.rounds_s)[len(self.rounds_s) // 2] if self.rounds_s else None
+        try:
+            with torch.inference_mode():
+                return profile_round(lambda: self.stage.run(None), self.device, median)
+        except Exception as error:  # a profiler failure must not cost the measured row
+            return {"busy_fraction": None, "busy_note": f"profiling failed: {classify_failure(error)[1]}"}
 
     def energy_window(self, counter_period_s: float | None) -> EnergyReading:
         """Joules per call over a window the energy counter can resolve (``sdshape.energy``).

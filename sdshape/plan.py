@@ -14,7 +14,9 @@ from typing import Any
 import torch
 
 from sdshape.errors import UsageError, choices_error
-from sdshape.limits import MAX_ROUNDS, MAX_SEED, MAX_WARMUP, check_size, train_timesteps, whole_number
+from sdshape.identity import cache_location
+from sdshape.limits import MAX_ROUNDS, MAX_SEED, MAX_WARMUP, check_size, run_configs, train_timesteps, whole_number
+from sdshape.stopping import Stopping
 from sdshape.vocabulary import DEVICES, PRECISION_NAMES
 from sdshape.zoo import ShapeSpec, get_shape
 
@@ -25,14 +27,15 @@ class Defaults:
 
     precision: str
     steps: int
-    rounds: int
+    rounds: int | None  # None: until the median is stable (``--rounds auto``)
     warmup: int
     resolution_cap: int | None  # None: the shape's native resolution
+    profile: bool
 
 
-GPU_DEFAULTS = Defaults(precision="fp16", steps=50, rounds=5, warmup=2, resolution_cap=None)
+GPU_DEFAULTS = Defaults(precision="fp16", steps=50, rounds=None, warmup=2, resolution_cap=None, profile=True)
 # Sized so `sdshape run` with no flags (SD 1.5 at 256x256) prints its table in about 2 minutes on 2 CPU cores.
-CPU_DEFAULTS = Defaults(precision="fp32", steps=3, rounds=3, warmup=1, resolution_cap=256)
+CPU_DEFAULTS = Defaults(precision="fp32", steps=3, rounds=3, warmup=1, resolution_cap=256, profile=False)
 
 
 @dataclass
@@ -46,7 +49,7 @@ class Plan:
     resolution: int
     steps: int
     batch: int
-    rounds: int
+    rounds: int | None  # None: until the median is stable (``stopping``)
     warmup: int
     weights: Path | None = None
     seed: int = 0
@@ -61,7 +64,15 @@ class Plan:
     shape_spec: ShapeSpec | None = None  # set for compositions and shapes-file shapes
     sequence_length: int = 77
     isolate: bool = False  # each backend in its own process (sdshape run --isolate)
+    target_ci: float = 0.01
+    max_rounds: int = 100
+    max_time_s: float = 60.0
+    profile: bool = False  # one profiled round per stage, outside the timed rounds
     cache_fallback: Path | None = None  # where new artifacts go when cache_dir is read-only
+
+    @property
+    def stopping(self) -> Stopping:
+        return Stopping(self.rounds, self.target_ci, self.max_rounds, self.max_time_s)
 
     def backend(self, label: str) -> tuple[str, dict[str, Any]]:
         return self.backend_specs.get(label, (label, {}))
@@ -79,37 +90,6 @@ def _positive(name: str, value: int | None, minimum: int = 1, maximum: int | Non
 def check_resolution(value: int | None) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % 8):
         raise UsageError(f"--resolution must be a positive multiple of 8 (latents are 1/8 of the image), got {value}")
-
-
-def _run_configs(shape_spec: ShapeSpec | None, weights: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The scheduler config (training timesteps) and the VAE config (decoder channels) of the run."""
-    if weights is None:
-        from sdshape.zoo import shape_components
-
-        return dict(shape_spec.scheduler), dict(shape_components(shape_spec)["vae"].config)  # type: ignore[union-attr,arg-type]
-    from sdshape.build import read_config
-
-    scheduler = weights / "scheduler" / "scheduler_config.json"
-    return (read_config(scheduler) if scheduler.is_file() else {}), read_config(weights / "vae" / "config.json")
-
-
-def _cache_root(cache_dir: str | os.PathLike | None, notes: list[str]) -> tuple[Path, Path | None]:
-    """The artifact cache, and a writable fallback when it is read-only (its valid entries still reused)."""
-    from sdshape.backends.cache import default_root
-
-    root = Path(cache_dir) if cache_dir is not None else default_root()
-    if not str(root).strip() or (root.exists() and not root.is_dir()):
-        raise UsageError(f"--cache-dir {cache_dir}: not a folder; give a folder for exported models and engines")
-    existing = root
-    while not existing.exists():
-        existing = existing.parent
-    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
-        return root, None
-    import tempfile
-
-    fallback = Path(tempfile.gettempdir()) / f"sdshape-cache-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
-    notes.append(f"cache {root} is read-only: its valid entries are reused, new ones are built in {fallback}")
-    return root, fallback
 
 
 def parse_backends(value: str, known: list[str]) -> list[str]:
@@ -151,7 +131,7 @@ def resolve(
     resolution: int | None = None,
     steps: int | None = None,
     batch: int = 1,
-    rounds: int | None = None,
+    rounds: int | str | None = None,
     warmup: int | None = None,
     weights: str | os.PathLike | None = None,
     seed: int = 0,
@@ -168,6 +148,10 @@ def resolve(
     sample_interval: float = 0.02,
     isolate: bool = False,
     force_size: bool = False,
+    target_ci: float = 0.01,
+    max_rounds: int = 100,
+    max_time: float = 60.0,
+    profile: bool | None = None,
 ) -> Plan:
     """Validate user options and fill in defaults for the device that will run."""
     from sdshape.backends import backend_names
@@ -200,10 +184,22 @@ def resolve(
     if precision is not None and precision not in PRECISION_NAMES:
         raise choices_error("precision", precision, PRECISION_NAMES)
     check_resolution(resolution)
-    scheduler, vae_config = _run_configs(shape_spec, Path(weights) if weights is not None else None)
+    scheduler, vae_config = run_configs(shape_spec, Path(weights) if weights is not None else None)
     _positive("--steps", steps, maximum=train_timesteps(scheduler))
     _positive("--batch", batch)
-    _positive("--rounds", rounds, maximum=MAX_ROUNDS)
+    auto_rounds = rounds == "auto"
+    if isinstance(rounds, str) and not auto_rounds:
+        try:
+            rounds = int(rounds)
+        except ValueError:
+            raise UsageError(f"--rounds must be a whole number or auto, got {rounds!r}") from None
+    if not auto_rounds:
+        _positive("--rounds", rounds, maximum=MAX_ROUNDS)
+    whole_number("--max-rounds", max_rounds, minimum=5, maximum=MAX_ROUNDS)
+    if not 0 < target_ci < 1:  # NaN fails this too
+        raise UsageError(f"--target-ci must be a fraction between 0 and 1 such as 0.01, got {target_ci}")
+    if not 0 < max_time <= 3600:
+        raise UsageError(f"--max-time must be between 0 and 3600 seconds, got {max_time}")
     _positive("--warmup", warmup, minimum=0, maximum=MAX_WARMUP)
     if not 0 <= sample_interval <= 3600:  # NaN fails this too
         raise UsageError(
@@ -248,9 +244,11 @@ def resolve(
     if steps is None:
         steps = defaults.steps
         chosen.append(f"{steps} steps")
-    if rounds is None:
+    if auto_rounds:
+        rounds = None
+    elif rounds is None:
         rounds = defaults.rounds
-        chosen.append(f"{rounds} timed rounds")
+        chosen.append(f"{rounds} timed rounds" if rounds else "rounds until the median is stable")
     if warmup is None:
         warmup = defaults.warmup
     if device == "cpu" and chosen:
@@ -258,7 +256,7 @@ def resolve(
     tokens = shape_spec.sequence_length if shape_spec else (sequence_length or 77)
     element = 4 if precision == "fp32" else 2
     check_size(vae_config, resolution, batch, tokens, element, device, force_size)
-    cache_root, cache_fallback = _cache_root(cache_dir, notes)
+    cache_root, cache_fallback = cache_location(cache_dir, notes)
 
     return Plan(
         shape=shape_name,
@@ -282,4 +280,8 @@ def resolve(
         notes=notes,
         sample_interval_s=sample_interval,
         isolate=isolate,
+        target_ci=target_ci,
+        max_rounds=max_rounds,
+        max_time_s=max_time,
+        profile=defaults.profile if profile is None else profile,
     )

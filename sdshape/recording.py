@@ -169,6 +169,7 @@ def result_of(
         warmup_rounds=plan.warmup,
         stats=stats,
         step_times=step_summary(outcome.step_s) if stage == "unet_loop" else None,
+        stopping=outcome.stopping,
     )
     backend = BackendRun(
         name=session.backend_name,

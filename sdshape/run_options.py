@@ -10,6 +10,7 @@ turn the parsed values into a :class:`~sdshape.plan.Plan` with
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +44,33 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("--resolution", "resolution", "image side in pixels, a multiple of 8 (default: native; 256 on CPU)", INT),
     RunOption("--steps", "steps", "denoising steps (default 50 on a GPU, 3 on the CPU)", INT),
     RunOption("--batch", "batch", "images per prompt batch (default 1)", {"type": int, "default": 1}),
-    RunOption("--rounds", "rounds", "timed rounds per stage (default 5 on a GPU, 3 on the CPU)", INT),
+    RunOption(
+        "--rounds",
+        "rounds",
+        "timed rounds per stage, or auto: until the median's 95%% CI is within --target-ci "
+        "(default auto on a GPU, 3 on the CPU)",
+    ),
+    RunOption(
+        "--target-ci",
+        "target_ci",
+        "--rounds auto stops once the median's 95%% CI is within this fraction of it (default 0.01)",
+        {"type": float, "default": 0.01},
+    ),
+    RunOption(
+        "--max-rounds", "max_rounds", "--rounds auto: at most this many rounds (default 100)", {**INT, "default": 100}
+    ),
+    RunOption(
+        "--max-time",
+        "max_time",
+        "--rounds auto: at most this many seconds per stage (default 60)",
+        {"type": float, "default": 60.0},
+    ),
+    RunOption(
+        "--profile",
+        "profile",
+        "one profiled round per stage: GPU busy fraction and time by kernel class (default on a GPU; --no-profile)",
+        {"action": argparse.BooleanOptionalAction, "default": None},
+    ),
     RunOption("--warmup", "warmup", "untimed warm-up rounds per stage (default 2 on a GPU, 1 on the CPU)", INT),
     RunOption("--weights", "weights", "local diffusers pipeline folder to load instead of random weights"),
     RunOption("--seed", "seed", "seed for weights and inputs (default 0)", {"type": int, "default": 0}),
@@ -139,4 +166,8 @@ def plan_from(values: Mapping[str, Any]) -> Any:
         sample_interval=values.get("sample_interval", 0.02),
         isolate=values.get("isolate", False),
         force_size=values.get("force_size", False),
+        target_ci=values.get("target_ci", 0.01),
+        max_rounds=values.get("max_rounds", 100),
+        max_time=values.get("max_time", 60.0),
+        profile=values.get("profile"),
     )

@@ -118,7 +118,9 @@ class Session:
 
     @property
     def is_reference(self) -> bool:
-        return self.backend_name == "eager" and self.plan.precision == "fp32"
+        """Plain eager in fp32: the output every backend's parity is checked against."""
+        plain = not any(self.plan.backend(self.backend)[1].values())
+        return self.backend_name == "eager" and plain and self.plan.precision == "fp32"
 
     def _task(self, description: str, total: int | None = None):
         if self.progress is None:
@@ -198,12 +200,12 @@ class Session:
         if self.build_error is not None:
             return self.record(Outcome(stage, self.build_error.status, self.build_error.message, "none"))
         plan = self.plan
-        task = self._task(
-            f"{self.backend}: {stage}: warm-up {plan.warmup} + {plan.rounds} rounds", total=plan.warmup + plan.rounds
-        )
+        stopping = plan.stopping
+        rounds = plan.rounds if plan.rounds is not None else plan.max_rounds
+        task = self._task(f"{self.backend}: {stage}: warm-up {plan.warmup} + {stopping.describe()}", total=rounds)
         recorder = self.recorder(stage)
         with torch.inference_mode():
-            outcome = recorder.run_all(plan.rounds, on_round=lambda: self._advance(task, advance=1))
+            outcome = recorder.run_all(stopping, on_round=lambda: self._advance(task, advance=1))
         result = self.record(outcome, recorder)
         reused = self._reused_broken(result)
         if reused and self.runners is not None:
@@ -214,7 +216,7 @@ class Session:
                 self.stages[STAGE_OF_KIND[kind]].runner = runner
             recorder = self.recorder(stage)
             with torch.inference_mode():
-                outcome = recorder.run_all(plan.rounds)
+                outcome = recorder.run_all(stopping)
             result = self.record(outcome, recorder)
         self._advance(task, description=f"{self.backend}: {stage}: {result.status}")
         return result
@@ -251,12 +253,14 @@ class Session:
         checked = self._parity(outcome)
         if checked is not None and not checked["ok"]:
             status, message = "invalid", parity.failure_message(checked)
+        kernels = recorder.profiled() if status == "ok" and self.plan.profile and recorder else None
         energy = self._energy(recorder, status)
         if self.is_reference and outcome.output is not None:
             self.reference_outputs[outcome.stage] = parity.flatten(outcome.output)
         if stats is None and outcome.rounds_s:
             stats = stats_dict(outcome.rounds_s)
         result = result_of(self, outcome, status, message, checked, energy, stats)
+        result.kernels = kernels
         self.results[outcome.stage] = result
         return result
 

@@ -15,9 +15,23 @@ from sdshape.result.model import Figure, StageResult, caption_label
 from sdshape.vocabulary import STAGES
 
 ALLOCATION_COLUMNS = (
-    "stage", "params", "params %", "time", "IQR", "time %", "weights", "peak mem", "activations", "J/call", "J %",
-    "FLOPs", "TFLOP/s", "status",
+    "stage", "params", "params %", "time", "±CI", "IQR", "time %", "weights", "peak mem", "activations", "J/call",
+    "J %", "FLOPs", "TFLOP/s", "status",
 )  # fmt: skip
+
+
+def ci_cell(result: StageResult) -> str:
+    """Half the median's 95% confidence interval, as a share of it ("-": too few rounds to bracket it)."""
+    rel = result.timing.rel_ci
+    return f"±{rel:.1%}" if rel is not None else "-"
+
+
+def status_cell(result: StageResult) -> str:
+    status = result.status if result.status == "ok" else f"[red]{result.status}[/red]"
+    busy = (result.kernels or {}).get("busy_fraction")
+    if result.host_bound and busy is not None:
+        status += f" [yellow]host-bound: GPU busy {busy:.0%}[/yellow]"
+    return status
 
 
 def _memory_cell(figure: Figure, caption_source: str, result: StageResult) -> str:
@@ -29,10 +43,15 @@ def _memory_cell(figure: Figure, caption_source: str, result: StageResult) -> st
 
 def conditions(result: StageResult) -> str:
     i, c, t = result.id, result.conditions, result.timing
+    stopping = t.stopping or {}
+    if stopping.get("target_ci") is not None:
+        rounds = f"rounds until the median's 95% CI is within {stopping['target_ci']:.0%} (per stage)"
+    else:
+        rounds = f"{len(t.rounds_s)} timed rounds"
     return (
         f"{i.shape} · {i.backend} · {i.precision} · batch {i.batch} · {i.resolution}x{i.resolution} · "
-        f"{i.steps} steps · CFG {c.guidance_scale} · {len(t.rounds_s)} timed rounds after {t.warmup_rounds} "
-        f"warm-up · timer {t.timer} · {c.device_name}"
+        f"{i.steps} steps · CFG {c.guidance_scale} · {rounds} after {t.warmup_rounds} warm-up · timer {t.timer} · "
+        f"{c.device_name}"
     )
 
 
@@ -55,7 +74,6 @@ def allocation_table(results: list[StageResult], title: str | None = None) -> Ta
             continue
         result = by_stage[stage]
         energy, tflops, median = result.energy.joules_per_call, result.cost.tflops_achieved, result.median
-        status = result.status if result.status == "ok" else f"[red]{result.status}[/red]"
         if stage == "pipeline":
             table.add_section()
         table.add_row(
@@ -63,6 +81,7 @@ def allocation_table(results: list[StageResult], title: str | None = None) -> Ta
             units.count(result.cost.params),
             units.share(result.cost.param_share),
             units.seconds(median),
+            ci_cell(result),
             units.seconds(result.timing.iqr) if result.timing.stats else "-",
             units.share(result.timing.time_share),
             units.size(result.memory.get("weights_bytes")),
@@ -72,7 +91,37 @@ def allocation_table(results: list[StageResult], title: str | None = None) -> Ta
             units.share(result.energy.share),
             units.count(result.cost.flops),
             f"{tflops:.3f}" if tflops is not None else "-",
-            status,
+            status_cell(result),
+        )
+    return table
+
+
+def kernel_table(results: list[StageResult]) -> Table | None:
+    """Where in each stage the time goes: each kernel class's share, the GPU's busy fraction, the top kernel."""
+    from sdshape.profiling import CLASSES, class_shares
+
+    profiled = [r for r in results if class_shares(r.kernels)]
+    if not profiled:
+        return None
+    source = profiled[0].kernels["source"]  # type: ignore[index]
+    table = Table(title=f"where in each stage the time goes ({source})", caption_justify="left")
+    for column in ("stage", "backend", "GPU busy", *CLASSES, "per call", "longest kernel"):
+        table.add_column(column, justify="left" if column in ("stage", "backend", "longest kernel") else "right")
+    for result in profiled:
+        kernels = result.kernels or {}
+        shares = class_shares(kernels) or {}
+        busy = kernels.get("busy_fraction")
+        busy_cell = (
+            "n/a" if busy is None else f"{busy:.0%}" + (" [yellow]host-bound[/yellow]" if result.host_bound else "")
+        )
+        top = (kernels.get("top") or [{}])[0].get("name", "-")
+        table.add_row(
+            result.stage,
+            result.id.backend,
+            busy_cell,
+            *(units.share(shares.get(kind)) for kind in CLASSES),
+            units.seconds(kernels.get("kernel_s")),
+            top[:60],
         )
     return table
 
@@ -142,6 +191,14 @@ def footnotes(results: list[StageResult]) -> list[str]:
             )
         if result.stage == "pipeline" and result.timing.residual:
             lines.append(residual_line(result.timing.residual))
+        stopping = result.timing.stopping or {}
+        if stopping.get("criterion") in ("max_rounds", "max_time"):
+            reached = f"{stopping['rel_ci']:.1%}" if stopping.get("rel_ci") is not None else "no interval yet"
+            lines.append(
+                f"{result.stage}: rounds stopped at the {stopping['criterion'].replace('_', ' ')} cap after "
+                f"{stopping['rounds']} rounds, CI {reached} (target {stopping['target_ci']:.1%}): "
+                "less stable than asked"
+            )
         if result.status != "ok":
             lines.append(f"{result.stage}: {result.status}: {result.message}")
         if result.memory.error:
@@ -161,6 +218,15 @@ def print_allocation(results: list[StageResult], console: Console | None = None)
     console.print(allocation_table(results, title="sdshape: where the parameters, time, memory and energy go"))
     for line in footnotes(results):
         console.print(f"  {line}", highlight=False)
+    kernels = kernel_table(results)
+    if kernels is not None:
+        console.print(kernels)
+        note = next((r.kernels.get("busy_note") for r in results if r.kernels and r.kernels.get("busy_note")), None)
+        console.print(
+            "  one profiled round per stage, outside the timed rounds; shares of the kernel time; host-bound: "
+            f"the GPU was busy less than 80% of the round{f' ({note})' if note else ''}",
+            highlight=False,
+        )
 
 
 def _parity_cell(result: StageResult) -> str:

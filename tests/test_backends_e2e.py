@@ -68,7 +68,8 @@ def test_backends_listing(capsys):
     [
         (["--backend", "compile:turbo"], "unknown compile variant 'turbo'"),
         (["--backend", "onnxruntime:cuda"], "does not match --device cpu"),
-        (["--backend", "eager:fast"], "takes no variant"),
+        (["--backend", "eager:fast"], "unknown eager variant 'fast'; valid choices: cudagraph"),
+        (["--backend", "tensorrt:fast"], "takes no variant"),
         (["--compile-mode", "max"], "unknown compile mode 'max'"),
     ],
 )

@@ -245,11 +245,12 @@ def test_an_entry_whose_output_is_nan_is_dropped_and_rebuilt_once(built_cache, t
 def test_a_read_only_cache_with_a_broken_entry_still_serves_the_valid_ones(built_cache, tmp_path, monkeypatch, capsys):
     import os
 
-    from sdshape import plan
+    from sdshape import identity
 
     _garble(_unet_entry(built_cache), b"\x01\x02\x03\x04")
     real_access = os.access
-    monkeypatch.setattr(plan.os, "access", lambda p, mode: False if Path(p) == built_cache else real_access(p, mode))
+    read_only = lambda p, mode: False if Path(p) == built_cache else real_access(p, mode)  # noqa: E731
+    monkeypatch.setattr(identity.os, "access", read_only)
     monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path / "fallback-root"))
     (tmp_path / "fallback-root").mkdir()
     out = tmp_path / "ro.json"

@@ -61,10 +61,12 @@ def build_parser(backend_flags: bool = False) -> Parser:
     shapes.add_argument("--steps", type=int, help="denoising steps per image (default 50)")
     shapes.add_argument("--seq-len", type=int, default=77, help="text tokens (capped at 77 for CLIP encoders)")
     shapes.add_argument("--measure", action="store_true", help="measure each distinct component once and compose")
-    shapes.add_argument("--backend", default="eager", help="backend for --measure (one)")
+    shapes.add_argument(
+        "--backend", help="backend for --measure, one (default eager:cudagraph on a GPU, eager on the CPU)"
+    )
     shapes.add_argument("--precision", help="precision for --measure (default fp16 on a GPU, fp32 on the CPU)")
     shapes.add_argument("--device", help="device for --measure (default: the GPU if there is one)")
-    shapes.add_argument("--rounds", type=int, help="timed rounds per component for --measure")
+    shapes.add_argument("--rounds", help="timed rounds per component for --measure, or auto (the default on a GPU)")
     shapes.add_argument("--warmup", type=int, help="warm-up rounds per component for --measure")
     if backend_flags:
         from sdshape.backends import declared_flags

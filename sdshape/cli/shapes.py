@@ -27,12 +27,15 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     plan = None
     if args.measure:
-        from sdshape.plan import resolve
+        from sdshape.plan import cuda_available, resolve
         from sdshape.run_options import backend_flags
 
+        on_gpu = args.device == "cuda" or (args.device is None and cuda_available())
+        # On a GPU the explorer measures GPU work by default: CUDA-graph replay, rounds until stable.
+        backend = args.backend or ("eager:cudagraph" if on_gpu else "eager")
         plan = resolve(
             shape="tiny" if args.family == "tiny" else "sd15",
-            backend=args.backend,
+            backend=backend,
             precision=args.precision,
             device=args.device,
             resolution=args.resolution,
@@ -99,7 +102,7 @@ def _print_shapes(document: dict[str, Any], console: Console) -> None:
     )
     columns = ["composition", "text enc.", "UNet", "VAE", "total", "split te/unet/vae", "FLOPs/image", "fp16 weights"]
     if measured:
-        columns += ["s/image", "peak mem"]
+        columns += ["s/image", "±CI", "rank", "peak mem"]
     for column in columns:
         table.add_column(column, justify="left" if column == "composition" else "right")
     for shape in document["shapes"]:
@@ -117,7 +120,10 @@ def _print_shapes(document: dict[str, Any], console: Console) -> None:
         ]
         if measured:
             costs = shape.get("measured") or {}
-            row += [units.seconds(costs.get("seconds_per_image")), units.size(costs.get("peak_bytes"))]
+            seconds, half = costs.get("seconds_per_image"), costs.get("ci_s")
+            ci = f"±{half / seconds:.1%}" if seconds and half is not None else "-"
+            rank = f"{costs['rank']}{'=' if costs.get('tied') else ''}" if costs.get("rank") else "-"
+            row += [units.seconds(seconds), ci, rank, units.size(costs.get("peak_bytes"))]
         table.add_row(*row)
     console.print(table)
     skipped = document["skipped"]
@@ -129,23 +135,45 @@ def _print_shapes(document: dict[str, Any], console: Console) -> None:
             console.print(f"  {shape['name']}: {note}", highlight=False)
     if measured:
         per = Table(title="cost per 100 M parameters, by component kind (" + chart.conditions(document) + ")")
-        for column in ("kind", "component", "params", "s/image", "s per 100 M params", "activations per 100 M"):
+        columns = ("kind", "component", "params", "s/image", "±CI", "GPU busy", "s per 100 M params", "act. per 100 M")
+        for column in columns:
             per.add_column(column, justify="left" if column in ("kind", "component") else "right")
+        components = document.get("components") or {}
         for row in document["cost_per_100m"]:
+            cost = components.get(row["component"], {})
+            rel, busy = cost.get("rel_ci"), cost.get("busy_fraction")
             per.add_row(
                 row["kind"],
                 row["component"],
                 units.count(row["params"]),
                 units.seconds(row["seconds_per_image"]),
+                f"±{rel:.1%}" if rel is not None else "-",
+                ("n/a" if busy is None else f"{busy:.0%}") + (" host-bound" if cost.get("host_bound") else ""),
                 units.seconds(row["seconds_per_100m"]),
                 units.size(row["activation_bytes_per_100m"]),
             )
         console.print(per)
         check = document["check"]
         if check:
-            difference = f"{check['difference']:+.1%}" if check["difference"] is not None else "-"
-            console.print(
-                f"check: {check['name']} end to end {units.seconds(check['end_to_end_s'])}, composed "
-                f"{units.seconds(check['composed_s'])} ({difference})",
-                highlight=False,
-            )
+            console.print(check_line(check), highlight=False)
+        console.print(
+            "  rank: by s/image; '=' marks compositions whose difference is inside their combined 95% CI (tied, "
+            "not ordered by noise)",
+            highlight=False,
+        )
+
+
+def check_line(check: dict[str, Any]) -> str:
+    """The composition rule's check: agreement within the combined CI, or the component that is off."""
+    difference = f"{check['difference']:+.1%}" if check.get("difference") is not None else "-"
+    line = (
+        f"check: {check['name']} end to end {units.seconds(check['end_to_end_s'])}, composed "
+        f"{units.seconds(check['composed_s'])} ({difference})"
+    )
+    combined = check.get("combined_ci_s")
+    if check.get("agrees"):
+        return f"{line}: agrees within the combined CI of {units.seconds(combined)}"
+    if check.get("agrees") is False:
+        spread = f"the combined CI of {units.seconds(combined)}" if combined is not None else "their CIs"
+        return f"{line}: [yellow]outside {spread}; the {check.get('off')} component is off[/yellow]"
+    return line

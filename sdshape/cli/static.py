@@ -12,6 +12,8 @@ from rich.table import Table
 from sdshape import units
 from sdshape.errors import UsageError
 
+FLOP_CLASSES = ("attention", "convolution", "gemm")
+
 
 def zoo_listing() -> dict[str, Any]:
     from sdshape.build import count_params, meta_module
@@ -90,6 +92,7 @@ def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
         "calls/image",
         "FLOPs/image",
         "FLOPs %",
+        *FLOP_CLASSES,
     ):
         table.add_column(column, justify="left" if column in ("stage", "component") else "right")
     for name, stage in report["stages"].items():
@@ -103,6 +106,7 @@ def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
             str(stage["calls_per_image"]),
             units.count(stage["flops_per_image"]),
             units.share(stage["flops_share"]),
+            *(units.share(stage["flops_class_shares"].get(kind, 0.0)) for kind in FLOP_CLASSES),
         )
     total = report["total"]
     table.add_section()
@@ -116,8 +120,14 @@ def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
         "",
         units.count(total["flops_per_image"]),
         "100%",
+        *(units.share(total["flops_class_shares"].get(kind, 0.0)) for kind in FLOP_CLASSES),
     )
     console.print(table)
+    console.print(
+        "  attention: the score and value products (batched matmuls); GEMM: the linear projections and MLPs; "
+        "convolution: every conv. FLOPs only: the time split by kernel class comes from `sdshape run --profile`.",
+        highlight=False,
+    )
     return 0
 
 

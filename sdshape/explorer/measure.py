@@ -9,11 +9,12 @@ VAE once), and one composition is measured end to end to check that rule.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sdshape.explorer.compositions import Composition
 from sdshape.result.model import StageResult
-from sdshape.vocabulary import KINDS, STAGE_OF_KIND
+from sdshape.vocabulary import KINDS, STAGE_OF_KIND, STAGES
 
 
 def measure(compositions: list[Composition], plan: Any, progress: Any = None, check: int = 0) -> dict[str, Any]:
@@ -40,25 +41,83 @@ def measure(compositions: list[Composition], plan: Any, progress: Any = None, ch
             campaign.close(session)
     for composition in compositions:
         composition.measured = compose_costs(composition, measured)
+    rank_with_ties(compositions)
     checked = None
     if compositions:
         target = compositions[min(check, len(compositions) - 1)]
         session = campaign.open(plan.backends[0], plan=_plan_for(plan, target))
         try:
             session.build()
-            outcome = session.measure("pipeline")
-            end_to_end = outcome.median
+            stages = {stage: session.measure(stage) for stage in STAGES}
         finally:
             campaign.close(session)
-        composed = target.measured.get("seconds_per_image")
-        checked = {
-            "name": target.shape.name,
-            "end_to_end_s": end_to_end,
-            "composed_s": composed,
-            "difference": (composed / end_to_end - 1) if composed and end_to_end else None,
-            "status": outcome.status,
-        }
+        checked = composition_check(target, stages)
     return {"components": measured, "check": checked}
+
+
+def _half_ci(result: StageResult) -> float | None:
+    """Half the median's 95% CI in seconds (None: too few rounds to bracket it)."""
+    rel = result.timing.rel_ci
+    return rel * result.median if rel is not None and result.median is not None else None
+
+
+def _combined(*halves: float | None) -> float | None:
+    """Half-widths of independent measurements added in quadrature (None if any is unknown)."""
+    return None if any(h is None for h in halves) else math.sqrt(sum(h * h for h in halves))  # type: ignore[operator]
+
+
+def composition_check(target: Composition, stages: dict[str, StageResult]) -> dict[str, Any]:
+    """The composition rule checked on one composition measured end to end.
+
+    The composed time agrees when it is within the combined CI of the composed parts and the
+    end-to-end pipeline; otherwise the component whose measured cost differs most from its own stage
+    in the end-to-end session (in units of their combined CI) is named as the one that is off.
+    """
+    pipeline = stages["pipeline"]
+    composed = target.measured.get("seconds_per_image")
+    end_to_end = pipeline.median
+    check: dict[str, Any] = {
+        "name": target.shape.name,
+        "end_to_end_s": end_to_end,
+        "composed_s": composed,
+        "difference": (composed / end_to_end - 1) if composed and end_to_end else None,
+        "status": pipeline.status,
+    }
+    if composed is None or end_to_end is None:
+        return {**check, "agrees": None, "combined_ci_s": None, "off": None}
+    combined = _combined(target.measured.get("ci_s"), _half_ci(pipeline))
+    agrees = combined is not None and abs(composed - end_to_end) <= combined
+    off, worst = None, 0.0
+    for kind in KINDS:
+        stage = stages[STAGE_OF_KIND[kind]]
+        part = (target.measured.get("seconds_by_kind") or {}).get(kind)
+        if part is None or stage.median is None:
+            continue
+        spread = _combined((target.measured.get("ci_by_kind") or {}).get(kind), _half_ci(stage)) or 0.0
+        gap = abs(part - stage.median) / spread if spread else abs(part - stage.median) / stage.median
+        if gap > worst:
+            off, worst = kind, gap
+    return {**check, "agrees": agrees, "combined_ci_s": combined, "off": None if agrees else off}
+
+
+def rank_with_ties(compositions: list[Composition]) -> None:
+    """Rank by seconds per image; a composition whose difference from the one ranked before it is inside
+    their combined CI shares its rank (``tied``), so noise never orders two compositions."""
+    measured = [c for c in compositions if (c.measured or {}).get("status") == "ok"]
+    measured.sort(key=lambda c: c.measured["seconds_per_image"])
+    rank, previous = 0, None
+    for position, composition in enumerate(measured, start=1):
+        cost = composition.measured
+        tied = False
+        if previous is not None:
+            combined = _combined(cost.get("ci_s"), previous.measured.get("ci_s"))
+            gap = cost["seconds_per_image"] - previous.measured["seconds_per_image"]
+            tied = combined is not None and gap <= combined
+        rank = rank if tied else position
+        cost["rank"], cost["tied"] = rank, tied
+        if tied:
+            previous.measured["tied"] = True  # type: ignore[union-attr]
+        previous = composition
 
 
 def _plan_for(plan: Any, composition: Composition) -> Any:
@@ -78,9 +137,14 @@ def component_cost(result: StageResult, kind: str, steps: int) -> dict[str, Any]
     status = result.status
     if status == "ok" and activations is None:
         status = "memory_flagged"
+    half = _half_ci(result)
     return {
         "status": status,
         "seconds": median,
+        "ci_s": half,
+        "rel_ci": result.timing.rel_ci,
+        "busy_fraction": (result.kernels or {}).get("busy_fraction"),
+        "host_bound": result.host_bound,
         # the loop was measured at `steps`; per step, so a composition at any step count can use it
         "seconds_per_call": median / steps if median is not None and kind == "unet" else median,
         "weight_bytes": result.memory.get("weights_bytes"),
@@ -102,9 +166,12 @@ def compose_costs(composition: Composition, measured: dict[str, dict[str, Any]])
     weights = sum(c["weight_bytes"] for c in costs.values())
     peak = weights + max(c["activation_bytes"] for c in costs.values())
     energies = [c["energy_j"] for c in costs.values()]
+    halves = {kind: c.get("ci_s") for kind, c in costs.items()}
     return {
         "status": "ok",
         "seconds_per_image": seconds,
+        "ci_s": _combined(*halves.values()),
+        "ci_by_kind": halves,
         "seconds_by_kind": {kind: c["seconds"] for kind, c in costs.items()},
         "peak_bytes": peak,
         "peak_note": "all resident: weights + the largest activation peak (" + costs["unet"]["activation_source"] + ")",

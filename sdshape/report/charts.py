@@ -50,6 +50,32 @@ def share_chart(title: str, shares: dict[str, dict[str, float | None]]) -> bytes
     return figure_png(figure)
 
 
+def kernel_chart(bars: list[tuple[str, dict[str, float]]]) -> bytes:
+    """One stacked bar per (stage, backend, conditions): each kernel class's share of the stage's kernel time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sdshape.profiling import CLASSES
+
+    figure, axes = plt.subplots(figsize=(9, 0.45 * len(bars) + 1.6))
+    left = [0.0] * len(bars)
+    labels = [label for label, _ in bars]
+    for kind in CLASSES:
+        widths = [100 * shares.get(kind, 0.0) for _, shares in bars]
+        drawn = axes.barh(labels, widths, left=left, label=kind)
+        axes.bar_label(drawn, labels=[f"{w:.0f}%" if w >= 6 else "" for w in widths], label_type="center", fontsize=7)
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    axes.set_xlim(0, 100)
+    axes.set_xlabel("share of the stage's kernel time (%)")
+    axes.invert_yaxis()
+    axes.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    axes.set_title("where in each stage the time goes, by kernel class (one profiled round)", fontsize=10)
+    figure.tight_layout()
+    return figure_png(figure)
+
+
 def pareto_png(document: dict[str, Any], path: Path) -> bytes:
     """A shapes document's Pareto chart, written to ``path`` and returned."""
     from sdshape.explorer.chart import conditions, pareto_chart

@@ -18,7 +18,8 @@ from typing import Any
 from sdshape import feasibility, units
 from sdshape.catalog import GPU, load_catalog, pick
 from sdshape.errors import UsageError
-from sdshape.report.charts import pareto_png, share_chart
+from sdshape.profiling import CLASSES, class_shares
+from sdshape.report.charts import kernel_chart, pareto_png, share_chart
 from sdshape.report.sections import Bullets, Cell, Grid, Heading, Picture, Section, Text, cells
 from sdshape.result.io import ResultFile, load
 from sdshape.result.model import StageResult
@@ -42,6 +43,7 @@ class Inputs:
     capped: list[tuple[str, StageResult]] = field(default_factory=list)
     explorations: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    profiled: list[StageResult] = field(default_factory=list)
 
 
 def shapes_document(path: str) -> dict[str, Any] | None:
@@ -69,7 +71,8 @@ def gather(paths: list[str], gpu_names: list[str] | None, catalog_file: str | No
         inputs.skipped += left_out
         inputs.runs += [(run, str(path), result) for run in found]
         inputs.capped += [(str(path), row) for row in result.rows.values() if row.cap]
-    if not inputs.runs and not inputs.explorations and not inputs.capped:
+        inputs.profiled += [row for row in result.rows.values() if class_shares(row.kernels)]
+    if not inputs.runs and not inputs.explorations and not inputs.capped and not inputs.profiled:
         why = f" ({'; '.join(inputs.skipped)})" if inputs.skipped else ""
         raise UsageError(
             "report: no complete run (text_encoder, unet_loop and vae_decode all ok, memory readings valid) "
@@ -121,7 +124,7 @@ def _run_sections(
         Text(f"CUDA context: {units.size(run.context)} ({run.context_source})."),
     ]
     policies = list(feasibility.POLICIES)
-    per_gpu = Grid(["GPU", "VRAM", "verdict", *policies, "projected s/image", "it/s (UNet)"])
+    per_gpu = Grid(["GPU", "VRAM", "verdict", *policies, "projected s/image", "it/s (UNet)", "bound by"])
     for item, gpu in zip(matrix, gpus, strict=True):
         needs = [
             Cell(f"{units.size(item['needs_bytes'][p])} {'ok' if fits else 'no'}", _fit_css(fits))
@@ -129,6 +132,7 @@ def _run_sections(
         ]
         seconds, it_s = item["projection"]["seconds_per_image"], item["projection"]["unet_it_s"]
         projected = [f"{seconds:.2f} (proj.)", f"{it_s:.1f} (proj.)"] if seconds and it_s else ["-", "-"]
+        projected.append(item["projection"].get("dominant") or "-")
         verdict = Cell(item["verdict"], VERDICT_CSS[item["verdict"]])
         per_gpu.rows.append([Cell(gpu.name), Cell(f"{gpu.vram_gib:g} GiB"), verdict, *needs, *cells(*projected)])
     calibration = matrix[0]["projection"]["calibration"] if matrix else ""
@@ -144,6 +148,31 @@ def _matrix_sections(inputs: Inputs) -> list[Section]:
     return [
         Heading("Feasibility matrix"),
         Text("Verdict with the least intrusive policy that fits, and projected seconds per image (projection).", True),
+        grid,
+    ]
+
+
+def _kernel_sections(inputs: Inputs) -> list[Section]:
+    """Each profiled stage's kernel time by class, as a stacked bar, and the GPU's busy fraction."""
+    bars, grid = [], Grid(["stage", "backend", "conditions", "GPU busy", *CLASSES])
+    for row in inputs.profiled:
+        shares = class_shares(row.kernels) or {}
+        conditions = f"{row.id.shape} {row.id.precision} {row.id.resolution}px"
+        bars.append((f"{row.stage} · {row.id.backend} · {conditions}", shares))
+        busy = (row.kernels or {}).get("busy_fraction")
+        busy_text = "n/a (CPU)" if busy is None else f"{busy:.0%}" + (" host-bound" if row.host_bound else "")
+        grid.rows.append(
+            cells(row.stage, row.id.backend, conditions, busy_text, *(units.share(shares[k]) for k in CLASSES))
+        )
+    return [
+        Heading("Where in each stage the time goes"),
+        Text(
+            "One profiled round per stage, outside the timed rounds: the share of the stage's kernel time in each "
+            "class (CUDA kernels on a GPU, top-level ATen ops on the CPU). Host-bound: the GPU was busy less than "
+            "80% of the round, so the stage's time says more about the host than about the model.",
+            note=True,
+        ),
+        Picture("kernel-classes.png", kernel_chart(bars), "kernel classes per stage and backend"),
         grid,
     ]
 
@@ -217,6 +246,8 @@ def build(paths: list[str], gpu_names: list[str] | None, catalog_file: str | Non
         sections += _matrix_sections(inputs)
     for index, (run, file, result) in enumerate(inputs.runs, start=1):
         sections += _run_sections(index, run, file, result, inputs.gpus)
+    if inputs.profiled:
+        sections += _kernel_sections(inputs)
     if inputs.capped:
         sections += _cap_sections(inputs)
     for index, (file, document) in enumerate(inputs.explorations, start=1):

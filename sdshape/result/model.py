@@ -127,6 +127,7 @@ class Timing:
     step_times: dict[str, Any] | None = None  # the UNet loop's per-step times
     time_share: float | None = None
     residual: dict[str, Any] | None = None  # the pipeline against the sum of its stages
+    stopping: dict[str, Any] | None = None  # how the rounds ended: fixed count, stable CI, or a cap
     device_timer: str | None = None  # pytest bench/: the device-side clock beside pytest's own
     device_rounds_s: list[float] | None = None
 
@@ -137,6 +138,13 @@ class Timing:
     @property
     def iqr(self) -> float | None:
         return (self.stats or {}).get("iqr")
+
+    @property
+    def rel_ci(self) -> float | None:
+        """Half the 95% CI of the median over the median, from the rounds (``sdshape.stopping``)."""
+        from sdshape.stopping import relative_ci
+
+        return relative_ci(self.rounds_s) if self.rounds_s else None
 
 
 @dataclass
@@ -202,6 +210,7 @@ class StageResult:
     backend: BackendRun = field(default_factory=BackendRun)
     parity: dict[str, Any] | None = None
     cap: dict[str, Any] | None = None  # --vram-cap: the cap, what it counted, and whether the stage fit
+    kernels: dict[str, Any] | None = None  # the profiled round: busy fraction, time by kernel class, top kernels
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as they are
 
     @property
@@ -225,6 +234,10 @@ class StageResult:
 
     def activations(self) -> Figure:
         return self.memory.activations(self.device)
+
+    @property
+    def host_bound(self) -> bool | None:
+        return (self.kernels or {}).get("host_bound")
 
     @property
     def rankable(self) -> bool:
@@ -278,6 +291,9 @@ class StageResult:
             "id": self.id.as_dict(),
             "time_share": t.time_share,
             "energy_share": e.share,
+            "stopping": t.stopping,
+            "kernels": self.kernels,
+            "host_bound": self.host_bound,
         }
         if t.residual is not None:
             info["residual"] = t.residual
@@ -326,6 +342,7 @@ class StageResult:
             residual=get("residual"),
             device_timer=get("device_timer"),
             device_rounds_s=get("device_rounds_s"),
+            stopping=get("stopping"),
         )
         memory = Memory(
             dict(get("memory") or {}), list(get("memory_notes") or []), get("memory_error"), get("baseline")
@@ -339,7 +356,7 @@ class StageResult:
         extra = {key: value for key, value in info.items() if key not in KNOWN_KEYS}
         return cls(
             rid, status, get("message"), conditions, cost, timing, memory, energy, backend, get("parity"),
-            get("vram_cap"), extra,
+            get("vram_cap"), get("kernels"), extra,
         )  # fmt: skip
 
 
@@ -352,7 +369,7 @@ KNOWN_KEYS = frozenset(
         "energy_j", "energy_method", "energy_note", "energy_share", "power_w_mean",
         "timer", "rounds", "warmup_rounds", "step_times", "time_share", "residual", "device_timer", "device_rounds_s",
         "backend_name", "backend_options", "artifact", "build_s", "prepare_s",
-        "parity", "vram_cap", "status", "message", "id",
+        "parity", "vram_cap", "status", "message", "id", "stopping", "kernels", "host_bound",
     }
 )  # fmt: skip
 
