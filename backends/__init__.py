@@ -141,7 +141,11 @@ def resolve(label: str, flags: dict[str, Any], device: str) -> tuple[str, str, d
     if options == _configured(cls, name, defaults, device):
         return name, name, options
     for candidate, values in variants.items():
-        if options == _configured(cls, name, {**defaults, **values}, device):
+        try:
+            matches = options == _configured(cls, name, {**defaults, **values}, device)
+        except UsageError:  # a variant that cannot run on this device names nothing here
+            continue
+        if matches:
             return f"{name}:{candidate}", name, options
     changed = ",".join(f"{key}={value}" for key, value in sorted(options.items()) if defaults.get(key) != value)
     return f"{name}:{changed}", name, options

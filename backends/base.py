@@ -27,7 +27,7 @@ Runner = Callable[..., Any]
 RUNTIME_OPTIONS = ("memory_budget_bytes",)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Option:
     """One option a backend declares; its values are the backend's to read and to validate.
 
@@ -37,8 +37,8 @@ class Option:
     variant (``compile:reduce-overhead``) overrides it for one entry.
     """
 
-    name: str
-    help: str
+    name: str = field(kw_only=False)
+    help: str = field(kw_only=False)
     choices: tuple[str, ...] | None = None
     default: Any = None
     flag: str | None = None
@@ -90,6 +90,7 @@ class Artifact:
     notes: list[str] = field(default_factory=list)
     cached_build_s: float | None = None
     prepare_s: float | None = None
+    weight_bytes: int | None = None  # weights the runner holds itself (ONNX Runtime's copy), when it holds any
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

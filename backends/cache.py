@@ -103,6 +103,16 @@ class CacheEntry:
         shutil.rmtree(self.directory, ignore_errors=True)
         self.directory.mkdir(parents=True, exist_ok=True)
 
+    def write_note(self, name: str, value: Any) -> None:
+        """A small JSON fact about the entry (which exporter, which fusions), part of it like its files."""
+        (self.directory / f"{name}.json").write_text(json.dumps(value))
+
+    def read_note(self, name: str) -> Any:
+        try:
+            return json.loads((self.directory / f"{name}.json").read_text())
+        except (OSError, ValueError):
+            return None
+
     def drop(self) -> None:
         """Remove the entry (its output failed parity with NaN or Inf: it must not be reused)."""
         shutil.rmtree(self.directory, ignore_errors=True)

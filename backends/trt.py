@@ -1,4 +1,4 @@
-"""TensorRT: an engine built from the exported ONNX file, run with ``execute_async_v3``.
+"""TensorRT: an engine built from the fp32 ONNX export, run with ``execute_async_v3``.
 
 Written against the TensorRT 10 Python API (named I/O tensors): ``OnnxParser.
 parse_from_file`` (it reads the external weights file), builder flags per
@@ -75,6 +75,7 @@ def engine_parts(onnx_key: str, precision: str, trt_version: str) -> dict[str, A
 
 class TensorRTBackend:
     name = "tensorrt"
+    keeps_module = False  # the engine holds its own weights: the torch modules can go
 
     def __init__(self, options: dict[str, Any] | None = None):
         self.options = dict(options or {})
@@ -98,8 +99,9 @@ class TensorRTBackend:
 
         if device.type != "cuda":
             raise RuntimeError("TensorRT runs on a CUDA GPU only")
-        onnx_path, onnx_artifact = onnx_export.ensure_onnx(module, example_inputs, cache)
-        onnx_key = onnx_export.onnx_entry(cache).directory.name
+        # TensorRT builds from the fp32 export and lowers precision itself (the FP16/BF16 builder flags).
+        onnx_path, onnx_artifact = onnx_export.ensure_fp32_onnx(module, example_inputs, cache)
+        onnx_key = onnx_export.fp32_entry(cache).directory.name
         parts = engine_parts(onnx_key, precision, trt.__version__)
         found = cache.lookup("tensorrt", parts)
         entry = found or cache.entry("tensorrt", parts)
@@ -179,10 +181,17 @@ def _engine_runner(trt: Any, engine: Any, input_order: list[str], device: torch.
     context = engine.create_execution_context()
     names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
     outputs = [n for n in names if engine.get_tensor_mode(n) != trt.TensorIOMode.INPUT]
+    # The engine's inputs by their position in the call, in the dtype it was built for (the fp32 export's
+    # inputs, whatever precision runs inside); an input the export dropped is not bound.
+    feeds = [
+        (name, input_order.index(name), dtypes[engine.get_tensor_dtype(name)])
+        for name in names
+        if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+    ]
 
     def run(*inputs: torch.Tensor) -> Any:
-        held = [t.contiguous() for t in inputs]
-        for name, t in zip(input_order, held, strict=False):
+        held = [inputs[at].to(dtype).contiguous() for _, at, dtype in feeds]
+        for (name, _, _), t in zip(feeds, held, strict=True):
             context.set_input_shape(name, tuple(t.shape))
             context.set_tensor_address(name, t.data_ptr())
         results = []

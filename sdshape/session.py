@@ -175,7 +175,14 @@ class Session:
         )
         self.stages = wire(built, shapes, plan, self.dtype, conditioning, self.runners.prepare)
         self.facts = stage_facts(built, flops_per_call(built.specs, shapes, strict=False), plan.steps)
-        self.resident_weights_bytes = resident_weight_bytes(built)
+        if getattr(backend, "keeps_module", True):
+            self.resident_weights_bytes = resident_weight_bytes(built)
+        else:
+            # The runners hold their own copy of the weights (ONNX Runtime, TensorRT): the torch modules
+            # go, so the backend is charged for its memory, not for torch's as well.
+            for module in built.modules.values():
+                module.to("meta")
+            self.resident_weights_bytes = sum(a.weight_bytes or 0 for a in self.artifacts.values())
 
     def close(self) -> None:
         """Drop everything that can hold memory: models, runners, stage inputs, the reference.

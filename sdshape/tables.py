@@ -34,7 +34,7 @@ def status_cell(result: StageResult) -> str:
     return status
 
 
-def _memory_cell(figure: Figure, caption_source: str, result: StageResult) -> str:
+def memory_cell(figure: Figure, caption_source: str, result: StageResult) -> str:
     """A memory figure as printed: flagged (never a number) when it broke a rule, its source when unusual."""
     if figure.bytes is None:
         return "[red]flagged[/red]" if result.memory.error else "-"
@@ -85,8 +85,8 @@ def allocation_table(results: list[StageResult], title: str | None = None) -> Ta
             units.seconds(result.timing.iqr) if result.timing.stats else "-",
             units.share(result.timing.time_share),
             units.size(result.memory.get("weights_bytes")),
-            _memory_cell(result.standing_peak(), memory_source, result),
-            _memory_cell(result.activations(), activation_source, result),
+            memory_cell(result.standing_peak(), memory_source, result),
+            memory_cell(result.activations(), activation_source, result),
             f"{energy:.2f} J" if energy is not None else "n/a",
             units.share(result.energy.share),
             units.count(result.cost.flops),
@@ -227,68 +227,3 @@ def print_allocation(results: list[StageResult], console: Console | None = None)
             f"the GPU was busy less than 80% of the round{f' ({note})' if note else ''}",
             highlight=False,
         )
-
-
-def _parity_cell(result: StageResult) -> str:
-    found = result.parity
-    if found is None:
-        return "not checked" if result.status == "ok" else "-"
-    if found.get("is_reference"):
-        return "reference"
-    if "rel_l2" not in found:
-        return "[red]✗[/red]"
-    mark = "✓" if found["ok"] else "[red]✗[/red]"
-    return f"{mark} {found['rel_l2']:.1e}"
-
-
-def backends_table(results: list[StageResult]) -> Table | None:
-    """Backends side by side per stage: time, speedup over eager, build time, parity; ★ the fastest valid."""
-    backends = list(dict.fromkeys(result.id.backend for result in results))
-    if len(backends) < 2:
-        return None
-    index = {(result.stage, result.id.backend): result for result in results}
-    checked = any((result.parity or {}).get("ok") is not None for result in results)
-    title = "★ fastest result whose output matches eager fp32" if checked else "parity not checked: nothing starred"
-    table = Table(title=f"backends side by side ({title})")
-    table.add_column("stage")
-    for backend in backends:
-        for column in ("time", "vs eager", "build", "parity"):
-            table.add_column(f"{backend}\n{column}" if column == "time" else column, justify="right")
-    for stage in STAGES:
-        rows = {backend: index.get((stage, backend)) for backend in backends}
-        medians = {b: r.median for b, r in rows.items() if r is not None and r.median is not None}
-        valid = {b: medians[b] for b in medians if rows[b].rankable}  # type: ignore[union-attr]
-        fastest = min(valid, key=valid.get) if valid else None  # type: ignore[arg-type]
-        eager = medians.get("eager")
-        cells = [stage]
-        for backend in backends:
-            result = rows[backend]
-            if result is None:
-                cells += ["-", "-", "-", "-"]
-                continue
-            median = medians.get(backend)
-            time_cell = units.seconds(median) if median is not None else f"[red]{result.status}[/red]"
-            if result.status == "invalid":
-                time_cell = f"[red]{units.seconds(median)} invalid[/red]"
-            if backend == fastest:
-                time_cell += " ★"
-            # Speed does not depend on parity: an unchecked row shows its speedup; an invalid one does not.
-            speedup = f"{eager / median:.2f}x" if eager and median and result.status == "ok" else "-"
-            artifact = result.backend.artifact or {}
-            build = f"{artifact.get('build_s', 0):.1f} s {artifact.get('cache', '')}".strip() if artifact else "-"
-            cells += [time_cell, speedup, build, _parity_cell(result)]
-        table.add_row(*cells)
-    return table
-
-
-def print_backends(results: list[StageResult], console: Console | None = None) -> None:
-    table = backends_table(results)
-    if table is None:
-        return
-    console = console or Console()
-    console.print(table)
-    console.print(
-        "  build: compile / export / engine time, measured apart from the rounds; reused = loaded from the cache. "
-        "parity: relative L2 error against eager fp32 on the same inputs",
-        highlight=False,
-    )

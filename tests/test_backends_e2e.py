@@ -38,8 +38,16 @@ def test_three_backends_side_by_side_with_parity(three_backends):
             assert info["parity"]["ok"] and info["parity"]["rel_l2"] < 1e-4, (backend, stage)
             assert info["parity"]["nan"] == info["parity"]["inf"] == 0
             assert info["artifact"]["cache"] in ("built", "reused")
-    assert rows[("compile", "unet_loop")]["backend_options"] == {"compile_mode": "default"}
-    assert rows[("onnxruntime", "unet_loop")]["backend_options"] == {"ort_provider": "cpu"}
+    assert rows[("compile", "unet_loop")]["backend_options"] == {
+        "compile_mode": "default",
+        "channels_last": False,
+        "fuse_qkv": False,
+    }
+    assert rows[("onnxruntime", "unet_loop")]["backend_options"] == {
+        "ort_provider": "cpu",
+        "optimize": True,
+        "cuda_graph": False,
+    }
     assert rows[("compile", "unet_loop")]["artifact"]["build_s"] > 0  # compile time, apart from the rounds
 
 

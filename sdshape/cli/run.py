@@ -22,10 +22,11 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     for note in plan.notes:
         errors.print(f"sdshape: {note}", highlight=False, soft_wrap=True)
 
+    from sdshape.backends_table import print_backends
     from sdshape.campaign import Campaign
     from sdshape.progress import make_progress
     from sdshape.result.document import document
-    from sdshape.tables import print_allocation, print_backends
+    from sdshape.tables import print_allocation
 
     results: list[Any] = []
     environment: dict[str, Any] = {}

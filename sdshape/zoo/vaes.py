@@ -14,6 +14,9 @@ _SD_VAE_COMMON = {
     "norm_num_groups": 32,
     "out_channels": 3,
     "up_block_types": ["UpDecoderBlock2D"] * 4,
+    # The SD 1.x/2.x configs predate the field, and their pipelines decode in the run's precision; diffusers'
+    # default (True) would read as "upcast", which only SDXL's pipeline does (its VAE overflows in fp16).
+    "force_upcast": False,
 }
 
 SD_VAE = ComponentSpec(
@@ -57,6 +60,7 @@ TINY_VAE = ComponentSpec(
         "layers_per_block": 1,
         "norm_num_groups": 8,
         "sample_size": 64,
+        "force_upcast": False,  # decoded in the run's precision, as SD's VAE
     },
     source="diffusers tests (dummy AutoencoderKL), with four levels so the latent factor is 8 as in SD",
     description="tiny VAE for tests (f=8 like SD)",

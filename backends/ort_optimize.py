@@ -1,0 +1,153 @@
+"""ONNX Runtime's own Stable Diffusion optimization, as its tools run it, cached like every export.
+
+What ``onnxruntime/transformers/models/stable_diffusion`` does (optimize_pipeline.py,
+ort_optimizer.py, engine_builder_ort_cuda.py), step by step:
+
+1. an fp32 export with classic attention (``onnx_export.ensure_fp32_onnx``): the
+   fusions match fp32 patterns of that graph;
+2. the transformer optimizer per model type (``unet``, ``vae``, ``clip``) with
+   that type's fusion options: (Multi-Head) Attention with packed QKV and KV
+   (UNet, fp16 only, as ORT enables them), GroupNorm in channels-last,
+   SkipGroupNorm, NhwcConv, BiasSplitGelu, BiasAdd, SkipLayerNorm. On the CPU
+   provider the CUDA-only fusions (GroupNorm, SkipGroupNorm, NhwcConv,
+   BiasSplitGelu, BiasAdd, packed QKV/KV) are left off: the CPU has no kernels
+   for them;
+3. fp16 conversion with ``float16.py``'s default fp32 op block list, except the
+   SDXL VAE (``force_upcast``), which ORT keeps in fp32 because it overflows.
+
+The optimized graph is a cache entry of its own, keyed by the fp32 export, the
+model type, the precision, the fusion set and ONNX Runtime's version, hashed
+and checked like every entry; how many nodes of each fused op it holds is
+recorded with it and in every result's artifact notes, so an optimizer that
+fused nothing is visible.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from sdshape.backends import onnx_export
+from sdshape.backends.base import Artifact
+from sdshape.backends.cache import ArtifactSlot
+
+CUDA_ONLY_FUSIONS = (
+    "enable_nhwc_conv",
+    "enable_group_norm",
+    "enable_skip_group_norm",
+    "enable_bias_splitgelu",
+    "enable_packed_qkv",
+    "enable_packed_kv",
+    "enable_bias_add",
+)
+
+
+def model_type(module: torch.nn.Module) -> str:
+    """ORT's optimizer type for a stage module: ``unet``, ``vae`` or ``clip`` (T5 encoders: ``t5``)."""
+    kind = type(module).__name__
+    if kind == "UNetStep":
+        return "unet"
+    if kind == "VAEDecode":
+        return "vae"
+    encoders = getattr(module, "encoders", [])
+    return "t5" if any("T5" in type(encoder).__name__ for encoder in encoders) else "clip"
+
+
+def keeps_fp32(module: torch.nn.Module) -> bool:
+    """The SDXL VAE stays in fp32 (ORT's optimize_pipeline skips its fp16 conversion: it overflows)."""
+    vae = getattr(module, "vae", None)
+    return bool(vae is not None and getattr(vae.config, "force_upcast", False))
+
+
+def fusion_options(kind: str, gpu: bool, fp16: bool) -> Any:
+    from onnxruntime.transformers.fusion_options import FusionOptions
+
+    options = FusionOptions(kind)
+    if kind == "unet":  # as optimize_pipeline.py: packed QKV and KV only for fp16
+        options.enable_packed_kv = fp16 and options.enable_packed_kv
+        options.enable_packed_qkv = fp16 and options.enable_packed_qkv
+    if not gpu:
+        for name in CUDA_ONLY_FUSIONS:
+            if hasattr(options, name):
+                setattr(options, name, False)
+    return options
+
+
+def describe_fusions(counts: dict[str, int], kind: str, gpu: bool) -> str:
+    where = "CUDA" if gpu else "CPU"
+    listed = ", ".join(f"{op}: {n}" for op, n in counts.items())
+    if not any(counts.values()):
+        return f"ORT transformer optimizer ({kind}, {where} fusions) fused nothing ({listed})"
+    return f"ORT transformer optimizer ({kind}, {where} fusions): {listed}"
+
+
+def optimize(fp32_path: Path, target: Path, kind: str, gpu: bool, fp16: bool) -> dict[str, int]:
+    """Optimize ``fp32_path`` into ``target`` (external weights beside it); the fused-op counts."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    loggers = [logging.getLogger(name) for name in ("onnxruntime.transformers", "fusion_base", "onnx_model")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with onnx_export._quiet():
+            model = optimize_model(
+                str(fp32_path), model_type=kind, num_heads=0, hidden_size=0, opt_level=0,
+                optimization_options=fusion_options(kind, gpu, fp16), use_gpu=gpu,
+            )  # fmt: skip
+            if fp16:
+                model.convert_float_to_float16(keep_io_types=False, op_block_list=None)
+            counts = dict(model.get_fused_operator_statistics())
+            model.save_model_to_file(str(target), use_external_data_format=True, all_tensors_to_one_file=True)
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+    return {op: int(n) for op, n in counts.items()}
+
+
+def ensure_optimized(
+    module: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...], slot: ArtifactSlot, precision: str, gpu: bool
+) -> tuple[Path, Artifact]:
+    """The cached optimized graph for this module, precision and provider, built now if missing or corrupt."""
+    fp32_path, fp32_artifact = onnx_export.ensure_fp32_onnx(module, example_inputs, slot)
+    kind = model_type(module)
+    upcast = keeps_fp32(module)
+    fp16 = precision == "fp16" and not upcast
+    parts = {
+        "fp32_export": onnx_export.fp32_entry(slot).directory.name,
+        "model_type": kind,
+        "precision": precision,
+        "fp16_conversion": fp16,
+        "fusions": "cuda" if gpu else "cpu",
+        "onnxruntime": onnx_export._version("onnxruntime") or onnx_export._version("onnxruntime-gpu"),
+    }
+    notes = [*fp32_artifact.notes]
+    if upcast and precision == "fp16":
+        notes.append("kept in fp32, as ORT keeps the SDXL VAE (force_upcast: it overflows in fp16)")
+    elif fp16:
+        notes.append("converted to fp16 with float16.py's default fp32 op block list")
+    found = slot.lookup("onnx-ort-opt", parts)
+    if found is not None:
+        notes.append(describe_fusions(found.read_note("fusions") or {}, kind, gpu))
+        artifact = Artifact("reused", 0.0, str(found.directory), notes, cached_build_s=found.recorded_build_s())
+        return found.path(onnx_export.ONNX_FILE), artifact
+    entry = slot.entry("onnx-ort-opt", parts)
+    if entry.directory.exists():
+        notes.append("previous entry was incomplete or corrupt: rebuilt")
+    entry.reset()
+    start = time.perf_counter()
+    counts = optimize(fp32_path, entry.path(onnx_export.ONNX_FILE), kind, gpu, fp16)
+    build_s = time.perf_counter() - start
+    entry.write_note("fusions", counts)
+    entry.commit(build_s)
+    notes.append(describe_fusions(counts, kind, gpu))
+    total = build_s + (fp32_artifact.build_s if fp32_artifact.cache == "built" else 0.0)
+    return entry.path(onnx_export.ONNX_FILE), Artifact("built", total, str(entry.directory), notes)
+
+
+def weight_file_bytes(path: Path) -> int:
+    """Bytes of the graph's external weights: what the session holds on the device, at least."""
+    return sum(p.stat().st_size for p in path.parent.glob(f"{path.name}*.data"))
