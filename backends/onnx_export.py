@@ -131,23 +131,50 @@ def invalidate(slot: ArtifactSlot) -> None:
 FP32_OPSET = 17
 
 
+def _matmul_scores(attn: Any, query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None = None) -> Any:
+    """Diffusers' ``Attention.get_attention_scores`` as MatMul, then Mul by the scale, then Softmax.
+
+    The original adds ``baddbmm`` over ``torch.empty(batch x heads, tokens, tokens)`` with beta 0, and
+    the exporter's constant folding turns that into a zero constant of that size in the graph: 64 MiB
+    per self-attention layer at 256 px, 1 GiB at 512 px (SD 1.5's fp32 UNet export grew by 392 MB at
+    256 px). MatMul-Mul-Softmax is also the pattern ORT's UNet attention fusion matches."""
+    dtype = query.dtype
+    if attn.upcast_attention:
+        query, key = query.float(), key.float()
+    scores = torch.matmul(query, key.transpose(-1, -2)) * attn.scale
+    if mask is not None:
+        scores = scores + mask
+    if attn.upcast_softmax:
+        scores = scores.float()
+    return scores.softmax(dim=-1).to(dtype)
+
+
 @contextlib.contextmanager
 def classic_attention(module: torch.nn.Module) -> Iterator[None]:
-    """Diffusers' classic attention processor and transformers' eager attention for the export (the
-    graph ORT's attention fusions recognise); the module's own processors are restored after."""
+    """Diffusers' classic attention processor (scores as ``_matmul_scores``) and transformers' eager
+    attention for the export: the graph ORT's attention fusions recognise. The SDPA processor's export
+    fused no attention at all (its query and key scales do not match ORT's pattern). The module's own
+    processors are restored after."""
+    import types
+
     models = [child for child in module.modules() if hasattr(child, "set_attn_processor")]
     saved = [model.attn_processors for model in models]
     encoders = [child for child in module.modules() if hasattr(child, "set_attn_implementation")]
     implementations = [getattr(encoder.config, "_attn_implementation", None) for encoder in encoders]
+    patched = [child for child in module.modules() if hasattr(child, "get_attention_scores")]
     try:
         from diffusers.models.attention_processor import AttnProcessor
 
         for model in models:
             model.set_attn_processor(AttnProcessor())
+        for attn in patched:
+            attn.get_attention_scores = types.MethodType(_matmul_scores, attn)
         for encoder in encoders:
             encoder.set_attn_implementation("eager")
         yield
     finally:
+        for attn in patched:
+            del attn.get_attention_scores
         for model, processors in zip(models, saved, strict=True):
             model.set_attn_processor(processors)
         for encoder, implementation in zip(encoders, implementations, strict=True):
@@ -158,32 +185,42 @@ def classic_attention(module: torch.nn.Module) -> Iterator[None]:
 def export_fp32(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> str:
     """An fp32 copy of the module, on the host, exported with the TorchScript exporter; returns which."""
     import copy
+    import shutil
 
     twin = copy.deepcopy(module).to("cpu", torch.float32)
     args = tuple(t.detach().clone().to("cpu", torch.float32 if t.is_floating_point() else t.dtype) for t in inputs)
     names = input_names(module, len(args))
-    with _quiet() as log, classic_attention(twin):
-        try:
-            torch.onnx.export(twin, args, str(path), input_names=names, dynamo=False, opset_version=FP32_OPSET,
-                              do_constant_folding=True)  # fmt: skip
-            exporter = f"TorchScript exporter, opset {FP32_OPSET}"
-        except Exception as error:  # a torch without the TorchScript exporter: the dynamo one, said so
+    # Over 2 GB the TorchScript exporter writes one file per tensor beside the graph: export into a
+    # scratch folder, gather the weights into one file beside the entry's graph, then drop the scratch.
+    scratch = path.parent / "export-scratch"
+    scratch.mkdir(exist_ok=True)
+    raw = scratch / path.name
+    try:
+        with _quiet() as log, classic_attention(twin):
             try:
-                torch.onnx.export(twin, args, str(path), input_names=names, dynamo=True, external_data=True)
-            except Exception as fallback:
-                tail = log.getvalue().strip().splitlines()[-3:]
-                raise RuntimeError(f"fp32 ONNX export failed: {fallback}; exporter said: {' | '.join(tail)}") from error
-            exporter = f"dynamo exporter (the TorchScript exporter failed: {str(error).splitlines()[0][:120]})"
-    _external(path)
-    del twin
+                torch.onnx.export(twin, args, str(raw), input_names=names, dynamo=False, opset_version=FP32_OPSET,
+                                  do_constant_folding=True)  # fmt: skip
+                exporter = f"TorchScript exporter, opset {FP32_OPSET}"
+            except Exception as error:  # a torch without the TorchScript exporter: the dynamo one, said so
+                try:
+                    torch.onnx.export(twin, args, str(raw), input_names=names, dynamo=True, external_data=True)
+                except Exception as fallback:
+                    tail = " | ".join(log.getvalue().strip().splitlines()[-3:])
+                    raise RuntimeError(f"fp32 ONNX export failed: {fallback}; exporter said: {tail}") from error
+                exporter = f"dynamo exporter (the TorchScript exporter failed: {str(error).splitlines()[0][:120]})"
+        del twin
+        _external(raw, path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return exporter
 
 
-def _external(path: Path) -> None:
-    """Move the weights into ``model.onnx.data`` beside the graph (graphs over 2 GB need it; one layout)."""
+def _external(source: Path, path: Path) -> None:
+    """Save ``source`` as ``path`` with its weights in ``model.onnx.data`` beside it (graphs over 2 GB
+    need it; one layout whatever the exporter wrote)."""
     import onnx
 
-    model = onnx.load(str(path), load_external_data=True)
+    model = onnx.load(str(source), load_external_data=True)
     for stale in path.parent.glob(f"{path.name}*.data"):
         stale.unlink()
     onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,

@@ -15,6 +15,11 @@ ort_optimizer.py, engine_builder_ort_cuda.py), step by step:
 3. fp16 conversion with ``float16.py``'s default fp32 op block list, except the
    SDXL VAE (``force_upcast``), which ORT keeps in fp32 because it overflows.
 
+The optimizer runs in a spawned child process, after a check that the host has the
+memory it needs (about 5 times the fp32 graph for the CPU fusions, over 7.5 times
+for the CUDA ones with fp16; see ``HOST_FACTOR``): its peak and its leftovers stay
+out of the measuring process, and running out of memory fails this stage, not the run.
+
 The optimized graph is a cache entry of its own, keyed by the fp32 export, the
 model type, the precision, the fusion set and ONNX Runtime's version, hashed
 and checked like every entry; how many nodes of each fused op it holds is
@@ -84,8 +89,9 @@ def describe_fusions(counts: dict[str, int], kind: str, gpu: bool) -> str:
     return f"ORT transformer optimizer ({kind}, {where} fusions): {listed}"
 
 
-def optimize(fp32_path: Path, target: Path, kind: str, gpu: bool, fp16: bool) -> dict[str, int]:
-    """Optimize ``fp32_path`` into ``target`` (external weights beside it); the fused-op counts."""
+def optimize_here(fp32_path: Path, target: Path, kind: str, gpu: bool, fp16: bool) -> dict[str, int]:
+    """Optimize ``fp32_path`` into ``target`` (external weights beside it) in this process; the fused-op
+    counts. ``optimize`` runs this in a child process."""
     from onnxruntime.transformers.optimizer import optimize_model
 
     loggers = [logging.getLogger(name) for name in ("onnxruntime.transformers", "fusion_base", "onnx_model")]
@@ -106,6 +112,60 @@ def optimize(fp32_path: Path, target: Path, kind: str, gpu: bool, fp16: bool) ->
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
     return {op: int(n) for op, n in counts.items()}
+
+
+# Host memory ORT's optimizer takes, per byte of fp32 graph (SD 1.5's UNet, 3.20 GiB, on this project's
+# CPU machine): the CPU fusions peaked at 16.45 GiB (5.1x); the CUDA fusions with the fp16 conversion were
+# killed at 24.3 GiB (over 7.6x). ORT's README asks 48 GB of memory to optimize SDXL.
+HOST_FACTOR = {"cpu": 5.0, "cuda": 7.5}
+
+
+def host_memory_needed(graph_bytes: int, gpu: bool) -> int:
+    """The least host memory the optimizer has been seen to need for a graph of ``graph_bytes``."""
+    return int(graph_bytes * HOST_FACTOR["cuda" if gpu else "cpu"])
+
+
+def check_host_memory(graph_bytes: int, gpu: bool, available: int) -> None:
+    """Refuse, with the figures, an optimization that would run the host out of memory: the kernel's
+    OOM killer would otherwise end the child (or, in-process, the whole run and every row in it)."""
+    needed = host_memory_needed(graph_bytes, gpu)
+    if needed > available:
+        gib = 1 << 30
+        raise RuntimeError(
+            f"ORT's transformer optimizer needs about {needed / gib:.1f} GiB of host memory for this "
+            f"{graph_bytes / gib:.2f} GiB fp32 graph ({'CUDA' if gpu else 'CPU'} fusions), and "
+            f"{available / gib:.1f} GiB is available: use onnxruntime:plain, or a host with more memory"
+        )
+
+
+def optimize(fp32_path: Path, target: Path, kind: str, gpu: bool, fp16: bool) -> dict[str, int]:
+    """``optimize_here`` in a fresh (spawned) process.
+
+    The optimizer's peak is several times the graph (above), and what it frees stays in its process's
+    heap: in a child, the measuring process's host memory never sees it, and an out-of-memory kill
+    ends only the child, which becomes this stage's error."""
+    import concurrent.futures
+    import multiprocessing
+    import os
+
+    context = multiprocessing.get_context("spawn")
+    # The optimizer's tqdm bars would cut through sdshape's progress; tqdm reads TQDM_DISABLE when it is
+    # imported, so the child inherits it from the environment it is spawned with.
+    saved = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            return pool.submit(optimize_here, fp32_path, target, kind, gpu, fp16).result()
+    except concurrent.futures.process.BrokenProcessPool as error:
+        raise RuntimeError(
+            f"ORT's transformer optimizer process died optimizing {fp32_path} (killed for memory?): use "
+            "onnxruntime:plain, or a host with more memory"
+        ) from error
+    finally:
+        if saved is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = saved
 
 
 def ensure_optimized(
@@ -134,6 +194,10 @@ def ensure_optimized(
         notes.append(describe_fusions(found.read_note("fusions") or {}, kind, gpu))
         artifact = Artifact("reused", 0.0, str(found.directory), notes, cached_build_s=found.recorded_build_s())
         return found.path(onnx_export.ONNX_FILE), artifact
+    import psutil
+
+    graph_bytes = sum(p.stat().st_size for p in fp32_path.parent.glob(f"{fp32_path.name}*"))
+    check_host_memory(graph_bytes, gpu, psutil.virtual_memory().available)  # before any entry is begun
     entry = slot.entry("onnx-ort-opt", parts)
     if entry.directory.exists():
         notes.append("previous entry was incomplete or corrupt: rebuilt")

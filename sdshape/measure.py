@@ -148,6 +148,8 @@ class StageRecorder:
         return {
             "torch_allocated_peak_bytes": allocated_peak,
             "torch_reserved_peak_bytes": torch.cuda.max_memory_reserved(self.device),
+            # Still held at the window's close, where the sampler reads too: NVML must see at least this.
+            "torch_reserved_end_bytes": torch.cuda.memory_reserved(self.device),
             # Peak over what was resident when the window opened (weights, inputs): activations.
             "torch_activation_peak_bytes": allocated_peak - self._allocated_before,
         }

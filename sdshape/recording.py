@@ -74,6 +74,7 @@ def memory_of(session: Any, outcome: Outcome, weights: int | None) -> Memory:
         # every stage runs with all three components resident: the least any peak can hold
         "resident_weights_bytes": session.resident_weights_bytes,
         "cuda_context_bytes": session.cuda_context_bytes,
+        "torch_reserved_at_baseline_bytes": session.torch_reserved_at_baseline,
         **(outcome.torch_memory or {}),
     }
     notes: list[str] = []

@@ -70,6 +70,7 @@ class Session:
     reference_outputs: dict[str, torch.Tensor] = field(default_factory=dict)  # eager fp32 only, on the host
     runners: Runners | None = None
     resident_weights_bytes: int | None = None
+    torch_reserved_at_baseline: int | None = None  # what torch's allocator held when the baseline was read
     vram_cap: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
@@ -94,6 +95,8 @@ class Session:
             timeout_s=SETTLE_TIMEOUT_S,
         )
         self.sampler.start(baseline=self.settled.reading)
+        if device.type == "cuda":
+            self.torch_reserved_at_baseline = torch.cuda.memory_reserved(device)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -61,6 +61,32 @@ def test_the_h100_files_are_read_as_flagged_not_as_numbers():
     assert text.standing_peak() == (2_380_267_520, "torch reserved", "torch_reserved_peak_bytes")
 
 
+def test_an_nvml_peak_below_what_torch_itself_held_is_flagged():
+    """The H100's compile:reduce-overhead rows passed the weights rule (2.76 GB over 2.13 GB of fp16
+    weights) but read less than torch's own 4.76 GB reserved: NVML sees every byte the process holds."""
+    result = load(H100 / "sd15-eager+onnxruntime-cuda+compile-reduce-overhead-fp16.json")
+    graphs = [row for key, row in result.rows.items() if key[2] == "compile:reduce-overhead"]
+    assert len(graphs) == 4
+    for row in graphs:
+        assert row.memory.figures["nvml_process_peak_bytes"] is None
+        assert "below the 4.43 GiB torch's allocator itself held" in row.memory.error
+    ort = [row for key, row in result.rows.items() if key[2] == "onnxruntime"]
+    assert len(ort) == 4  # ORT's peaks stand: each is above the 2.25 GB torch held
+    assert all(row.memory.figures["nvml_process_peak_bytes"] > 5e9 for row in ort)
+    # A clean reading: torch's reserved at the window's end less what it held at the baseline.
+    fine, none = rules.check_memory(
+        {"nvml_process_peak_bytes": 3 * GIB, "torch_reserved_peak_bytes": 5 * GIB,
+         "torch_reserved_end_bytes": 4 * GIB, "torch_reserved_at_baseline_bytes": 1 * GIB},
+        resident_weights=2 * GIB, device="cuda",
+    )  # fmt: skip
+    assert fine["nvml_process_peak_bytes"] == 3 * GIB and none is None
+    short, error = rules.check_memory(
+        {"nvml_process_peak_bytes": 3 * GIB - (32 << 20), "torch_reserved_end_bytes": 3 * GIB},
+        resident_weights=2 * GIB, device="cuda",
+    )  # fmt: skip
+    assert short["nvml_process_peak_bytes"] is None and "torch's allocator" in error
+
+
 def test_the_h100_table_prints_flagged_instead_of_negative_peaks():
     document = json.loads((H100 / "sd15-eager-fp16.json").read_text())
     rows = [StageResult.from_extra_info(b["extra_info"], b["stats"]) for b in document["benchmarks"]]
