@@ -83,6 +83,7 @@ def print_backends(results: list[StageResult], console: Console | None = None) -
     console.print(
         "  build: compile / export / engine time, measured apart from the rounds; reused = loaded from the cache. "
         "parity: relative L2 error against eager fp32 on the same inputs. peak mem: over the pre-load baseline; a "
-        "backend with its own copy of the weights (ONNX Runtime, TensorRT) runs without torch's",
+        "backend with its own copy of the weights (ONNX Runtime, TensorRT) runs without torch's copy, so its peak "
+        "holds one copy, as eager's does",
         highlight=False,
     )
