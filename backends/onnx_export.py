@@ -25,7 +25,7 @@ import io
 import logging
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,21 +105,37 @@ def ensure_onnx(
     module: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...], slot: ArtifactSlot
 ) -> tuple[Path, Artifact]:
     """The cached ONNX file for this module and these inputs, exported now if missing or corrupt."""
-    found = slot.lookup("onnx", onnx_parts())
+
+    def build(path: Path) -> None:
+        export(module, example_inputs, path)
+
+    return _cached(slot, "onnx", onnx_parts(), build)
+
+
+def _cached(
+    slot: ArtifactSlot, kind: str, parts: dict[str, Any], build: Callable[[Path], str | None]
+) -> tuple[Path, Artifact]:
+    """The valid ``kind`` entry's graph, reused; else ``build(path)`` writes it, timed, and the entry is
+    committed. ``build`` may return which exporter ran: it is kept with the entry and noted either way."""
+    found = slot.lookup(kind, parts)
     if found is not None:
         reused = Artifact("reused", 0.0, str(found.directory), cached_build_s=found.recorded_build_s())
+        if (exporter := found.read_note("exporter")) is not None:
+            reused.notes.append(f"fp32 export: {exporter}")
         return found.path(ONNX_FILE), reused
-    entry = slot.entry("onnx", onnx_parts())
-    path = entry.path(ONNX_FILE)
+    entry = slot.entry(kind, parts)
     notes = ["previous entry was incomplete or corrupt: rebuilt"] if entry.directory.exists() else []
     if slot.fallback is not None:
         notes.append(f"cache {slot.root} is read-only: built in {slot.fallback}")
     entry.reset()
     start = time.perf_counter()
-    export(module, example_inputs, path)
+    exporter = build(entry.path(ONNX_FILE))
     build_s = time.perf_counter() - start
+    if exporter is not None:
+        entry.write_note("exporter", exporter)
+        notes.append(f"fp32 export: {exporter}")
     entry.commit(build_s)
-    return path, Artifact("built", build_s, str(entry.directory), notes)
+    return entry.path(ONNX_FILE), Artifact("built", build_s, str(entry.directory), notes)
 
 
 def invalidate(slot: ArtifactSlot) -> None:
@@ -240,17 +256,4 @@ def ensure_fp32_onnx(
     module: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...], slot: ArtifactSlot
 ) -> tuple[Path, Artifact]:
     """The cached fp32 export of this module (for ORT's optimizer and TensorRT), exported now if needed."""
-    found = slot.lookup("onnx-fp32", fp32_parts())
-    if found is not None:
-        reused = Artifact("reused", 0.0, str(found.directory), cached_build_s=found.recorded_build_s())
-        reused.notes.append(f"fp32 export: {found.read_note('exporter')}")
-        return found.path(ONNX_FILE), reused
-    entry = slot.entry("onnx-fp32", fp32_parts())
-    notes = ["previous entry was incomplete or corrupt: rebuilt"] if entry.directory.exists() else []
-    entry.reset()
-    start = time.perf_counter()
-    exporter = export_fp32(module, example_inputs, entry.path(ONNX_FILE))
-    build_s = time.perf_counter() - start
-    entry.write_note("exporter", exporter)
-    entry.commit(build_s)
-    return entry.path(ONNX_FILE), Artifact("built", build_s, str(entry.directory), [*notes, f"fp32 export: {exporter}"])
+    return _cached(slot, "onnx-fp32", fp32_parts(), lambda path: export_fp32(module, example_inputs, path))
