@@ -22,6 +22,9 @@ from typing import Protocol
 
 # Keys of a reading. Memory keys are peaks over the window minus the baseline.
 MEMORY_KEYS = ("nvml_process_bytes", "nvml_device_bytes", "host_rss_bytes")
+# The file-backed (and shared-memory) part of host RSS: read beside it, so that pages the kernel evicts
+# are not mistaken for memory the process gave back (see ``_growth``).
+HOST_FILE_KEY = "host_file_bytes"
 
 # NVML clock-event (throttle) reason bits that mean the run was slowed down.
 # Idle, application-clock settings, sync boost and display clocks are benign.
@@ -208,6 +211,27 @@ def _peak(values: list) -> float | None:
     return max(present) if present else None
 
 
+def _growth(reading: dict, level: dict, key: str) -> float | None:
+    """How much of memory ``key`` ``reading`` holds over ``level`` (the baseline, or a window's opening).
+
+    Host RSS counts file-backed pages (shared libraries, memory-mapped weights) beside the process's own
+    anonymous memory. The kernel may evict file pages at any time, when another process needs the memory
+    (ONNX Runtime's optimizer child took 16 GiB on a 24 GiB machine): RSS then falls below the baseline
+    without the process releasing anything, and a stage's growth came out 2% under the weights it held.
+    So file-backed pages count only where they grew (memory-mapped weights paged in); where they shrank,
+    the anonymous part alone is compared.
+    """
+    value, base = reading.get(key), level.get(key)
+    if value is None:
+        return None
+    if base is None:
+        return value
+    if key == "host_rss_bytes" and reading.get(HOST_FILE_KEY) is not None and level.get(HOST_FILE_KEY) is not None:
+        file_growth = reading[HOST_FILE_KEY] - level[HOST_FILE_KEY]
+        return (value - base) - min(0, file_growth)
+    return value - base
+
+
 def summarize(
     readings: list[dict],
     baseline: dict,
@@ -221,11 +245,10 @@ def summarize(
     peaks: dict[str, int | None] = {}
     rises: dict[str, int | None] = {}
     for key in MEMORY_KEYS:
-        peak = _peak([r.get(key) for r in readings])
-        base = baseline.get(key)
-        peaks[key] = None if peak is None else int(peak - (base or 0))
-        level = (opening or {}).get(key)
-        rises[key] = None if peak is None or level is None else int(peak - level)
+        peak = _peak([_growth(r, baseline, key) for r in readings])
+        peaks[key] = None if peak is None else int(peak)
+        rise = _peak([_growth(r, opening, key) for r in readings]) if (opening or {}).get(key) is not None else None
+        rises[key] = None if rise is None else int(rise)
     powers = [r["power_w"] for r in readings if r.get("power_w") is not None]
     clocks = [r["sm_clock_mhz"] for r in readings if r.get("sm_clock_mhz") is not None]
     reasons = 0
@@ -248,7 +271,11 @@ def summarize(
 
 
 class HostSource:
-    """Resident set size of this process (stands in for VRAM on the CPU)."""
+    """Resident set size of this process (stands in for VRAM on the CPU), and its file-backed part.
+
+    psutil's ``shared`` is the kernel's file-backed plus shared-memory resident pages (``/proc/PID/statm``
+    on Linux); where psutil has no such field, only RSS is read and growth is plain RSS growth.
+    """
 
     def __init__(self) -> None:
         import psutil
@@ -256,7 +283,8 @@ class HostSource:
         self._process = psutil.Process()
 
     def read(self) -> dict[str, float | int | None]:
-        return {"host_rss_bytes": self._process.memory_info().rss}
+        info = self._process.memory_info()
+        return {"host_rss_bytes": info.rss, HOST_FILE_KEY: getattr(info, "shared", None)}
 
     def energy_mj(self) -> float | None:
         return None

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sdshape.sampling import Sampler, summarize
+from sdshape.sampling import HostSource, Sampler, summarize
 
 
 class ScriptedSource:
@@ -39,6 +39,56 @@ def test_peaks_are_over_the_preload_baseline():
     assert stats.energy_j == pytest.approx(4.5)
     assert stats.samples == 3
     assert stats.duration_s == 2.0
+
+
+MIB = 2**20
+
+
+def test_evicted_file_pages_are_not_taken_for_memory_given_back():
+    """The SD 1.5 ONNX Runtime run on the CPU: while the optimizer's 16 GiB child ran, the kernel evicted
+    library pages of the parent; its RSS fell, and the text encoder's growth read 2% under its 469 MiB of
+    weights. Only anonymous memory and file pages that grew may count."""
+    baseline = {"host_rss_bytes": 1200 * MIB, "host_file_bytes": 400 * MIB}
+    opening = {"host_rss_bytes": 1200 * MIB + 469 * MIB - 100 * MIB, "host_file_bytes": 300 * MIB}
+    during = {"host_rss_bytes": 1200 * MIB + 469 * MIB + 20 * MIB - 100 * MIB, "host_file_bytes": 300 * MIB}
+    stats = summarize([opening, during], baseline, 0.0, 1.0, None, None, opening=opening)
+    assert stats.peaks["host_rss_bytes"] == 489 * MIB  # weights + 20 MiB of activations, not 389 MiB
+    assert stats.rises["host_rss_bytes"] == 20 * MIB
+
+
+def test_file_pages_that_grow_still_count():
+    """Weights loaded with ``--weights`` from safetensors are memory-mapped: they are file pages, paged in
+    as the stage touches them, and they are memory the stage holds."""
+    baseline = {"host_rss_bytes": 1000 * MIB, "host_file_bytes": 400 * MIB}
+    mapped = {"host_rss_bytes": 1319 * MIB, "host_file_bytes": 719 * MIB}
+    stats = summarize([mapped], baseline, 0.0, 1.0, None, None, opening=baseline)
+    assert stats.peaks["host_rss_bytes"] == 319 * MIB
+    assert stats.rises["host_rss_bytes"] == 319 * MIB
+
+
+def test_without_a_file_reading_growth_is_plain_rss():
+    stats = summarize([{"host_rss_bytes": 700}], {"host_rss_bytes": 900}, 0.0, 1.0, None, None)
+    assert stats.peaks["host_rss_bytes"] == -200  # left for the memory rules to flag, never hidden
+
+
+def test_host_source_reads_mapped_file_pages_as_file_backed(tmp_path):
+    """On the real kernel: touching a memory-mapped file raises RSS and its file-backed part together."""
+    import mmap
+
+    path = tmp_path / "weights.bin"
+    size = 64 * MIB
+    path.write_bytes(b"\x01" * size)  # real data, not a sparse hole the kernel might map to its zero page
+    source = HostSource()
+    before = source.read()
+    if before["host_file_bytes"] is None:
+        pytest.skip("psutil reports no file-backed RSS on this platform")
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_READ) as mapped:
+        total = sum(mapped[offset] for offset in range(0, size, mmap.PAGESIZE))
+        after = source.read()
+    assert total == size // mmap.PAGESIZE
+    assert after["host_file_bytes"] - before["host_file_bytes"] >= size * 0.9
+    stats = summarize([after], before, 0.0, 1.0, None, None)
+    assert stats.peaks["host_rss_bytes"] >= size * 0.9
 
 
 def test_power_clock_and_slowdown_reasons():
