@@ -91,9 +91,14 @@ class Artifact:
     cached_build_s: float | None = None
     prepare_s: float | None = None
     weight_bytes: int | None = None  # weights the runner holds itself (ONNX Runtime's copy), when it holds any
+    # Files the runner maps its weights from (ONNX Runtime's external data): pages of them never touched
+    # are not in memory, which the host memory rule must know (``sdshape.mapped_weights``). Not written.
+    weight_files: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        record = asdict(self)
+        record.pop("weight_files")
+        return record
 
 
 class PreparedRunner:

@@ -161,6 +161,7 @@ class OnnxRuntimeBackend:
             session, settings = _session(ort, str(path), provider, device, budget, graphs)
         artifact.notes += [f"provider {PROVIDERS[provider]}", settings]
         artifact.weight_bytes = ort_optimize.weight_file_bytes(path)
+        artifact.weight_files = ort_optimize.weight_files(path)
         names = onnx_export.input_names(module, len(example_inputs))
         returns_tuple = bool(getattr(module, "returns_tuple", False))
         if graphs:

@@ -212,6 +212,11 @@ def ensure_optimized(
     return entry.path(onnx_export.ONNX_FILE), Artifact("built", total, str(entry.directory), notes)
 
 
+def weight_files(path: Path) -> list[str]:
+    """The graph's external weight files (ONNX Runtime maps them on the CPU)."""
+    return sorted(str(p) for p in Path(path).parent.glob(f"{Path(path).name}*.data"))
+
+
 def weight_file_bytes(path: Path) -> int:
     """Bytes of the graph's external weights: what the session holds on the device, at least."""
-    return sum(p.stat().st_size for p in path.parent.glob(f"{path.name}*.data"))
+    return sum(Path(p).stat().st_size for p in weight_files(path))

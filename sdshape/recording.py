@@ -15,6 +15,7 @@ from sdshape import units
 from sdshape.backends import recorded
 from sdshape.energy import EnergyReading
 from sdshape.flops import FLOPS_NOTE
+from sdshape.mapped_weights import unpaged_bytes
 from sdshape.measure import Outcome
 from sdshape.result.fingerprint import device_label
 from sdshape.result.model import (
@@ -29,7 +30,7 @@ from sdshape.result.model import (
 )
 from sdshape.vocabulary import KINDS_OF_STAGE
 
-# The peaks over the baseline, per judged memory (``sampling.judged_keys``).
+# The peaks over the baseline, per judged memory (``baseline.judged_keys``).
 BASELINE_PEAKS = {
     "host_rss_bytes": ("host_rss_peak_bytes",),
     "nvml_process_bytes": ("nvml_process_peak_bytes", "nvml_device_peak_bytes"),
@@ -78,6 +79,9 @@ def memory_of(session: Any, outcome: Outcome, weights: int | None) -> Memory:
         **(outcome.torch_memory or {}),
     }
     notes: list[str] = []
+    if session.plan.device.type == "cpu" and session.mapped_weight_files:
+        # read just after the window closed: the pages the stage touched are in by now
+        figures["weights_unpaged_bytes"] = unpaged_bytes(session.mapped_weight_files)
     if window is not None:
         figures["nvml_process_peak_bytes"] = window.peaks.get("nvml_process_bytes")
         figures["nvml_device_peak_bytes"] = window.peaks.get("nvml_device_bytes")

@@ -2,7 +2,7 @@
 
 Order matters and is the point of this module: the sampler's baseline is taken
 before any model is loaded, and only once the previous session's memory is back
-down (``sampling.settle``; otherwise peaks come out too small, or negative, as
+down (``baseline.settle``; otherwise peaks come out too small, or negative, as
 on the first GPU run); components are built next, backends prepare their runners
 (compile, export, engine build; timed apart), allocator peaks are reset after
 loading, and each stage's window covers its timed rounds only. Lifetimes across
@@ -20,6 +20,7 @@ import torch
 from sdshape import build, environment, parity
 from sdshape.backends import get_backend
 from sdshape.backends.base import Artifact
+from sdshape.baseline import Settled, settle
 from sdshape.call_inputs import call_shapes
 from sdshape.energy import EnergyReading
 from sdshape.flops import flops_per_call
@@ -31,10 +32,10 @@ from sdshape.reference import Reference, on_host
 from sdshape.result.document import stats_dict
 from sdshape.result.model import StageResult
 from sdshape.runners import Runners
-from sdshape.sampling import Sampler, Settled, settle
+from sdshape.sampling import Sampler
 from sdshape.vocabulary import KIND_OF_STAGE, KINDS, STAGE_OF_KIND, STAGES, precision
 from sdshape.vram_cap import apply_vram_cap
-from sdshape.wiring import StageFacts, resident_weight_bytes, stage_facts, wire
+from sdshape.wiring import StageFacts, resident_weights, stage_facts, wire
 from sdshape.zoo import get_shape
 
 # Memory may stay this far above the level before the previous session (library state such as
@@ -70,6 +71,9 @@ class Session:
     reference_outputs: dict[str, torch.Tensor] = field(default_factory=dict)  # eager fp32 only, on the host
     runners: Runners | None = None
     resident_weights_bytes: int | None = None
+    # Files the resident weights are memory-mapped from (ONNX Runtime's external data, safetensors loaded
+    # with --weights): only their touched pages are in memory (``sdshape.mapped_weights``).
+    mapped_weight_files: list[str] = field(default_factory=list)
     torch_reserved_at_baseline: int | None = None  # what torch's allocator held when the baseline was read
     vram_cap: dict[str, Any] | None = None
 
@@ -178,20 +182,14 @@ class Session:
         )
         self.stages = wire(built, shapes, plan, self.dtype, conditioning, self.runners.prepare)
         self.facts = stage_facts(built, flops_per_call(built.specs, shapes, strict=False), plan.steps)
-        if getattr(backend, "keeps_module", True):
-            self.resident_weights_bytes = resident_weight_bytes(built)
-        else:
-            # The runners hold their own copy of the weights (ONNX Runtime, TensorRT): the torch modules
-            # go, so the backend is charged for its memory, not for torch's as well.
-            for module in built.modules.values():
-                module.to("meta")
-            self.resident_weights_bytes = sum(a.weight_bytes or 0 for a in self.artifacts.values())
+        keeps = getattr(backend, "keeps_module", True)
+        self.resident_weights_bytes, self.mapped_weight_files = resident_weights(built, keeps, self.artifacts)
 
     def close(self) -> None:
         """Drop everything that can hold memory: models, runners, stage inputs, the reference.
 
         The campaign collects and releases memory after this, and reads the next
-        session's baseline only once memory is back down (``sampling.settle``).
+        session's baseline only once memory is back down (``baseline.settle``).
         """
         if self.runners is not None:
             self.runners.close()

@@ -17,6 +17,7 @@ import torch
 from sdshape.backends.base import Runner
 from sdshape.build import BuiltShape, count_params, weight_bytes
 from sdshape.call_inputs import CallShapes, vocab_size
+from sdshape.mapped_weights import weight_files_in
 from sdshape.stages import Conditioning, PipelineStage, TextEncoderStage, UNetLoopStage, VAEDecodeStage, token_ids
 from sdshape.vocabulary import KIND_OF_STAGE, calls_per_image
 
@@ -104,3 +105,18 @@ def stage_facts(built: BuiltShape, flops_per_call: dict[str, int | None], steps:
 def resident_weight_bytes(built: BuiltShape) -> int:
     """What every stage of the session runs with: all three components' weights."""
     return sum(weight_bytes(module) for module in built.modules.values())
+
+
+def resident_weights(built: BuiltShape, keeps_module: bool, artifacts: dict[str, Any]) -> tuple[int, list[str]]:
+    """The weights every stage runs with, and the files they are memory-mapped from.
+
+    A backend that keeps the torch modules runs on them (mapped from safetensors when loaded with
+    ``--weights``). One whose runners hold their own copy (ONNX Runtime, TensorRT) is charged for that
+    copy, not for torch's as well: the torch modules go to the meta device.
+    """
+    if keeps_module:
+        return resident_weight_bytes(built), weight_files_in(built.weights) if built.weights != "random" else []
+    for module in built.modules.values():
+        module.to("meta")
+    held = sum(a.weight_bytes or 0 for a in artifacts.values())
+    return held, [path for a in artifacts.values() for path in a.weight_files]

@@ -45,9 +45,9 @@ MIB = 2**20
 
 
 def test_evicted_file_pages_are_not_taken_for_memory_given_back():
-    """The SD 1.5 ONNX Runtime run on the CPU: while the optimizer's 16 GiB child ran, the kernel evicted
-    library pages of the parent; its RSS fell, and the text encoder's growth read 2% under its 469 MiB of
-    weights. Only anonymous memory and file pages that grew may count."""
+    """Under memory pressure (ONNX Runtime's optimizer child takes 16 GiB for SD 1.5's UNet) the kernel
+    may evict the parent's library pages: RSS falls with nothing released, and a plain RSS growth reads
+    100 MiB under the weights. Only anonymous memory and file pages that grew may count."""
     baseline = {"host_rss_bytes": 1200 * MIB, "host_file_bytes": 400 * MIB}
     opening = {"host_rss_bytes": 1200 * MIB + 469 * MIB - 100 * MIB, "host_file_bytes": 300 * MIB}
     during = {"host_rss_bytes": 1200 * MIB + 469 * MIB + 20 * MIB - 100 * MIB, "host_file_bytes": 300 * MIB}

@@ -39,19 +39,23 @@ HOST_REUSE_BYTES = 64 << 20
 NVML_VS_TORCH_MARGIN_BYTES = 16 << 20
 NVML_PEAKS = ("nvml_process_peak_bytes", "nvml_device_peak_bytes")
 # Why a figure reads low. The first is what the first GPU run did. The second is host RSS only: it counts
-# file-backed pages (shared libraries) that memory pressure evicts: the likeliest reading of an SD 1.5
-# ONNX Runtime run here whose text encoder read 2% under its weights after a child had used 16 GiB.
+# file-backed pages (shared libraries) that memory pressure may evict; the sampler leaves out file pages
+# that shrank (``sampling._growth``), and weights mapped but never paged in are left out of the floor
+# (``weights_unpaged_bytes``): an SD 1.5 ONNX Runtime text encoder read 2% "under its weights" for that.
 CAUSES = (
     "a baseline read while earlier memory was still held reads low; so does host RSS whose baseline "
     "pages were evicted since, under memory pressure"
 )
 
 
-def _floor_for(key: str, device: str | None, resident_weights: int) -> int | None:
-    """The least ``key`` can read with ``resident_weights`` resident on this device (None: no floor)."""
+def _floor_for(key: str, device: str | None, resident_weights: int, unpaged: int = 0) -> int | None:
+    """The least ``key`` can read with ``resident_weights`` resident on this device (None: no floor).
+
+    On the host, weights memory-mapped from files and never touched (``weights_unpaged_bytes``) are not in
+    memory: they are no part of the floor."""
     if device == "cuda":
         return resident_weights if key in DEVICE_PEAKS else None
-    return resident_weights - HOST_REUSE_BYTES if key in HOST_PEAKS else None
+    return resident_weights - unpaged - HOST_REUSE_BYTES if key in HOST_PEAKS else None
 
 
 def check_memory(
@@ -60,6 +64,8 @@ def check_memory(
     """A copy of ``memory`` with every figure that breaks a rule set to None, and the reasons (or None)."""
     checked = dict(memory)
     reasons: list[str] = []
+    unpaged = memory.get("weights_unpaged_bytes")
+    unpaged = unpaged if isinstance(unpaged, int) and not isinstance(unpaged, bool) and unpaged > 0 else 0
     for key in CHECKED:
         value = checked.get(key)
         if value is None:
@@ -70,10 +76,15 @@ def check_memory(
         elif value < 0:
             reasons.append(f"{key} read {units.size(value)}: a memory figure cannot be negative")
             checked[key] = None
-        elif resident_weights and (floor := _floor_for(key, device, resident_weights)) is not None and value < floor:
+        elif (
+            resident_weights
+            and (floor := _floor_for(key, device, resident_weights, unpaged)) is not None
+            and value < floor
+        ):
+            mapped = f", {units.size(unpaged)} of them mapped from files and never paged in" if unpaged else ""
             reasons.append(
                 f"{key} read {units.size(value)}, below the {units.size(resident_weights)} of weights resident "
-                "during the window"
+                f"during the window{mapped}"
             )
             checked[key] = None
     if device == "cuda":
