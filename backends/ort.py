@@ -22,6 +22,7 @@ session releases the torch modules once every runner is prepared
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 import numpy as np
@@ -160,8 +161,8 @@ class OnnxRuntimeBackend:
             artifact.notes.append(f"cached model failed to load ({str(error).splitlines()[0][:200]}): rebuilt")
             session, settings = _session(ort, str(path), provider, device, budget, graphs)
         artifact.notes += [f"provider {PROVIDERS[provider]}", settings]
-        artifact.weight_bytes = ort_optimize.weight_file_bytes(path)
         artifact.weight_files = ort_optimize.weight_files(path)
+        artifact.weight_bytes = sum(os.path.getsize(file) for file in artifact.weight_files)
         names = onnx_export.input_names(module, len(example_inputs))
         returns_tuple = bool(getattr(module, "returns_tuple", False))
         if graphs:

@@ -213,10 +213,6 @@ def ensure_optimized(
 
 
 def weight_files(path: Path) -> list[str]:
-    """The graph's external weight files (ONNX Runtime maps them on the CPU)."""
+    """The graph's external weight files: their bytes are what the session holds on the device, at least
+    (ONNX Runtime maps them on the CPU)."""
     return sorted(str(p) for p in Path(path).parent.glob(f"{Path(path).name}*.data"))
-
-
-def weight_file_bytes(path: Path) -> int:
-    """Bytes of the graph's external weights: what the session holds on the device, at least."""
-    return sum(Path(p).stat().st_size for p in weight_files(path))

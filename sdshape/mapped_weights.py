@@ -38,7 +38,8 @@ def unpaged_bytes(files: Iterable[str | Path], smaps: Path = SMAPS) -> int | Non
     for line in text.splitlines():
         header = _HEADER.match(line)
         if header:
-            current = header.group(1).strip() if header.group(1).strip() in wanted else None
+            path = header.group(1).strip()
+            current = path if path in wanted else None
             continue
         if current is None:
             continue

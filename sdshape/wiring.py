@@ -112,11 +112,9 @@ def resident_weights(built: BuiltShape, keeps_module: bool, artifacts: dict[str,
 
     A backend that keeps the torch modules runs on them (mapped from safetensors when loaded with
     ``--weights``). One whose runners hold their own copy (ONNX Runtime, TensorRT) is charged for that
-    copy, not for torch's as well: the torch modules go to the meta device.
+    copy, not for torch's as well (the session sends the torch modules to the meta device).
     """
     if keeps_module:
         return resident_weight_bytes(built), weight_files_in(built.weights) if built.weights != "random" else []
-    for module in built.modules.values():
-        module.to("meta")
     held = sum(a.weight_bytes or 0 for a in artifacts.values())
     return held, [path for a in artifacts.values() for path in a.weight_files]
