@@ -68,6 +68,16 @@ def test_the_host_rule_leaves_out_weights_never_paged_in():
     assert flagged["host_rss_peak_bytes"] is None and "144.00 MiB of them mapped from files" in error
 
 
+@pytest.mark.parametrize("claimed", [-1, 5 * GIB, "144 MiB", 1.5e8, True])
+def test_an_unpaged_figure_that_cannot_be_true_excuses_nothing(claimed):
+    """A result file claiming more unpaged weights than there are weights (or no byte count at all) would
+    excuse any host peak: it is nulled with the reason, and the weights rule holds in full."""
+    memory = {"host_rss_peak_bytes": 1 * GIB, "weights_unpaged_bytes": claimed}
+    checked, error = rules.check_memory(memory, 4 * GIB, "cpu")
+    assert checked["weights_unpaged_bytes"] is None and "weights_unpaged_bytes read" in error
+    assert checked["host_rss_peak_bytes"] is None and "below the 4.00 GiB of weights" in error
+
+
 def test_onnx_runtime_holds_every_weight_in_memory_or_mapped_untouched(tmp_path):
     """What the rule relies on, against the real library: a session's RSS growth plus its unpaged
     weights covers its weight file, whether ONNX Runtime copies a tensor or maps it."""

@@ -64,8 +64,7 @@ def check_memory(
     """A copy of ``memory`` with every figure that breaks a rule set to None, and the reasons (or None)."""
     checked = dict(memory)
     reasons: list[str] = []
-    unpaged = memory.get("weights_unpaged_bytes")
-    unpaged = unpaged if isinstance(unpaged, int) and not isinstance(unpaged, bool) and unpaged > 0 else 0
+    unpaged = _unpaged(checked, resident_weights, reasons)
     for key in CHECKED:
         value = checked.get(key)
         if value is None:
@@ -92,6 +91,20 @@ def check_memory(
     if not reasons:
         return checked, None
     return checked, "; ".join(reasons) + f" ({CAUSES})"
+
+
+def _unpaged(checked: dict[str, Any], resident_weights: int | None, reasons: list[str]) -> int:
+    """``weights_unpaged_bytes`` where it can be true: a byte count no larger than the weights it is part
+    of. Anything else is nulled with the reason (a file claiming more would excuse any host peak)."""
+    value = checked.get("weights_unpaged_bytes")
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= (resident_weights or 0):
+        return value
+    limit = units.size(resident_weights) if resident_weights else "no"
+    reasons.append(f"weights_unpaged_bytes read {value!r}: not a byte count within the {limit} resident weights")
+    checked["weights_unpaged_bytes"] = None
+    return 0
 
 
 def _below_torch(checked: dict[str, Any]) -> list[str]:
