@@ -19,7 +19,6 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from sdshape.backends.base import RUNTIME_OPTIONS, Artifact, Backend, Option, PreparedRunner, Runner, artifact_of
-
 from sdshape.errors import UsageError, choices_error
 
 ENTRY_POINT_GROUP = "sdshape.backends"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
+
 from sdshape.backends.base import Artifact, Option, PreparedRunner, Runner
 
 

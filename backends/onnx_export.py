@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from sdshape.backends.base import Artifact
 from sdshape.backends.cache import ArtifactSlot, CacheEntry
 

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+
 from sdshape.backends import onnx_export, ort_optimize
 from sdshape.backends.base import Artifact, Option, PreparedRunner, Runner
 from sdshape.backends.cache import ArtifactSlot

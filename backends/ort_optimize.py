@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from sdshape.backends import onnx_export
 from sdshape.backends.base import Artifact
 from sdshape.backends.cache import ArtifactSlot
@@ -51,12 +52,11 @@ CUDA_ONLY_FUSIONS = (
 
 
 def model_type(module: torch.nn.Module) -> str:
-    """ORT's optimizer type for a stage module: ``unet``, ``vae`` or ``clip`` (T5 encoders: ``t5``)."""
-    kind = type(module).__name__
-    if kind == "UNetStep":
-        return "unet"
-    if kind == "VAEDecode":
-        return "vae"
+    """ORT's optimizer type for a stage module: what a denoiser's family declares (``unet``, ``mmdit``),
+    ``vae``, or for text encoders ``clip`` (``t5`` when any encoder is a T5)."""
+    declared = getattr(module, "ort_model_type", None)
+    if declared:
+        return declared
     encoders = getattr(module, "encoders", [])
     return "t5" if any("T5" in type(encoder).__name__ for encoder in encoders) else "clip"
 
@@ -71,7 +71,7 @@ def fusion_options(kind: str, gpu: bool, fp16: bool) -> Any:
     from onnxruntime.transformers.fusion_options import FusionOptions
 
     options = FusionOptions(kind)
-    if kind == "unet":  # as optimize_pipeline.py: packed QKV and KV only for fp16
+    if kind in ("unet", "mmdit"):  # as optimize_pipeline.py: packed QKV and KV only for fp16
         options.enable_packed_kv = fp16 and options.enable_packed_kv
         options.enable_packed_qkv = fp16 and options.enable_packed_qkv
     if not gpu:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+
 from sdshape.backends.base import Artifact, Option, PreparedRunner, Runner
 from sdshape.backends.graphs import clone_outputs
 

@@ -20,10 +20,10 @@ import time
 from typing import Any
 
 import torch
+
 from sdshape.backends import onnx_export
 from sdshape.backends.base import Artifact, PreparedRunner, Runner
 from sdshape.backends.cache import ArtifactSlot
-
 from sdshape.vocabulary import PRECISIONS
 
 ENGINE_FILE = "model.engine"

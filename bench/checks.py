@@ -48,7 +48,7 @@ def overhead(out: Path, name: str, on: list[str], off: list[str]) -> dict:
     common = ["--shape", "sd15", "--device", "cuda", "--backend", "compile:reduce-overhead", "--rounds", "30"]
     with_it = _run(out, f"{name}-on", *common, *on)
     without = _run(out, f"{name}-off", *common, *off)
-    key = "unet_loop@compile:reduce-overhead"
+    key = "denoise_loop@compile:reduce-overhead"
     ratio = _median(with_it, key) / _median(without, key)
     return {"ratio_on_over_off": ratio, "target": "at most 1.01", "met": ratio <= 1.01}
 
@@ -56,8 +56,8 @@ def overhead(out: Path, name: str, on: list[str], off: list[str]) -> dict:
 def graphs_vs_compile(out: Path) -> dict:
     argv = ["--shape", "sd15", "--device", "cuda", "--precision", "fp16", "--resolution", "512", "--steps", "50"]
     rows = _run(out, "graphs-vs-compile", *argv, "--backend", "eager:cudagraph,compile:reduce-overhead")
-    graphs = rows["unet_loop@eager:cudagraph"]["extra_info"]["step_times"]["rest_median_s"]
-    compiled = rows["unet_loop@compile:reduce-overhead"]["extra_info"]["step_times"]["rest_median_s"]
+    graphs = rows["denoise_loop@eager:cudagraph"]["extra_info"]["step_times"]["rest_median_s"]
+    compiled = rows["denoise_loop@compile:reduce-overhead"]["extra_info"]["step_times"]["rest_median_s"]
     ratio = graphs / compiled
     return {"eager_cudagraph_step_s": graphs, "compile_step_s": compiled, "ratio": ratio, "target": "at most 1.3",
             "met": ratio <= 1.3}  # fmt: skip

@@ -22,8 +22,10 @@ from accelerate import init_empty_weights
 from torch import nn
 
 from sdshape.errors import UsageError
+from sdshape.families import REGISTERED, family_name_of, family_of, get_family
+from sdshape.families.base import Family, TextEncoders, text_parts
 from sdshape.fill import fill_parameters
-from sdshape.modules import TextEncoderModule, UNetStep, VAEDecode
+from sdshape.modules import VAEDecode
 from sdshape.zoo import ComponentKind, ComponentSpec, ShapeSpec, shape_components
 
 
@@ -37,6 +39,14 @@ def _library_class(name: str) -> type:
     raise ValueError(f"no library class named {name!r} in diffusers or transformers")
 
 
+def import_classes(shape: ShapeSpec) -> None:
+    """Import every library class a shape builds: a session does it before its memory baseline, so the
+    baseline holds the Python modules (hundreds of MB of host RSS) and no model."""
+    for spec in shape_components(shape).values():
+        for part in text_parts(spec):
+            _library_class(part.library_class)
+
+
 def instantiate(spec: ComponentSpec) -> nn.Module:
     """Create the library model for one (non-stacked) spec, under the caller's device context."""
     cls = _library_class(spec.library_class)
@@ -45,19 +55,27 @@ def instantiate(spec: ComponentSpec) -> nn.Module:
     return cls(cls.config_class(**spec.config))
 
 
-def stage_module(spec: ComponentSpec, make: Callable[[ComponentSpec], nn.Module]) -> nn.Module:
-    """Wrap the component's model(s) in the stage module the backends see."""
+def stage_module(
+    spec: ComponentSpec, make: Callable[[ComponentSpec], nn.Module], family: Family | None = None
+) -> nn.Module:
+    """Wrap the component's model(s) in the stage module the backends see.
+
+    A text encoder's module combines its outputs the way the denoiser's ``family`` is conditioned (with no
+    family, the encoders are only held: enough to count them). A denoiser's is its family's step module.
+    """
     if spec.kind == "text_encoder":
-        encoders = [make(part) for part in spec.parts] if spec.is_stack else [make(spec)]
-        return TextEncoderModule(encoders, hidden_layer=spec.hidden_layer, pooled=spec.pooled)
+        encoders = [make(part) for part in text_parts(spec)]
+        return family.text_module(encoders, spec) if family is not None else TextEncoders(encoders, spec)
     model = make(spec)
-    return UNetStep(model) if spec.kind == "unet" else VAEDecode(model)
+    if spec.kind == "denoiser":
+        return family_of(spec).step_module(model, spec)
+    return VAEDecode(model)
 
 
-def meta_module(spec: ComponentSpec) -> nn.Module:
+def meta_module(spec: ComponentSpec, family: Family | None = None) -> nn.Module:
     """The stage module entirely on the meta device: free to build, used for counting."""
     with torch.device("meta"):
-        return stage_module(spec, instantiate)
+        return stage_module(spec, instantiate, family)
 
 
 def _materialize(module: nn.Module, device: torch.device, dtype: torch.dtype, seed: int) -> nn.Module:
@@ -92,10 +110,12 @@ def _skip_default_init() -> Iterator[None]:
             setattr(torch.nn.init, name, function)
 
 
-def build_random(spec: ComponentSpec, device: torch.device, dtype: torch.dtype, seed: int = 0) -> nn.Module:
+def build_random(
+    spec: ComponentSpec, device: torch.device, dtype: torch.dtype, seed: int = 0, family: Family | None = None
+) -> nn.Module:
     """The stage module with random weights, allocated once on ``device`` in ``dtype``."""
     with init_empty_weights(include_buffers=False), _skip_default_init():
-        module = stage_module(spec, instantiate)
+        module = stage_module(spec, instantiate, family)
     return _materialize(module, device, dtype, seed)
 
 
@@ -104,8 +124,15 @@ def count_params(module: nn.Module) -> int:
 
 
 def weight_bytes(module: nn.Module) -> int:
+    """Bytes of everything the module holds on its device: parameters and buffers (SD3's position table)."""
     tensors = [*module.parameters(), *module.buffers()]
     return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def count_buffers(module: nn.Module) -> int:
+    """Elements of the floating-point buffers a module holds (SD3's and PixArt's position tables): in its
+    weight bytes, not its parameters. Integer buffers (CLIP's 77 position ids) are left out."""
+    return sum(b.numel() for b in module.buffers() if b.is_floating_point())
 
 
 @dataclass
@@ -120,12 +147,16 @@ class BuiltShape:
     build_s: dict[ComponentKind, float] = field(default_factory=dict)
 
     @property
-    def text_encoder(self) -> TextEncoderModule:
-        return self.modules["text_encoder"]  # type: ignore[return-value]
+    def family(self) -> Family:
+        return family_of(self.specs["denoiser"])
 
     @property
-    def unet(self) -> UNetStep:
-        return self.modules["unet"]  # type: ignore[return-value]
+    def text_encoder(self) -> nn.Module:
+        return self.modules["text_encoder"]
+
+    @property
+    def denoiser(self) -> nn.Module:
+        return self.modules["denoiser"]
 
     @property
     def vae(self) -> VAEDecode:
@@ -141,7 +172,8 @@ def build_shape(
 ) -> BuiltShape:
     """Build all three components of a zoo shape with random weights."""
     specs = shape_components(shape)
-    modules, timings = _make_each(specs, lambda spec: build_random(spec, device, dtype, seed), on_component)
+    family = family_of(specs["denoiser"])
+    modules, timings = _make_each(specs, lambda spec: build_random(spec, device, dtype, seed, family), on_component)
     return BuiltShape(shape.name, modules, specs, dict(shape.scheduler), build_s=timings)
 
 
@@ -176,28 +208,45 @@ def read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def _spec_from_config(name: str, kind: ComponentKind, folder: Path, **extra: Any) -> ComponentSpec:
+def _spec_from_config(name: str, kind: ComponentKind, folder: Path, default_class: str, **extra: Any) -> ComponentSpec:
     config = read_config(folder / "config.json")
     if kind == "text_encoder":
-        library_class = (config.get("architectures") or ["CLIPTextModel"])[0]
+        library_class = (config.get("architectures") or [default_class])[0]
     else:
-        library_class = config.get("_class_name", "UNet2DConditionModel" if kind == "unet" else "AutoencoderKL")
+        library_class = config.get("_class_name", default_class)
     return ComponentSpec(
         name, kind, library_class, config, source=str(folder), description=f"loaded from {folder}", **extra
     )
 
 
+def _denoiser_folder(folder: Path) -> tuple[Path, Family]:
+    """The folder holding the denoiser (``unet/`` or ``transformer/``, as the families lay them out) and its
+    family, from the config's ``_class_name``."""
+    layouts = {sub: module.NAME for module in REGISTERED for sub in get_family(module.NAME).weights_folders["denoiser"]}
+    for sub in dict.fromkeys(layouts):
+        config_file = folder / sub / "config.json"
+        if config_file.is_file():
+            config = read_config(config_file)
+            default = "UNet2DConditionModel" if sub == "unet" else ""
+            return folder / sub, get_family(family_name_of(config.get("_class_name", default)))
+    wanted = " or ".join(f"{sub}/config.json" for sub in dict.fromkeys(layouts))
+    raise UsageError(f"--weights {folder}: not a diffusers pipeline folder (no {wanted})")
+
+
 def weights_native_resolution(folder: Path) -> int:
     """Check that ``folder`` looks like a diffusers pipeline; return its native image side."""
     folder = Path(folder)
-    missing = [sub for sub in ("text_encoder", "unet", "vae") if not (folder / sub / "config.json").is_file()]
+    denoiser_dir, _ = _denoiser_folder(folder)
+    missing = [sub for sub in ("text_encoder", "vae") if not (folder / sub / "config.json").is_file()]
     if missing:
         raise UsageError(
             f"--weights {folder}: not a diffusers pipeline folder (no {', '.join(s + '/config.json' for s in missing)})"
         )
-    unet = read_config(folder / "unet" / "config.json")
+    denoiser = read_config(denoiser_dir / "config.json")
     vae = read_config(folder / "vae" / "config.json")
-    return int(unet.get("sample_size", 64)) * 2 ** (len(vae.get("block_out_channels", [0] * 4)) - 1)
+    return int(denoiser.get("sample_size", 128 if denoiser_dir.name == "transformer" else 64)) * 2 ** (
+        len(vae.get("block_out_channels", [0] * 4)) - 1
+    )
 
 
 def load_weights(
@@ -206,16 +255,19 @@ def load_weights(
     dtype: torch.dtype,
     on_component: Callable[[ComponentKind, ComponentSpec], None] | None = None,
 ) -> BuiltShape:
-    """Load a local diffusers pipeline folder (text_encoder[, text_encoder_2], unet, vae)."""
+    """Load a local diffusers pipeline folder, laid out as its family lays it out (``unet/`` or
+    ``transformer/``, ``text_encoder[_2][_3]/``, ``vae/``)."""
     folder = Path(folder)
     weights_native_resolution(folder)
-    dual = (folder / "text_encoder_2" / "config.json").is_file()
+    denoiser_dir, family = _denoiser_folder(folder)
     label = folder.name
-    te_parts = [_spec_from_config(f"{label}/text_encoder", "text_encoder", folder / "text_encoder")]
-    if dual:
-        te_parts.append(_spec_from_config(f"{label}/text_encoder_2", "text_encoder", folder / "text_encoder_2"))
+    te_parts = [
+        _spec_from_config(f"{label}/{sub}", "text_encoder", folder / sub, "CLIPTextModel")
+        for sub in family.weights_folders["text_encoder"]
+        if (folder / sub / "config.json").is_file()
+    ]
     text_spec = te_parts[0]
-    if dual:
+    if len(te_parts) > 1:
         text_spec = ComponentSpec(
             f"{label}/text_encoders",
             "text_encoder",
@@ -224,13 +276,13 @@ def load_weights(
             source=str(folder),
             description=f"loaded from {folder}",
             parts=tuple(te_parts),
-            hidden_layer="penultimate",
+            hidden_layer="penultimate",  # SDXL's pair; the other families choose per encoder
             pooled=True,
         )
     specs: dict[ComponentKind, ComponentSpec] = {
         "text_encoder": text_spec,
-        "unet": _spec_from_config(f"{label}/unet", "unet", folder / "unet"),
-        "vae": _spec_from_config(f"{label}/vae", "vae", folder / "vae"),
+        "denoiser": _spec_from_config(f"{label}/{denoiser_dir.name}", "denoiser", denoiser_dir, "UNet2DConditionModel"),
+        "vae": _spec_from_config(f"{label}/vae", "vae", folder / "vae", "AutoencoderKL"),
     }
 
     def load(spec: ComponentSpec) -> nn.Module:
@@ -242,7 +294,7 @@ def load_weights(
             raise UsageError(f"--weights: cannot load {spec.source}: {str(error).splitlines()[0]}") from None
         return model.to(device).eval().requires_grad_(False)
 
-    modules, timings = _make_each(specs, lambda spec: stage_module(spec, load), on_component)
+    modules, timings = _make_each(specs, lambda spec: stage_module(spec, load, family), on_component)
     scheduler_file = folder / "scheduler" / "scheduler_config.json"
     scheduler = read_config(scheduler_file) if scheduler_file.is_file() else {}
     return BuiltShape(f"weights:{label}", modules, specs, scheduler, weights=str(folder), build_s=timings)

@@ -1,54 +1,44 @@
-"""Input shapes of each stage call, derived from component configs alone.
+"""Input shapes of each stage call, derived from component configs and the denoiser's family alone.
 
-One place decides what every backend sees: FLOP counting on the meta device
-uses these shapes, and so do export and engine profiles. Classifier-free
-guidance doubles the text-encoder and UNet batch (unconditional + conditional);
-the VAE decodes only the guided latents.
+One place decides what every backend sees: FLOP counting on the meta device uses these shapes, and so
+do export and engine profiles. The text stage reads one token stream per tokenizer (CLIP's 77 tokens,
+T5's own length). Classifier-free guidance doubles the text-encoder and denoiser rows (the negative
+prompt is encoded too); a guidance-distilled or unguided denoiser sees the prompt batch once. The VAE
+decodes only the guided latents.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sdshape.families import family_of
+from sdshape.families.base import Sizes, stream_lengths, text_parts, vae_scale_factor, width
 from sdshape.zoo import ComponentKind, ComponentSpec
 
-# SDXL's micro-conditioning: original size, crop top-left, target size.
-TIME_IDS = 6
+# Inputs that are integers (token ids, attention masks); every other input is floating point.
+__all__ = ["CallShapes", "call_shapes", "max_tokens", "text_hidden_size", "vae_scale_factor", "vocab_size"]
 
-
-def _text_parts(spec: ComponentSpec) -> tuple[ComponentSpec, ...]:
-    return spec.parts if spec.is_stack else (spec,)
-
-
-def width(config: dict) -> int:
-    """Hidden width of a text encoder config (CLIP: hidden_size, T5: d_model)."""
-    return config["hidden_size"] if "hidden_size" in config else config["d_model"]
+INTEGER_INPUTS = ("input_ids", "input_ids_2", "encoder_attention_mask")
+TEXT_INPUT_NAMES = ("input_ids", "input_ids_2")
 
 
 def text_hidden_size(spec: ComponentSpec) -> int:
-    return sum(width(part.config) for part in _text_parts(spec))
+    """The summed widths of a text encoder's parts (a stack's concatenated width, for a UNet)."""
+    return sum(width(part) for part in text_parts(spec))
 
 
 def max_tokens(spec: ComponentSpec) -> int | None:
-    """The longest sequence the text encoder takes (CLIP: its position table; T5: no limit)."""
-    limits = [
-        part.config["max_position_embeddings"] for part in _text_parts(spec) if "max_position_embeddings" in part.config
-    ]
+    """The longest sequence the text encoder takes when it is all CLIP (its position table); else None:
+    a T5 stream has no limit, and CLIP towers beside one read their own 77 tokens."""
+    parts = text_parts(spec)
+    if any(part.library_class.startswith("T5") for part in parts):
+        return None
+    limits = [part.config["max_position_embeddings"] for part in parts if "max_position_embeddings" in part.config]
     return min(limits) if limits else None
 
 
-def text_pooled_size(spec: ComponentSpec) -> int | None:
-    return _text_parts(spec)[-1].config["projection_dim"] if spec.pooled else None
-
-
 def vocab_size(spec: ComponentSpec) -> int:
-    return min(part.config["vocab_size"] for part in _text_parts(spec))
-
-
-def vae_scale_factor(spec: ComponentSpec) -> int:
-    """Pixels per latent along a side: AutoencoderKL halves per level; AutoencoderTiny likewise."""
-    levels = spec.config.get("block_out_channels") or spec.config.get("decoder_block_out_channels")
-    return 2 ** (len(levels) - 1)
+    return min(part.config["vocab_size"] for part in text_parts(spec))
 
 
 @dataclass(frozen=True)
@@ -58,34 +48,48 @@ class CallShapes:
     batch: int
     resolution: int
     sequence_length: int
+    sizes: Sizes
     text_encoder: dict[str, tuple[int, ...]]
-    unet: dict[str, tuple[int, ...]]
+    denoiser: dict[str, tuple[int, ...]]
     vae: dict[str, tuple[int, ...]]
 
+    @property
+    def guidance(self) -> str:
+        return self.sizes.guidance
+
     def for_kind(self, kind: ComponentKind) -> dict[str, tuple[int, ...]]:
-        return {"text_encoder": self.text_encoder, "unet": self.unet, "vae": self.vae}[kind]
+        return {"text_encoder": self.text_encoder, "denoiser": self.denoiser, "vae": self.vae}[kind]
+
+
+def sizes_of(
+    specs: dict[ComponentKind, ComponentSpec], batch: int, resolution: int, sequence_length: int, guidance_scale: float
+) -> Sizes:
+    family = family_of(specs["denoiser"])
+    return Sizes(batch, resolution, sequence_length, family.guidance(specs["denoiser"]), guidance_scale)
 
 
 def call_shapes(
-    specs: dict[ComponentKind, ComponentSpec], batch: int, resolution: int, sequence_length: int = 77, cfg: bool = True
+    specs: dict[ComponentKind, ComponentSpec],
+    batch: int,
+    resolution: int,
+    sequence_length: int = 77,
+    guidance_scale: float = 7.5,
 ) -> CallShapes:
-    rows = 2 * batch if cfg else batch
-    unet, vae = specs["unet"], specs["vae"]
-    latent = resolution // vae_scale_factor(vae)
-    channels = unet.config.get("in_channels", 4)
-    unet_inputs: dict[str, tuple[int, ...]] = {
-        "sample": (rows, channels, latent, latent),
-        "timestep": (),
-        "encoder_hidden_states": (rows, sequence_length, text_hidden_size(specs["text_encoder"])),
-    }
-    if unet.config.get("addition_embed_type") == "text_time":
-        unet_inputs["text_embeds"] = (rows, text_pooled_size(specs["text_encoder"]) or 0)
-        unet_inputs["time_ids"] = (rows, TIME_IDS)
+    family = family_of(specs["denoiser"])
+    sizes = sizes_of(specs, batch, resolution, sequence_length, guidance_scale)
+    rows = sizes.rows
+    streams = stream_lengths(specs["text_encoder"], sequence_length)
+    latent = family.latent_shape(specs, batch, resolution)
     return CallShapes(
         batch=batch,
         resolution=resolution,
         sequence_length=sequence_length,
-        text_encoder={"input_ids": (rows, sequence_length)},
-        unet=unet_inputs,
-        vae={"latents": (batch, vae.config.get("latent_channels", 4), latent, latent)},
+        sizes=sizes,
+        text_encoder={name: (rows, tokens) for name, tokens in zip(TEXT_INPUT_NAMES, streams, strict=False)},
+        denoiser={
+            "sample": (rows, *latent[1:]),
+            "timestep": (),
+            **family.conditioning_shapes(specs, sizes),
+        },
+        vae={"latents": family.vae_latent_shape(specs, batch, resolution)},
     )

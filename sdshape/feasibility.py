@@ -86,7 +86,7 @@ def profiles(result: ResultFile, catalog: dict[str, GPU]) -> tuple[list[RunProfi
         label = " ".join(str(v) for v in run["key"].values())
         if not all(s in rows and rows[s].status == "ok" for s in STAGES):
             continue
-        on_gpu = rows["unet_loop"].device == "cuda"
+        on_gpu = rows["denoise_loop"].device == "cuda"
         stages = {}
         for stage in STAGES:
             row = rows[stage]
@@ -98,7 +98,7 @@ def profiles(result: ResultFile, catalog: dict[str, GPU]) -> tuple[list[RunProfi
             if not on_gpu:
                 source += " on the CPU (stands in for GPU activations; CPU kernels' workspaces differ)"
             weights = row.memory.get("weights_bytes") or 0
-            calls = run["key"]["steps"] if stage == "unet_loop" else 1
+            calls = run["key"]["steps"] if stage == "denoise_loop" else 1
             kernels = row.kernels or {}
             busy = kernels.get("busy_s") if kernels.get("busy_fraction") is not None else None
             stages[stage] = StageCost(
@@ -137,14 +137,17 @@ def vram_needed(run: RunProfile, policy: str) -> int:
         peak = sum(w.values()) + max(a.values())
     elif policy == "text_encoder_offload":
         peak = max(
-            sum(w.values()) + a["text_encoder"], w["unet_loop"] + w["vae_decode"] + max(a["unet_loop"], a["vae_decode"])
+            sum(w.values()) + a["text_encoder"],
+            w["denoise_loop"] + w["vae_decode"] + max(a["denoise_loop"], a["vae_decode"]),
         )
     elif policy == "model_offload":
         peak = max(w[k] + a[k] for k in STAGES)
     elif policy == "vae_tiled":
         resolution, batch = run.key["resolution"], run.key["batch"]
         tiled = a["vae_decode"] * min(1.0, (VAE_TILE_PX / resolution) ** 2) / max(batch, 1)
-        peak = max(w["text_encoder"] + a["text_encoder"], w["unet_loop"] + a["unet_loop"], w["vae_decode"] + int(tiled))
+        peak = max(
+            w["text_encoder"] + a["text_encoder"], w["denoise_loop"] + a["denoise_loop"], w["vae_decode"] + int(tiled)
+        )
     else:
         raise choices_error("policy", policy, list(POLICIES))
     return int(peak + run.context)
@@ -224,7 +227,7 @@ def project(run: RunProfile, gpu: GPU) -> dict[str, Any]:
         }
         splits, method, dominant = {}, "roofline over the measured efficiency", None
     total = None if any(v is None for v in per_stage.values()) else sum(per_stage.values())  # type: ignore[arg-type]
-    loop = per_stage.get("unet_loop")
+    loop = per_stage.get("denoise_loop")
     if run.key["precision"] == "fp32":
         source += "; an fp32 run is projected at the FP16 tensor rate, so its projection is optimistic"
     return {

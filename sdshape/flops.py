@@ -12,7 +12,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from sdshape.build import meta_module
-from sdshape.call_inputs import CallShapes
+from sdshape.call_inputs import INTEGER_INPUTS, CallShapes
+from sdshape.families import family_of
 from sdshape.zoo import ComponentKind, ComponentSpec
 
 FLOPS_NOTE = "torch.utils.flop_counter on the meta device; 1 MAC = 2 FLOPs; elementwise ops not counted"
@@ -21,7 +22,7 @@ FLOPS_NOTE = "torch.utils.flop_counter on the meta device; 1 MAC = 2 FLOPs; elem
 def meta_inputs(shapes: dict[str, tuple[int, ...]]) -> tuple[torch.Tensor, ...]:
     tensors = []
     for name, shape in shapes.items():
-        if name == "input_ids":
+        if name in INTEGER_INPUTS:
             tensors.append(torch.zeros(shape, dtype=torch.long, device="meta"))
         else:
             tensors.append(torch.zeros(shape, dtype=torch.float32, device="meta"))
@@ -67,9 +68,10 @@ def flops_per_call(
     row, instead of one counting failure taking down every stage.
     """
     counts: dict[ComponentKind, int | None] = {}
+    family = family_of(specs["denoiser"])
     for kind, spec in specs.items():
         try:
-            counts[kind] = count_flops(meta_module(spec), meta_inputs(shapes.for_kind(kind)))
+            counts[kind] = count_flops(meta_module(spec, family), meta_inputs(shapes.for_kind(kind)))
         except Exception:
             if strict:
                 raise

@@ -1,15 +1,17 @@
 """``sdshape inspect``: the static cost of a shape, from its configs alone (meta device).
 
-Reported per image: batch 1, classifier-free guidance (text encoder and UNet
-see 2 rows), ``steps`` UNet calls, one VAE decode.
+Reported per image, as the shape's pipeline runs it: batch 1; under classifier-free guidance the text
+encoders and the denoiser see 2 rows (a guidance-distilled or unguided denoiser sees 1); ``steps``
+denoiser calls, one VAE decode. Weight bytes count buffers (SD3's position table) beside parameters.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sdshape.build import count_params, meta_module
+from sdshape.build import count_buffers, count_params, meta_module
 from sdshape.call_inputs import call_shapes
+from sdshape.families import family_of
 from sdshape.flops import FLOPS_NOTE, flops_by_class, meta_inputs
 from sdshape.vocabulary import STAGE_OF_KIND, calls_per_image, weight_bytes_by_precision
 from sdshape.zoo import ShapeSpec, shape_components
@@ -17,25 +19,29 @@ from sdshape.zoo import ShapeSpec, shape_components
 
 def inspect_shape(shape: ShapeSpec, resolution: int, steps: int) -> dict[str, Any]:
     specs = shape_components(shape)
-    shapes = call_shapes(specs, batch=1, resolution=resolution, sequence_length=shape.sequence_length)
+    family = family_of(specs["denoiser"])
+    shapes = call_shapes(specs, 1, resolution, shape.sequence_length, shape.guidance_scale)
     stages: dict[str, Any] = {}
     image_split: dict[str, int] = {}
-    total_params = 0
+    total_params = total_buffers = 0
     for kind, spec in specs.items():
-        module = meta_module(spec)
+        module = meta_module(spec, family)
         split = flops_by_class(module, meta_inputs(shapes.for_kind(kind)))
         calls = calls_per_image(kind, steps)
         for name, flops in split.items():
             image_split[name] = image_split.get(name, 0) + flops * calls
         params = count_params(module)
+        buffers = count_buffers(module)
         total_params += params
+        total_buffers += buffers
         stage = STAGE_OF_KIND[kind]
         stages[stage] = {
             "component": spec.name,
             "source": spec.source,
             "params": params,
             "params_executed": module.executed_params if kind == "vae" else params,
-            "weight_bytes": weight_bytes_by_precision(params),
+            "buffers": buffers,
+            "weight_bytes": weight_bytes_by_precision(params + buffers),
             "call_inputs": {name: list(dims) for name, dims in shapes.for_kind(kind).items()},
             "flops_per_call": sum(split.values()),
             "flops_by_class_per_call": split,
@@ -54,12 +60,17 @@ def inspect_shape(shape: ShapeSpec, resolution: int, steps: int) -> dict[str, An
         "resolution": resolution,
         "steps": steps,
         "batch": 1,
-        "cfg": True,
+        "family": family.name,
+        "guidance": shapes.guidance,
+        "guidance_scale": shape.guidance_scale,
+        "sequence_length": shape.sequence_length,
+        "cfg": shapes.guidance == "cfg",
         "flops_note": FLOPS_NOTE,
         "stages": stages,
         "total": {
             "params": total_params,
-            "weight_bytes": weight_bytes_by_precision(total_params),
+            "buffers": total_buffers,
+            "weight_bytes": weight_bytes_by_precision(total_params + total_buffers),
             "flops_per_image": flops_total,
             "flops_by_class": image_split,
             "flops_class_shares": {name: f / flops_total for name, f in image_split.items()},

@@ -76,16 +76,56 @@ def check_size(
     bytes_per_element: int,
     device: str,
     force: bool,
+    shape: Any = None,
+    precision: str = "fp32",
 ) -> None:
-    """Refuse a run whose lower-bound memory exceeds the device's, unless ``force``."""
+    """Refuse a run whose lower-bound memory exceeds the device's, unless ``force``; with a ``shape``, also
+    one whose weights alone do (:func:`check_weights_fit`)."""
     if force:
         return
+    if shape is not None:
+        check_weights_fit(shape, precision, device, force)
     floor, how = memory_floor(vae_config, resolution, batch, sequence_length, bytes_per_element)
     available, has = device_memory(device)
     if floor > available:
         raise UsageError(
             f"--resolution {resolution} --batch {batch} --seq-len {sequence_length}: at least {units.size(floor)} "
             f"({how}), more than the {units.size(available)} {has}; pass --force-size to run it anyway"
+        )
+
+
+_ELEMENTS: dict[tuple[str, ...], dict[str, int]] = {}  # components' names -> elements per kind (meta device)
+
+
+def _elements(shape: Any) -> dict[str, int]:
+    """Parameters and buffers of each component of a shape, counted once per process."""
+    from sdshape.build import count_buffers, count_params, meta_module
+    from sdshape.zoo import shape_components
+
+    specs = shape_components(shape)
+    key = tuple(spec.name for spec in specs.values())
+    if key not in _ELEMENTS:
+        modules = {kind: meta_module(spec) for kind, spec in specs.items()}
+        _ELEMENTS[key] = {kind: count_params(m) + count_buffers(m) for kind, m in modules.items()}
+    return _ELEMENTS[key]
+
+
+def check_weights_fit(shape_spec: Any, precision: str, device: str, force: bool) -> None:
+    """Refuse, before anything is allocated, a shape whose weights alone exceed the device's memory
+    (FLUX.1-dev's transformer is 23.8 GB in bf16), unless ``force``. Counted on the meta device."""
+    if force:
+        return
+    from sdshape.vocabulary import PRECISIONS
+
+    element = PRECISIONS[precision].bytes_per_param
+    by_kind = {kind: count * element for kind, count in _elements(shape_spec).items()}
+    total = sum(by_kind.values())
+    available, has = device_memory(device)
+    if total > available:
+        parts = ", ".join(f"{kind} {units.size(size)}" for kind, size in by_kind.items())
+        raise UsageError(
+            f"--shape {shape_spec.name} in {precision}: its weights alone need {units.size(total)} ({parts}), "
+            f"more than the {units.size(available)} {has}; try a smaller shape or precision, or pass --force-size"
         )
 
 

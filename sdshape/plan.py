@@ -33,6 +33,7 @@ class Defaults:
     profile: bool
 
 
+GUIDANCE_WITH_WEIGHTS = 7.5  # --weights folders name no pipeline defaults; SD's is used
 GPU_DEFAULTS = Defaults(precision="fp16", steps=50, rounds=None, warmup=2, resolution_cap=None, profile=True)
 # Sized so `sdshape run` with no flags (SD 1.5 at 256x256) prints its table in about 2 minutes on 2 CPU cores.
 CPU_DEFAULTS = Defaults(precision="fp32", steps=3, rounds=3, warmup=1, resolution_cap=256, profile=False)
@@ -141,7 +142,7 @@ def resolve(
     parity: bool = True,
     vram_cap: str | None = None,
     text_encoder: str | None = None,
-    unet: str | None = None,
+    denoiser: str | None = None,
     vae: str | None = None,
     sequence_length: int | None = None,
     shapes_file: str | os.PathLike | None = None,
@@ -166,16 +167,18 @@ def resolve(
         from sdshape.zoo.compose import load_shapes_file, with_overrides
 
         file_shapes = load_shapes_file(shapes_file) if shapes_file else {}
-        if shape is None and len(file_shapes) == 1 and not (text_encoder or unet or vae):
+        if shape is None and len(file_shapes) == 1 and not (text_encoder or denoiser or vae):
             shape_name = next(iter(file_shapes))  # a file with one shape: that one
         if shape_name not in file_shapes:
             get_shape(shape_name)  # unknown shape -> UsageError with the choices
-        shape_spec = with_overrides(shape_name, text_encoder, unet, vae, sequence_length, file_shapes)
+        shape_spec = with_overrides(shape_name, text_encoder, denoiser, vae, sequence_length, file_shapes)
         shape_name = shape_spec.name
         native = shape_spec.native_resolution
     else:
-        if text_encoder or unet or vae or shapes_file:
-            raise UsageError("--weights loads a whole pipeline; --text-encoder/--unet/--vae/--shapes-file do not apply")
+        if text_encoder or denoiser or vae or shapes_file:
+            raise UsageError(
+                "--weights loads a whole pipeline: --text-encoder/--denoiser/--vae/--shapes-file do not apply"
+            )
         from sdshape.build import weights_native_resolution
 
         native = weights_native_resolution(Path(weights))
@@ -241,8 +244,8 @@ def resolve(
         if defaults.resolution_cap and native > defaults.resolution_cap:
             resolution = defaults.resolution_cap
             chosen.append(f"resolution {resolution} (native {native})")
-    if steps is None:
-        steps = defaults.steps
+    if steps is None:  # the pipeline's own default on a GPU; a few steps on the CPU
+        steps = shape_spec.steps if (shape_spec and device == "cuda") else defaults.steps
         chosen.append(f"{steps} steps")
     if auto_rounds:
         rounds = None
@@ -255,7 +258,7 @@ def resolve(
         notes.append("CPU defaults chosen: " + ", ".join(chosen) + " (set --resolution/--steps/--rounds to change)")
     tokens = shape_spec.sequence_length if shape_spec else (sequence_length or 77)
     element = 4 if precision == "fp32" else 2
-    check_size(vae_config, resolution, batch, tokens, element, device, force_size)
+    check_size(vae_config, resolution, batch, tokens, element, device, force_size, shape_spec, precision)
     cache_root, cache_fallback = cache_location(cache_dir, notes)
 
     return Plan(
@@ -272,6 +275,7 @@ def resolve(
         device=torch.device(device),
         resolution=resolution,
         steps=steps,
+        guidance=shape_spec.guidance_scale if shape_spec else GUIDANCE_WITH_WEIGHTS,
         batch=batch,
         rounds=rounds,
         warmup=warmup,

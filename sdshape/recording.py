@@ -145,7 +145,9 @@ def result_of(
         device=plan.device.type,
         device_name=device_label(session.environment) if session.environment else plan.device.type,
         guidance_scale=plan.guidance,
-        cfg=True,
+        cfg=built.family.guidance(built.specs["denoiser"]) == "cfg" if built else None,
+        family=built.family.name if built else None,
+        guidance=built.family.guidance(built.specs["denoiser"]) if built else None,
         sequence_length=plan.sequence_length,
         composition_notes=list(plan.shape_spec.notes) if plan.shape_spec else [],
         seed=plan.seed,
@@ -167,13 +169,14 @@ def result_of(
         flops=flops,
         flops_note=FLOPS_NOTE,
         tflops_achieved=flops / median / 1e12 if flops and median else None,
+        buffers=facts.buffers if facts else None,
     )
     timing = Timing(
         rounds_s=list((stats or {}).get("data") or []),
         timer=outcome.timer,
         warmup_rounds=plan.warmup,
         stats=stats,
-        step_times=step_summary(outcome.step_s) if stage == "unet_loop" else None,
+        step_times=step_summary(outcome.step_s) if stage == "denoise_loop" else None,
         stopping=outcome.stopping,
     )
     backend = BackendRun(

@@ -1,7 +1,7 @@
 """The parity reference: eager fp32 outputs of every stage on the shared inputs, kept on the host.
 
 Every backend's stage output is compared with these (``sdshape.parity``), and
-every backend's UNet is conditioned on the reference's fp32 text embeddings, so
+every backend's denoiser is conditioned on the reference's fp32 text embeddings, so
 parity compares backends, not the text encoder's rounding. Nothing here holds
 device memory while the sessions it checks are measured.
 """
@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from sdshape import parity
+from sdshape.families.base import Conditioning
 from sdshape.measure import classify_failure
-from sdshape.stages import Conditioning
 from sdshape.vocabulary import STAGES
 
 
@@ -33,33 +33,24 @@ class Reference:
     def portable(self) -> dict[str, Any]:
         """Plain arrays, to cross a process boundary (torch shares tensors through memory that dies with
         the process that made them)."""
-        c = self.conditioning
-        tensors = {
-            "encoder_hidden_states": c.encoder_hidden_states,
-            "text_embeds": c.text_embeds,
-            "time_ids": c.time_ids,
-        }
         return {
             "outputs": {stage: t.numpy() for stage, t in self.outputs.items()},
-            "conditioning": {name: None if t is None else t.numpy() for name, t in tensors.items()},
+            "conditioning": {name: t.numpy() for name, t in self.conditioning.tensors.items()},
         }
 
     @classmethod
     def from_portable(cls, data: dict[str, Any] | None) -> Reference | None:
         if data is None:
             return None
-        conditioning = {k: None if v is None else torch.from_numpy(v) for k, v in data["conditioning"].items()}
-        return cls({stage: torch.from_numpy(a) for stage, a in data["outputs"].items()}, Conditioning(**conditioning))
+        conditioning = Conditioning({k: torch.from_numpy(v) for k, v in data["conditioning"].items()})
+        return cls({stage: torch.from_numpy(a) for stage, a in data["outputs"].items()}, conditioning)
 
     def conditioning_for(self, dtype: torch.dtype, device: torch.device) -> Conditioning:
-        c = self.conditioning
-        tensors = (c.encoder_hidden_states, c.text_embeds, c.time_ids)
-        return Conditioning(*[None if t is None else t.to(device=device, dtype=dtype) for t in tensors])  # type: ignore[arg-type]
+        return self.conditioning.to(device, dtype)
 
 
 def on_host(conditioning: Conditioning) -> Conditioning:
-    tensors = (conditioning.encoder_hidden_states, conditioning.text_embeds, conditioning.time_ids)
-    return Conditioning(*[None if t is None else t.detach().cpu() for t in tensors])  # type: ignore[arg-type]
+    return conditioning.on_host()
 
 
 def untimed_reference(stages: dict[str, Any], progress: Any = None, task: Any = None) -> Reference | None:
@@ -75,4 +66,4 @@ def untimed_reference(stages: dict[str, Any], progress: Any = None, task: Any = 
         if progress is not None and task is not None:
             progress.update(task, description=f"reference failed: {classify_failure(error)[1]}")
         return None
-    return Reference(outputs, on_host(stages["unet_loop"].conditioning))
+    return Reference(outputs, on_host(stages["denoise_loop"].conditioning))

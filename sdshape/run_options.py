@@ -25,16 +25,22 @@ class RunOption:
     help: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     bench: bool = True  # also an option of `pytest bench/`
+    aliases: tuple[str, ...] = ()  # older spellings that keep working
 
     def add(self, add_argument: Callable[..., Any]) -> None:
-        add_argument(self.flag, dest=self.dest, help=self.help, **self.kwargs)
+        add_argument(self.flag, *self.aliases, dest=self.dest, help=self.help, **self.kwargs)
 
 
 INT = {"type": int}
 RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("--shape", "shape", "zoo shape (default sd15), or a name from --shapes-file; see `sdshape zoo`"),
     RunOption("--text-encoder", "text_encoder", "swap in any zoo text encoder (e.g. t5-v1.1-large)"),
-    RunOption("--unet", "unet", "swap in any zoo UNet (e.g. bk-sdm-small); cross-attention is adapted"),
+    RunOption(
+        "--denoiser",
+        "denoiser",
+        "swap in any zoo denoiser, UNet or transformer (e.g. bk-sdm-small); its text conditioning is adapted",
+        aliases=("--unet",),
+    ),
     RunOption("--vae", "vae", "swap in any zoo VAE (e.g. taesd)"),
     RunOption("--seq-len", "seq_len", "text sequence length (default 77; CLIP's maximum, T5 has none)", INT),
     RunOption("--shapes-file", "shapes_file", "TOML of named compositions: [shape.NAME] text_encoder, unet, vae"),
@@ -159,7 +165,7 @@ def plan_from(values: Mapping[str, Any]) -> Any:
         parity=values.get("parity", True),
         vram_cap=values.get("vram_cap"),
         text_encoder=values.get("text_encoder"),
-        unet=values.get("unet"),
+        denoiser=values.get("denoiser"),
         vae=values.get("vae"),
         sequence_length=values.get("seq_len"),
         shapes_file=values.get("shapes_file"),

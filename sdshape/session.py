@@ -86,8 +86,9 @@ class Session:
         # modules (hundreds of MB of host RSS) and include no model at all.
         import diffusers  # noqa: F401
         import transformers  # noqa: F401
-        from diffusers import AutoencoderKL, UNet2DConditionModel  # noqa: F401
-        from transformers import CLIPTextModel  # noqa: F401
+
+        if self.plan.weights is None:
+            build.import_classes(self.plan.shape_spec or get_shape(self.plan.shape))
 
         device = self.plan.device
         self.settled = settle(
@@ -174,7 +175,7 @@ class Session:
 
     def _prepare(self, built: build.BuiltShape) -> None:
         plan = self.plan
-        shapes = call_shapes(built.specs, plan.batch, plan.resolution, plan.sequence_length)
+        shapes = call_shapes(built.specs, plan.batch, plan.resolution, plan.sequence_length, plan.guidance)
         backend = get_backend(self.backend_name, self.backend_options)
         conditioning = self.reference.conditioning_for(self.dtype, plan.device) if self.reference else None
         self.runners = Runners(
@@ -203,7 +204,7 @@ class Session:
     # -- measure ----------------------------------------------------------------------
     def recorder(self, stage: str) -> StageRecorder:
         return StageRecorder(
-            self.stages[stage], self.plan.device, self.sampler, self.plan.warmup, per_step=stage == "unet_loop"
+            self.stages[stage], self.plan.device, self.sampler, self.plan.warmup, per_step=stage == "denoise_loop"
         )
 
     def measure(self, stage: str) -> StageResult:
@@ -296,4 +297,4 @@ class Session:
         """This session's outputs as the reference (eager fp32 sessions only, all stages ok), on the host."""
         if not self.is_reference or any(stage not in self.reference_outputs for stage in STAGES):
             return None
-        return Reference(dict(self.reference_outputs), on_host(self.stages["unet_loop"].conditioning))
+        return Reference(dict(self.reference_outputs), on_host(self.stages["denoise_loop"].conditioning))

@@ -2,128 +2,115 @@
 
 Each stage holds fixed inputs made once from a seed, and ``run(mark)`` does one
 round. ``mark`` (from :class:`sdshape.timing.Clock`) is called after each
-denoising step, so the UNet loop reports per-step times, first step included.
-The loop follows diffusers' StableDiffusion(XL)Pipeline: a real scheduler built
-from its config, classifier-free guidance by batch doubling, the guidance
-combine and ``scheduler.step``.
+denoising step, so the loop reports per-step times, first step included.
+The loop is the one every diffusers text-to-image pipeline runs: a real
+scheduler built from the model's config, the guidance its family uses (CFG
+by batch doubling, a distilled guidance input, or none) and
+``scheduler.step``; what differs between families (inputs, packing, timestep
+schedules) comes from the family (``sdshape.families``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from sdshape.backends.base import Runner
 from sdshape.call_inputs import CallShapes
+from sdshape.families.base import Conditioning, Family, Specs
 
 Mark = Callable[[], None] | None
 
+BOS_ID, EOS_ID, PAD_ID = 0, 2, 1  # valid in every vocabulary here
 
-def token_ids(rows: int, sequence_length: int, vocab: int, device: torch.device) -> torch.Tensor:
-    """Fixed token ids: unconditional rows ("" prompt) then conditional rows (a 20-token prompt).
 
-    Tokenization is out of scope; CLIP's cost does not depend on the ids, only on
-    the sequence length. bos=0, eos=2, pad=1 are valid in every vocabulary here.
+def token_ids(rows: int, sequence_length: int, vocab: int, device: torch.device, negative: bool = True) -> torch.Tensor:
+    """Fixed token ids: with ``negative`` (CFG), unconditional rows ("" prompt) first, then conditional rows
+    (a 20-token prompt); without, conditional rows only.
+
+    Tokenization is out of scope; an encoder's cost does not depend on the ids, only on
+    the sequence length.
     """
-    bos, eos, pad = 0, 2, 1
-    uncond = [bos, eos] + [pad] * (sequence_length - 2)
+    uncond = [BOS_ID, EOS_ID] + [PAD_ID] * (sequence_length - 2)
     prompt = [3 + (7 * i) % (vocab - 3) for i in range(min(20, sequence_length - 2))]
-    cond = [bos, *prompt, eos] + [pad] * (sequence_length - 2 - len(prompt))
-    half = rows // 2
+    cond = [BOS_ID, *prompt, EOS_ID] + [PAD_ID] * (sequence_length - 2 - len(prompt))
+    half = rows // 2 if negative else 0
     return torch.tensor([uncond] * half + [cond] * (rows - half), dtype=torch.long, device=device)
-
-
-@dataclass
-class Conditioning:
-    """What the UNet is conditioned on, CFG-doubled: hidden states, and for SDXL pooled text + size ids."""
-
-    encoder_hidden_states: torch.Tensor
-    text_embeds: torch.Tensor | None = None
-    time_ids: torch.Tensor | None = None
-
-    @classmethod
-    def from_text(cls, outputs: tuple[torch.Tensor, ...], resolution: int, dtype: torch.dtype) -> Conditioning:
-        hidden = outputs[0].to(dtype)
-        if len(outputs) < 2:
-            return cls(hidden)
-        rows = hidden.shape[0]
-        # (original h, original w, crop top, crop left, target h, target w), as SDXL's pipeline builds it.
-        ids = torch.tensor([resolution, resolution, 0, 0, resolution, resolution], dtype=dtype, device=hidden.device)
-        return cls(hidden, outputs[1].to(dtype), ids.repeat(rows, 1))
-
-    def unet_args(self) -> tuple[torch.Tensor, ...]:
-        if self.text_embeds is None:
-            return (self.encoder_hidden_states,)
-        return (self.encoder_hidden_states, self.text_embeds, self.time_ids)
-
-
-def make_scheduler(config: dict):
-    """EulerDiscreteScheduler from a model's scheduler config (unknown keys are ignored)."""
-    from diffusers import EulerDiscreteScheduler
-
-    return EulerDiscreteScheduler.from_config(config)
 
 
 class TextEncoderStage:
     name = "text_encoder"
 
-    def __init__(self, runner: Runner, input_ids: torch.Tensor):
+    def __init__(self, runner: Runner, input_ids: tuple[torch.Tensor, ...]):
         self.runner = runner
         self.input_ids = input_ids
 
     def run(self, mark: Mark = None):
-        return self.runner(self.input_ids)
+        return self.runner(*self.input_ids)
 
 
-class UNetLoopStage:
-    name = "unet_loop"
+class DenoiseLoopStage:
+    """The denoising loop, whatever the denoiser: ``steps`` evaluations and scheduler steps."""
+
+    name = "denoise_loop"
 
     def __init__(
         self,
         runner: Runner,
+        family: Family,
+        specs: Specs,
         scheduler_config: dict,
         conditioning: Conditioning,
         shapes: CallShapes,
         steps: int,
-        guidance: float,
         device: torch.device,
         dtype: torch.dtype,
         seed: int,
     ):
         self.runner = runner
-        self.scheduler = make_scheduler(scheduler_config)
+        self.family = family
+        self.specs = specs
+        self.scheduler = family.make_scheduler(scheduler_config)
         self.conditioning = conditioning
         self.steps = steps
-        self.guidance = guidance
+        self.sizes = shapes.sizes
         self.device = device
-        self.scheduler.set_timesteps(steps, device=device)
-        _, channels, height, width = shapes.unet["sample"]
         generator = torch.Generator().manual_seed(seed)
-        noise = torch.randn((shapes.batch, channels, height, width), generator=generator)
-        self.latents = (noise * self.scheduler.init_noise_sigma).to(device=device, dtype=dtype)
+        shape = family.latent_shape(specs, shapes.batch, shapes.resolution)
+        noise = torch.randn(shape, generator=generator)
+        family.set_timesteps(self.scheduler, steps, device, shape)
+        # Flow-matching schedulers start from unit noise and have no init_noise_sigma (their pipelines do not scale).
+        self.latents = (noise * getattr(self.scheduler, "init_noise_sigma", 1.0)).to(device=device, dtype=dtype)
 
     def run(self, mark: Mark = None, conditioning: Conditioning | None = None) -> torch.Tensor:
-        cond = (conditioning or self.conditioning).unet_args()
-        scheduler = self.scheduler
-        scheduler.set_timesteps(self.steps, device=self.device)  # also resets the scheduler's step index
+        cond = (conditioning or self.conditioning).args()
+        family, scheduler = self.family, self.scheduler
+        cfg = self.sizes.guidance == "cfg"
+        scale = self.sizes.guidance_scale
         latents = self.latents
+        family.set_timesteps(scheduler, self.steps, self.device, tuple(latents.shape))  # also resets the step index
         for t in scheduler.timesteps:
-            model_input = scheduler.scale_model_input(torch.cat([latents, latents]), t)
-            noise = self.runner(model_input, t, *cond)
-            uncond, text = noise.chunk(2)
-            noise = uncond + self.guidance * (text - uncond)
-            latents = scheduler.step(noise, t, latents, return_dict=False)[0]
+            model_input = family.model_input(scheduler, torch.cat([latents, latents]) if cfg else latents, t)
+            prediction = self.runner(model_input, t, *cond)
+            if cfg:
+                uncond, text = prediction.chunk(2)
+                prediction = uncond + scale * (text - uncond)
+            latents = family.scheduler_step(scheduler, prediction, t, latents)
             if mark is not None:
                 mark()
         return latents
+
+    def example_timestep(self) -> torch.Tensor:
+        """The first timestep as the loop passes it: what an export or engine is traced with."""
+        return self.scheduler.timesteps[0]
 
 
 class VAEDecodeStage:
     name = "vae_decode"
 
-    def __init__(self, runner: Runner, shapes: CallShapes, device: torch.device, dtype: torch.dtype, seed: int):
+    def __init__(self, runner: Any, shapes: CallShapes, device: torch.device, dtype: torch.dtype, seed: int):
         self.runner = runner
         generator = torch.Generator().manual_seed(seed + 1)
         self.latents = torch.randn(shapes.vae["latents"], generator=generator).to(device=device, dtype=dtype)
@@ -137,19 +124,12 @@ class PipelineStage:
 
     name = "pipeline"
 
-    def __init__(
-        self,
-        text: TextEncoderStage,
-        loop: UNetLoopStage,
-        vae: VAEDecodeStage,
-        resolution: int,
-        dtype: torch.dtype,
-    ):
+    def __init__(self, text: TextEncoderStage, loop: DenoiseLoopStage, vae: VAEDecodeStage, dtype: torch.dtype):
         self.text, self.loop, self.vae = text, loop, vae
-        self.resolution = resolution
         self.dtype = dtype
 
     def run(self, mark: Mark = None) -> torch.Tensor:
-        conditioning = Conditioning.from_text(self.text.run(), self.resolution, self.dtype)
-        latents = self.loop.run(conditioning=conditioning)
-        return self.vae.run(latents=latents)
+        loop = self.loop
+        conditioning = loop.family.conditioning(self.text.run(), loop.specs, loop.sizes)
+        latents = loop.run(conditioning=conditioning.to(loop.device, self.dtype))
+        return self.vae.run(latents=loop.family.to_vae_latents(latents, loop.specs, loop.sizes.resolution))

@@ -20,6 +20,19 @@ ALLOCATION_COLUMNS = (
 )  # fmt: skip
 
 
+CFG_NOTE = ", CFG batch x2"
+
+
+def guidance_label(mode: str | None, scale: float | None) -> str:
+    """How the denoiser was guided: ``CFG 7.5`` (also for files that predate the field), ``guidance 3.5
+    (distilled)``, or ``no guidance``."""
+    if mode == "distilled":
+        return f"guidance {scale} (distilled, one pass)"
+    if mode == "none":
+        return "no guidance"
+    return f"CFG {scale}"
+
+
 def ci_cell(result: StageResult) -> str:
     """Half the median's 95% confidence interval, as a share of it ("-": too few rounds to bracket it)."""
     rel = result.timing.rel_ci
@@ -50,7 +63,8 @@ def conditions(result: StageResult) -> str:
         rounds = f"{len(t.rounds_s)} timed rounds"
     return (
         f"{i.shape} · {i.backend} · {i.precision} · batch {i.batch} · {i.resolution}x{i.resolution} · "
-        f"{i.steps} steps · CFG {c.guidance_scale} · {rounds} after {t.warmup_rounds} warm-up · timer {t.timer} · "
+        f"{i.steps} steps · {guidance_label(c.guidance, c.guidance_scale)} · "
+        f"{rounds} after {t.warmup_rounds} warm-up · timer {t.timer} · "
         f"{c.device_name}"
     )
 
@@ -184,10 +198,11 @@ def footnotes(results: list[StageResult]) -> list[str]:
     lines: list[str] = []
     for result in results:
         steps = result.timing.step_times
-        if result.stage == "unet_loop" and steps:
+        if result.stage == "denoise_loop" and steps:
+            cfg = CFG_NOTE if result.conditions.cfg is not False else ""
             lines.append(
-                f"unet_loop per step: first {units.seconds(steps['first_s'])}, "
-                f"others median {units.seconds(steps['rest_median_s'])} ({result.id.steps} steps, CFG batch x2)"
+                f"denoise_loop per step: first {units.seconds(steps['first_s'])}, "
+                f"others median {units.seconds(steps['rest_median_s'])} ({result.id.steps} steps{cfg})"
             )
         if result.stage == "pipeline" and result.timing.residual:
             lines.append(residual_line(result.timing.residual))
@@ -207,7 +222,7 @@ def footnotes(results: list[StageResult]) -> list[str]:
     lines += [f"composition: {note}" for note in (first.conditions.composition_notes if first else [])]
     lines += energy_lines(results)
     lines.append(clock_line(results))
-    lines.append("time %, energy %: of text_encoder + unet_loop + vae_decode (one image); FLOPs: 1 MAC = 2 FLOPs")
+    lines.append("time %, energy %: of text_encoder + denoise_loop + vae_decode (one image); FLOPs: 1 MAC = 2 FLOPs")
     if first is not None and first.device == "cpu":
         lines.append("peak mem on the CPU: host RSS growth over the pre-load baseline (no VRAM)")
     return lines

@@ -12,13 +12,34 @@ from typing import Any
 from sdshape.errors import choices_error
 
 # The four measured stages, in pipeline order; the first three are one image's parts.
-STAGES = ("text_encoder", "unet_loop", "vae_decode", "pipeline")
+STAGES = ("text_encoder", "denoise_loop", "vae_decode", "pipeline")
 PER_IMAGE_STAGES = STAGES[:3]
-# The three component kinds, and which stage runs which.
-KINDS = ("text_encoder", "unet", "vae")
+# The three component kinds, and which stage runs which. The denoiser is a UNet or a transformer (DiT, MMDiT):
+# the model family decides (``sdshape.families``); the measurement core never does.
+KINDS = ("text_encoder", "denoiser", "vae")
 STAGE_OF_KIND = dict(zip(KINDS, PER_IMAGE_STAGES, strict=True))
 KIND_OF_STAGE = {stage: kind for kind, stage in STAGE_OF_KIND.items()}
 KINDS_OF_STAGE = {**{stage: (kind,) for stage, kind in KIND_OF_STAGE.items()}, "pipeline": KINDS}
+
+# Names written before the model families existed, read as today's: every old result file still reads.
+LEGACY_STAGES = {"unet_loop": "denoise_loop"}
+LEGACY_KINDS = {"unet": "denoiser"}
+
+
+def current_stage(name: str) -> str:
+    return LEGACY_STAGES.get(name, name)
+
+
+def current_kind(name: str) -> str:
+    return LEGACY_KINDS.get(name, name)
+
+
+def current_keys(mapping: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A dict keyed by stage or kind names, with any legacy key renamed (other keys kept as they are)."""
+    if not isinstance(mapping, dict):
+        return mapping
+    return {current_kind(current_stage(key)): value for key, value in mapping.items()}
+
 
 # A result's stable identity: regression tools match results across files by these.
 ID_FIELDS = ("stage", "shape", "backend", "precision", "batch", "resolution", "steps")
@@ -28,8 +49,8 @@ DEVICES = ("cuda", "cpu")
 
 
 def calls_per_image(kind: str, steps: int) -> int:
-    """Module calls per image: the UNet once per denoising step, the others once."""
-    return steps if kind == "unet" else 1
+    """Module calls per image and prompt batch: the denoiser once per step (CFG rows batched), the others once."""
+    return steps if kind == "denoiser" else 1
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """A built shape wired into the four measured stages, and each stage's static facts.
 
 The same inputs for every backend: token ids and latents from the seed, and the
-UNet's conditioning from the eager fp32 reference when there is one (so parity
+denoiser's conditioning from the eager fp32 reference when there is one (so parity
 compares backends, not the text encoder's rounding). Each stage module goes
-through ``make_runner`` (the backend's ``prepare``) exactly once.
+through ``make_runner`` (the backend's ``prepare``) exactly once. What differs
+between model families (the text streams, the conditioning, the latent layout)
+comes from the shape's family.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from typing import Any
 import torch
 
 from sdshape.backends.base import Runner
-from sdshape.build import BuiltShape, count_params, weight_bytes
-from sdshape.call_inputs import CallShapes, vocab_size
+from sdshape.build import BuiltShape, count_buffers, count_params, weight_bytes
+from sdshape.call_inputs import CallShapes
+from sdshape.families.base import Conditioning, stream_lengths, stream_of_parts, text_parts
 from sdshape.mapped_weights import weight_files_in
-from sdshape.stages import Conditioning, PipelineStage, TextEncoderStage, UNetLoopStage, VAEDecodeStage, token_ids
+from sdshape.stages import DenoiseLoopStage, PipelineStage, TextEncoderStage, VAEDecodeStage, token_ids
 from sdshape.vocabulary import KIND_OF_STAGE, calls_per_image
 
 MakeRunner = Callable[[str, torch.nn.Module, tuple[torch.Tensor, ...]], Runner]
@@ -33,12 +36,29 @@ class StageFacts:
     weight_bytes: int
     flops: int | None  # per stage call (the loop: all steps); None if it cannot be traced
     calls: int  # module calls per stage call
+    buffers: int = 0  # buffer elements held beside the parameters (in weight_bytes, not in params)
 
 
-def text_conditioning(built: BuiltShape, ids: torch.Tensor, resolution: int, dtype: torch.dtype) -> Conditioning:
-    """The UNet's conditioning from this session's own text encoder (when there is no reference)."""
+def text_inputs(built: BuiltShape, shapes: CallShapes, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """One ids tensor per token stream (CLIP's, T5's), each from its own tokenizer's vocabulary."""
+    spec = built.specs["text_encoder"]
+    parts = text_parts(spec)
+    lengths = stream_lengths(spec, shapes.sequence_length)
+    streams = stream_of_parts(spec)
+    ids = []
+    for index, length in enumerate(lengths):
+        vocab = min(part.config["vocab_size"] for part, s in zip(parts, streams, strict=True) if s == index)
+        ids.append(token_ids(shapes.sizes.rows, length, vocab, device, negative=shapes.guidance == "cfg"))
+    return tuple(ids)
+
+
+def text_conditioning(
+    built: BuiltShape, ids: tuple[torch.Tensor, ...], shapes: CallShapes, dtype: torch.dtype
+) -> Conditioning:
+    """The denoiser's conditioning from this session's own text encoder (when there is no reference)."""
     with torch.inference_mode():
-        return Conditioning.from_text(built.text_encoder(ids), resolution, dtype)
+        outputs = built.text_encoder(*ids)
+    return built.family.conditioning(outputs, built.specs, shapes.sizes).to(ids[0].device, dtype)
 
 
 def wire(
@@ -51,28 +71,36 @@ def wire(
 ) -> dict[str, Any]:
     """The four stage objects, each module prepared by the backend on the shared example inputs."""
     device = plan.device
-    rows = shapes.text_encoder["input_ids"][0]
-    ids = token_ids(rows, plan.sequence_length, vocab_size(built.specs["text_encoder"]), device)
+    ids = text_inputs(built, shapes, device)
     if conditioning is None:
-        conditioning = text_conditioning(built, ids, plan.resolution, dtype)
-    text = TextEncoderStage(make_runner("text_encoder", built.text_encoder, (ids,)), ids)
+        conditioning = text_conditioning(built, ids, shapes, dtype)
+    text = TextEncoderStage(make_runner("text_encoder", built.text_encoder, ids), ids)
+    loop = DenoiseLoopStage(
+        None,  # type: ignore[arg-type]
+        built.family,
+        built.specs,
+        built.scheduler_config,
+        conditioning,
+        shapes,
+        plan.steps,
+        device,
+        dtype,
+        plan.seed,
+    )
     generator = torch.Generator().manual_seed(plan.seed + 2)
-    unet_example = (
-        torch.randn(shapes.unet["sample"], generator=generator).to(device=device, dtype=dtype),
-        torch.tensor(999.0, device=device),
-        *conditioning.unet_args(),
+    example = (
+        torch.randn(shapes.denoiser["sample"], generator=generator).to(device=device, dtype=dtype),
+        loop.example_timestep(),
+        *conditioning.args(),
     )
-    unet_runner = make_runner("unet", built.unet, unet_example)
-    loop = UNetLoopStage(
-        unet_runner, built.scheduler_config, conditioning, shapes, plan.steps, plan.guidance, device, dtype, plan.seed
-    )
-    vae = VAEDecodeStage(None, shapes, device, dtype, plan.seed)  # type: ignore[arg-type]
+    loop.runner = make_runner("denoiser", built.denoiser, example)
+    vae = VAEDecodeStage(None, shapes, device, dtype, plan.seed)
     vae.runner = make_runner("vae", built.vae, (vae.latents,))
     return {
         "text_encoder": text,
-        "unet_loop": loop,
+        "denoise_loop": loop,
         "vae_decode": vae,
-        "pipeline": PipelineStage(text, loop, vae, plan.resolution, dtype),
+        "pipeline": PipelineStage(text, loop, vae, dtype),
     }
 
 
@@ -89,6 +117,7 @@ def stage_facts(built: BuiltShape, flops_per_call: dict[str, int | None], steps:
             weight_bytes=weight_bytes(module),
             flops=None if per_call is None else per_call * calls,
             calls=calls,
+            buffers=count_buffers(module),
         )
     parts = list(facts.values())
     flops = [f.flops for f in parts]
@@ -98,6 +127,7 @@ def stage_facts(built: BuiltShape, flops_per_call: dict[str, int | None], steps:
         weight_bytes=sum(f.weight_bytes for f in parts),
         flops=None if any(f is None for f in flops) else sum(flops),  # type: ignore[arg-type]
         calls=1,
+        buffers=sum(f.buffers for f in parts),
     )
     return facts
 

@@ -38,17 +38,17 @@ def test_three_backends_side_by_side_with_parity(three_backends):
             assert info["parity"]["ok"] and info["parity"]["rel_l2"] < 1e-4, (backend, stage)
             assert info["parity"]["nan"] == info["parity"]["inf"] == 0
             assert info["artifact"]["cache"] in ("built", "reused")
-    assert rows[("compile", "unet_loop")]["backend_options"] == {
+    assert rows[("compile", "denoise_loop")]["backend_options"] == {
         "compile_mode": "default",
         "channels_last": False,
         "fuse_qkv": False,
     }
-    assert rows[("onnxruntime", "unet_loop")]["backend_options"] == {
+    assert rows[("onnxruntime", "denoise_loop")]["backend_options"] == {
         "ort_provider": "cpu",
         "optimize": True,
         "cuda_graph": False,
     }
-    assert rows[("compile", "unet_loop")]["artifact"]["build_s"] > 0  # compile time, apart from the rounds
+    assert rows[("compile", "denoise_loop")]["artifact"]["build_s"] > 0  # compile time, apart from the rounds
 
 
 def test_second_run_reuses_the_exports(three_backends, tmp_path, capsys):
@@ -57,7 +57,7 @@ def test_second_run_reuses_the_exports(three_backends, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "side by side" in printed and "reused" in printed
     rows = _rows(json.loads(out.read_text()))
-    for stage in ("text_encoder", "unet_loop", "vae_decode"):
+    for stage in ("text_encoder", "denoise_loop", "vae_decode"):
         artifact = rows[("onnxruntime", stage)]["artifact"]
         assert artifact["cache"] == "reused" and artifact["build_s"] == 0.0 and artifact["cached_build_s"] > 0
     assert rows[("onnxruntime", "pipeline")]["artifact"]["cache"] == "reused"
@@ -135,7 +135,7 @@ def test_a_wrong_backend_from_an_entry_point_is_flagged_invalid(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     rows = _rows(json.loads(out.read_text()))
-    for stage in ("text_encoder", "unet_loop", "vae_decode", "pipeline"):
+    for stage in ("text_encoder", "denoise_loop", "vae_decode", "pipeline"):
         info = rows[("wrong:double", stage)]
         assert info["status"] == "invalid" and "parity with eager fp32 failed" in info["message"]
         assert info["backend_options"] == {"scale": 2.0}  # the plug-in's own option, chosen by its variant
@@ -162,7 +162,7 @@ def test_isolate_runs_each_backend_in_its_own_process(tmp_path):
     code = main([*RUN, "--backend", "eager,onnxruntime", "--isolate", "--json", str(out)])
     assert code == 0
     rows = _rows(json.loads(out.read_text()))
-    for stage in ("text_encoder", "unet_loop", "vae_decode", "pipeline"):
+    for stage in ("text_encoder", "denoise_loop", "vae_decode", "pipeline"):
         assert rows[("eager", stage)]["parity"]["is_reference"]
         ort = rows[("onnxruntime", stage)]
         assert ort["status"] == "ok" and ort["parity"]["ok"] and ort["parity"]["rel_l2"] < 1e-4
@@ -173,6 +173,6 @@ def test_a_session_that_dies_leaves_error_rows_saying_so(tiny_plan):
     from sdshape.campaign import _failed_rows
 
     rows = _failed_rows(tiny_plan, "compile", "isolated session failed: the process exited with code -9")
-    assert [row.stage for row in rows] == ["text_encoder", "unet_loop", "vae_decode", "pipeline"]
+    assert [row.stage for row in rows] == ["text_encoder", "denoise_loop", "vae_decode", "pipeline"]
     assert all(row.status == "error" and "code -9" in row.message for row in rows)
     assert rows[0].to_extra_info()["backend"] == "compile"

@@ -62,7 +62,7 @@ def test_one_benchmark_per_stage_and_backend_with_raw_rounds(bench_json):
         assert bench["extra_info"]["status"] == "ok"
         assert bench["extra_info"]["parity"]["ok"]
     benchmarks = [b for b in every if b["extra_info"]["backend"] == "eager"]
-    assert [b["extra_info"]["stage"] for b in benchmarks] == ["text_encoder", "unet_loop", "vae_decode", "pipeline"]
+    assert [b["extra_info"]["stage"] for b in benchmarks] == ["text_encoder", "denoise_loop", "vae_decode", "pipeline"]
     for bench in benchmarks:
         assert set(bench["extra_info"]) >= EXTRA_INFO_KEYS
         assert bench["extra_info"]["status"] == "ok"
@@ -137,9 +137,9 @@ def test_a_failing_stage_stays_in_the_json(tmp_path):
     assert "kept as a result row" in result.stdout
     doc = json.loads(out.read_text())
     rows = {b["extra_info"]["stage"]: b for b in doc["benchmarks"]}
-    assert set(rows) == {"text_encoder", "unet_loop", "vae_decode", "pipeline"}
+    assert set(rows) == {"text_encoder", "denoise_loop", "vae_decode", "pipeline"}
     assert rows["text_encoder"]["extra_info"]["status"] == rows["vae_decode"]["extra_info"]["status"] == "ok"
-    for stage in ("unet_loop", "pipeline"):
+    for stage in ("denoise_loop", "pipeline"):
         assert rows[stage]["extra_info"]["status"] == "error"
         assert rows[stage]["stats"] is None
         assert "RuntimeError" in rows[stage]["extra_info"]["message"]

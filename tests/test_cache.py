@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from sdshape.backends import onnx_export
 from sdshape.backends.cache import ArtifactSlot, cache_key
 

@@ -76,9 +76,9 @@ def test_zoo_json(capsys):
 def test_inspect_json(capsys):
     assert main(["inspect", "sd15", "--resolution", "256", "--steps", "10", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    for stage in ("text_encoder", "unet_loop", "vae_decode"):
+    for stage in ("text_encoder", "denoise_loop", "vae_decode"):
         assert {"params", "flops_per_call", "calls_per_image", "flops_per_image"} <= set(report["stages"][stage])
-    assert report["stages"]["unet_loop"]["calls_per_image"] == 10
+    assert report["stages"]["denoise_loop"]["calls_per_image"] == 10
 
 
 def test_inspect_table_mentions_flop_convention(capsys):
@@ -91,12 +91,12 @@ def test_run_tiny_writes_the_benchmark_schema(tmp_path, capsys):
     argv = ["run", "--shape", "tiny", "--device", "cpu", "--steps", "2", "--rounds", "3", "--warmup", "1"]
     assert main([*argv, "--json", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "params %" in printed and "unet_loop" in printed and "residual" in printed
+    assert "params %" in printed and "denoise_loop" in printed and "residual" in printed
     doc = json.loads(out.read_text())
     assert {"machine_info", "commit_info", "benchmarks", "datetime", "version"} <= set(doc)
     assert doc["machine_info"]["torch_version"] and doc["machine_info"]["gpu_name"] is None
     stages = {b["extra_info"]["stage"]: b for b in doc["benchmarks"]}
-    assert list(stages) == ["text_encoder", "unet_loop", "vae_decode", "pipeline"]
+    assert list(stages) == ["text_encoder", "denoise_loop", "vae_decode", "pipeline"]
     for bench in stages.values():
         info = bench["extra_info"]
         assert info["status"] == "ok"
@@ -108,13 +108,13 @@ def test_run_tiny_writes_the_benchmark_schema(tmp_path, capsys):
         assert info["id"] == {
             k: info[k] for k in ("stage", "shape", "backend", "precision", "batch", "resolution", "steps")
         }
-    assert sum(stages[s]["extra_info"]["param_share"] for s in ("text_encoder", "unet_loop", "vae_decode")) == (
+    assert sum(stages[s]["extra_info"]["param_share"] for s in ("text_encoder", "denoise_loop", "vae_decode")) == (
         pytest.approx(1.0)
     )
-    assert sum(stages[s]["extra_info"]["time_share"] for s in ("text_encoder", "unet_loop", "vae_decode")) == (
+    assert sum(stages[s]["extra_info"]["time_share"] for s in ("text_encoder", "denoise_loop", "vae_decode")) == (
         pytest.approx(1.0)
     )
-    loop = stages["unet_loop"]["extra_info"]
+    loop = stages["denoise_loop"]["extra_info"]
     assert len(loop["step_times"]["per_step_median_s"]) == 2
-    assert loop["flops"] == 2 * stages["unet_loop"]["extra_info"]["flops"] // 2
+    assert loop["flops"] == 2 * stages["denoise_loop"]["extra_info"]["flops"] // 2
     assert "residual_s" in stages["pipeline"]["extra_info"]["residual"]

@@ -23,7 +23,7 @@ def rounds(center: float, spread: float, n: int, seed: int) -> list[float]:
     return [rng.gauss(center, spread) for _ in range(n)]
 
 
-def row(stage="unet_loop", data=None, status="ok", memory=None, energy=None, backend="eager", message=None):
+def row(stage="denoise_loop", data=None, status="ok", memory=None, energy=None, backend="eager", message=None):
     info = {
         "stage": stage,
         "shape": "sd15",
@@ -60,7 +60,7 @@ def test_planted_slowdown_is_a_regression(tmp_path, capsys):
     code, found = verdicts(
         tmp_path, [row(data=rounds(1.00, 0.01, 10, 1))], [row(data=rounds(1.10, 0.01, 10, 2))], capsys=capsys
     )
-    result = found[("unet_loop", "eager")]
+    result = found[("denoise_loop", "eager")]
     assert code == 1
     assert result["verdict"] == "regression" and result["metric"] == "time"
     assert result["change"] == pytest.approx(0.10, abs=0.02) and result["p_value"] < 0.01
@@ -70,14 +70,14 @@ def test_noise_alone_is_not_flagged(tmp_path, capsys):
     code, found = verdicts(
         tmp_path, [row(data=rounds(1.0, 0.05, 10, 3))], [row(data=rounds(1.0, 0.05, 10, 4))], capsys=capsys
     )
-    assert code == 0 and found[("unet_loop", "eager")]["verdict"] == "unchanged"
+    assert code == 0 and found[("denoise_loop", "eager")]["verdict"] == "unchanged"
 
 
 def test_large_but_insignificant_change_is_noise(tmp_path, capsys):
     base = [1.00, 1.40, 0.90, 1.60, 0.95]
     new = [1.50, 0.92, 1.45, 0.98, 1.55]  # median +45%, but the rounds overlap completely
     code, found = verdicts(tmp_path, [row(data=base)], [row(data=new)], capsys=capsys)
-    result = found[("unet_loop", "eager")]
+    result = found[("denoise_loop", "eager")]
     assert code == 0 and result["verdict"] == "unchanged" and result["p_value"] > 0.05
     assert "not significant" in result["reason"]
 
@@ -86,7 +86,7 @@ def test_significant_change_under_the_floor_is_not_a_regression(tmp_path, capsys
     code, found = verdicts(
         tmp_path, [row(data=rounds(1.00, 0.001, 20, 5))], [row(data=rounds(1.02, 0.001, 20, 6))], capsys=capsys
     )
-    result = found[("unet_loop", "eager")]
+    result = found[("denoise_loop", "eager")]
     assert code == 0 and result["verdict"] == "unchanged" and "floor" in result["reason"]
     code, found = verdicts(
         tmp_path,
@@ -96,12 +96,12 @@ def test_significant_change_under_the_floor_is_not_a_regression(tmp_path, capsys
         "0.01",
         capsys=capsys,
     )
-    assert code == 1 and found[("unet_loop", "eager")]["verdict"] == "regression"
+    assert code == 1 and found[("denoise_loop", "eager")]["verdict"] == "regression"
 
 
 def test_too_few_rounds_is_undecided_not_a_guess(tmp_path, capsys):
     code, found = verdicts(tmp_path, [row(data=[1.0, 1.01, 0.99])], [row(data=[1.5, 1.51, 1.49])], capsys=capsys)
-    result = found[("unet_loop", "eager")]
+    result = found[("denoise_loop", "eager")]
     assert code == 0 and result["verdict"] == "undecided" and "cannot reach" in result["reason"]
 
 
@@ -113,7 +113,7 @@ def test_memory_growth_and_energy(tmp_path, capsys):
         [row(data=steady, memory=5 << 30, energy=101.0)],
         capsys=capsys,
     )
-    result = found[("unet_loop", "eager")]
+    result = found[("denoise_loop", "eager")]
     assert code == 1 and result["verdict"] == "regression" and result["metric"] == "memory"
     assert result["metrics"]["energy"]["verdict"] == "unchanged"
     assert result["metrics"]["memory"]["source"] == "nvml_process_peak_bytes"
@@ -148,7 +148,7 @@ def test_ids_on_one_side_only(tmp_path, capsys):
     )
     assert code == 0
     assert found[("vae_decode", "eager")]["verdict"] == "only_base"
-    assert found[("unet_loop", "compile")]["verdict"] == "only_new"
+    assert found[("denoise_loop", "compile")]["verdict"] == "only_new"
 
 
 def test_environment_diff_is_shown(tmp_path, capsys):
@@ -184,7 +184,11 @@ BAD_FILES = [
     ("list.json", "[1, 2]", "expected a JSON object with a 'benchmarks' list"),
     ("empty.json", '{"benchmarks": []}', "holds no results"),
     ("foreign.json", '{"benchmarks": [{"name": "test_x", "stats": {}}]}', "has no extra_info"),
-    ("partial.json", '{"benchmarks": [{"name": "t", "extra_info": {"stage": "unet_loop"}}]}', "lacks sdshape fields"),
+    (
+        "partial.json",
+        '{"benchmarks": [{"name": "t", "extra_info": {"stage": "denoise_loop"}}]}',
+        "lacks sdshape fields",
+    ),
 ]
 
 

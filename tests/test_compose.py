@@ -10,9 +10,10 @@ import pytest
 from sdshape.build import count_params, meta_module
 from sdshape.cli import main
 from sdshape.errors import UsageError
+from sdshape.families.unet.family import UNetFamily
 from sdshape.plan import resolve
 from sdshape.zoo import get_component
-from sdshape.zoo.compose import adapt_cross_attention, compose, load_shapes_file
+from sdshape.zoo.compose import compose, load_shapes_file
 
 PUBLISHED = {
     "t5-v1.1-xxl": 4_762_310_656,  # the T5 encoder of DeepFloyd IF and SD3
@@ -37,25 +38,30 @@ def test_t5_family_grows_and_taesd_is_tiny():
 
 def test_cross_attention_adaptation_costs_exactly_the_kv_projections():
     unet = get_component("bk-sdm-small")
-    adapted = adapt_cross_attention(unet, 1024)
+    adapted, _ = UNetFamily().adapt(unet, get_component("openclip-vit-h-14"))  # 1024 wide
     before, after = meta_module(unet), meta_module(adapted)
     kv = [m for name, m in before.named_modules() if name.endswith("attn2")]
     expected = sum(2 * m.to_k.out_features * (1024 - 768) for m in kv)  # to_k and to_v have no bias
     assert count_params(after) - count_params(before) == expected
-    assert adapt_cross_attention(unet, 768) is unet
+    assert UNetFamily().adapt(unet, get_component("clip-vit-l-14")) == (unet, None)
 
 
 def test_composition_reports_the_change():
     shape = compose("t5-v1.1-large", "bk-sdm-small", "taesd", sequence_length=128)
     assert shape.name == "t5-v1.1-large+bk-sdm-small+taesd"
-    assert shape.specs["unet"].config["cross_attention_dim"] == 1024
+    assert shape.specs["denoiser"].config["cross_attention_dim"] == 1024
     assert shape.sequence_length == 128 and shape.native_resolution == 512
     assert "cross-attention 768 -> 1024" in shape.notes[0] and "+3,440,640 parameters" in shape.notes[0]
 
 
 def test_run_options_compose_without_building():
     plan = resolve(
-        shape="sd15", text_encoder="t5-v1.1-large", unet="bk-sdm-small", vae="taesd", device="cpu", sequence_length=128
+        shape="sd15",
+        text_encoder="t5-v1.1-large",
+        denoiser="bk-sdm-small",
+        vae="taesd",
+        device="cpu",
+        sequence_length=128,
     )
     assert plan.shape == "t5-v1.1-large+bk-sdm-small+taesd" and plan.sequence_length == 128
     assert plan.shape_spec.specs["vae"].name == "taesd"
@@ -63,7 +69,7 @@ def test_run_options_compose_without_building():
 
 BAD = [
     (dict(text_encoder="t5-v1.1-huge"), "unknown component 't5-v1.1-huge'"),
-    (dict(unet="taesd"), "'taesd' is a vae, not a unet"),
+    (dict(denoiser="taesd"), "'taesd' is a vae, not a denoiser"),
     (dict(shape="sdxl", text_encoder="clip-vit-l-14"), "needs 1280-wide pooled text embeddings"),
     (dict(sequence_length=100), "takes at most 77 tokens"),
     (dict(sequence_length=0), "--seq-len must be at least 1"),
@@ -83,7 +89,7 @@ def test_vae_latent_channels_must_match(monkeypatch):
         get_component("tiny-vae"), name="wide-vae", config={**get_component("tiny-vae").config, "latent_channels": 16}
     )
     monkeypatch.setitem(zoo.COMPONENTS, "wide-vae", wide)
-    with pytest.raises(UsageError, match="VAE wide-vae has 16 latent channels but UNet tiny-unet takes 4"):
+    with pytest.raises(UsageError, match="VAE wide-vae has 16 latent channels but denoiser tiny-unet takes 4"):
         compose("tiny-clip", "tiny-unet", "wide-vae")
 
 

@@ -28,13 +28,13 @@ def _row(stage: str, rounds: list[float] | None, energy: float | None = None, ba
 def test_time_and_energy_shares_and_residual():
     rows = [
         _row("text_encoder", [0.1, 0.1, 0.1], 1.0),
-        _row("unet_loop", [0.6, 0.7, 0.8], 6.0),
+        _row("denoise_loop", [0.6, 0.7, 0.8], 6.0),
         _row("vae_decode", [0.2, 0.2, 0.2], 3.0),
         _row("pipeline", [1.05, 1.1, 1.2], 10.5),
     ]
     finalize(rows)
     info = {r["extra_info"]["stage"]: r["extra_info"] for r in rows}
-    assert info["unet_loop"]["time_share"] == pytest.approx(0.7 / 1.0)
+    assert info["denoise_loop"]["time_share"] == pytest.approx(0.7 / 1.0)
     assert info["vae_decode"]["energy_share"] == pytest.approx(0.3)
     assert info["pipeline"]["time_share"] is None
     assert info["pipeline"]["residual"]["sum_of_stages_s"] == pytest.approx(1.0)
@@ -42,7 +42,7 @@ def test_time_and_energy_shares_and_residual():
 
 
 def test_a_failed_stage_leaves_shares_undefined_not_wrong():
-    rows = [_row("text_encoder", [0.1]), _row("unet_loop", None), _row("vae_decode", [0.2]), _row("pipeline", None)]
+    rows = [_row("text_encoder", [0.1]), _row("denoise_loop", None), _row("vae_decode", [0.2]), _row("pipeline", None)]
     finalize(rows)
     assert all(r["extra_info"]["time_share"] is None for r in rows)
     assert "residual" not in rows[3]["extra_info"]
@@ -50,8 +50,8 @@ def test_a_failed_stage_leaves_shares_undefined_not_wrong():
 
 
 def test_runs_of_different_backends_are_shared_separately():
-    rows = [_row(s, [1.0]) for s in ("text_encoder", "unet_loop", "vae_decode")]
-    rows += [_row(s, [2.0], backend="other") for s in ("text_encoder", "unet_loop", "vae_decode")]
+    rows = [_row(s, [1.0]) for s in ("text_encoder", "denoise_loop", "vae_decode")]
+    rows += [_row(s, [2.0], backend="other") for s in ("text_encoder", "denoise_loop", "vae_decode")]
     finalize(rows)
     assert all(r["extra_info"]["time_share"] == pytest.approx(1 / 3) for r in rows)
 

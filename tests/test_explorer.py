@@ -39,7 +39,8 @@ def test_budget_enumeration_includes_t5_and_stays_within_budget(zoo_listing):
 
 def test_architectures_are_counted_once():
     vaes = [spec.name for spec in candidates("zoo")["vae"]]
-    assert vaes == ["sd-vae", "taesd"]  # the SD 2.1 and SDXL VAEs share the SD VAE's architecture
+    # The SD 2.1 and SDXL VAEs share the SD VAE's architecture, and FLUX's shares SD3's 16-channel one.
+    assert vaes == ["sd-vae", "taesd", "sd3-vae"]
 
 
 def test_measure_composes_and_checks_on_tiny(tmp_path, capsys):
@@ -74,7 +75,7 @@ def test_measure_composes_and_checks_on_tiny(tmp_path, capsys):
         by_kind = measured["seconds_by_kind"]
         assert measured["seconds_per_image"] == pytest.approx(sum(by_kind.values()))
     assert document["check"]["end_to_end_s"] > 0 and document["check"]["status"] == "ok"
-    assert {row["kind"] for row in document["cost_per_100m"]} == {"text_encoder", "unet", "vae"}
+    assert {row["kind"] for row in document["cost_per_100m"]} == {"text_encoder", "denoiser", "vae"}
     assert "tiny-unet@xattn48" in document["components"]  # the adapted UNet is its own component
     assert (out / "pareto.png").stat().st_size > 10_000
 

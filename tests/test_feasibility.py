@@ -93,7 +93,7 @@ def _run(measured_gpu=None, resolution=512, batch=1):
     cost = fz.StageCost
     stages = {
         "text_encoder": cost("text_encoder", 1 * GIB, 100 << 20, "test", 10**11, 1 * GIB, 0.010),
-        "unet_loop": cost("unet_loop", 4 * GIB, 1 * GIB, "test", 50 * 10**12, 4 * GIB * 50, 5.0),
+        "denoise_loop": cost("denoise_loop", 4 * GIB, 1 * GIB, "test", 50 * 10**12, 4 * GIB * 50, 5.0),
         "vae_decode": cost("vae_decode", 1 * GIB, 3 * GIB, "test", 5 * 10**12, 1 * GIB, 0.5),
     }
     key = {"shape": "x", "backend": "eager", "precision": "fp16", "batch": batch, "resolution": resolution, "steps": 50}
@@ -133,7 +133,7 @@ def test_projection_by_hand():
     projected = fz.project(run, l4)
     unet_floor_l4 = max(50e12 / 121e12, 4 * GIB * 50 / 300e9)
     assert projected["efficiency"] == pytest.approx(efficiency)
-    assert projected["per_stage_s"]["unet_loop"] == pytest.approx(unet_floor_l4 / efficiency)
+    assert projected["per_stage_s"]["denoise_loop"] == pytest.approx(unet_floor_l4 / efficiency)
     assert projected["unet_it_s"] == pytest.approx(50 / (unet_floor_l4 / efficiency))
     assert "measured on H100 SXM" in projected["calibration"] and projected["label"] == "projection"
     cpu = fz.project(_run(), l4)
@@ -237,6 +237,6 @@ def test_measured_vram_cap_fits_appear_beside_the_model(tmp_path):
     headings = [getattr(s, "text", "") for s in sections]
     grid = sections[headings.index("Measured under --vram-cap, beside the model") + 2]
     rows = {row[2].text: row for row in grid.rows}
-    assert set(rows) == {"text_encoder", "unet_loop", "vae_decode", "pipeline"}
-    assert rows["vae_decode"][4].text == "oom" and rows["unet_loop"][4].text == "fits"
-    assert rows["unet_loop"][5].text.endswith("MiB") and rows["unet_loop"][6].text in ("fits", "oom")
+    assert set(rows) == {"text_encoder", "denoise_loop", "vae_decode", "pipeline"}
+    assert rows["vae_decode"][4].text == "oom" and rows["denoise_loop"][4].text == "fits"
+    assert rows["denoise_loop"][5].text.endswith("MiB") and rows["denoise_loop"][6].text in ("fits", "oom")

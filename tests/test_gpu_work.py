@@ -262,9 +262,9 @@ def test_the_composition_check_names_the_component_that_is_off():
 
     target = _composition("tiny", 0.0, None)
     target.measured = {"status": "ok", "seconds_per_image": 0.060, "ci_s": 0.0004,
-                       "seconds_by_kind": {"text_encoder": 0.002, "unet": 0.050, "vae": 0.008},
-                       "ci_by_kind": {"text_encoder": 0.00002, "unet": 0.0002, "vae": 0.00005}}  # fmt: skip
-    agreeing = {"text_encoder": stage("text_encoder", 0.002), "unet_loop": stage("unet_loop", 0.050),
+                       "seconds_by_kind": {"text_encoder": 0.002, "denoiser": 0.050, "vae": 0.008},
+                       "ci_by_kind": {"text_encoder": 0.00002, "denoiser": 0.0002, "vae": 0.00005}}  # fmt: skip
+    agreeing = {"text_encoder": stage("text_encoder", 0.002), "denoise_loop": stage("denoise_loop", 0.050),
                 "vae_decode": stage("vae_decode", 0.008), "pipeline": stage("pipeline", 0.0601)}  # fmt: skip
     assert composition_check(target, agreeing)["agrees"]
     off = {**agreeing, "vae_decode": stage("vae_decode", 0.016), "pipeline": stage("pipeline", 0.068)}
@@ -280,15 +280,17 @@ def test_a_projection_keeps_host_time_and_scales_kernel_time():
     a card with a third of the H100's FLOP rate: host 1.701 s stays, kernels 0.729 x 3 = 2.187 s."""
     h100 = GPU("H100 SXM", 80, 3350, 989.4, 989.4, "test")
     small = GPU("Small", 8, 3350 / 3, 989.4 / 3, 989.4 / 3, "test")
-    cost = feasibility.StageCost("unet_loop", 10**9, 0, "t", flops=80 * 10**12, weight_traffic=50 * 10**9,
+    cost = feasibility.StageCost("denoise_loop", 10**9, 0, "t", flops=80 * 10**12, weight_traffic=50 * 10**9,
                                  measured_s=2.43, busy_s=0.729)  # fmt: skip
     split = feasibility.split_projection(cost, h100, small)
     assert split["host_s"] == pytest.approx(1.701) and split["kernel_s"] == pytest.approx(2.187)
     assert split["seconds"] == pytest.approx(3.888) and split["dominant"] == "gpu"
-    graphs = feasibility.StageCost("unet_loop", 10**9, 0, "t", 80 * 10**12, 50 * 10**9, measured_s=0.379, busy_s=0.375)
+    graphs = feasibility.StageCost(
+        "denoise_loop", 10**9, 0, "t", 80 * 10**12, 50 * 10**9, measured_s=0.379, busy_s=0.375
+    )
     replayed = feasibility.split_projection(graphs, h100, small)
     assert replayed["host_s"] == pytest.approx(0.004) and replayed["kernel_s"] == pytest.approx(1.125)
-    unprofiled = feasibility.StageCost("unet_loop", 10**9, 0, "t", 80 * 10**12, 50 * 10**9, measured_s=2.43)
+    unprofiled = feasibility.StageCost("denoise_loop", 10**9, 0, "t", 80 * 10**12, 50 * 10**9, measured_s=2.43)
     assert feasibility.split_projection(unprofiled, h100, small) is None  # falls back to the efficiency model
 
 
@@ -297,9 +299,9 @@ def test_a_projection_keeps_host_time_and_scales_kernel_time():
 
 def test_inspect_splits_flops_into_attention_convolution_and_gemm(capsys):
     assert main(["inspect", "sd15", "--resolution", "512", "--json"]) == 0
-    at_512 = json.loads(capsys.readouterr().out)["stages"]["unet_loop"]["flops_class_shares"]
+    at_512 = json.loads(capsys.readouterr().out)["stages"]["denoise_loop"]["flops_class_shares"]
     assert main(["inspect", "sd15", "--resolution", "1024", "--json"]) == 0
-    at_1024 = json.loads(capsys.readouterr().out)["stages"]["unet_loop"]["flops_class_shares"]
+    at_1024 = json.loads(capsys.readouterr().out)["stages"]["denoise_loop"]["flops_class_shares"]
     assert sum(at_512.values()) == pytest.approx(1.0)
     assert at_512["attention"] == pytest.approx(0.157, abs=0.001)  # 15.7% of SD 1.5's UNet FLOPs at 512 px
     assert at_1024["attention"] > 2.5 * at_512["attention"]  # attention grows with the square of the tokens

@@ -61,7 +61,7 @@ def test_history_report_from_files(tmp_path, capsys):
     )
     assert "Skipped files" in report and "notes.json" in report
     charts = sorted(p.name for p in out.glob("*.png"))
-    assert charts == ["nvidia-l4-unet_loop.png", "nvidia-l4-vae_decode.png"]
+    assert charts == ["nvidia-l4-denoise_loop.png", "nvidia-l4-vae_decode.png"]
     assert (out / charts[0]).stat().st_size > 10_000
 
 

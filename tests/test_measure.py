@@ -11,7 +11,7 @@ from sdshape.sampling import HostSource, Sampler
 
 
 class SleepyStage:
-    name = "unet_loop"
+    name = "denoise_loop"
 
     def __init__(self, steps: int = 3, fail_on_round: int | None = None, error: BaseException | None = None):
         self.steps, self.fail_on_round, self.error, self.calls = steps, fail_on_round, error, 0

@@ -155,7 +155,7 @@ def replay(monkeypatch):
     return install
 
 
-def _measured_unet_loop(plan, previous_level: int, previous_weights: int):
+def _measured_denoise_loop(plan, previous_level: int, previous_weights: int):
     run = campaign.Campaign(plan)
     run._level, run._weights = {"host_rss_bytes": previous_level}, previous_weights
     return run, run.open("eager")
@@ -165,11 +165,11 @@ def test_a_baseline_read_before_memory_falls_is_waited_for(replay, tiny_plan):
     """The reference's 4 GiB are still held for three readings: the baseline waits for the fall."""
     held = ReplaySource(held=int(4.5 * GIB), released=GIB // 2, working=int(2.2 * GIB), held_reads=3)
     source = replay(held, timeout_s=60.0)
-    run, opened = _measured_unet_loop(tiny_plan, GIB // 2, 4 * GIB)
+    run, opened = _measured_denoise_loop(tiny_plan, GIB // 2, 4 * GIB)
     try:
         assert opened.settled.settled and opened.sampler.baseline == {"host_rss_bytes": GIB // 2}
         opened.build()
-        result = opened.measure("unet_loop")
+        result = opened.measure("denoise_loop")
     finally:
         run.close(opened)
     assert source.reads > 4
@@ -181,12 +181,12 @@ def test_a_baseline_read_before_memory_falls_is_waited_for(replay, tiny_plan):
 def test_a_baseline_that_never_came_down_flags_the_peaks(replay, tiny_plan):
     """As on the H100: the baseline is read high, memory falls afterwards, the peaks would be negative."""
     source = replay(ReplaySource(held=int(4.5 * GIB), released=GIB // 2, working=int(2.2 * GIB)), timeout_s=0.3)
-    run, opened = _measured_unet_loop(tiny_plan, GIB // 2, 4 * GIB)
+    run, opened = _measured_denoise_loop(tiny_plan, GIB // 2, 4 * GIB)
     try:
         assert not opened.settled.settled
         source.fall()  # the reference's memory goes only now, after the baseline was read
         opened.build()
-        result = opened.measure("unet_loop")
+        result = opened.measure("denoise_loop")
     finally:
         run.close(opened)
     assert result.memory.get("host_rss_peak_bytes") is None
@@ -208,7 +208,7 @@ def test_sd15_bf16_on_the_cpu_holds_its_weights(tmp_path):
     argv = ["run", "--shape", "sd15", "--device", "cpu", "--precision", "bf16", "--resolution", "64"]
     assert main([*argv, "--steps", "1", "--rounds", "1", "--warmup", "0", "--json", str(out)]) == 0
     rows = {b["extra_info"]["stage"]: b["extra_info"] for b in json.loads(out.read_text())["benchmarks"]}
-    loop = rows["unet_loop"]
+    loop = rows["denoise_loop"]
     assert loop["memory_error"] is None
     assert loop["memory"]["host_rss_peak_bytes"] >= loop["memory"]["weights_bytes"] == 1_719_041_928
     for info in rows.values():

@@ -7,9 +7,9 @@ import json
 
 import pytest
 import torch
+
 from sdshape.backends import ort_optimize, resolve
 from sdshape.backends.cache import ArtifactSlot
-
 from sdshape.build import build_random
 from sdshape.cli import main
 from sdshape.zoo import get_component
@@ -124,17 +124,19 @@ def test_ort_runs_on_its_own_weights_and_both_graphs_pass_parity(tmp_path):
         for b in json.loads(out.read_text())["benchmarks"]
     }
     for backend in ("onnxruntime", "onnxruntime:plain"):
-        loop = rows[(backend, "unet_loop")]
+        loop = rows[(backend, "denoise_loop")]
         assert loop["status"] == "ok" and loop["parity"]["ok"] and loop["parity"]["rel_l2"] < 1e-4
         # the torch modules were released: the resident weights are ORT's own files
-        eager_weights = rows[("eager", "unet_loop")]["memory"]["resident_weights_bytes"]
+        eager_weights = rows[("eager", "denoise_loop")]["memory"]["resident_weights_bytes"]
         assert loop["memory"]["resident_weights_bytes"] not in (None, eager_weights)
         # ORT maps its weight files: what of them was never paged in is measured, not owed by the host rule
         assert 0 <= loop["memory"]["weights_unpaged_bytes"] <= loop["memory"]["resident_weights_bytes"]
-    assert "weights_unpaged_bytes" not in rows[("eager", "unet_loop")]["memory"]  # random weights: nothing mapped
-    notes = rows[("onnxruntime", "unet_loop")]["artifact"]["notes"]
+    assert "weights_unpaged_bytes" not in rows[("eager", "denoise_loop")]["memory"]  # random weights: nothing mapped
+    notes = rows[("onnxruntime", "denoise_loop")]["artifact"]["notes"]
     assert any("ORT transformer optimizer (unet, CPU fusions)" in n for n in notes)
-    assert any("plain: the dynamo exporter" in n for n in rows[("onnxruntime:plain", "unet_loop")]["artifact"]["notes"])
+    assert any(
+        "plain: the dynamo exporter" in n for n in rows[("onnxruntime:plain", "denoise_loop")]["artifact"]["notes"]
+    )
 
 
 def test_the_fp32_export_holds_the_weights_and_nothing_the_size_of_an_attention_matrix(tmp_path):

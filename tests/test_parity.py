@@ -44,7 +44,9 @@ def test_tuple_outputs_and_shape_mismatch():
 def test_session_marks_failed_parity_invalid(tiny_session, monkeypatch):
     from sdshape.reference import Reference
 
-    reference = Reference({"vae_decode": torch.zeros(3 * 64 * 64) + 1.0}, tiny_session.stages["unet_loop"].conditioning)
+    reference = Reference(
+        {"vae_decode": torch.zeros(3 * 64 * 64) + 1.0}, tiny_session.stages["denoise_loop"].conditioning
+    )
     monkeypatch.setattr(tiny_session, "reference", reference)
     monkeypatch.setattr(tiny_session, "backend", "other")
     monkeypatch.setattr(tiny_session.plan, "backend_specs", {"other": ("other", {})})

@@ -12,7 +12,7 @@ from sdshape.session import Session
 def test_stage_outputs_have_the_right_shapes_and_are_finite(tiny_session):
     with torch.inference_mode():
         hidden = tiny_session.stages["text_encoder"].run()
-        latents = tiny_session.stages["unet_loop"].run()
+        latents = tiny_session.stages["denoise_loop"].run()
         image = tiny_session.stages["vae_decode"].run()
         full = tiny_session.stages["pipeline"].run()
     assert hidden[0].shape == (2, 77, 32) and hidden[0].dtype == torch.float32
@@ -22,10 +22,10 @@ def test_stage_outputs_have_the_right_shapes_and_are_finite(tiny_session):
         assert torch.isfinite(tensor).all()
 
 
-def test_unet_loop_marks_every_step(tiny_session):
+def test_denoise_loop_marks_every_step(tiny_session):
     marks = []
     with torch.inference_mode():
-        tiny_session.stages["unet_loop"].run(mark=lambda: marks.append(1))
+        tiny_session.stages["denoise_loop"].run(mark=lambda: marks.append(1))
     assert len(marks) == tiny_session.plan.steps
 
 
@@ -48,25 +48,21 @@ def tiny_xl_session():
 
 def _reference_latents(session, pipeline_class, **kwargs):
     """Run diffusers' pipeline on the session's components, embeddings and initial noise."""
-    from sdshape.stages import make_scheduler
-
-    built, loop = session.built, session.stages["unet_loop"]
+    built, loop = session.built, session.stages["denoise_loop"]
     pipe = pipeline_class(
         vae=built.vae.vae,
-        unet=built.unet.unet,
-        scheduler=make_scheduler(built.scheduler_config),
+        unet=built.denoiser.unet,
+        scheduler=built.family.make_scheduler(built.scheduler_config),
         **kwargs,
     )
     pipe.set_progress_bar_config(disable=True)
     cond = loop.conditioning
-    half = cond.encoder_hidden_states.shape[0] // 2
-    embeds = {
-        "negative_prompt_embeds": cond.encoder_hidden_states[:half],
-        "prompt_embeds": cond.encoder_hidden_states[half:],
-    }
-    if cond.text_embeds is not None:
-        embeds["negative_pooled_prompt_embeds"] = cond.text_embeds[:half]
-        embeds["pooled_prompt_embeds"] = cond.text_embeds[half:]
+    hidden, pooled = cond["encoder_hidden_states"], cond.get("text_embeds")
+    half = hidden.shape[0] // 2
+    embeds = {"negative_prompt_embeds": hidden[:half], "prompt_embeds": hidden[half:]}
+    if pooled is not None:
+        embeds["negative_pooled_prompt_embeds"] = pooled[:half]
+        embeds["pooled_prompt_embeds"] = pooled[half:]
     noise = loop.latents / loop.scheduler.init_noise_sigma  # the pipeline scales by init_noise_sigma itself
     resolution = session.plan.resolution
     with torch.inference_mode():
@@ -95,7 +91,7 @@ def test_loop_matches_stable_diffusion_pipeline(tiny_session):
         requires_safety_checker=False,
     )
     with torch.inference_mode():
-        ours = tiny_session.stages["unet_loop"].run()
+        ours = tiny_session.stages["denoise_loop"].run()
     torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -103,10 +99,10 @@ def test_sdxl_conditioning_matches_stable_diffusion_xl_pipeline(tiny_xl_session)
     from diffusers import StableDiffusionXLPipeline
 
     encoders = tiny_xl_session.built.text_encoder.encoders
-    cond = tiny_xl_session.stages["unet_loop"].conditioning
-    assert cond.encoder_hidden_states.shape == (2, 77, 64)  # 32 + 32, penultimate layers concatenated
-    assert cond.text_embeds.shape == (2, 32)
-    assert cond.time_ids.tolist() == [[64.0, 64.0, 0.0, 0.0, 64.0, 64.0]] * 2
+    cond = tiny_xl_session.stages["denoise_loop"].conditioning
+    assert cond["encoder_hidden_states"].shape == (2, 77, 64)  # 32 + 32, penultimate layers concatenated
+    assert cond["text_embeds"].shape == (2, 32)
+    assert cond["time_ids"].tolist() == [[64.0, 64.0, 0.0, 0.0, 64.0, 64.0]] * 2
     expected = _reference_latents(
         tiny_xl_session,
         StableDiffusionXLPipeline,
@@ -116,5 +112,5 @@ def test_sdxl_conditioning_matches_stable_diffusion_xl_pipeline(tiny_xl_session)
         tokenizer_2=None,
     )
     with torch.inference_mode():
-        ours = tiny_xl_session.stages["unet_loop"].run()
+        ours = tiny_xl_session.stages["denoise_loop"].run()
     torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)

@@ -29,7 +29,7 @@ def _render(table) -> str:
 def test_speedup_is_shown_without_parity_and_never_starred():
     """With --no-parity the H100 table printed "-" for every speedup, hiding reduce-overhead's 4.3x."""
     printed = _render(backends_table(_results("sd15-eager+compile+compile-reduce-overhead-fp16-noparity.json")))
-    loop = next(line for line in printed.splitlines() if "unet_loop" in line and "reduce-overhead" in line)
+    loop = next(line for line in printed.splitlines() if "denoise_loop" in line and "reduce-overhead" in line)
     assert "4.33x" in loop and "not checked" in loop
     assert "★" not in printed  # nothing is the fastest *valid* result when nothing was checked
 
@@ -47,11 +47,11 @@ def test_the_footer_states_the_clock_and_throttling():
 
 def test_a_residual_beyond_the_spread_is_a_warning_not_a_finding():
     """The H100's eager loop alone (2.43 s) took longer than the whole pipeline (2.29 s)."""
-    medians = {"text_encoder": 0.0048, "unet_loop": 2.43, "vae_decode": 0.0252, "pipeline": 2.29}
+    medians = {"text_encoder": 0.0048, "denoise_loop": 2.43, "vae_decode": 0.0252, "pipeline": 2.29}
     noisy = residual_check(medians, [0.0008, 0.05, 0.0007, 0.04])
-    assert not noisy["within_spread"] and noisy["stages_slower_than_pipeline"] == ["unet_loop"]
+    assert not noisy["within_spread"] and noisy["stages_slower_than_pipeline"] == ["denoise_loop"]
     line = residual_line(noisy)
-    assert line.startswith("[yellow]warning") and "unet_loop alone took longer" in line and "64.0 ms" in line
-    graphs = {"text_encoder": 0.0009, "unet_loop": 0.3787, "vae_decode": 0.0088, "pipeline": 0.3879}
+    assert line.startswith("[yellow]warning") and "denoise_loop alone took longer" in line and "64.0 ms" in line
+    graphs = {"text_encoder": 0.0009, "denoise_loop": 0.3787, "vae_decode": 0.0088, "pipeline": 0.3879}
     steady = residual_check(graphs, [0.00001, 0.0005, 0.0001, 0.0005])
     assert steady["within_spread"] and "within the combined spread" in residual_line(steady)

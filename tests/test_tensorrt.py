@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+
 from sdshape.backends import get_backend
 from sdshape.backends.cache import ArtifactSlot
 from sdshape.backends.trt import INSTALL_HINT, builder_flags, engine_parts, profile_shapes
-
 from sdshape.cli import main
 
 

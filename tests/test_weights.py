@@ -13,7 +13,7 @@ def test_run_with_saved_weights(tmp_path, tiny_session, capsys):
     built = tiny_session.built
     folder = tmp_path / "tiny-pipeline"
     built.text_encoder.encoders[0].save_pretrained(folder / "text_encoder")
-    built.unet.unet.save_pretrained(folder / "unet")
+    built.denoiser.unet.save_pretrained(folder / "unet")
     built.vae.vae.save_pretrained(folder / "vae")
     (folder / "scheduler").mkdir()
     (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(built.scheduler_config))
@@ -30,7 +30,7 @@ def test_run_with_saved_weights(tmp_path, tiny_session, capsys):
     assert infos["pipeline"]["shape"] == "weights:tiny-pipeline"
     assert infos["pipeline"]["weights"] == str(folder)
     assert infos["pipeline"]["params"] == tiny_session.facts["pipeline"].params
-    assert infos["unet_loop"]["resolution"] == 64
+    assert infos["denoise_loop"]["resolution"] == 64
 
 
 def test_loaded_weights_are_the_saved_ones(tmp_path, tiny_session):
@@ -39,9 +39,9 @@ def test_loaded_weights_are_the_saved_ones(tmp_path, tiny_session):
     built = tiny_session.built
     folder = tmp_path / "p"
     built.text_encoder.encoders[0].save_pretrained(folder / "text_encoder")
-    built.unet.unet.save_pretrained(folder / "unet")
+    built.denoiser.unet.save_pretrained(folder / "unet")
     built.vae.vae.save_pretrained(folder / "vae")
     loaded = load_weights(folder, torch.device("cpu"), torch.float32)
-    for original, again in zip(built.unet.parameters(), loaded.unet.parameters(), strict=True):
+    for original, again in zip(built.denoiser.parameters(), loaded.denoiser.parameters(), strict=True):
         assert torch.equal(original, again)
     assert loaded.scheduler_config == {}

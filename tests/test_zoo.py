@@ -6,6 +6,7 @@ import pytest
 
 from sdshape.build import count_params, meta_module
 from sdshape.errors import UsageError
+from sdshape.families import family_of
 from sdshape.zoo import COMPONENTS, SHAPE_SPECS, get_component, get_shape, shape_components
 
 # Published counts: diffusers/transformers models loaded from the hub repositories.
@@ -29,9 +30,9 @@ def test_published_parameter_counts(name, expected):
 
 def test_sd15_total_and_shares():
     counts = {kind: count_params(meta_module(spec)) for kind, spec in shape_components(get_shape("sd15")).items()}
-    assert counts == {"text_encoder": 123_060_480, "unet": 859_520_964, "vae": 83_653_863}
+    assert counts == {"text_encoder": 123_060_480, "denoiser": 859_520_964, "vae": 83_653_863}
     assert sum(counts.values()) == 1_066_235_307
-    assert round(counts["unet"] / sum(counts.values()), 2) == 0.81
+    assert round(counts["denoiser"] / sum(counts.values()), 2) == 0.81
 
 
 def test_every_spec_names_a_source_and_shapes_resolve():
@@ -41,10 +42,12 @@ def test_every_spec_names_a_source_and_shapes_resolve():
             assert part.source
     for shape in SHAPE_SPECS.values():
         specs = shape_components(shape)
-        assert {s.kind for s in specs.values()} == {"text_encoder", "unet", "vae"}
-        unet_width = specs["unet"].config["cross_attention_dim"]
-        parts = specs["text_encoder"].parts or (specs["text_encoder"],)
-        assert sum(p.config["hidden_size"] for p in parts) == unet_width, shape.name
+        assert {s.kind for s in specs.values()} == {"text_encoder", "denoiser", "vae"}
+        # A named shape's denoiser takes its text encoders as they are: its family adapts nothing.
+        assert family_of(specs["denoiser"]).adapt(specs["denoiser"], specs["text_encoder"]) == (
+            specs["denoiser"],
+            None,
+        ), shape.name
 
 
 def test_unknown_names_list_the_choices():
@@ -59,9 +62,9 @@ def test_zoo_listing_schema():
 
     listing = zoo_listing()
     components = {c["name"]: c for c in listing["components"]}
-    assert components["sd15-unet"] == {**components["sd15-unet"], "kind": "unet", "params": 859_520_964}
-    assert {c["kind"] for c in listing["components"]} == {"text_encoder", "unet", "vae"}
+    assert components["sd15-unet"] == {**components["sd15-unet"], "kind": "denoiser", "params": 859_520_964}
+    assert {c["kind"] for c in listing["components"]} == {"text_encoder", "denoiser", "vae"}
     shapes = {s["name"]: s for s in listing["shapes"]}
     assert shapes["sd15"]["params"] == 1_066_235_307
-    assert shapes["sd15"]["components"] == {"text_encoder": "clip-vit-l-14", "unet": "sd15-unet", "vae": "sd-vae"}
+    assert shapes["sd15"]["components"] == {"text_encoder": "clip-vit-l-14", "denoiser": "sd15-unet", "vae": "sd-vae"}
     assert abs(sum(shapes["sdxl"]["param_shares"].values()) - 1) < 1e-9

@@ -30,9 +30,13 @@ def build_parser(backend_flags: bool = False) -> Parser:
     zoo = sub.add_parser("zoo", help="list components and shapes with parameter counts")
     zoo.add_argument("--json", action="store_true", help="print JSON")
     inspect = sub.add_parser("inspect", help="static cost of a shape: params, weight bytes, FLOPs (meta device)")
-    inspect.add_argument("shape")
+    inspect.add_argument("shape", nargs="?", help="a zoo shape (see `sdshape zoo`); or --all")
+    inspect.add_argument(
+        "--all", action="store_true", help="every published system at its native settings: shares by component"
+    )
+    inspect.add_argument("--chart", help="with --all: draw the field chart to this PNG")
     inspect.add_argument("--resolution", type=int, help="image side in pixels (default: the shape's native)")
-    inspect.add_argument("--steps", type=int, default=50, help="denoising steps per image (default 50)")
+    inspect.add_argument("--steps", type=int, help="denoising steps per image (default: the pipeline's own)")
     inspect.add_argument("--json", action="store_true", help="print JSON")
     run = sub.add_parser("run", help="measure each stage of a shape (the main job)")
     if backend_flags:

@@ -107,11 +107,11 @@ def _print_shapes(document: dict[str, Any], console: Console) -> None:
         table.add_column(column, justify="left" if column == "composition" else "right")
     for shape in document["shapes"]:
         p = shape["params_by_kind"]
-        split = " / ".join(units.share(shape["param_shares"][k]) for k in ("text_encoder", "unet", "vae"))
+        split = " / ".join(units.share(shape["param_shares"][k]) for k in ("text_encoder", "denoiser", "vae"))
         row = [
             shape["name"],
             units.count(p["text_encoder"]),
-            units.count(p["unet"]),
+            units.count(p["denoiser"]),
             units.count(p["vae"]),
             units.count(shape["params"]),
             split,

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from sdshape import units
 from sdshape.errors import UsageError
+from sdshape.tables import guidance_label
 
 FLOP_CLASSES = ("attention", "convolution", "gemm")
 
@@ -54,12 +55,12 @@ def cmd_zoo(args: argparse.Namespace, console: Console) -> int:
         table.add_row(c["name"], c["kind"], f"{c['params']:,}", c["description"])
     console.print(table)
     shapes = Table(title="shapes")
-    for column in ("name", "text encoder", "unet", "vae", "params", "shares te/unet/vae", "native"):
+    for column in ("name", "text encoder", "denoiser", "vae", "params", "shares te/denoiser/vae", "native"):
         shapes.add_column(column)
     for s in listing["shapes"]:
-        share = " / ".join(units.share(s["param_shares"][k]) for k in ("text_encoder", "unet", "vae"))
+        share = " / ".join(units.share(s["param_shares"][k]) for k in ("text_encoder", "denoiser", "vae"))
         parts = s["components"]
-        row = (s["name"], parts["text_encoder"], parts["unet"], parts["vae"], f"{s['params']:,}", share)
+        row = (s["name"], parts["text_encoder"], parts["denoiser"], parts["vae"], f"{s['params']:,}", share)
         shapes.add_row(*row, str(s["native_resolution"]))
     console.print(shapes)
     return 0
@@ -70,16 +71,26 @@ def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
     from sdshape.plan import check_resolution
     from sdshape.zoo import get_shape
 
+    if args.all or args.shape is None:
+        if args.shape is not None or not args.all:
+            raise UsageError("inspect: give a SHAPE or --all (not both); see `sdshape zoo` for the shapes")
+        return cmd_inspect_all(args, console)
+    if args.chart:
+        raise UsageError("--chart draws the field chart: it goes with --all")
     shape = get_shape(args.shape)
     check_resolution(args.resolution)
-    if args.steps < 1:
-        raise UsageError(f"--steps must be at least 1, got {args.steps}")
-    report = inspect_shape(shape, args.resolution or shape.native_resolution, args.steps)
+    steps = shape.steps if args.steps is None else args.steps
+    if steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {steps}")
+    report = inspect_shape(shape, args.resolution or shape.native_resolution, steps)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     table = Table(
-        title=f"{shape.name}: {report['resolution']}x{report['resolution']}, {report['steps']} steps, batch 1, CFG",
+        title=(
+            f"{shape.name}: {report['resolution']}x{report['resolution']}, {report['steps']} steps, batch 1, "
+            f"{guidance_label(report['guidance'], report['guidance_scale'])}, {report['family']} family"
+        ),
         caption=report["flops_note"],
     )
     for column in (
@@ -128,6 +139,45 @@ def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
         "convolution: every conv. FLOPs only: the time split by kernel class comes from `sdshape run --profile`.",
         highlight=False,
     )
+    return 0
+
+
+def cmd_inspect_all(args: argparse.Namespace, console: Console) -> int:
+    """The seed question, answered from the configs: where each system spends parameters, bytes and FLOPs."""
+    from sdshape.field import PARTS, field_rows
+    from sdshape.output import file_target, write_atomic
+
+    if args.resolution or args.steps:
+        raise UsageError("--all uses each system's own resolution and steps; --resolution/--steps go with a SHAPE")
+    chart = file_target(args.chart, "--chart") if args.chart else None  # checked before the work
+    with console.status("counting on the meta device") as status:
+        rows = field_rows(progress=lambda name: status.update(f"counting {name} on the meta device"))
+    if chart is not None:
+        from sdshape.report.field_chart import field_png
+
+        write_atomic(chart, field_png(rows))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(
+        title="how the field spends its parameters (published configs; each pipeline's own resolution and steps)",
+        caption="shares: text encoders / denoiser / VAE; weight bytes in bf16 with buffers; FLOPs per image",
+    )
+    for column in ("system", "year", "res", "steps", "guidance", "params", "param shares", "bf16 weights",
+                   "weight shares", "FLOPs/image", "FLOP shares"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("system", "guidance") else "right")
+    for row in rows:
+        split = {key: " / ".join(units.share(row[key][p]) for p in PARTS) for key in
+                 ("param_share", "weight_share", "flops_share")}  # fmt: skip
+        table.add_row(
+            row["shape"], str(row["year"]), str(row["resolution"]), str(row["steps"]), row["guidance"],
+            units.count(sum(row["params"].values())), split["param_share"],
+            units.size(sum(row["weight_bytes_bf16"].values())), split["weight_share"],
+            units.count(sum(row["flops_per_image"].values())), split["flops_share"],
+        )  # fmt: skip
+    console.print(table)
+    if args.chart:
+        console.print(f"  chart: {args.chart}", highlight=False)
     return 0
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from sdshape.build import count_params, meta_module
 from sdshape.call_inputs import call_shapes
 from sdshape.errors import UsageError
+from sdshape.families import family_of
 from sdshape.flops import count_flops, meta_inputs
 from sdshape.vocabulary import KINDS, weight_bytes_by_precision
 from sdshape.zoo import COMPONENTS, ShapeSpec
@@ -21,7 +22,7 @@ from sdshape.zoo.compose import compose
 from sdshape.zoo.specs import ComponentSpec
 
 # Config keys that change no weight or FLOP (the SD 2.1 and SDXL VAEs are the SD VAE's architecture).
-_NOT_ARCHITECTURE = {"sample_size", "scaling_factor", "force_upcast"}
+_NOT_ARCHITECTURE = {"sample_size", "scaling_factor", "shift_factor", "force_upcast"}
 
 
 def candidates(family: str) -> dict[str, list[ComponentSpec]]:
@@ -32,7 +33,7 @@ def candidates(family: str) -> dict[str, list[ComponentSpec]]:
     seen_configs: set[str] = set()
     for spec in COMPONENTS.values():
         tiny = spec.name.startswith("tiny-")
-        if spec.is_stack or tiny != (family == "tiny"):
+        if tiny != (family == "tiny"):
             continue
         architecture = {k: v for k, v in spec.config.items() if k not in _NOT_ARCHITECTURE}
         signature = repr((spec.library_class, sorted(architecture.items())))
@@ -86,11 +87,12 @@ class _Counter:
         return self._params[spec.name]
 
     def flops(self, kind: str, spec: ComponentSpec, specs: dict[str, ComponentSpec], seq: int) -> int:
-        key = (spec.name, seq)
+        shapes = call_shapes(specs, batch=1, resolution=self.resolution, sequence_length=seq)  # type: ignore[arg-type]
+        key = (spec.name, seq, shapes.guidance, specs["denoiser"].name if kind == "text_encoder" else "")
         if key not in self._flops:
-            shapes = call_shapes(specs, batch=1, resolution=self.resolution, sequence_length=seq)  # type: ignore[arg-type]
-            self._flops[key] = count_flops(meta_module(spec), meta_inputs(shapes.for_kind(kind)))  # type: ignore[arg-type]
-        calls = self.steps if kind == "unet" else 1
+            module = meta_module(spec, family_of(specs["denoiser"]))
+            self._flops[key] = count_flops(module, meta_inputs(shapes.for_kind(kind)))  # type: ignore[arg-type]
+        calls = self.steps if kind == "denoiser" else 1
         return self._flops[key] * calls
 
 
@@ -102,17 +104,17 @@ def enumerate_shapes(
     counter = _Counter(resolution, steps)
     found: list[Composition] = []
     skipped = {"over budget": 0, "incompatible": 0}
-    for te, unet, vae in itertools.product(pools["text_encoder"], pools["unet"], pools["vae"]):
+    for te, denoiser, vae in itertools.product(pools["text_encoder"], pools["denoiser"], pools["vae"]):
         seq = sequence_length
         if "max_position_embeddings" in te.config:
             seq = min(seq, te.config["max_position_embeddings"])
         # Cheap bound first: without adaptation, would it fit at all?
-        rough = counter.params(te) + counter.params(unet) + counter.params(vae)
+        rough = counter.params(te) + counter.params(denoiser) + counter.params(vae)
         if rough > budget * 1.05:
             skipped["over budget"] += 1
             continue
         try:
-            shape = compose(te.name, unet.name, vae.name, seq)
+            shape = compose(te.name, denoiser.name, vae.name, seq)
         except UsageError:
             skipped["incompatible"] += 1
             continue

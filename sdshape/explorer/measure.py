@@ -146,7 +146,7 @@ def component_cost(result: StageResult, kind: str, steps: int) -> dict[str, Any]
         "busy_fraction": (result.kernels or {}).get("busy_fraction"),
         "host_bound": result.host_bound,
         # the loop was measured at `steps`; per step, so a composition at any step count can use it
-        "seconds_per_call": median / steps if median is not None and kind == "unet" else median,
+        "seconds_per_call": median / steps if median is not None and kind == "denoiser" else median,
         "weight_bytes": result.memory.get("weights_bytes"),
         "activation_bytes": activations,
         "activation_source": source,
@@ -162,7 +162,7 @@ def compose_costs(composition: Composition, measured: dict[str, dict[str, Any]])
     if any(c is None or c["status"] != "ok" for c in costs.values()):
         bad = [specs[k].name for k, c in costs.items() if c is None or c["status"] != "ok"]
         return {"status": "incomplete", "failed_components": bad}
-    seconds = costs["text_encoder"]["seconds"] + costs["unet"]["seconds"] + costs["vae"]["seconds"]
+    seconds = costs["text_encoder"]["seconds"] + costs["denoiser"]["seconds"] + costs["vae"]["seconds"]
     weights = sum(c["weight_bytes"] for c in costs.values())
     peak = weights + max(c["activation_bytes"] for c in costs.values())
     energies = [c["energy_j"] for c in costs.values()]
@@ -174,7 +174,9 @@ def compose_costs(composition: Composition, measured: dict[str, dict[str, Any]])
         "ci_by_kind": halves,
         "seconds_by_kind": {kind: c["seconds"] for kind, c in costs.items()},
         "peak_bytes": peak,
-        "peak_note": "all resident: weights + the largest activation peak (" + costs["unet"]["activation_source"] + ")",
+        "peak_note": "all resident: weights + the largest activation peak ("
+        + costs["denoiser"]["activation_source"]
+        + ")",
         "energy_j": sum(energies) if all(e is not None for e in energies) else None,
     }
 

@@ -20,6 +20,7 @@ from sdshape.catalog import GPU, load_catalog, pick
 from sdshape.errors import UsageError
 from sdshape.profiling import CLASSES, class_shares
 from sdshape.report.charts import kernel_chart, pareto_png, share_chart
+from sdshape.report.field_chart import committed_rows, field_png
 from sdshape.report.sections import Bullets, Cell, Grid, Heading, Picture, Section, Text, cells
 from sdshape.result.io import ResultFile, load
 from sdshape.result.model import StageResult
@@ -75,7 +76,7 @@ def gather(paths: list[str], gpu_names: list[str] | None, catalog_file: str | No
     if not inputs.runs and not inputs.explorations and not inputs.capped and not inputs.profiled:
         why = f" ({'; '.join(inputs.skipped)})" if inputs.skipped else ""
         raise UsageError(
-            "report: no complete run (text_encoder, unet_loop and vae_decode all ok, memory readings valid) "
+            "report: no complete run (text_encoder, denoise_loop and vae_decode all ok, memory readings valid) "
             f"and no measured shapes.json in the given files{why}"
         )
     return inputs
@@ -238,6 +239,26 @@ def _exploration_sections(index: int, file: str, document: dict[str, Any], out: 
     return sections
 
 
+def _field_sections() -> list[Section]:
+    """The seed question, from the configs alone: how published systems split parameters, bytes and FLOPs."""
+    rows = committed_rows()
+    lines = [
+        f"{row['shape']} ({row['year']}): text encoders {units.share(row['param_share']['text_encoder'])} of "
+        f"{units.count(sum(row['params'].values()))} parameters, {units.share(row['flops_share']['text_encoder'])} "
+        f"of {units.count(sum(row['flops_per_image'].values()))} FLOPs per image"
+        for row in rows
+    ]
+    return [
+        Heading("How the field re-spent its parameters"),
+        Text(
+            "Static, from the published configs on the meta device (`sdshape inspect --all`), at each pipeline's "
+            "own resolution, steps and guidance. Not a measurement."
+        ),
+        Picture("field.png", field_png(rows), "parameter, weight-byte and FLOP shares of published systems"),
+        Bullets(lines),
+    ]
+
+
 def build(paths: list[str], gpu_names: list[str] | None, catalog_file: str | None, out: Path) -> list[Section]:
     """The whole report as sections; ``out`` receives the Pareto charts as they are drawn."""
     inputs = gather(paths, gpu_names, catalog_file)
@@ -252,6 +273,7 @@ def build(paths: list[str], gpu_names: list[str] | None, catalog_file: str | Non
         sections += _cap_sections(inputs)
     for index, (file, document) in enumerate(inputs.explorations, start=1):
         sections += _exploration_sections(index, file, document, out)
+    sections += _field_sections()
     if inputs.skipped:
         sections += [Heading("Runs left out"), Bullets(inputs.skipped)]
     sections += [Heading("Policies"), Bullets([f"`{name}`: {text}" for name, text in feasibility.POLICIES.items()])]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
 from sdshape.result.rules import check_memory
-from sdshape.vocabulary import ID_FIELDS
+from sdshape.vocabulary import ID_FIELDS, current_keys, current_stage
 
 
 @dataclass(frozen=True)
@@ -165,6 +165,8 @@ class Conditions:
     guidance_scale: float | None = None
     cfg: bool | None = None
     sequence_length: int | None = None
+    family: str | None = None  # the denoiser's model family (unet, pixart, sd3, flux)
+    guidance: str | None = None  # cfg (batch doubled), distilled (a guidance input), none
     composition_notes: list[str] = field(default_factory=list)
     seed: int | None = None
     weights: str | None = None
@@ -184,6 +186,7 @@ class Cost:
     flops: int | None = None
     flops_note: str | None = None
     tflops_achieved: float | None = None
+    buffers: int | None = None  # buffer elements (position tables): in the weight bytes, not in params
 
 
 @dataclass
@@ -254,6 +257,8 @@ class StageResult:
             "guidance_scale": c.guidance_scale,
             "cfg": c.cfg,
             "sequence_length": c.sequence_length,
+            "family": c.family,
+            "guidance": c.guidance,
             "composition_notes": c.composition_notes,
             "seed": c.seed,
             "weights": c.weights,
@@ -264,6 +269,7 @@ class StageResult:
             "flops": cost.flops,
             "flops_note": cost.flops_note,
             "tflops_achieved": cost.tflops_achieved,
+            "buffers": cost.buffers,
             "memory": m.figures,
             "memory_notes": m.notes,
             "memory_error": m.error,
@@ -309,6 +315,7 @@ class StageResult:
         The memory figures pass the rules as they are read, so a file written before
         the rules existed holds no impossible figure for its readers either.
         """
+        info = upgrade_names(info)
         get = info.get
         rid = ResultId(**{name: info[name] for name in ID_FIELDS})
         device = get("device") or _device_guess(get("memory") or {})
@@ -318,6 +325,8 @@ class StageResult:
             guidance_scale=get("guidance_scale"),
             cfg=get("cfg"),
             sequence_length=get("sequence_length"),
+            family=get("family"),
+            guidance=get("guidance"),
             composition_notes=list(get("composition_notes") or []),
             seed=get("seed"),
             weights=get("weights"),
@@ -328,7 +337,7 @@ class StageResult:
         )
         cost = Cost(
             get("params"), get("param_share"), get("params_executed"), get("flops"), get("flops_note"),
-            get("tflops_achieved"),
+            get("tflops_achieved"), get("buffers"),
         )  # fmt: skip
         rounds = (stats or {}).get("data")
         rounds = rounds if rounds is not None else []
@@ -372,6 +381,19 @@ KNOWN_KEYS = frozenset(
         "parity", "vram_cap", "status", "message", "id", "stopping", "kernels", "host_bound",
     }
 )  # fmt: skip
+
+
+def upgrade_names(info: dict[str, Any]) -> dict[str, Any]:
+    """A row written before the model families existed, with today's names: stage ``unet_loop`` is
+    ``denoise_loop``, kind ``unet`` is ``denoiser`` (in the id, the component names and the build times)."""
+    upgraded = dict(info)
+    upgraded["stage"] = current_stage(info["stage"])
+    if isinstance(info.get("id"), dict) and "stage" in info["id"]:
+        upgraded["id"] = {**info["id"], "stage": current_stage(info["id"]["stage"])}
+    for key in ("components", "build_s"):
+        if isinstance(info.get(key), dict):
+            upgraded[key] = current_keys(info[key])
+    return upgraded
 
 
 def _device_guess(memory: dict[str, Any]) -> str:

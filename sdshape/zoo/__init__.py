@@ -1,4 +1,4 @@
-"""The zoo: components and shapes by name.
+"""The zoo: components and shapes by name, shared ones and those each model family registers.
 
 Lookups raise :class:`~sdshape.errors.UsageError` naming the valid choices, so the
 CLI and the bench suite report an unknown name the same way.
@@ -6,15 +6,39 @@ CLI and the bench suite report an unknown name the same way.
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from sdshape.errors import choices_error
-from sdshape.zoo.shapes import SHAPES
 from sdshape.zoo.specs import ComponentKind, ComponentSpec, ShapeSpec
 from sdshape.zoo.text_encoders import TEXT_ENCODERS
-from sdshape.zoo.unets import UNETS
 from sdshape.zoo.vaes import VAES
 
-COMPONENTS: dict[str, ComponentSpec] = {c.name: c for c in (*TEXT_ENCODERS, *UNETS, *VAES)}
-SHAPE_SPECS: dict[str, ShapeSpec] = {s.name: s for s in SHAPES}
+
+@cache
+def _components() -> dict[str, ComponentSpec]:
+    """Shared text encoders and VAEs, then each model family's own components."""
+    from sdshape import families
+
+    return {c.name: c for c in (*TEXT_ENCODERS, *VAES, *families.components())}
+
+
+@cache
+def _shapes() -> dict[str, ShapeSpec]:
+    from sdshape import families
+
+    return {s.name: s for s in families.shapes()}
+
+
+def __getattr__(name: str) -> Any:
+    """``COMPONENTS`` and ``SHAPE_SPECS``, gathered on first use: the families' zoos import this package's
+    spec types, so the registry cannot be read while this package is still being imported."""
+    if name == "COMPONENTS":
+        return _components()
+    if name == "SHAPE_SPECS":
+        return _shapes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "COMPONENTS",
@@ -30,16 +54,16 @@ __all__ = [
 
 def get_component(name: str) -> ComponentSpec:
     try:
-        return COMPONENTS[name]
+        return _components()[name]
     except KeyError:
-        raise choices_error("component", name, sorted(COMPONENTS)) from None
+        raise choices_error("component", name, sorted(_components())) from None
 
 
 def get_shape(name: str) -> ShapeSpec:
     try:
-        return SHAPE_SPECS[name]
+        return _shapes()[name]
     except KeyError:
-        raise choices_error("shape", name, list(SHAPE_SPECS)) from None
+        raise choices_error("shape", name, list(_shapes())) from None
 
 
 def shape_components(shape: ShapeSpec) -> dict[ComponentKind, ComponentSpec]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-ComponentKind = Literal["text_encoder", "unet", "vae"]  # sdshape.vocabulary.KINDS
+ComponentKind = Literal["text_encoder", "denoiser", "vae"]  # sdshape.vocabulary.KINDS
 
 
 @dataclass(frozen=True)
@@ -41,21 +41,29 @@ class ComponentSpec:
 
 @dataclass(frozen=True)
 class ShapeSpec:
-    """A composition: text encoder + UNet + VAE + scheduler + native resolution."""
+    """A composition: text encoder + denoiser + VAE + scheduler, with its pipeline's defaults.
+
+    ``steps``, ``guidance_scale``, ``native_resolution`` and ``sequence_length`` are those of the
+    model's diffusers pipeline (``num_inference_steps``, ``guidance_scale``, the default height and
+    ``max_sequence_length``). Which family runs the denoiser follows from its library class
+    (``sdshape.families.family_of``).
+    """
 
     name: str
     text_encoder: str
-    unet: str
+    denoiser: str
     vae: str
     scheduler: dict[str, Any]
     native_resolution: int
     description: str
     source: str
     sequence_length: int = 77
+    steps: int = 50
+    guidance_scale: float = 7.5
     tags: tuple[str, ...] = field(default_factory=tuple)
     # A composition carries its (possibly adapted) component specs; named shapes look theirs up.
     specs: dict[str, ComponentSpec] | None = None
     notes: tuple[str, ...] = ()
 
     def components(self) -> dict[str, str]:
-        return {"text_encoder": self.text_encoder, "unet": self.unet, "vae": self.vae}
+        return {"text_encoder": self.text_encoder, "denoiser": self.denoiser, "vae": self.vae}

@@ -85,7 +85,7 @@ SDXL_TEXT_ENCODERS = ComponentSpec(
 )
 
 # The dummy text encoder of diffusers' own pipeline tests.
-_TINY_CLIP_CONFIG = {
+TINY_CLIP_CONFIG = {
     **_CLIP_COMMON,
     "vocab_size": 1000,
     "hidden_act": "gelu",
@@ -101,7 +101,7 @@ TINY_CLIP = ComponentSpec(
     name="tiny-clip",
     kind="text_encoder",
     library_class="CLIPTextModel",
-    config=_TINY_CLIP_CONFIG,
+    config=TINY_CLIP_CONFIG,
     source=_TINY_SOURCE,
     description="tiny CLIP text tower for tests",
 )
@@ -110,7 +110,7 @@ _TINY_CLIP_PROJ = ComponentSpec(
     name="tiny-clip-proj",
     kind="text_encoder",
     library_class="CLIPTextModelWithProjection",
-    config=_TINY_CLIP_CONFIG,
+    config=TINY_CLIP_CONFIG,
     source="diffusers tests/pipelines/stable_diffusion_xl/test_stable_diffusion_xl.py (get_dummy_components)",
     description="tiny CLIP text tower with projection for tests",
     hidden_layer="penultimate",

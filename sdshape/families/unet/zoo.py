@@ -1,8 +1,9 @@
-"""UNet configs (diffusers UNet2DConditionModel), field by field from the published files."""
+"""The UNet family's zoo: UNet configs (diffusers UNet2DConditionModel), field by field from the published
+files, and the shapes of the pipelines that run them. Defaults are those of StableDiffusion(XL)Pipeline."""
 
 from __future__ import annotations
 
-from sdshape.zoo.specs import ComponentSpec
+from sdshape.zoo.specs import ComponentSpec, ShapeSpec
 
 _SD_UNET_COMMON = {
     "act_fn": "silu",
@@ -23,7 +24,7 @@ _SD_UNET_COMMON = {
 
 SD15_UNET = ComponentSpec(
     name="sd15-unet",
-    kind="unet",
+    kind="denoiser",
     library_class="UNet2DConditionModel",
     config={**_SD_UNET_COMMON, "attention_head_dim": 8, "cross_attention_dim": 768, "sample_size": 64},
     source="https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/blob/main/unet/config.json",
@@ -32,7 +33,7 @@ SD15_UNET = ComponentSpec(
 
 SD21_UNET = ComponentSpec(
     name="sd21-unet",
-    kind="unet",
+    kind="denoiser",
     library_class="UNet2DConditionModel",
     config={
         **_SD_UNET_COMMON,
@@ -52,7 +53,7 @@ SD21_UNET = ComponentSpec(
 
 SDXL_UNET = ComponentSpec(
     name="sdxl-unet",
-    kind="unet",
+    kind="denoiser",
     library_class="UNet2DConditionModel",
     config={
         "act_fn": "silu",
@@ -107,7 +108,7 @@ SDXL_UNET = ComponentSpec(
 
 TINY_UNET = ComponentSpec(
     name="tiny-unet",
-    kind="unet",
+    kind="denoiser",
     library_class="UNet2DConditionModel",
     config={
         "block_out_channels": [32, 64],
@@ -125,7 +126,7 @@ TINY_UNET = ComponentSpec(
 
 TINY_XL_UNET = ComponentSpec(
     name="tiny-xl-unet",
-    kind="unet",
+    kind="denoiser",
     library_class="UNet2DConditionModel",
     config={
         **TINY_UNET.config,
@@ -160,7 +161,7 @@ _BK_COMMON = {
 
 BK_SDM_BASE = ComponentSpec(
     name="bk-sdm-base",
-    kind="unet",
+    kind="denoiser",
     library_class="UNet2DConditionModel",
     config={**_BK_COMMON, "mid_block_type": "UNetMidBlock2DCrossAttn"},
     source=_BK_SDM_SOURCE.format("bk_base"),
@@ -168,7 +169,7 @@ BK_SDM_BASE = ComponentSpec(
 )
 BK_SDM_SMALL = ComponentSpec(
     name="bk-sdm-small",
-    kind="unet",
+    kind="denoiser",
     library_class="UNet2DConditionModel",
     config={**_BK_COMMON, "mid_block_type": None},
     source=_BK_SDM_SOURCE.format("bk_small"),
@@ -176,7 +177,7 @@ BK_SDM_SMALL = ComponentSpec(
 )
 BK_SDM_TINY = ComponentSpec(
     name="bk-sdm-tiny",
-    kind="unet",
+    kind="denoiser",
     library_class="UNet2DConditionModel",
     config={
         **_BK_COMMON,
@@ -195,7 +196,7 @@ def scaled_sd15_unet(width: float, layers: int) -> ComponentSpec:
     channels = [max(32, round(c * width / 32) * 32) for c in SD15_UNET.config["block_out_channels"]]
     return ComponentSpec(
         name=f"sd15-unet-w{width:g}-l{layers}",
-        kind="unet",
+        kind="denoiser",
         library_class="UNet2DConditionModel",
         config={**SD15_UNET.config, "block_out_channels": channels, "layers_per_block": layers},
         source=f"derived from {SD15_UNET.source}: block_out_channels x {width:g} (multiples of 32), "
@@ -207,3 +208,78 @@ def scaled_sd15_unet(width: float, layers: int) -> ComponentSpec:
 # (width 1, 1 layer per block) is BK-SDM-Base exactly, so it is not repeated here.
 SCALED_UNETS = tuple(scaled_sd15_unet(w, n) for w, n in ((0.5, 2), (0.75, 2), (1.25, 2), (0.75, 1), (0.5, 1)))
 UNETS = (*UNETS, BK_SDM_BASE, BK_SDM_SMALL, BK_SDM_TINY, *SCALED_UNETS)
+
+
+# --- named shapes: the published pipelines, plus tiny ones for tests ---
+
+# Keys that EulerDiscreteScheduler reads; values from each model's scheduler_config.json.
+_SD_BETAS = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}
+
+SD15 = ShapeSpec(
+    name="sd15",
+    text_encoder="clip-vit-l-14",
+    denoiser="sd15-unet",
+    vae="sd-vae",
+    scheduler={**_SD_BETAS, "prediction_type": "epsilon", "steps_offset": 1},
+    native_resolution=512,
+    description="Stable Diffusion v1.5",
+    source="https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5",
+)
+
+SD21 = ShapeSpec(
+    name="sd21",
+    text_encoder="openclip-vit-h-14",
+    denoiser="sd21-unet",
+    vae="sd21-vae",
+    scheduler={**_SD_BETAS, "prediction_type": "v_prediction", "steps_offset": 1},
+    native_resolution=768,
+    description="Stable Diffusion v2.1 (768, v-prediction)",
+    source="https://huggingface.co/stabilityai/stable-diffusion-2-1",
+)
+
+SDXL = ShapeSpec(
+    name="sdxl",
+    text_encoder="sdxl-clip-l+bigg",
+    denoiser="sdxl-unet",
+    vae="sdxl-vae",
+    scheduler={
+        **_SD_BETAS,
+        "prediction_type": "epsilon",
+        "steps_offset": 1,
+        "timestep_spacing": "leading",
+        "interpolation_type": "linear",
+        "use_karras_sigmas": False,
+    },
+    native_resolution=1024,
+    guidance_scale=5.0,  # StableDiffusionXLPipeline's default
+    description="Stable Diffusion XL base 1.0",
+    source="https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0",
+)
+
+TINY = ShapeSpec(
+    name="tiny",
+    text_encoder="tiny-clip",
+    denoiser="tiny-unet",
+    vae="tiny-vae",
+    scheduler={**_SD_BETAS, "prediction_type": "epsilon", "steps_offset": 1},
+    native_resolution=64,
+    description="tiny SD-1.x-like shape for tests (seconds on a CPU)",
+    source="diffusers pipeline tests",
+    tags=("test",),
+)
+
+TINY_XL = ShapeSpec(
+    name="tiny-xl",
+    text_encoder="tiny-xl-clip-pair",
+    denoiser="tiny-xl-unet",
+    vae="tiny-vae",
+    scheduler=SDXL.scheduler,
+    native_resolution=64,
+    description="tiny SDXL-like shape (two encoders, pooled + size conditioning) for tests",
+    source="diffusers SDXL pipeline tests",
+    tags=("test",),
+)
+
+SHAPES = (SD15, SD21, SDXL, TINY, TINY_XL)
+
+DENOISERS = UNETS

@@ -3,5 +3,5 @@
 from sdshape.benchsuite import run_stage_benchmark
 
 
-def test_unet_loop(benchmark, session, pool):
-    run_stage_benchmark(benchmark, session, "unet_loop", pool)
+def test_denoise_loop(benchmark, session, pool):
+    run_stage_benchmark(benchmark, session, "denoise_loop", pool)
