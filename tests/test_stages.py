@@ -46,71 +46,31 @@ def tiny_xl_session():
         yield session
 
 
-def _reference_latents(session, pipeline_class, **kwargs):
-    """Run diffusers' pipeline on the session's components, embeddings and initial noise."""
-    built, loop = session.built, session.stages["denoise_loop"]
-    pipe = pipeline_class(
-        vae=built.vae.vae,
-        unet=built.denoiser.unet,
-        scheduler=built.family.make_scheduler(built.scheduler_config),
-        **kwargs,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    cond = loop.conditioning
-    hidden, pooled = cond["encoder_hidden_states"], cond.get("text_embeds")
-    half = hidden.shape[0] // 2
-    embeds = {"negative_prompt_embeds": hidden[:half], "prompt_embeds": hidden[half:]}
-    if pooled is not None:
-        embeds["negative_pooled_prompt_embeds"] = pooled[:half]
-        embeds["pooled_prompt_embeds"] = pooled[half:]
-    noise = loop.latents / loop.scheduler.init_noise_sigma  # the pipeline scales by init_noise_sigma itself
-    resolution = session.plan.resolution
+def _reference_latents(session):
+    """diffusers' own pipeline on the session's components, embeddings and initial noise."""
+    from sdshape.families.base import reference_latents
+
+    built, plan = session.built, session.plan
+    loop = session.stages["denoise_loop"]
     with torch.inference_mode():
-        return pipe(
-            **embeds,
-            latents=noise,
-            num_inference_steps=session.plan.steps,
-            guidance_scale=session.plan.guidance,
-            height=resolution,
-            width=resolution,
-            output_type="latent",
-        ).images
+        return reference_latents(built.family, built.modules, loop, plan.steps, plan.guidance, plan.resolution)
 
 
 def test_loop_matches_stable_diffusion_pipeline(tiny_session):
-    from diffusers import StableDiffusionPipeline
-
-    encoder = tiny_session.built.text_encoder.encoders[0]
-    expected = _reference_latents(
-        tiny_session,
-        StableDiffusionPipeline,
-        text_encoder=encoder,
-        tokenizer=None,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    expected = _reference_latents(tiny_session)
     with torch.inference_mode():
         ours = tiny_session.stages["denoise_loop"].run()
     torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_sdxl_conditioning_matches_stable_diffusion_xl_pipeline(tiny_xl_session):
-    from diffusers import StableDiffusionXLPipeline
-
-    encoders = tiny_xl_session.built.text_encoder.encoders
     cond = tiny_xl_session.stages["denoise_loop"].conditioning
     assert cond["encoder_hidden_states"].shape == (2, 77, 64)  # 32 + 32, penultimate layers concatenated
     assert cond["text_embeds"].shape == (2, 32)
     assert cond["time_ids"].tolist() == [[64.0, 64.0, 0.0, 0.0, 64.0, 64.0]] * 2
-    expected = _reference_latents(
-        tiny_xl_session,
-        StableDiffusionXLPipeline,
-        text_encoder=encoders[0],
-        text_encoder_2=encoders[1],
-        tokenizer=None,
-        tokenizer_2=None,
-    )
+    built = tiny_xl_session.built
+    assert type(built.family.diffusers_pipeline(built.modules, None)).__name__ == "StableDiffusionXLPipeline"
+    expected = _reference_latents(tiny_xl_session)
     with torch.inference_mode():
         ours = tiny_xl_session.stages["denoise_loop"].run()
     torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)

@@ -45,3 +45,27 @@ def test_loaded_weights_are_the_saved_ones(tmp_path, tiny_session):
     for original, again in zip(built.denoiser.parameters(), loaded.denoiser.parameters(), strict=True):
         assert torch.equal(original, again)
     assert loaded.scheduler_config == {}
+
+
+def test_an_sd3_pipeline_folder_loads_by_its_family_layout(tmp_path):
+    """transformer/ and text_encoder, _2, _3/: the SD3 family's layout, read through its family."""
+    from sdshape.build import build_shape, load_weights, weights_native_resolution
+    from sdshape.families.sd3.family import JointText
+    from sdshape.zoo import get_shape
+
+    built = build_shape(get_shape("tiny-sd3"), torch.device("cpu"), torch.float32)
+    folder = tmp_path / "sd3"
+    for encoder, sub in zip(
+        built.text_encoder.encoders, ("text_encoder", "text_encoder_2", "text_encoder_3"), strict=True
+    ):
+        encoder.save_pretrained(folder / sub)
+    built.denoiser.transformer.save_pretrained(folder / "transformer")
+    built.vae.vae.save_pretrained(folder / "vae")
+    assert weights_native_resolution(folder) == 8 * 8  # transformer sample_size x the VAE's 8x factor
+    loaded = load_weights(folder, torch.device("cpu"), torch.float32)
+    assert loaded.family.name == "sd3" and isinstance(loaded.text_encoder, JointText)
+    assert [spec.library_class for spec in loaded.specs["text_encoder"].parts] == [
+        "CLIPTextModelWithProjection", "CLIPTextModelWithProjection", "T5EncoderModel",
+    ]  # fmt: skip
+    for original, again in zip(built.denoiser.parameters(), loaded.denoiser.parameters(), strict=True):
+        assert torch.equal(original, again)

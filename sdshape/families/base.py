@@ -136,6 +136,31 @@ class TextEncoders(nn.Module):
         return [given[stream] for stream in self.streams]  # type: ignore[misc]
 
 
+def halves(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A CFG-doubled tensor as (negative rows, prompt rows)."""
+    half = tensor.shape[0] // 2
+    return tensor[:half], tensor[half:]
+
+
+def reference_latents(
+    family: Family, modules: dict[str, nn.Module], loop: Any, steps: int, guidance_scale: float, resolution: int
+) -> torch.Tensor:
+    """diffusers' pipeline call on the same components, embeddings, initial noise and steps, with
+    ``output_type="latent"``: what the loop must reproduce (tests) and be as fast as (the benchmark)."""
+    pipe = family.diffusers_pipeline(modules, family.make_scheduler(dict(loop.scheduler.config)))
+    pipe.set_progress_bar_config(disable=True)
+    noise = loop.latents / getattr(loop.scheduler, "init_noise_sigma", 1.0)  # the pipeline scales it itself
+    return pipe(
+        **family.pipeline_inputs(loop.conditioning),
+        latents=noise,
+        num_inference_steps=steps,
+        guidance_scale=guidance_scale,
+        height=resolution,
+        width=resolution,
+        output_type="latent",
+    ).images
+
+
 class Family:
     """The defaults are the Stable Diffusion 1.x shape of things; each family overrides what differs."""
 
@@ -211,6 +236,16 @@ class Family:
 
     def scheduler_step(self, scheduler: Any, prediction: torch.Tensor, t: torch.Tensor, latents: torch.Tensor) -> Any:
         return scheduler.step(prediction, t, latents, return_dict=False)[0]
+
+    # -- the reference: diffusers' own pipeline on the same components --------------------------
+    def diffusers_pipeline(self, modules: dict[str, nn.Module], scheduler: Any) -> Any:
+        """The diffusers pipeline this family's loop follows, built on the stage modules' own models (no
+        tokenizers: it is called with embeddings)."""
+        raise NotImplementedError
+
+    def pipeline_inputs(self, conditioning: Conditioning) -> dict[str, Any]:
+        """The pipeline's embedding arguments for this conditioning (CFG: the negative half first)."""
+        raise NotImplementedError
 
     # -- compositions --------------------------------------------------------------------------
     def adapt(self, denoiser: ComponentSpec, text: ComponentSpec) -> tuple[ComponentSpec, str | None]:

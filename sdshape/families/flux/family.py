@@ -191,6 +191,21 @@ class FluxFamily(Family):
     def model_input(self, scheduler, latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return latents
 
+    def diffusers_pipeline(self, modules: dict, scheduler: object) -> object:
+        from diffusers import FluxPipeline
+
+        encoders = modules["text_encoder"].encoders
+        return FluxPipeline(
+            scheduler=scheduler, vae=modules["vae"].vae, text_encoder=encoders[0], tokenizer=None,
+            text_encoder_2=encoders[1], tokenizer_2=None, transformer=modules["denoiser"].transformer,
+        )  # fmt: skip
+
+    def pipeline_inputs(self, conditioning: Conditioning) -> dict:
+        return {
+            "prompt_embeds": conditioning["encoder_hidden_states"],
+            "pooled_prompt_embeds": conditioning["pooled_projections"],
+        }
+
     def adapt(self, denoiser: ComponentSpec, text: ComponentSpec) -> tuple[ComponentSpec, str | None]:
         """Joint-attention width to the T5's, pooled projection to the CLIP's."""
         clips, t5s = _parts(text)

@@ -44,7 +44,7 @@ FLUX_DEV_DIT = ComponentSpec(
     library_class="FluxTransformer2DModel",
     config={**_FLUX, "guidance_embeds": True},
     source=f"{_DEV}/transformer/config.json",
-    description="FLUX.1 [dev] transformer (19 double + 38 single blocks, 3072 wide, guidance embedding)",
+    description="FLUX.1-dev transformer (19 double + 38 single blocks, 3072 wide, guidance embedding)",
 )
 
 FLUX_SCHNELL_DIT = ComponentSpec(
@@ -53,7 +53,7 @@ FLUX_SCHNELL_DIT = ComponentSpec(
     library_class="FluxTransformer2DModel",
     config={**_FLUX, "guidance_embeds": False},
     source=f"{_SCHNELL}/transformer/config.json",
-    description="FLUX.1 [schnell] transformer ([dev]'s blocks, no guidance embedding)",
+    description="FLUX.1-schnell transformer (FLUX.1-dev's blocks, no guidance embedding)",
 )
 
 FLUX_VAE = ComponentSpec(
@@ -142,7 +142,7 @@ FLUX_DEV = ShapeSpec(
     steps=28,
     guidance_scale=3.5,
     sequence_length=512,
-    description="FLUX.1 [dev] (CLIP-L + T5-XXL, 12 B rectified-flow transformer, guidance-distilled)",
+    description="FLUX.1-dev (CLIP-L + T5-XXL, 12 B rectified-flow transformer, guidance-distilled)",
     source="https://huggingface.co/black-forest-labs/FLUX.1-dev",
 )
 FLUX_SCHNELL = ShapeSpec(
@@ -155,7 +155,7 @@ FLUX_SCHNELL = ShapeSpec(
     steps=4,
     guidance_scale=0.0,
     sequence_length=512,
-    description="FLUX.1 [schnell] (timestep-distilled: 4 steps, no guidance)",
+    description="FLUX.1-schnell (timestep-distilled: 4 steps, no guidance)",
     source="https://huggingface.co/black-forest-labs/FLUX.1-schnell",
 )
 _TINY = {"text_encoder": TINY_FLUX_TEXT_ENCODERS.name, "vae": TINY_FLUX_VAE.name, "native_resolution": 64,

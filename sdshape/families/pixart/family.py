@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from sdshape.errors import UsageError
-from sdshape.families.base import Conditioning, Family, Sizes, Specs, TextEncoders, encode, stream_of_parts
+from sdshape.families.base import Conditioning, Family, Sizes, Specs, TextEncoders, encode, halves, stream_of_parts
 from sdshape.zoo.specs import ComponentSpec
 
 PAD_ID = 1  # the pad id of sdshape's fixed prompts (sdshape.stages.token_ids)
@@ -118,6 +118,26 @@ class PixArtFamily(Family):
             shapes["resolution"] = (rows, 2)
             shapes["aspect_ratio"] = (rows, 1)
         return shapes
+
+    def diffusers_pipeline(self, modules: dict, scheduler: object) -> object:
+        from diffusers import PixArtAlphaPipeline, PixArtSigmaPipeline
+
+        transformer = modules["denoiser"].transformer
+        # Σ's config turns the size conditions off; α's (and the tests') leave it to the model.
+        sigma = transformer.config.get("use_additional_conditions") is False
+        pipeline = PixArtSigmaPipeline if sigma else PixArtAlphaPipeline
+        return pipeline(
+            tokenizer=None, text_encoder=modules["text_encoder"].encoders[0], vae=modules["vae"].vae,
+            transformer=transformer, scheduler=scheduler,
+        )  # fmt: skip
+
+    def pipeline_inputs(self, conditioning: Conditioning) -> dict:
+        negative, prompt = halves(conditioning["encoder_hidden_states"])
+        negative_mask, mask = halves(conditioning["encoder_attention_mask"])
+        return {
+            "prompt_embeds": prompt, "prompt_attention_mask": mask, "negative_prompt_embeds": negative,
+            "negative_prompt_attention_mask": negative_mask, "negative_prompt": None, "use_resolution_binning": False,
+        }  # fmt: skip
 
     def adapt(self, denoiser: ComponentSpec, text: ComponentSpec) -> tuple[ComponentSpec, str | None]:
         """The caption projection resized to the text encoder's width (the DiT's blocks are unchanged)."""

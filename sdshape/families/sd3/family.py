@@ -24,6 +24,7 @@ from sdshape.families.base import (
     Specs,
     TextEncoders,
     encode,
+    halves,
     is_t5,
     pooled_width,
     stream_lengths,
@@ -137,6 +138,24 @@ class SD3Family(Family):
 
     def model_input(self, scheduler, latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return latents  # flow matching: the pipeline feeds the latents unscaled
+
+    def diffusers_pipeline(self, modules: dict, scheduler: object) -> object:
+        from diffusers import StableDiffusion3Pipeline
+
+        encoders = list(modules["text_encoder"].encoders)
+        return StableDiffusion3Pipeline(
+            transformer=modules["denoiser"].transformer, scheduler=scheduler, vae=modules["vae"].vae,
+            text_encoder=encoders[0], tokenizer=None, text_encoder_2=encoders[1], tokenizer_2=None,
+            text_encoder_3=encoders[2] if len(encoders) > 2 else None, tokenizer_3=None,
+        )  # fmt: skip
+
+    def pipeline_inputs(self, conditioning: Conditioning) -> dict:
+        negative, prompt = halves(conditioning["encoder_hidden_states"])
+        negative_pooled, pooled = halves(conditioning["pooled_projections"])
+        return {
+            "prompt_embeds": prompt, "negative_prompt_embeds": negative, "pooled_prompt_embeds": pooled,
+            "negative_pooled_prompt_embeds": negative_pooled,
+        }  # fmt: skip
 
     def adapt(self, denoiser: ComponentSpec, text: ComponentSpec) -> tuple[ComponentSpec, str | None]:
         """Joint-attention and pooled-projection widths resized to the text encoders'."""

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from sdshape.errors import UsageError
-from sdshape.families.base import Conditioning, Family, Sizes, Specs, stream_of_parts, text_parts
+from sdshape.families.base import Conditioning, Family, Sizes, Specs, halves, stream_of_parts, text_parts
 from sdshape.zoo.specs import ComponentSpec
 
 # SDXL's micro-conditioning: original size, crop top-left, target size.
@@ -123,6 +123,29 @@ class UNetFamily(Family):
             shapes["text_embeds"] = (rows, pooled_size(text) or 0)
             shapes["time_ids"] = (rows, TIME_IDS)
         return shapes
+
+    def diffusers_pipeline(self, modules: dict, scheduler: object) -> object:
+        from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+        encoders = modules["text_encoder"].encoders
+        unet, vae = modules["denoiser"].unet, modules["vae"].vae
+        if modules["denoiser"].text_time:
+            return StableDiffusionXLPipeline(
+                vae=vae, unet=unet, scheduler=scheduler, text_encoder=encoders[0], text_encoder_2=encoders[1],
+                tokenizer=None, tokenizer_2=None,
+            )  # fmt: skip
+        return StableDiffusionPipeline(
+            vae=vae, unet=unet, scheduler=scheduler, text_encoder=encoders[0], tokenizer=None, safety_checker=None,
+            feature_extractor=None, requires_safety_checker=False,
+        )  # fmt: skip
+
+    def pipeline_inputs(self, conditioning: Conditioning) -> dict:
+        negative, prompt = halves(conditioning["encoder_hidden_states"])
+        inputs = {"prompt_embeds": prompt, "negative_prompt_embeds": negative}
+        pooled = conditioning.get("text_embeds")
+        if pooled is not None:
+            inputs["negative_pooled_prompt_embeds"], inputs["pooled_prompt_embeds"] = halves(pooled)
+        return inputs
 
     def adapt(self, denoiser: ComponentSpec, text: ComponentSpec) -> tuple[ComponentSpec, str | None]:
         """Cross-attention resized to the text encoder's width (its to_k/to_v projections change size)."""
