@@ -16,6 +16,11 @@ from sdshape.errors import UsageError, choices_error
 from sdshape.units import GIB
 
 REQUIRED = {"vram_gib": float, "bandwidth_gbs": float, "fp16_tflops_fp32_acc": float, "fp16_tflops_fp16_acc": float}
+# What the static model (``sdshape fit``) also needs; a user's card without them is still a catalog card.
+ARCHITECTURES = ("turing", "ampere", "ada", "hopper", "blackwell")
+FP8_ARCHITECTURES = ("ada", "hopper", "blackwell")  # fp8 tensor cores: compute in fp8 needs one of these
+OPTIONAL = ("architecture", "sms", "pcie")
+PCIE_GBS_PER_LANE = {3: 0.985, 4: 1.969, 5: 3.938}  # GB/s per lane after 128b/130b encoding (PCI-SIG)
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,21 @@ class GPU:
     fp16_tflops_fp32_acc: float
     fp16_tflops_fp16_acc: float
     source: str
+    architecture: str | None = None
+    sms: int | None = None
+    pcie: str | None = None  # "4.0 x16"
+
+    @property
+    def pcie_bytes_per_s(self) -> float | None:
+        """The host link's one-way rate: what weights moved by an offload policy cross."""
+        if self.pcie is None:
+            return None
+        generation, lanes = self.pcie.split(" x")
+        return PCIE_GBS_PER_LANE[int(float(generation))] * int(lanes) * 1e9
+
+    @property
+    def fp8_compute(self) -> bool:
+        return self.architecture in FP8_ARCHITECTURES
 
     @property
     def vram_bytes(self) -> int:
@@ -48,7 +68,7 @@ def _parse_catalog(text: str, origin: str) -> dict[str, GPU]:
     for name, entry in data["gpu"].items():
         if not isinstance(entry, dict):
             raise UsageError(f"{origin}: gpu {name!r} is not a table")
-        unknown = set(entry) - set(REQUIRED) - {"source"}
+        unknown = set(entry) - set(REQUIRED) - {"source", *OPTIONAL}
         missing = [k for k in (*REQUIRED, "source") if k not in entry]
         if unknown or missing:
             problem = f"unknown fields {sorted(unknown)}" if unknown else f"missing {', '.join(missing)}"
@@ -59,8 +79,27 @@ def _parse_catalog(text: str, origin: str) -> dict[str, GPU]:
                 raise UsageError(f"{origin}: gpu {name!r}: {key} = {value!r} is not a positive number in its unit")
         if not isinstance(entry["source"], str) or not entry["source"].strip():
             raise UsageError(f"{origin}: gpu {name!r}: every figure needs a source (a non-empty string)")
-        catalog[name] = GPU(name, *(float(entry[k]) for k in REQUIRED), entry["source"])
+        extra = _optional_fields(entry, origin, name)
+        catalog[name] = GPU(name, *(float(entry[k]) for k in REQUIRED), entry["source"], **extra)
     return catalog
+
+
+def _optional_fields(entry: dict, origin: str, name: str) -> dict:
+    extra = {}
+    if "architecture" in entry:
+        if entry["architecture"] not in ARCHITECTURES:
+            raise choices_error(f"{origin}: gpu {name!r}: architecture", entry["architecture"], list(ARCHITECTURES))
+        extra["architecture"] = entry["architecture"]
+    if "sms" in entry:
+        if not isinstance(entry["sms"], int) or isinstance(entry["sms"], bool) or not 0 < entry["sms"] < 1000:
+            raise UsageError(f"{origin}: gpu {name!r}: sms = {entry['sms']!r} is not a count of multiprocessors")
+        extra["sms"] = entry["sms"]
+    if "pcie" in entry:
+        found = re.fullmatch(r"([345])\.0 x(1|2|4|8|16)", str(entry["pcie"]))
+        if not found:
+            raise UsageError(f'{origin}: gpu {name!r}: pcie = {entry["pcie"]!r}; expected like "4.0 x16" (gen 3-5)')
+        extra["pcie"] = entry["pcie"]
+    return extra
 
 
 def load_catalog(extra: str | Path | None = None) -> dict[str, GPU]:

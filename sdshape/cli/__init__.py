@@ -1,4 +1,4 @@
-"""The ``sdshape`` command: zoo, inspect, backends, run, compare, history, report, shapes.
+"""The ``sdshape`` command: zoo, inspect, fit, backends, run, compare, history, report, shapes.
 
 User mistakes raise :class:`~sdshape.errors.UsageError` and end as one line on
 stderr with exit status 2; anything else is a bug and keeps its traceback. Each
@@ -18,6 +18,7 @@ from sdshape.errors import UsageError
 COMMANDS = {
     "zoo": "static:cmd_zoo",
     "inspect": "static:cmd_inspect",
+    "fit": "fit:cmd_fit",
     "backends": "static:cmd_backends",
     "run": "run:cmd_run",
     "compare": "reading:cmd_compare",

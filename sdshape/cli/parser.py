@@ -38,6 +38,18 @@ def build_parser(backend_flags: bool = False) -> Parser:
     inspect.add_argument("--resolution", type=int, help="image side in pixels (default: the shape's native)")
     inspect.add_argument("--steps", type=int, help="denoising steps per image (default: the pipeline's own)")
     inspect.add_argument("--json", action="store_true", help="print JSON")
+    fit = sub.add_parser("fit", help="which cards a shape fits, under which policy, how fast (model, no GPU)")
+    fit.add_argument("shape", help="a zoo shape (see `sdshape zoo`)")
+    fit.add_argument("--gpu", action="append", help="a catalog card (repeat for several; default: the whole catalog)")
+    fit.add_argument("--gpu-catalog", help="TOML file with your own cards, same form as the bundled catalog")
+    fit.add_argument("--resolution", type=int, help="image side in pixels (default: the shape's native)")
+    fit.add_argument("--steps", type=int, help="denoising steps per image (default: the pipeline's own)")
+    fit.add_argument("--batch", type=int, default=1, help="images per prompt batch (default 1)")
+    fit.add_argument("--precision", default="fp16", help="fp32, fp16, bf16, fp8, int8, nf4 (default fp16)")
+    fit.add_argument("--policy", help="judge one residency policy only (default: the least intrusive that fits)")
+    fit.add_argument("--backend", default="eager", help="eager, or compile (CUDA graphs: no host time)")
+    fit.add_argument("--vae-fp16", action="store_true", help="decode in fp16 even when the VAE asks for fp32")
+    fit.add_argument("--json", action="store_true", help="print JSON")
     run = sub.add_parser("run", help="measure each stage of a shape (the main job)")
     if backend_flags:
         from sdshape.run_options import add_run_options

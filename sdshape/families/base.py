@@ -248,6 +248,11 @@ class Family:
         raise NotImplementedError
 
     # -- compositions --------------------------------------------------------------------------
+    def upcasts_vae(self, vae: ComponentSpec) -> bool:
+        """Whether this family's pipeline decodes in fp32 when the run is fp16. Only SDXL's pipeline reads
+        the VAE's ``force_upcast``; the SD3, FLUX and PixArt pipelines decode in the run's dtype."""
+        return False
+
     def adapt(self, denoiser: ComponentSpec, text: ComponentSpec) -> tuple[ComponentSpec, str | None]:
         """The denoiser rebuilt to take this text encoder's outputs, and what changed (None: nothing).
 

@@ -147,6 +147,11 @@ class UNetFamily(Family):
             inputs["negative_pooled_prompt_embeds"], inputs["pooled_prompt_embeds"] = halves(pooled)
         return inputs
 
+    def upcasts_vae(self, vae: ComponentSpec) -> bool:
+        """StableDiffusionXLPipeline upcasts a float16 VAE whose config says ``force_upcast`` (the SDXL
+        VAE overflows in fp16); StableDiffusionPipeline never does, and the SD VAE configs here say False."""
+        return bool(vae.config.get("force_upcast", False))
+
     def adapt(self, denoiser: ComponentSpec, text: ComponentSpec) -> tuple[ComponentSpec, str | None]:
         """Cross-attention resized to the text encoder's width (its to_k/to_v projections change size)."""
         import dataclasses

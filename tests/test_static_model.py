@@ -1,0 +1,204 @@
+"""The static model: the meta-device trace, weight formats, residency policies, the per-op roofline, and its
+validation against the H100 allocator peaks and the public figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from sdshape.catalog import load_catalog
+from sdshape.estimate.formats import FORMATS, stored_weights
+from sdshape.estimate.trace import ALLOCATOR_BLOCK, rounded, trace_call
+from sdshape.estimate.timing import ArchEfficiency, gpu_seconds, wave_fraction
+
+ROOT = Path(__file__).resolve().parents[1]
+H100 = ROOT / "tests" / "data" / "gpu-runs" / "2026-11-22-h100"
+
+
+class TwoLinears(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(64, 256)
+        self.b = nn.Linear(256, 64)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.relu(self.a(x)))
+
+
+def meta(module: nn.Module, dtype: torch.dtype = torch.float16) -> nn.Module:
+    return module.to(device="meta", dtype=dtype)
+
+
+def test_the_trace_holds_live_tensors_as_the_caching_allocator_rounds_them():
+    x = torch.zeros(3, 64, dtype=torch.float16, device="meta")
+    trace = trace_call(meta(TwoLinears()), (x,))
+    # a(x): 3x256 fp16 = 1536 B; relu: another 1536 B while a(x) is alive (the peak); a(x) dies when relu
+    # returns, so b's 3x64 output (384 B, one 512 B block) sits beside relu's 1536 B only.
+    assert trace.activation_peak_bytes == 1536 + 1536
+    x = torch.zeros(3, 1024, dtype=torch.float16, device="meta")
+    wide = trace_call(meta(nn.Sequential(nn.Linear(1024, 8), nn.Linear(8, 1024))), (x,))
+    assert wide.activation_peak_bytes == 512 + 6144  # 48 B rounded up to a block, beside the 6 KiB output
+    assert [op.kind for op in trace.ops] == ["gemm", "memory", "gemm"]
+    assert trace.flops("gemm") == 2 * 3 * 64 * 256 * 2
+    assert rounded(1) == ALLOCATOR_BLOCK and rounded(0) == 0 and rounded(1025) == 1536
+
+
+def test_attention_is_traced_as_the_fused_kernel_not_the_score_matrix():
+    q = torch.zeros(2, 8, 4096, 40, dtype=torch.float16, device="meta")
+
+    class Attend(nn.Module):
+        def forward(self, q: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.scaled_dot_product_attention(q, q, q)
+
+    trace = trace_call(Attend(), (q,))
+    scores = 2 * 8 * 4096 * 4096 * 2
+    assert trace.activation_peak_bytes < scores / 10  # the output and its log-sum-exp, no 512 MiB of scores
+    attention = [op for op in trace.ops if op.kind == "attention"]
+    assert len(attention) == 1 and attention[0].padding == pytest.approx(40 / 64)  # a 40-wide head runs as 64
+
+
+def test_weight_formats_store_what_each_library_stores():
+    module = meta(TwoLinears(), torch.bfloat16)
+    params = 64 * 256 + 256 + 256 * 64 + 64
+    assert stored_weights(module, FORMATS["bf16"]).bytes == params * 2
+    assert stored_weights(module, FORMATS["fp32"]).bytes == params * 4
+    fp8 = stored_weights(module, FORMATS["fp8"])
+    assert fp8.bytes == params and fp8.transient_bytes == (64 * 256 + 256) * 2  # the larger layer upcast
+    int8 = stored_weights(module, FORMATS["int8"])
+    assert int8.bytes == 2 * 64 * 256 + (256 + 64) * 2 + (256 + 64) * 2  # int8 + bf16 row scales + bf16 biases
+    nf4 = stored_weights(module, FORMATS["nf4"])
+    blocks = 2 * (64 * 256 // 64)
+    assert nf4.bytes == 64 * 256 + blocks * 4 + (256 + 64) * 2  # 4 bits + one fp32 absmax per 64 + biases
+
+
+def test_wave_quantization_and_the_roofline_per_op():
+    assert wave_fraction(128, 128) == 1.0 and wave_fraction(129, 128) == pytest.approx(129 / 256)
+    assert wave_fraction(40, 128) == pytest.approx(40 / 128)
+    gpu = load_catalog()["RTX 4090"]
+    x = torch.zeros(4096, 4096, dtype=torch.float16, device="meta")
+    big = trace_call(meta(nn.Linear(4096, 4096, bias=False)), (x,))
+    unit = ArchEfficiency(1.0, 1.0, "test")
+    seconds = gpu_seconds(big, gpu, unit)
+    assert seconds == pytest.approx(2 * 4096**3 / gpu.tensor_flops, rel=1e-6)  # 1024 tiles: 8 full waves
+    assert gpu_seconds(big, gpu, ArchEfficiency(0.5, 0.5, "test")) == pytest.approx(2 * seconds)
+
+
+@pytest.fixture(scope="module")
+def validation():
+    from sdshape.estimate.validation import run
+
+    return run(write=False)
+
+
+def test_static_peaks_reproduce_the_h100_allocator_peaks_within_10_percent(validation):
+    """The GPU run's own counters (torch's, untouched by the NVML baseline defect) are the test."""
+    rows = [r for r in validation["rows"] if r["kind"] == "allocated_peak_gib"]
+    assert len(rows) == 6  # SD 1.5 at 512 px and SDXL at 1024 px, three stages each
+    for row in rows:
+        assert row["error"] < 0.10, row
+
+
+def test_projections_meet_the_validation_targets_and_the_committed_model_is_this_calibration(validation):
+    assert validation["time"]["median_error"] < 0.20
+    assert validation["time"]["max_error"] < 0.60  # none off by 1.6x or more
+    assert validation["memory"]["max_error"] < 0.10
+    committed = json.loads((ROOT / "sdshape" / "data" / "time_model.json").read_text())
+    fresh = validation["model"]
+    assert committed["architectures"].keys() == fresh["architectures"].keys()
+    for arch, entry in fresh["architectures"].items():
+        assert committed["architectures"][arch]["factor"] == pytest.approx(entry["factor"], rel=1e-6), arch
+    assert committed["host_s_per_launch"] == pytest.approx(fresh["host_s_per_launch"], rel=1e-6)
+    assert committed["band"] == pytest.approx(fresh["band"], rel=1e-6)
+
+
+def test_no_figure_both_calibrates_and_validates(validation):
+    from sdshape.estimate.figures import public_figures
+
+    calibrating = {f.id for f in public_figures() if f.role == "calibration"}
+    assert calibrating and not calibrating & {r["id"] for r in validation["rows"]}
+    sources = " ".join(entry["source"] for entry in validation["model"]["architectures"].values())
+    assert all(figure in sources for figure in calibrating if "t4" in figure or "sdxl" in figure)
+
+
+@pytest.fixture(scope="module")
+def trace_cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("static-cache"))
+
+
+def fit_json(capsys, monkeypatch, cache: str, *argv: str) -> dict:
+    from sdshape.cli import main
+
+    monkeypatch.setenv("SDSHAPE_CACHE_DIR", cache)
+    assert main(["fit", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_fit_answers_the_consumer_question_with_no_gpu(capsys, monkeypatch, trace_cache):
+    answer = fit_json(capsys, monkeypatch, trace_cache, "sdxl", "--gpu", "RTX 4060 8GB", "--gpu", "RTX 4090")
+    small, big = answer["cards"]
+    for card in answer["cards"]:
+        assert {"gpu", "fits", "policy", "peak_bytes", "peak_bytes_by_policy", "seconds_per_image", "seconds_band",
+                "bound", "source"} <= set(card)  # fmt: skip
+        assert card["source"] == "model" and card["bound"] in ("gpu", "host", "link")
+        low, high = card["seconds_band"]
+        assert low < card["seconds_per_image"] < high
+        peaks = card["peak_bytes_by_policy"]
+        assert peaks["sequential_offload"] <= peaks["model_offload"] <= peaks["text_encoders_dropped"]
+        assert peaks["text_encoders_dropped"] <= peaks["all_resident"] == card["peak_bytes"]
+    assert big["fits"] and big["policy"] == "all_resident"
+    assert small["fits"] and small["policy"] not in ("all_resident", "text_encoders_dropped")
+    assert small["seconds_per_image"] > big["seconds_per_image"] and small["link_s_per_image"] > 0
+    decode = answer["stages"]["vae_decode"]
+    assert decode["dtype"] == "float32" and "force_upcast" in decode["notes"][0]
+    assert answer["stages"]["denoise_loop"]["weight_bytes"] == 5_134_927_368  # the H100 run's weights_bytes
+
+
+def test_fit_marks_a_precision_a_card_cannot_run_and_honours_one_policy(capsys, monkeypatch, trace_cache):
+    answer = fit_json(capsys, monkeypatch, trace_cache, "sd15", "--gpu", "T4", "--gpu", "RTX 3060 12GB",
+                      "--precision", "bf16")  # fmt: skip
+    t4, ampere = answer["cards"]
+    assert not t4["supported"] and not t4["fits"] and t4["seconds_per_image"] is None and "bf16" in t4["unsupported_reason"]
+    assert ampere["supported"] and ampere["policy"] == "all_resident"
+    one = fit_json(capsys, monkeypatch, trace_cache, "sd15", "--gpu", "RTX 3060 12GB", "--policy", "sequential_offload")
+    card = one["cards"][0]
+    unet = one["stages"]["denoise_loop"]["weight_bytes"]
+    assert card["policy"] == "sequential_offload" and card["link_bytes_per_image"] > 50 * unet  # every step
+    assert card["link_s_per_image"] == pytest.approx(card["link_bytes_per_image"] / (16 * 1.969e9))  # PCIe 4.0 x16
+
+
+def test_fit_keeps_the_vae_in_fp16_when_asked(capsys, monkeypatch, trace_cache):
+    answer = fit_json(capsys, monkeypatch, trace_cache, "sdxl", "--gpu", "RTX 4090", "--vae-fp16")
+    assert answer["stages"]["vae_decode"]["dtype"] == "float16"
+    upcast = fit_json(capsys, monkeypatch, trace_cache, "sdxl", "--gpu", "RTX 4090")
+    assert upcast["cards"][0]["peak_bytes"] > answer["cards"][0]["peak_bytes"] * 1.15
+
+
+@pytest.mark.parametrize("shape", ["tiny", "tiny-pixart", "tiny-sd3", "tiny-flux", "tiny-flux-schnell"])
+def test_fit_traces_every_family(shape, capsys, monkeypatch, trace_cache):
+    answer = fit_json(capsys, monkeypatch, trace_cache, shape, "--gpu", "RTX 4060 8GB", "--precision", "nf4")
+    assert answer["cards"][0]["fits"] and answer["stages"]["denoise_loop"]["launches_per_call"] > 10
+    assert all(s["activation_peak_bytes"] > 0 for s in answer["stages"].values())
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["fit", "sd99"], "unknown shape 'sd99'"),
+        (["fit", "sd15", "--gpu", "RTX 9999"], "unknown GPU 'RTX 9999'"),
+        (["fit", "sd15", "--precision", "fp4"], "unknown precision 'fp4'; valid choices: fp32, fp16, bf16, fp8, int8, nf4"),
+        (["fit", "sd15", "--policy", "swap"], "unknown policy 'swap'"),
+        (["fit", "sd15", "--backend", "tensorrt"], "unknown backend 'tensorrt'; valid choices: eager, compile"),
+        (["fit", "sd15", "--steps", "0"], "--steps must be at least 1"),
+        (["fit", "sd15", "--resolution", "500"], "positive multiple of 8"),
+    ],
+)
+def test_fit_bad_input_is_one_line_and_exit_2(argv, message, capsys):
+    from sdshape.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
