@@ -14,9 +14,9 @@ from sdshape.errors import UsageError
 
 def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     from sdshape.catalog import load_catalog, pick
+    from sdshape.errors import choices_error
     from sdshape.estimate.formats import weight_format
     from sdshape.estimate.model import BACKENDS, bundled_time_model
-    from sdshape.errors import choices_error
     from sdshape.fit import fit
     from sdshape.plan import check_resolution
     from sdshape.zoo import get_shape
