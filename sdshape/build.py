@@ -9,27 +9,24 @@ by :func:`sdshape.fill.fill_parameters`.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import init_empty_weights
 from torch import nn
 
-from sdshape.errors import UsageError
-from sdshape.families import REGISTERED, family_name_of, family_of, get_family
+from sdshape.families import family_of
 from sdshape.families.base import Family, TextEncoders, text_parts
 from sdshape.fill import fill_parameters
 from sdshape.modules import VAEDecode
 from sdshape.zoo import ComponentKind, ComponentSpec, ShapeSpec, shape_components
 
 
-def _library_class(name: str) -> type:
+def library_class(name: str) -> type:
     import diffusers
     import transformers
 
@@ -44,12 +41,12 @@ def import_classes(shape: ShapeSpec) -> None:
     baseline holds the Python modules (hundreds of MB of host RSS) and no model."""
     for spec in shape_components(shape).values():
         for part in text_parts(spec):
-            _library_class(part.library_class)
+            library_class(part.library_class)
 
 
 def instantiate(spec: ComponentSpec) -> nn.Module:
     """Create the library model for one (non-stacked) spec, under the caller's device context."""
-    cls = _library_class(spec.library_class)
+    cls = library_class(spec.library_class)
     if hasattr(cls, "from_config") and hasattr(cls, "config_name"):  # a diffusers model
         return cls.from_config(dict(spec.config))
     return cls(cls.config_class(**spec.config))
@@ -169,15 +166,17 @@ def build_shape(
     dtype: torch.dtype,
     seed: int = 0,
     on_component: Callable[[ComponentKind, ComponentSpec], None] | None = None,
+    vae_dtype: torch.dtype | None = None,
 ) -> BuiltShape:
-    """Build all three components of a zoo shape with random weights."""
+    """Build all three components of a zoo shape with random weights (the VAE in ``vae_dtype`` if given)."""
     specs = shape_components(shape)
     family = family_of(specs["denoiser"])
-    modules, timings = _make_each(specs, lambda spec: build_random(spec, device, dtype, seed, family), on_component)
+    dtypes = {kind: (vae_dtype or dtype) if kind == "vae" else dtype for kind in specs}
+    modules, timings = make_each(specs, lambda s: build_random(s, device, dtypes[s.kind], seed, family), on_component)
     return BuiltShape(shape.name, modules, specs, dict(shape.scheduler), build_s=timings)
 
 
-def _make_each(
+def make_each(
     specs: dict[ComponentKind, ComponentSpec],
     make: Callable[[ComponentSpec], nn.Module],
     on_component: Callable[[ComponentKind, ComponentSpec], None] | None,
@@ -192,109 +191,3 @@ def _make_each(
         modules[kind] = make(spec)
         timings[kind] = time.perf_counter() - start
     return modules, timings
-
-
-# --- real weights -------------------------------------------------------------------------
-
-
-def read_config(path: Path) -> dict[str, Any]:
-    """A config file of a --weights folder: a JSON object, or a one-line usage error naming the file."""
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UsageError(f"--weights: cannot read {path}: {error}") from None
-    if not isinstance(config, dict):
-        raise UsageError(f"--weights: {path} is not a config (expected a JSON object, got a {type(config).__name__})")
-    return config
-
-
-def _spec_from_config(name: str, kind: ComponentKind, folder: Path, default_class: str, **extra: Any) -> ComponentSpec:
-    config = read_config(folder / "config.json")
-    if kind == "text_encoder":
-        library_class = (config.get("architectures") or [default_class])[0]
-    else:
-        library_class = config.get("_class_name", default_class)
-    return ComponentSpec(
-        name, kind, library_class, config, source=str(folder), description=f"loaded from {folder}", **extra
-    )
-
-
-def _denoiser_folder(folder: Path) -> tuple[Path, Family]:
-    """The folder holding the denoiser (``unet/`` or ``transformer/``, as the families lay them out) and its
-    family, from the config's ``_class_name``."""
-    layouts = {sub: module.NAME for module in REGISTERED for sub in get_family(module.NAME).weights_folders["denoiser"]}
-    for sub in dict.fromkeys(layouts):
-        config_file = folder / sub / "config.json"
-        if config_file.is_file():
-            config = read_config(config_file)
-            default = "UNet2DConditionModel" if sub == "unet" else ""
-            return folder / sub, get_family(family_name_of(config.get("_class_name", default)))
-    wanted = " or ".join(f"{sub}/config.json" for sub in dict.fromkeys(layouts))
-    raise UsageError(f"--weights {folder}: not a diffusers pipeline folder (no {wanted})")
-
-
-def weights_native_resolution(folder: Path) -> int:
-    """Check that ``folder`` looks like a diffusers pipeline; return its native image side."""
-    folder = Path(folder)
-    denoiser_dir, _ = _denoiser_folder(folder)
-    missing = [sub for sub in ("text_encoder", "vae") if not (folder / sub / "config.json").is_file()]
-    if missing:
-        raise UsageError(
-            f"--weights {folder}: not a diffusers pipeline folder (no {', '.join(s + '/config.json' for s in missing)})"
-        )
-    denoiser = read_config(denoiser_dir / "config.json")
-    vae = read_config(folder / "vae" / "config.json")
-    return int(denoiser.get("sample_size", 128 if denoiser_dir.name == "transformer" else 64)) * 2 ** (
-        len(vae.get("block_out_channels", [0] * 4)) - 1
-    )
-
-
-def load_weights(
-    folder: Path,
-    device: torch.device,
-    dtype: torch.dtype,
-    on_component: Callable[[ComponentKind, ComponentSpec], None] | None = None,
-) -> BuiltShape:
-    """Load a local diffusers pipeline folder, laid out as its family lays it out (``unet/`` or
-    ``transformer/``, ``text_encoder[_2][_3]/``, ``vae/``)."""
-    folder = Path(folder)
-    weights_native_resolution(folder)
-    denoiser_dir, family = _denoiser_folder(folder)
-    label = folder.name
-    te_parts = [
-        _spec_from_config(f"{label}/{sub}", "text_encoder", folder / sub, "CLIPTextModel")
-        for sub in family.weights_folders["text_encoder"]
-        if (folder / sub / "config.json").is_file()
-    ]
-    text_spec = te_parts[0]
-    if len(te_parts) > 1:
-        text_spec = ComponentSpec(
-            f"{label}/text_encoders",
-            "text_encoder",
-            "stack",
-            {},
-            source=str(folder),
-            description=f"loaded from {folder}",
-            parts=tuple(te_parts),
-            hidden_layer="penultimate",  # SDXL's pair; the other families choose per encoder
-            pooled=True,
-        )
-    specs: dict[ComponentKind, ComponentSpec] = {
-        "text_encoder": text_spec,
-        "denoiser": _spec_from_config(f"{label}/{denoiser_dir.name}", "denoiser", denoiser_dir, "UNet2DConditionModel"),
-        "vae": _spec_from_config(f"{label}/vae", "vae", folder / "vae", "AutoencoderKL"),
-    }
-
-    def load(spec: ComponentSpec) -> nn.Module:
-        # A loaded spec's source is its own subfolder (see _spec_from_config).
-        cls = _library_class(spec.library_class)
-        try:
-            model = cls.from_pretrained(spec.source, torch_dtype=dtype)
-        except (OSError, ValueError, RuntimeError) as error:
-            raise UsageError(f"--weights: cannot load {spec.source}: {str(error).splitlines()[0]}") from None
-        return model.to(device).eval().requires_grad_(False)
-
-    modules, timings = _make_each(specs, lambda spec: stage_module(spec, load, family), on_component)
-    scheduler_file = folder / "scheduler" / "scheduler_config.json"
-    scheduler = read_config(scheduler_file) if scheduler_file.is_file() else {}
-    return BuiltShape(f"weights:{label}", modules, specs, scheduler, weights=str(folder), build_s=timings)

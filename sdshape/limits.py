@@ -8,6 +8,7 @@ estimate of what they would need; ``--force-size`` runs them anyway.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +136,34 @@ def run_configs(shape_spec: Any, weights: Path | None) -> tuple[dict[str, Any], 
         from sdshape.zoo import shape_components
 
         return dict(shape_spec.scheduler), dict(shape_components(shape_spec)["vae"].config)  # type: ignore[union-attr,arg-type]
-    from sdshape.build import read_config
+    from sdshape.weights_folder import read_config
 
     scheduler = weights / "scheduler" / "scheduler_config.json"
     return (read_config(scheduler) if scheduler.is_file() else {}), read_config(weights / "vae" / "config.json")
+
+
+def run_vae_precision(
+    precision: str,
+    vae_config: dict[str, Any],
+    shape_spec: Any,
+    weights: str | Path | None,
+    vae_fp16: bool,
+    notes: list[str] | None = None,
+) -> str:
+    """fp32 where the pipeline upcasts the VAE: StableDiffusionXLPipeline does when the run is fp16 and the
+    VAE's config says ``force_upcast`` (diffusers' default is True); no other pipeline does."""
+    if precision != "fp16" or vae_fp16:
+        return precision
+    if weights is not None:
+        index = Path(weights) / "model_index.json"
+        pipeline = json.loads(index.read_text()).get("_class_name", "") if index.is_file() else ""
+        upcasts = "XL" in pipeline and bool(vae_config.get("force_upcast", True))
+    else:
+        from sdshape.families import family_of
+        from sdshape.zoo import shape_components
+
+        specs = shape_components(shape_spec)
+        upcasts = family_of(specs["denoiser"]).upcasts_vae(specs["vae"])
+    if upcasts and notes is not None:
+        notes.append("VAE decodes in fp32: its config says force_upcast, as the SDXL pipeline does (--vae-fp16: fp16)")
+    return "fp32" if upcasts else precision

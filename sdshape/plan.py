@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from sdshape import limits
 from sdshape.errors import UsageError, choices_error
 from sdshape.identity import cache_location
 from sdshape.limits import MAX_ROUNDS, MAX_SEED, MAX_WARMUP, check_size, run_configs, train_timesteps, whole_number
@@ -70,6 +71,10 @@ class Plan:
     max_time_s: float = 60.0
     profile: bool = False  # one profiled round per stage, outside the timed rounds
     cache_fallback: Path | None = None  # where new artifacts go when cache_dir is read-only
+    vae_precision: str | None = None  # the VAE's, where the pipeline upcasts it (SDXL's force_upcast)
+
+    def precision_of(self, kind: str) -> str:
+        return (self.vae_precision or self.precision) if kind == "vae" else self.precision
 
     @property
     def stopping(self) -> Stopping:
@@ -153,6 +158,7 @@ def resolve(
     max_rounds: int = 100,
     max_time: float = 60.0,
     profile: bool | None = None,
+    vae_fp16: bool = False,
 ) -> Plan:
     """Validate user options and fill in defaults for the device that will run."""
     from sdshape.backends import backend_names
@@ -179,7 +185,7 @@ def resolve(
             raise UsageError(
                 "--weights loads a whole pipeline: --text-encoder/--denoiser/--vae/--shapes-file do not apply"
             )
-        from sdshape.build import weights_native_resolution
+        from sdshape.weights_folder import weights_native_resolution
 
         native = weights_native_resolution(Path(weights))
     if device is not None and device not in DEVICES:
@@ -260,6 +266,7 @@ def resolve(
     element = 4 if precision == "fp32" else 2
     check_size(vae_config, resolution, batch, tokens, element, device, force_size, shape_spec, precision)
     cache_root, cache_fallback = cache_location(cache_dir, notes)
+    vae_precision = limits.run_vae_precision(precision, vae_config, shape_spec, weights, vae_fp16, notes)
 
     return Plan(
         shape=shape_name,
@@ -288,4 +295,5 @@ def resolve(
         max_rounds=max_rounds,
         max_time_s=max_time,
         profile=defaults.profile if profile is None else profile,
+        vae_precision=vae_precision,
     )

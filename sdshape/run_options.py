@@ -46,6 +46,12 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("--shapes-file", "shapes_file", "TOML of named compositions: [shape.NAME] text_encoder, unet, vae"),
     RunOption("--backend", "backend", "backend, or a comma list with variants (default eager)", {"default": "eager"}),
     RunOption("--precision", "precision", f"{'|'.join(PRECISION_NAMES)} (default fp16 on a GPU, fp32 on the CPU)"),
+    RunOption(
+        "--vae-fp16",
+        "vae_fp16",
+        "decode in fp16 even where the pipeline upcasts the VAE to fp32 (SDXL's force_upcast; the fp16-fix VAE's way)",
+        {"action": "store_true"},
+    ),
     RunOption("--device", "device", f"{'|'.join(DEVICES)} (default: the GPU if there is one)"),
     RunOption("--resolution", "resolution", "image side in pixels, a multiple of 8 (default: native; 256 on CPU)", INT),
     RunOption("--steps", "steps", "denoising steps (default 50 on a GPU, 3 on the CPU)", INT),
@@ -176,4 +182,5 @@ def plan_from(values: Mapping[str, Any]) -> Any:
         max_rounds=values.get("max_rounds", 100),
         max_time=values.get("max_time", 60.0),
         profile=values.get("profile"),
+        vae_fp16=values.get("vae_fp16", False),
     )

@@ -60,13 +60,13 @@ class Runners:
         task = self._task(f"{self.label}: preparing {kind}")
         plan = self.plan
         slot = artifact_slot(
-            plan.cache_dir, plan.cache_fallback, self.specs[kind], kind, inputs, plan.precision, plan.device,
+            plan.cache_dir, plan.cache_fallback, self.specs[kind], kind, inputs, plan.precision_of(kind), plan.device,
             self.environment,
         )  # fmt: skip
         self._made_from[kind] = (module, inputs)
         start = time.perf_counter()
         try:
-            runner = self.backend.prepare(module, inputs, plan.precision, plan.device, slot)
+            runner = self.backend.prepare(module, inputs, plan.precision_of(kind), plan.device, slot)
         except Exception as error:
             message = f"preparing {kind} failed: {classify_failure(error)[1]}"
             self._describe(task, f"{self.label}: {message}")

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from sdshape import build, environment, parity
+from sdshape import build, environment, parity, weights_folder
 from sdshape.backends import get_backend
 from sdshape.backends.base import Artifact
 from sdshape.baseline import Settled, settle
@@ -131,9 +131,7 @@ class Session:
         return self.backend_name == "eager" and plain and self.plan.precision == "fp32"
 
     def _task(self, description: str, total: int | None = None):
-        if self.progress is None:
-            return None
-        return self.progress.add_task(description, total=total)
+        return None if self.progress is None else self.progress.add_task(description, total=total)
 
     def _advance(self, task: Any, **kwargs: Any) -> None:
         if self.progress is not None and task is not None:
@@ -151,11 +149,12 @@ class Session:
             if plan.vram_cap_bytes and plan.device.type == "cuda":
                 self.vram_cap = apply_vram_cap(plan, self.sampler.read_now(), self.cuda_context_bytes)
             announce = self._announcer(task)
+            vae_dtype = precision(plan.precision_of("vae")).dtype()  # fp32 where the pipeline upcasts the VAE
             if plan.weights is not None:
-                built = build.load_weights(plan.weights, plan.device, self.dtype, on_component=announce)
+                built = weights_folder.load_weights(plan.weights, plan.device, self.dtype, announce, vae_dtype)
             else:
                 shape = plan.shape_spec or get_shape(plan.shape)
-                built = build.build_shape(shape, plan.device, self.dtype, plan.seed, announce)
+                built = build.build_shape(shape, plan.device, self.dtype, plan.seed, announce, vae_dtype)
             self.built = built
             self._advance(task, completed=3, description=f"{self.backend}: components built")
             self._prepare(built)
@@ -181,7 +180,9 @@ class Session:
         self.runners = Runners(
             backend, self.backend, plan, built.specs, self.environment, self.backend_name == "eager", self.progress
         )
-        self.stages = wire(built, shapes, plan, self.dtype, conditioning, self.runners.prepare)
+        self.stages = wire(
+            built, shapes, plan, self.dtype, conditioning, self.runners.prepare, next(built.vae.parameters()).dtype
+        )
         self.facts = stage_facts(built, flops_per_call(built.specs, shapes, strict=False), plan.steps)
         keeps = getattr(backend, "keeps_module", True)
         if not keeps:  # the runners hold their own copy of the weights: torch's goes

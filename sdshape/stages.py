@@ -132,4 +132,5 @@ class PipelineStage:
         loop = self.loop
         conditioning = loop.family.conditioning(self.text.run(), loop.specs, loop.sizes)
         latents = loop.run(conditioning=conditioning.to(loop.device, self.dtype))
-        return self.vae.run(latents=loop.family.to_vae_latents(latents, loop.specs, loop.sizes.resolution))
+        latents = loop.family.to_vae_latents(latents, loop.specs, loop.sizes.resolution)
+        return self.vae.run(latents=latents.to(self.vae.latents.dtype))  # an upcast VAE decodes in fp32

@@ -62,7 +62,9 @@ def conditions(result: StageResult) -> str:
     else:
         rounds = f"{len(t.rounds_s)} timed rounds"
     return (
-        f"{i.shape} · {i.backend} · {i.precision} · batch {i.batch} · {i.resolution}x{i.resolution} · "
+        f"{i.shape} · {i.backend} · {i.precision}"
+        f"{f' (VAE {c.vae_precision}: force_upcast)' if c.vae_precision else ''} · batch {i.batch} · "
+        f"{i.resolution}x{i.resolution} · "
         f"{i.steps} steps · {guidance_label(c.guidance, c.guidance_scale)} · "
         f"{rounds} after {t.warmup_rounds} warm-up · timer {t.timer} · "
         f"{c.device_name}"

@@ -68,6 +68,7 @@ def wire(
     dtype: torch.dtype,
     conditioning: Conditioning | None,
     make_runner: MakeRunner,
+    vae_dtype: torch.dtype | None = None,
 ) -> dict[str, Any]:
     """The four stage objects, each module prepared by the backend on the shared example inputs."""
     device = plan.device
@@ -94,7 +95,7 @@ def wire(
         *conditioning.args(),
     )
     loop.runner = make_runner("denoiser", built.denoiser, example)
-    vae = VAEDecodeStage(None, shapes, device, dtype, plan.seed)
+    vae = VAEDecodeStage(None, shapes, device, vae_dtype or dtype, plan.seed)
     vae.runner = make_runner("vae", built.vae, (vae.latents,))
     return {
         "text_encoder": text,

@@ -167,6 +167,7 @@ class Conditions:
     sequence_length: int | None = None
     family: str | None = None  # the denoiser's model family (unet, pixart, sd3, flux)
     guidance: str | None = None  # cfg (batch doubled), distilled (a guidance input), none
+    vae_precision: str | None = None  # where the VAE ran in another precision (SDXL's force_upcast: fp32)
     composition_notes: list[str] = field(default_factory=list)
     seed: int | None = None
     weights: str | None = None
@@ -259,6 +260,7 @@ class StageResult:
             "sequence_length": c.sequence_length,
             "family": c.family,
             "guidance": c.guidance,
+            "vae_precision": c.vae_precision,
             "composition_notes": c.composition_notes,
             "seed": c.seed,
             "weights": c.weights,
@@ -327,6 +329,7 @@ class StageResult:
             sequence_length=get("sequence_length"),
             family=get("family"),
             guidance=get("guidance"),
+            vae_precision=get("vae_precision"),
             composition_notes=list(get("composition_notes") or []),
             seed=get("seed"),
             weights=get("weights"),

@@ -1,0 +1,54 @@
+"""The VAE decodes as real pipelines decode it: SDXL's pipeline upcasts an fp16 VAE whose config says
+``force_upcast``; no other pipeline does. The run says so in its rows; ``--vae-fp16`` keeps the fp16 decode."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from sdshape.limits import run_vae_precision as _vae_precision
+from sdshape.zoo import get_shape, shape_components
+
+
+@pytest.mark.parametrize(
+    "shape, precision, vae_fp16, expected",
+    [
+        ("sdxl", "fp16", False, "fp32"),  # StableDiffusionXLPipeline: needs_upcasting
+        ("sdxl", "fp16", True, "fp16"),  # the fp16-fix VAE's way
+        ("sdxl", "bf16", False, "bf16"),  # the pipeline upcasts only a float16 VAE
+        ("sd15", "fp16", False, "fp16"),  # StableDiffusionPipeline never upcasts
+        ("flux-dev", "fp16", False, "fp16"),  # its VAE config says force_upcast; FluxPipeline ignores it
+        ("sd3-medium", "fp16", False, "fp16"),
+    ],
+)
+def test_which_pipelines_upcast_their_vae(shape, precision, vae_fp16, expected):
+    spec = get_shape(shape)
+    vae = dict(shape_components(spec)["vae"].config)
+    assert _vae_precision(precision, vae, spec, None, vae_fp16) == expected
+
+
+def test_a_weights_folder_upcasts_by_its_pipeline_class(tmp_path):
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionXLPipeline"}))
+    assert _vae_precision("fp16", {}, None, tmp_path, False) == "fp32"  # diffusers' default force_upcast: True
+    assert _vae_precision("fp16", {"force_upcast": False}, None, tmp_path, False) == "fp16"
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    assert _vae_precision("fp16", {}, None, tmp_path, False) == "fp16"
+
+
+def test_an_upcast_vae_runs_in_fp32_and_the_rows_say_so(tiny_plan):
+    """fp16 elsewhere, fp32 VAE: its weights count 4 bytes a parameter, the pipeline hands it fp32 latents."""
+    from sdshape.campaign import Campaign
+
+    plan = dataclasses.replace(tiny_plan, precision="bf16", vae_precision="fp32", parity=False, rounds=1)
+    run = Campaign(plan)
+    results, _ = run.measure("eager")
+    rows = {r.stage: r for r in results}
+    assert all(r.status == "ok" for r in rows.values()), {s: r.message for s, r in rows.items()}
+    vae_params = rows["vae_decode"].cost.params
+    assert rows["vae_decode"].memory.get("weights_bytes") >= 4 * vae_params
+    assert rows["text_encoder"].memory.get("weights_bytes") <= 2 * rows["text_encoder"].cost.params + 4096
+    assert rows["vae_decode"].conditions.vae_precision == "fp32"
+    info = rows["pipeline"].to_extra_info()
+    assert info["vae_precision"] == "fp32" and info["precision"] == "bf16"
