@@ -180,9 +180,7 @@ class Session:
         self.runners = Runners(
             backend, self.backend, plan, built.specs, self.environment, self.backend_name == "eager", self.progress
         )
-        self.stages = wire(
-            built, shapes, plan, self.dtype, conditioning, self.runners.prepare, next(built.vae.parameters()).dtype
-        )
+        self.stages = wire(built, shapes, plan, self.dtype, conditioning, self.runners.prepare)
         self.facts = stage_facts(built, flops_per_call(built.specs, shapes, strict=False), plan.steps)
         keeps = getattr(backend, "keeps_module", True)
         if not keeps:  # the runners hold their own copy of the weights: torch's goes

@@ -68,7 +68,6 @@ def wire(
     dtype: torch.dtype,
     conditioning: Conditioning | None,
     make_runner: MakeRunner,
-    vae_dtype: torch.dtype | None = None,
 ) -> dict[str, Any]:
     """The four stage objects, each module prepared by the backend on the shared example inputs."""
     device = plan.device
@@ -95,7 +94,8 @@ def wire(
         *conditioning.args(),
     )
     loop.runner = make_runner("denoiser", built.denoiser, example)
-    vae = VAEDecodeStage(None, shapes, device, vae_dtype or dtype, plan.seed)
+    vae_dtype = next(built.vae.parameters()).dtype  # fp32 where the pipeline upcasts the VAE
+    vae = VAEDecodeStage(None, shapes, device, vae_dtype, plan.seed)
     vae.runner = make_runner("vae", built.vae, (vae.latents,))
     return {
         "text_encoder": text,
