@@ -1,12 +1,10 @@
-"""Consumer-GPU feasibility: which shapes fit which card under which residency policy, and how fast.
+"""Feasibility from a measured run: which card its measured memory fits, under which residency policy.
 
-Memory comes from measurements (weights and activation peaks per stage) plus
-the CUDA context; every figure says which measurement it came from. Time is a
-*projection*: a roofline floor per stage on the target GPU (FLOPs over its
-dense FP16 tensor rate, weight bytes over its bandwidth), scaled by the
-efficiency the measuring machine achieved against its own floor. A result
-measured on the CPU cannot calibrate a GPU: it falls back to a stated default
-efficiency, and says so.
+Memory comes from the run's measurements (weights and activation peaks per stage) plus the CUDA context;
+every figure says which measurement it came from. Time on other cards, and any shape at any settings
+without a run, come from the static model (:mod:`sdshape.estimate`, ``sdshape fit``): a measured stage
+time cannot be scaled to another card by a ratio of datasheet rates, because an eager run's time is
+mostly its host's (the H100 eager loop ran at 5% of its roofline).
 """
 
 from __future__ import annotations
@@ -23,8 +21,6 @@ from sdshape.vocabulary import PER_IMAGE_STAGES
 # When the context cannot be measured (CPU results): a CUDA 12 context with cuBLAS/cuDNN loaded
 # takes several hundred MiB; 0.75 GiB is assumed and labelled as an assumption wherever used.
 ASSUMED_CONTEXT_BYTES = int(0.75 * GIB)
-# When no GPU measurement can calibrate: the fraction of the roofline floor assumed achievable.
-DEFAULT_EFFICIENCY = 0.4
 VAE_TILE_PX = 512
 POLICIES = {
     "all_resident": "all three components resident",
@@ -164,85 +160,6 @@ def stage_need(run: RunProfile, stage: str) -> int:
     return weights + activations + run.context
 
 
-def roofline_s(cost: StageCost, gpu: GPU) -> float | None:
-    """The stage's floor on ``gpu``: the slower of compute at the dense tensor rate and weight reads."""
-    if cost.flops is None:
-        return None
-    return max(cost.flops / gpu.tensor_flops, cost.weight_traffic / (gpu.bandwidth_gbs * 1e9))
-
-
-def calibration(run: RunProfile) -> tuple[float, str]:
-    """Measured time over the measuring GPU's own floor, over the three stages; else the stated default."""
-    if run.measured_gpu is None:
-        why = "CPU" if "CPU" in run.measured_on else f"a GPU not in the catalog ({run.measured_on})"
-        return DEFAULT_EFFICIENCY, (
-            f"assumed {DEFAULT_EFFICIENCY:.0%} of the roofline: measured on {why}, which cannot calibrate a GPU"
-        )
-    floors = [roofline_s(c, run.measured_gpu) for c in run.stages.values()]
-    measured = [c.measured_s for c in run.stages.values()]
-    if any(f is None for f in floors) or any(m is None for m in measured):
-        return DEFAULT_EFFICIENCY, f"assumed {DEFAULT_EFFICIENCY:.0%}: FLOPs or times missing in the run"
-    efficiency = sum(floors) / sum(measured)  # type: ignore[arg-type]
-    note = f"measured on {run.measured_gpu.name}: {efficiency:.0%} of its roofline over the three stages"
-    return efficiency, note
-
-
-def split_projection(cost: StageCost, measured_gpu: GPU, gpu: GPU) -> dict[str, Any] | None:
-    """One stage on ``gpu``, from a profiled run on ``measured_gpu``: the host's launch time stays as it
-    was (it depends on the CPU, not the GPU), and only the GPU's kernel time scales, by the ratio of the two
-    GPUs' roofline floors. None when the stage was not profiled on a GPU."""
-    here, there = roofline_s(cost, measured_gpu), roofline_s(cost, gpu)
-    if cost.busy_s is None or cost.measured_s is None or not here or there is None:
-        return None
-    host = max(0.0, cost.measured_s - cost.busy_s)
-    kernel = cost.busy_s * there / here
-    return {
-        "seconds": host + kernel,
-        "host_s": host,
-        "kernel_s": kernel,
-        "dominant": "host" if host > kernel else "gpu",
-    }
-
-
-def project(run: RunProfile, gpu: GPU) -> dict[str, Any]:
-    """Seconds per image on ``gpu``. With a profiled GPU run, host time is kept and kernel time scaled
-    (:func:`split_projection`): an H100's host-bound eager time is not scaled down for a smaller card.
-    Otherwise the whole stage is the target's roofline floor over the measured efficiency."""
-    efficiency, source = calibration(run)
-    splits = {
-        s: split_projection(c, run.measured_gpu, gpu) if run.measured_gpu else None for s, c in run.stages.items()
-    }
-    if all(split is not None for split in splits.values()):
-        per_stage = {s: split["seconds"] for s, split in splits.items()}  # type: ignore[index]
-        host = sum(split["host_s"] for split in splits.values())  # type: ignore[index]
-        kernel = sum(split["kernel_s"] for split in splits.values())  # type: ignore[index]
-        source = (
-            f"measured on {run.measured_gpu.name}: host launch time kept ({host:.3f} s), GPU kernel time scaled "  # type: ignore[union-attr]
-            f"by the roofline ratio ({kernel:.3f} s on {gpu.name}); {'host' if host > kernel else 'GPU'}-dominated"
-        )
-        method, dominant = "host kept, kernels scaled", "host" if host > kernel else "gpu"
-    else:
-        per_stage = {
-            s: (f / efficiency if (f := roofline_s(c, gpu)) is not None else None) for s, c in run.stages.items()
-        }
-        splits, method, dominant = {}, "roofline over the measured efficiency", None
-    total = None if any(v is None for v in per_stage.values()) else sum(per_stage.values())  # type: ignore[arg-type]
-    loop = per_stage.get("denoise_loop")
-    if run.key["precision"] == "fp32":
-        source += "; an fp32 run is projected at the FP16 tensor rate, so its projection is optimistic"
-    return {
-        "seconds_per_image": total,
-        "per_stage_s": per_stage,
-        "per_stage_split": splits,
-        "dominant": dominant,
-        "method": method,
-        "unet_it_s": run.key["steps"] / loop if loop else None,
-        "efficiency": efficiency,
-        "calibration": source,
-        "label": "projection",
-    }
-
-
 def feasibility(run: RunProfile, gpu: GPU) -> dict[str, Any]:
     """Per policy: VRAM needed and whether it fits; the verdict; the projected speed."""
     needs = {policy: vram_needed(run, policy) for policy in POLICIES}
@@ -261,7 +178,6 @@ def feasibility(run: RunProfile, gpu: GPU) -> dict[str, Any]:
         "fits": fits,
         "verdict": verdict,
         "best_policy": best,
-        "projection": project(run, gpu),
         "memory_sources": {
             "weights": "weights_bytes of each stage's component (measured run)",
             "activations": {s: c.activations_source for s, c in run.stages.items()},

@@ -121,25 +121,6 @@ def test_feasibility_verdicts():
     assert fz.feasibility(run, small)["verdict"] == "does not fit"
 
 
-def test_projection_by_hand():
-    catalog = cat.load_catalog()
-    h100, l4 = catalog["H100 SXM"], catalog["L4"]
-    run = _run(measured_gpu=h100)
-    floors_h100 = {
-        s: max(c.flops / (h100.fp16_tflops_fp32_acc * 1e12), c.weight_traffic / (h100.bandwidth_gbs * 1e9))
-        for s, c in run.stages.items()
-    }
-    efficiency = sum(floors_h100.values()) / (0.010 + 5.0 + 0.5)
-    projected = fz.project(run, l4)
-    unet_floor_l4 = max(50e12 / 121e12, 4 * GIB * 50 / 300e9)
-    assert projected["efficiency"] == pytest.approx(efficiency)
-    assert projected["per_stage_s"]["denoise_loop"] == pytest.approx(unet_floor_l4 / efficiency)
-    assert projected["unet_it_s"] == pytest.approx(50 / (unet_floor_l4 / efficiency))
-    assert "measured on H100 SXM" in projected["calibration"] and projected["label"] == "projection"
-    cpu = fz.project(_run(), l4)
-    assert cpu["efficiency"] == fz.DEFAULT_EFFICIENCY and "cannot calibrate a GPU" in cpu["calibration"]
-
-
 def test_size_parsing():
     assert parse_size("8GiB") == parse_size("8GB") == parse_size("8 g") == 8 * GIB
     assert parse_size("8192MiB") == 8 * GIB
@@ -155,7 +136,8 @@ def test_report_from_a_committed_results_file(tmp_path, capsys):
     page = (out / "report.html").read_text()
     for gpu in REQUIRED_GPUS:
         assert gpu in markdown and gpu in page
-    assert "(proj.)" in markdown and "Projection calibration: assumed 40% of the roofline" in markdown
+    assert "## Feasibility matrix" in markdown and "model (static memory trace, calibrated roofline)" in markdown
+    assert "all resident · " in markdown and "(proj.)" not in markdown  # no measured-time scaling across cards
     assert "data:image/png;base64," in page and "src='http" not in page and 'src="http' not in page
     assert (out / "shares-1.png").stat().st_size > 10_000
 
@@ -240,3 +222,21 @@ def test_measured_vram_cap_fits_appear_beside_the_model(tmp_path):
     assert set(rows) == {"text_encoder", "denoise_loop", "vae_decode", "pipeline"}
     assert rows["vae_decode"][4].text == "oom" and rows["denoise_loop"][4].text == "fits"
     assert rows["denoise_loop"][5].text.endswith("MiB") and rows["denoise_loop"][6].text in ("fits", "oom")
+
+
+def test_the_report_matrix_is_the_models_and_a_matching_run_replaces_its_cell(tmp_path):
+    """The H100 SD 1.5 eager run (512 px, 50 steps, fp16, batch 1) is the model's sd15 row on the H100 SXM:
+    the report shows the measurement there, and the model everywhere else."""
+    from sdshape.estimate.matrix import MATRIX_SHAPES, committed_matrix
+
+    matrix = committed_matrix()
+    assert [row["shape"] for row in matrix["rows"]] == list(MATRIX_SHAPES)
+    assert {card["gpu"] for card in matrix["rows"][0]["cards"]} >= set(REQUIRED_GPUS)
+    run = ROOT / "tests" / "data" / "gpu-runs" / "2026-11-22-h100" / "sd15-eager-fp16.json"
+    out = tmp_path / "report"
+    assert main(["report", str(run), "--out", str(out)]) == 0
+    markdown = (out / "report.md").read_text()
+    h100 = next(line for line in markdown.splitlines() if line.startswith("| H100 SXM |"))
+    assert "measured: " in h100 and "sd15-eager-fp16.json" in h100
+    l4 = next(line for line in markdown.splitlines() if line.startswith("| L4 |"))
+    assert "measured" not in l4 and " s (" in l4

@@ -9,8 +9,7 @@ import random
 import pytest
 import torch
 
-from sdshape import feasibility, profiling, stopping
-from sdshape.catalog import GPU
+from sdshape import profiling, stopping
 from sdshape.cli import main
 
 # Kernel names as torch.profiler reports them on an A100/H100 (flash and memory-efficient attention,
@@ -270,28 +269,6 @@ def test_the_composition_check_names_the_component_that_is_off():
     off = {**agreeing, "vae_decode": stage("vae_decode", 0.016), "pipeline": stage("pipeline", 0.068)}
     check = composition_check(target, off)
     assert check["agrees"] is False and check["off"] == "vae"
-
-
-# -- projections split host time from GPU time --------------------------------------------------
-
-
-def test_a_projection_keeps_host_time_and_scales_kernel_time():
-    """Hand computation: an H100 eager UNet loop of 2.43 s, of which 0.729 s kernels (busy 30%), projected to
-    a card with a third of the H100's FLOP rate: host 1.701 s stays, kernels 0.729 x 3 = 2.187 s."""
-    h100 = GPU("H100 SXM", 80, 3350, 989.4, 989.4, "test")
-    small = GPU("Small", 8, 3350 / 3, 989.4 / 3, 989.4 / 3, "test")
-    cost = feasibility.StageCost("denoise_loop", 10**9, 0, "t", flops=80 * 10**12, weight_traffic=50 * 10**9,
-                                 measured_s=2.43, busy_s=0.729)  # fmt: skip
-    split = feasibility.split_projection(cost, h100, small)
-    assert split["host_s"] == pytest.approx(1.701) and split["kernel_s"] == pytest.approx(2.187)
-    assert split["seconds"] == pytest.approx(3.888) and split["dominant"] == "gpu"
-    graphs = feasibility.StageCost(
-        "denoise_loop", 10**9, 0, "t", 80 * 10**12, 50 * 10**9, measured_s=0.379, busy_s=0.375
-    )
-    replayed = feasibility.split_projection(graphs, h100, small)
-    assert replayed["host_s"] == pytest.approx(0.004) and replayed["kernel_s"] == pytest.approx(1.125)
-    unprofiled = feasibility.StageCost("denoise_loop", 10**9, 0, "t", 80 * 10**12, 50 * 10**9, measured_s=2.43)
-    assert feasibility.split_projection(unprofiled, h100, small) is None  # falls back to the efficiency model
 
 
 # -- static FLOP split --------------------------------------------------------------------------

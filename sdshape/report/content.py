@@ -2,8 +2,8 @@
 
 For each measured run: a chart of every stage's share of the parameters, the
 time, the memory (weights + activations) and the energy; the feasibility matrix
-(catalog GPU x run x residency policy) with projected seconds per image, each
-labelled as a projection with its calibration source; the fits measured under
+of the static model (named shapes x catalog cards, each cell labelled as model
+or, where a given run matches it, as measurement); each run's measured memory per policy; the fits measured under
 ``--vram-cap`` next to what the model predicts for them; and the explorations
 (``shapes.json``) passed beside the results.
 """
@@ -21,6 +21,7 @@ from sdshape.errors import UsageError
 from sdshape.profiling import CLASSES, class_shares
 from sdshape.report.charts import kernel_chart, pareto_png, share_chart
 from sdshape.report.field_chart import committed_rows, field_png
+from sdshape.report.matrix import model_matrix_sections
 from sdshape.report.sections import Bullets, Cell, Grid, Heading, Picture, Section, Text, cells
 from sdshape.result.io import ResultFile, load
 from sdshape.result.model import StageResult
@@ -29,9 +30,10 @@ from sdshape.vocabulary import PER_IMAGE_STAGES, STAGES
 VERDICT_CSS = {"fits": "fits", "needs offload": "offload", "does not fit": "no"}
 COST_COLUMNS = ("kind", "component", "params", "s/image", "s per 100 M params", "activations per 100 M")
 INTRO = (
-    "Memory: measured weights and activation peaks per stage, plus the CUDA context. Time: **projections** "
-    "(roofline floor per GPU scaled by the efficiency measured on the run's own machine); each says its "
-    "calibration. Conditions are those of the measured run."
+    "The feasibility matrix is the **static model's** (`sdshape fit`): memory from traced activation peaks and "
+    "exact weight bytes, time from a per-op roofline calibrated per GPU architecture, each with the error its "
+    "validation found. A run given to this report replaces the model's cell for its own card and conditions. "
+    "Each run's own section shows its measured memory per stage and policy, at the run's conditions."
 )
 
 
@@ -101,13 +103,6 @@ def _fit_css(fits: bool) -> str:
     return "fits" if fits else "no"
 
 
-def _verdict_cell(entry: dict[str, Any]) -> Cell:
-    projection = entry["projection"]["seconds_per_image"]
-    seconds = f"{projection:.2f} s/img" if projection is not None else "-"
-    policy = entry["best_policy"].replace("_", " ") if entry["best_policy"] else "-"
-    return Cell(f"{entry['verdict']} ({policy}); ~{seconds}", VERDICT_CSS[entry["verdict"]])
-
-
 def _run_sections(
     index: int, run: feasibility.RunProfile, file: str, result: ResultFile, gpus: list[GPU]
 ) -> list[Section]:
@@ -125,32 +120,16 @@ def _run_sections(
         Text(f"CUDA context: {units.size(run.context)} ({run.context_source})."),
     ]
     policies = list(feasibility.POLICIES)
-    per_gpu = Grid(["GPU", "VRAM", "verdict", *policies, "projected s/image", "it/s (UNet)", "bound by"])
+    per_gpu = Grid(["GPU", "VRAM", "verdict (measured memory)", *policies])
     for item, gpu in zip(matrix, gpus, strict=True):
         needs = [
             Cell(f"{units.size(item['needs_bytes'][p])} {'ok' if fits else 'no'}", _fit_css(fits))
             for p, fits in ((p, item["fits"][p]) for p in policies)
         ]
-        seconds, it_s = item["projection"]["seconds_per_image"], item["projection"]["unet_it_s"]
-        projected = [f"{seconds:.2f} (proj.)", f"{it_s:.1f} (proj.)"] if seconds and it_s else ["-", "-"]
-        projected.append(item["projection"].get("dominant") or "-")
         verdict = Cell(item["verdict"], VERDICT_CSS[item["verdict"]])
-        per_gpu.rows.append([Cell(gpu.name), Cell(f"{gpu.vram_gib:g} GiB"), verdict, *needs, *cells(*projected)])
-    calibration = matrix[0]["projection"]["calibration"] if matrix else ""
-    return [*sections, per_gpu, Text(f"Projection calibration: {calibration}.", note=True)]
-
-
-def _matrix_sections(inputs: Inputs) -> list[Section]:
-    grid = Grid(["GPU", *(run.label for run, _, _ in inputs.runs)])
-    for gpu in inputs.gpus:
-        row = [Cell(f"{gpu.name} ({gpu.vram_gib:g} GiB)")]
-        row += [_verdict_cell(feasibility.feasibility(run, gpu)) for run, _, _ in inputs.runs]
-        grid.rows.append(row)
-    return [
-        Heading("Feasibility matrix"),
-        Text("Verdict with the least intrusive policy that fits, and projected seconds per image (projection).", True),
-        grid,
-    ]
+        per_gpu.rows.append([Cell(gpu.name), Cell(f"{gpu.vram_gib:g} GiB"), verdict, *needs])
+    note = "Memory at this run's own conditions; for time on other cards and other settings, `sdshape fit`."
+    return [*sections, per_gpu, Text(note, note=True)]
 
 
 def _kernel_sections(inputs: Inputs) -> list[Section]:
@@ -263,8 +242,7 @@ def build(paths: list[str], gpu_names: list[str] | None, catalog_file: str | Non
     """The whole report as sections; ``out`` receives the Pareto charts as they are drawn."""
     inputs = gather(paths, gpu_names, catalog_file)
     sections: list[Section] = [Heading("sdshape report", 1), Text(INTRO)]
-    if inputs.runs:
-        sections += _matrix_sections(inputs)
+    sections += model_matrix_sections(inputs.runs, inputs.gpus)
     for index, (run, file, result) in enumerate(inputs.runs, start=1):
         sections += _run_sections(index, run, file, result, inputs.gpus)
     if inputs.profiled:
