@@ -23,6 +23,7 @@ from sdshape.families import family_of
 from sdshape.families.base import Family, TextEncoders, text_parts
 from sdshape.fill import fill_parameters
 from sdshape.modules import VAEDecode
+from sdshape.quantize import logical_numel, quantize, stored_nbytes
 from sdshape.zoo import ComponentKind, ComponentSpec, ShapeSpec, shape_components
 
 
@@ -108,22 +109,29 @@ def _skip_default_init() -> Iterator[None]:
 
 
 def build_random(
-    spec: ComponentSpec, device: torch.device, dtype: torch.dtype, seed: int = 0, family: Family | None = None
+    spec: ComponentSpec,
+    device: torch.device,
+    dtype: torch.dtype,
+    seed: int = 0,
+    family: Family | None = None,
+    storage: str | None = None,
 ) -> nn.Module:
-    """The stage module with random weights, allocated once on ``device`` in ``dtype``."""
+    """The stage module with random weights, allocated once on ``device`` in ``dtype`` (then stored in a
+    quantized format, ``storage``, except the VAE's)."""
     with init_empty_weights(include_buffers=False), _skip_default_init():
         module = stage_module(spec, instantiate, family)
-    return _materialize(module, device, dtype, seed)
+    module = _materialize(module, device, dtype, seed)
+    return quantize(module, storage) if storage and spec.kind != "vae" else module
 
 
 def count_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+    return sum(logical_numel(p) for p in module.parameters())
 
 
 def weight_bytes(module: nn.Module) -> int:
-    """Bytes of everything the module holds on its device: parameters and buffers (SD3's position table)."""
-    tensors = [*module.parameters(), *module.buffers()]
-    return sum(t.numel() * t.element_size() for t in tensors)
+    """Bytes of everything the module holds on its device: parameters and buffers (SD3's position table),
+    a quantized weight's scales included."""
+    return sum(stored_nbytes(t) for t in [*module.parameters(), *module.buffers()])
 
 
 def count_buffers(module: nn.Module) -> int:
@@ -167,12 +175,16 @@ def build_shape(
     seed: int = 0,
     on_component: Callable[[ComponentKind, ComponentSpec], None] | None = None,
     vae_dtype: torch.dtype | None = None,
+    storage: str | None = None,
 ) -> BuiltShape:
-    """Build all three components of a zoo shape with random weights (the VAE in ``vae_dtype`` if given)."""
+    """Build all three components of a zoo shape with random weights (the VAE in ``vae_dtype`` if given;
+    the others stored in ``storage``, a quantized format, if given)."""
     specs = shape_components(shape)
     family = family_of(specs["denoiser"])
     dtypes = {kind: (vae_dtype or dtype) if kind == "vae" else dtype for kind in specs}
-    modules, timings = make_each(specs, lambda s: build_random(s, device, dtypes[s.kind], seed, family), on_component)
+    modules, timings = make_each(
+        specs, lambda s: build_random(s, device, dtypes[s.kind], seed, family, storage), on_component
+    )
     return BuiltShape(shape.name, modules, specs, dict(shape.scheduler), build_s=timings)
 
 

@@ -167,3 +167,17 @@ def run_vae_precision(
     if upcasts and notes is not None:
         notes.append("VAE decodes in fp32: its config says force_upcast, as the SDXL pipeline does (--vae-fp16: fp16)")
     return "fp32" if upcasts else precision
+
+
+def check_storage(precision: str, backend_specs: dict[str, tuple[str, dict[str, Any]]]) -> None:
+    """A quantized weight format runs with eager PyTorch only: ONNX export and TensorRT take plain dtypes,
+    and torch.compile of these layers is not what the libraries' recipes run."""
+    from sdshape.quantize import check_available
+    from sdshape.vocabulary import PRECISIONS
+
+    if precision not in PRECISIONS or not PRECISIONS[precision].storage:
+        return
+    others = [label for label, (name, _) in backend_specs.items() if name != "eager"]
+    if others:
+        raise UsageError(f"--precision {precision} runs with --backend eager only; not with {', '.join(others)}")
+    check_available(precision)

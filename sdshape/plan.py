@@ -239,6 +239,7 @@ def resolve(
     specs = _backend_specs(backends, backend_flags or {}, device)
     defaults = GPU_DEFAULTS if device == "cuda" else CPU_DEFAULTS
     precision = precision or defaults.precision
+    limits.check_storage(precision, specs)
     if device == "cpu" and precision == "fp16":
         raise UsageError(
             "--precision fp16 on the CPU: PyTorch's CPU fp16 kernels are unusably slow "

@@ -150,11 +150,12 @@ class Session:
                 self.vram_cap = apply_vram_cap(plan, self.sampler.read_now(), self.cuda_context_bytes)
             announce = self._announcer(task)
             vae_dtype = precision(plan.precision_of("vae")).dtype()  # fp32 where the pipeline upcasts the VAE
+            storage = precision(plan.precision).storage
             if plan.weights is not None:
-                built = weights_folder.load_weights(plan.weights, plan.device, self.dtype, announce, vae_dtype)
+                built = weights_folder.load_weights(plan.weights, plan.device, self.dtype, announce, vae_dtype, storage)
             else:
                 shape = plan.shape_spec or get_shape(plan.shape)
-                built = build.build_shape(shape, plan.device, self.dtype, plan.seed, announce, vae_dtype)
+                built = build.build_shape(shape, plan.device, self.dtype, plan.seed, announce, vae_dtype, storage)
             self.built = built
             self._advance(task, completed=3, description=f"{self.backend}: components built")
             self._prepare(built)

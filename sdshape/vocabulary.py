@@ -62,6 +62,7 @@ class Precision:
     bytes_per_param: int
     parity_tolerance: float  # relative L2 error against eager fp32 over a whole stage output
     tensorrt_flag: str | None  # the TensorRT BuilderFlag that enables it
+    storage: str | None = None  # a quantized weight format (sdshape.quantize); computes in ``torch_dtype``
 
     def dtype(self) -> Any:
         import torch
@@ -77,6 +78,11 @@ PRECISIONS: dict[str, Precision] = {
         Precision("fp32", "float32", 4, 1e-3, None),
         Precision("fp16", "float16", 2, 5e-2, "FP16"),
         Precision("bf16", "bfloat16", 2, 1e-1, "BF16"),
+        # Weight formats with bf16 compute; bytes_per_param is the size check's upper bound (formats keep
+        # norms and the VAE in bf16). Tolerances: see docs/static-model.md, "Precisions in runs".
+        Precision("fp8", "bfloat16", 2, 2.5e-1, None, storage="fp8"),
+        Precision("int8", "bfloat16", 2, 1.5e-1, None, storage="int8"),
+        Precision("nf4", "bfloat16", 2, 3e-1, None, storage="nf4"),
     )
 }
 PRECISION_NAMES = tuple(PRECISIONS)
@@ -90,4 +96,5 @@ def precision(name: str) -> Precision:
 
 
 def weight_bytes_by_precision(params: int) -> dict[str, int]:
-    return {p.name: params * p.bytes_per_param for p in PRECISIONS.values()}
+    """Plain precisions only: a quantized format's bytes depend on its layers (``sdshape fit``)."""
+    return {p.name: params * p.bytes_per_param for p in PRECISIONS.values() if p.storage is None}

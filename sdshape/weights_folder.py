@@ -18,6 +18,7 @@ from sdshape.build import BuiltShape, library_class, make_each, stage_module
 from sdshape.errors import UsageError
 from sdshape.families import REGISTERED, family_name_of, get_family
 from sdshape.families.base import Family
+from sdshape.quantize import quantize
 from sdshape.zoo import ComponentKind, ComponentSpec
 
 
@@ -79,6 +80,7 @@ def load_weights(
     dtype: torch.dtype,
     on_component: Callable[[ComponentKind, ComponentSpec], None] | None = None,
     vae_dtype: torch.dtype | None = None,
+    storage: str | None = None,
 ) -> BuiltShape:
     """Load a local diffusers pipeline folder, laid out as its family lays it out (``unet/`` or
     ``transformer/``, ``text_encoder[_2][_3]/``, ``vae/``)."""
@@ -119,7 +121,11 @@ def load_weights(
             raise UsageError(f"--weights: cannot load {spec.source}: {str(error).splitlines()[0]}") from None
         return model.to(device).eval().requires_grad_(False)
 
-    modules, timings = make_each(specs, lambda spec: stage_module(spec, load, family), on_component)
+    def make(spec: ComponentSpec) -> nn.Module:
+        module = stage_module(spec, load, family)
+        return quantize(module, storage) if storage and spec.kind != "vae" else module
+
+    modules, timings = make_each(specs, make, on_component)
     scheduler_file = folder / "scheduler" / "scheduler_config.json"
     scheduler = read_config(scheduler_file) if scheduler_file.is_file() else {}
     return BuiltShape(f"weights:{label}", modules, specs, scheduler, weights=str(folder), build_s=timings)

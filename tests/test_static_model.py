@@ -69,7 +69,7 @@ def test_weight_formats_store_what_each_library_stores():
     fp8 = stored_weights(module, FORMATS["fp8"])
     assert fp8.bytes == params and fp8.transient_bytes == (64 * 256 + 256) * 2  # the larger layer upcast
     int8 = stored_weights(module, FORMATS["int8"])
-    assert int8.bytes == 2 * 64 * 256 + (256 + 64) * 2 + (256 + 64) * 2  # int8 + bf16 row scales + bf16 biases
+    assert int8.bytes == 2 * 64 * 256 + (256 + 64) * 5 + (256 + 64) * 2  # int8, fp32 scale + int8 zero a row, biases
     nf4 = stored_weights(module, FORMATS["nf4"])
     blocks = 2 * (64 * 256 // 64)
     assert nf4.bytes == 64 * 256 + blocks * 4 + (256 + 64) * 2  # 4 bits + one fp32 absmax per 64 + biases

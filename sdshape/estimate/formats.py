@@ -10,8 +10,8 @@ which layers it has, not only on its parameter count.
   those its default skip pattern keeps (``pos_embed``, ``patch_embed``, ``norm``, ``proj_in``,
   ``proj_out``); each layer is upcast to bf16 for its call, so the largest layer's bf16 copy is a
   transient.
-- ``int8``: torchao ``int8_weight_only``: Linear weights in int8 with one bf16 scale per output row
-  (symmetric, no zero point); the kernel reads int8 directly, no transient.
+- ``int8``: torchao ``Int8WeightOnlyConfig`` (torchao 0.18): Linear weights in int8 with one fp32 scale and
+  one int8 zero point per output row (5 bytes a row); the kernel reads int8 directly, no transient.
 - ``nf4``: bitsandbytes 4-bit NF4 as diffusers' ``BitsAndBytesConfig(load_in_4bit=True,
   bnb_4bit_quant_type="nf4")`` sets it: Linear weights at 4 bits plus one fp32 absmax per block of 64
   (0.5625 bytes a parameter, no double quantization); dequantized to bf16 for the matmul, so the largest
@@ -93,7 +93,7 @@ def stored_weights(module: nn.Module, fmt: WeightFormat, quantize: bool = True) 
         elif fmt.name in ("int8", "nf4") and isinstance(layer, nn.Linear):
             weight = layer.weight
             if fmt.name == "int8":
-                total += weight.numel() + weight.shape[0] * compute
+                total += weight.numel() + weight.shape[0] * 5  # int8 data; fp32 scale and int8 zero point a row
             else:
                 total += weight.numel() // 2 + -(-weight.numel() // NF4_BLOCK) * 4
             total += _tensor_bytes([p for p in own if p is not weight], compute)

@@ -1,0 +1,49 @@
+"""Runs in the weight formats consumer users run (fp8 storage, int8 weight-only, NF4), parity-checked
+against eager fp32 like every backend, with the bytes each format really stores."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from sdshape.cli import main
+from sdshape.quantize import logical_numel, quantize, stored_nbytes
+from sdshape.vocabulary import PRECISIONS
+
+
+@pytest.mark.parametrize("precision", ["fp8", "int8", "nf4"])
+def test_a_quantized_run_is_parity_checked_and_stores_fewer_bytes(precision, tmp_path, monkeypatch):
+    monkeypatch.setenv("SDSHAPE_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "out.json"
+    argv = ["run", "--shape", "tiny", "--device", "cpu", "--precision", precision, "--steps", "2", "--rounds", "1",
+            "--warmup", "0", "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    rows = {b["extra_info"]["stage"]: b["extra_info"] for b in json.loads(out.read_text())["benchmarks"]}
+    tolerance = PRECISIONS[precision].parity_tolerance
+    for stage, row in rows.items():
+        assert row["status"] == "ok" and row["parity"]["ok"], (stage, row["parity"])
+        assert row["parity"]["tolerance_rel_l2"] == tolerance
+    assert rows["denoise_loop"]["parity"]["rel_l2"] > 1e-3  # the format's error is there, and shown
+    loop = rows["denoise_loop"]
+    assert loop["memory"]["weights_bytes"] < 2 * loop["params"]  # below bf16, scales included
+    assert rows["vae_decode"]["memory"]["weights_bytes"] == 2 * rows["vae_decode"]["params"]  # the VAE stays bf16
+
+
+def test_stored_bytes_count_what_each_format_holds():
+    linear = nn.Linear(256, 512).to(torch.bfloat16)
+    params = 256 * 512 + 512
+    nf4 = quantize(nn.Sequential(nn.Linear(256, 512).to(torch.bfloat16)), "nf4")[0]
+    assert logical_numel(nf4.weight) == 256 * 512 and nf4.weight.numel() == 256 * 512 // 2
+    assert stored_nbytes(nf4.weight) == 256 * 512 // 2 + (256 * 512 // 64) * 4 + 16 * 4  # data, absmax, code
+    int8 = quantize(nn.Sequential(linear), "int8")[0]
+    assert stored_nbytes(int8.weight) == 256 * 512 + 512 * 5  # int8 data; an fp32 scale and int8 zero point a row
+    fp8 = quantize(nn.Sequential(nn.Linear(256, 512).to(torch.bfloat16)), "fp8")[0]
+    assert sum(stored_nbytes(p) for p in fp8.parameters()) == params
+
+
+def test_a_quantized_format_runs_eager_only(capsys):
+    assert main(["run", "--shape", "tiny", "--device", "cpu", "--precision", "nf4", "--backend", "eager,compile"]) == 2
+    assert "--precision nf4 runs with --backend eager only; not with compile" in capsys.readouterr().err
