@@ -22,10 +22,12 @@ from sdshape.vocabulary import PER_IMAGE_STAGES
 # takes several hundred MiB; 0.75 GiB is assumed and labelled as an assumption wherever used.
 ASSUMED_CONTEXT_BYTES = int(0.75 * GIB)
 VAE_TILE_PX = 512
+# The static model's policies (sdshape.estimate.policies), as far as a measured run can price them:
+# sequential offload needs each layer's size, which a run does not record (``sdshape fit`` has it).
 POLICIES = {
     "all_resident": "all three components resident",
-    "text_encoder_offload": "text encoder moved off the GPU after encoding",
-    "model_offload": "one component on the GPU at a time",
+    "text_encoders_dropped": "text encoders run alone, then freed; denoiser and VAE loaded after",
+    "model_offload": "one component on the GPU at a time (enable_model_cpu_offload)",
     "vae_tiled": "model offload, plus VAE decode tiled (512 px tiles) and sliced (one image at a time)",
 }
 STAGES = PER_IMAGE_STAGES
@@ -131,9 +133,9 @@ def vram_needed(run: RunProfile, policy: str) -> int:
     a = {k: v.activations for k, v in s.items()}
     if policy == "all_resident":
         peak = sum(w.values()) + max(a.values())
-    elif policy == "text_encoder_offload":
+    elif policy == "text_encoders_dropped":
         peak = max(
-            sum(w.values()) + a["text_encoder"],
+            w["text_encoder"] + a["text_encoder"],
             w["denoise_loop"] + w["vae_decode"] + max(a["denoise_loop"], a["vae_decode"]),
         )
     elif policy == "model_offload":

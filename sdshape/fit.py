@@ -32,13 +32,18 @@ from sdshape.zoo import ShapeSpec, shape_components
 # The H100 runs measured it (NVML's reading once the context existed); 0.75 GiB is the figure used for
 # every card, stated wherever a fit is judged.
 CONTEXT_BYTES = int(0.75 * GIB)
-TRACE_VERSION = "1"  # bump when the trace or the static model changes what it stores
+ESTIMATE_SOURCES = Path(__file__).parent / "estimate"
+
+
+def _model_code() -> str:
+    """The static model's own code, so that a cached trace made by another version is never reused."""
+    return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(ESTIMATE_SOURCES.glob("*.py")))).hexdigest()
 
 
 def _cache_file(shape: ShapeSpec, key: tuple) -> Path:
     root = Path(os.environ.get("SDSHAPE_CACHE_DIR") or Path.home() / ".cache" / "sdshape") / "static"
     configs = json.dumps({k: [s.name, s.config] for k, s in shape_components(shape).items()}, sort_keys=True)
-    digest = hashlib.sha256(f"{TRACE_VERSION}{__version__}{torch.__version__}{configs}{key}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{_model_code()}{__version__}{torch.__version__}{configs}{key}".encode()).hexdigest()
     return root / f"{shape.name}-{digest[:16]}.pkl"
 
 

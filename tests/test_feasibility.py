@@ -104,7 +104,7 @@ def test_memory_model_by_hand():
     run = _run(resolution=1024, batch=2)
     context = GIB // 2
     assert fz.vram_needed(run, "all_resident") == 6 * GIB + 3 * GIB + context
-    assert fz.vram_needed(run, "text_encoder_offload") == max(6 * GIB + (100 << 20), 5 * GIB + 3 * GIB) + context
+    assert fz.vram_needed(run, "text_encoders_dropped") == max(GIB + (100 << 20), 5 * GIB + 3 * GIB) + context
     assert fz.vram_needed(run, "model_offload") == max(GIB + (100 << 20), 5 * GIB, 4 * GIB) + context
     # Tiled at 512 px out of 1024: a quarter of the VAE activations, and sliced over a batch of 2: an eighth.
     assert fz.vram_needed(run, "vae_tiled") == max(GIB + (100 << 20), 5 * GIB, GIB + 3 * GIB // 8) + context
@@ -115,7 +115,7 @@ def test_feasibility_verdicts():
     run = _run()
     assert fz.feasibility(run, catalog["H100 SXM"])["verdict"] == "fits"
     eight = fz.feasibility(run, catalog["RTX 4060 8GB"])
-    # all resident 9.5 GiB, text encoder offload max(6.1, 8) + 0.5 = 8.5 GiB: neither fits; model offload 5.5 GiB does
+    # all resident 9.5 GiB, text encoders dropped max(1.1, 8) + 0.5 = 8.5 GiB: neither fits; model offload 5.5 GiB does
     assert eight["verdict"] == "needs offload" and eight["best_policy"] == "model_offload"
     small = cat.GPU("Tiny card", 2, 100, 10, 20, "test")
     assert fz.feasibility(run, small)["verdict"] == "does not fit"
