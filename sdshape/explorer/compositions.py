@@ -11,7 +11,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from sdshape.build import count_params, meta_module
+from sdshape.build import meta_module, spec_params
 from sdshape.call_inputs import call_shapes
 from sdshape.errors import UsageError
 from sdshape.families import family_of
@@ -78,19 +78,18 @@ class _Counter:
 
     def __init__(self, resolution: int, steps: int):
         self.resolution, self.steps = resolution, steps
-        self._params: dict[str, int] = {}
         self._flops: dict[tuple, int] = {}
 
     def params(self, spec: ComponentSpec) -> int:
-        if spec.name not in self._params:
-            self._params[spec.name] = count_params(meta_module(spec))
-        return self._params[spec.name]
+        return spec_params(spec)
 
     def flops(self, kind: str, spec: ComponentSpec, specs: dict[str, ComponentSpec], seq: int) -> int:
         shapes = call_shapes(specs, batch=1, resolution=self.resolution, sequence_length=seq)  # type: ignore[arg-type]
-        key = (spec.name, seq, shapes.guidance, specs["denoiser"].name if kind == "text_encoder" else "")
+        # A text encoder's call depends on the family's text module and guidance, not on which denoiser.
+        family = family_of(specs["denoiser"])
+        key = (spec.name, seq, shapes.guidance, family.name if kind == "text_encoder" else "")
         if key not in self._flops:
-            module = meta_module(spec, family_of(specs["denoiser"]))
+            module = meta_module(spec, family)
             self._flops[key] = count_flops(module, meta_inputs(shapes.for_kind(kind)))  # type: ignore[arg-type]
         calls = self.steps if kind == "denoiser" else 1
         return self._flops[key] * calls

@@ -45,7 +45,7 @@ def compose(
     sequence_length: int | None = None,
     name: str | None = None,
 ) -> ShapeSpec:
-    from sdshape.build import count_params, meta_module
+    from sdshape.build import spec_params
 
     te_spec, denoiser_spec, vae_spec = get_component(text_encoder), get_component(denoiser), get_component(vae)
     for spec, kind in ((te_spec, "text_encoder"), (denoiser_spec, "denoiser"), (vae_spec, "vae")):
@@ -64,8 +64,7 @@ def compose(
     adapted, change = family.adapt(denoiser_spec, te_spec)
     notes: list[str] = []
     if change is not None:
-        before = count_params(meta_module(denoiser_spec))
-        after = count_params(meta_module(adapted))
+        before, after = spec_params(denoiser_spec), spec_params(adapted)
         notes.append(f"{change}: {after - before:+,} parameters ({before:,} -> {after:,})")
     sample = denoiser_spec.config.get("sample_size")
     native = sample * vae_scale_factor(vae_spec) if sample else pipeline.native_resolution
