@@ -14,7 +14,7 @@ BAD_INPUT = [
     (["run", "--shape", "sd9"], "unknown shape 'sd9'", "sd15"),
     (["run", "--backend", "warp"], "unknown backend 'warp'", "eager"),
     (["run", "--backend", "eager,warp"], "unknown backend 'warp'", "eager"),
-    (["run", "--precision", "fp8"], "unknown precision 'fp8'", "fp32, fp16, bf16"),
+    (["run", "--precision", "fp4"], "unknown precision 'fp4'", "fp32, fp16, bf16, fp8, int8, nf4"),
     (["run", "--device", "tpu"], "unknown device 'tpu'", "cuda, cpu"),
     (["run", "--resolution", "100"], "multiple of 8", "100"),
     (["run", "--resolution", "-64"], "multiple of 8", "-64"),
