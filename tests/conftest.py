@@ -10,6 +10,20 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` run only where CUDA is usable; elsewhere they are skipped with the reason."""
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason=f"needs a CUDA GPU; torch {torch.__version__} sees none")
+    for item in gpu:
+        item.add_marker(skip)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def artifact_cache(tmp_path_factory):
     """One artifact cache for the whole test session (exports are reused across tests), never the user's."""
