@@ -71,10 +71,10 @@ class Plan:
     max_time_s: float = 60.0
     profile: bool = False  # one profiled round per stage, outside the timed rounds
     cache_fallback: Path | None = None  # where new artifacts go when cache_dir is read-only
-    vae_precision: str | None = None  # the VAE's, where the pipeline upcasts it (SDXL's force_upcast)
+    vae_upcast: bool = False  # VAE in fp32 (SDXL's force_upcast); a flag: the fp32 reference copies the plan
 
     def precision_of(self, kind: str) -> str:
-        return (self.vae_precision or self.precision) if kind == "vae" else self.precision
+        return "fp32" if kind == "vae" and self.vae_upcast else self.precision
 
     @property
     def stopping(self) -> Stopping:
@@ -267,7 +267,7 @@ def resolve(
     element = 4 if precision == "fp32" else 2
     check_size(vae_config, resolution, batch, tokens, element, device, force_size, shape_spec, precision)
     cache_root, cache_fallback = cache_location(cache_dir, notes)
-    vae_precision = limits.run_vae_precision(precision, vae_config, shape_spec, weights, vae_fp16, notes)
+    vae_upcast = limits.run_vae_precision(precision, vae_config, shape_spec, weights, vae_fp16, notes) != precision
 
     return Plan(
         shape=shape_name,
@@ -296,5 +296,5 @@ def resolve(
         max_rounds=max_rounds,
         max_time_s=max_time,
         profile=defaults.profile if profile is None else profile,
-        vae_precision=vae_precision,
+        vae_upcast=vae_upcast,
     )

@@ -148,7 +148,7 @@ def result_of(
         cfg=built.family.guidance(built.specs["denoiser"]) == "cfg" if built else None,
         family=built.family.name if built else None,
         guidance=built.family.guidance(built.specs["denoiser"]) if built else None,
-        vae_precision=plan.vae_precision if plan.vae_precision not in (None, plan.precision) else None,
+        vae_precision=plan.precision_of("vae") if plan.precision_of("vae") != plan.precision else None,
         sequence_length=plan.sequence_length,
         composition_notes=list(plan.shape_spec.notes) if plan.shape_spec else [],
         seed=plan.seed,

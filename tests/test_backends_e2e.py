@@ -27,6 +27,7 @@ def _rows(doc):
     return {(b["extra_info"]["backend"], b["extra_info"]["stage"]): b["extra_info"] for b in doc["benchmarks"]}
 
 
+@pytest.mark.slow
 def test_three_backends_side_by_side_with_parity(three_backends):
     rows = _rows(three_backends)
     assert len(rows) == 12
@@ -116,6 +117,7 @@ class WrongBackend:
 '''
 
 
+@pytest.mark.slow
 def test_a_wrong_backend_from_an_entry_point_is_flagged_invalid(tmp_path):
     plugin = tmp_path / "plugin"
     plugin.mkdir()
@@ -154,6 +156,7 @@ def test_a_wrong_backend_from_an_entry_point_is_flagged_invalid(tmp_path):
     assert bad.returncode == 2 and "wrong option scale: expected a number, got 'big'" in bad.stderr
 
 
+@pytest.mark.slow
 def test_isolate_runs_each_backend_in_its_own_process(tmp_path):
     """--isolate: the eager fp32 session and the ONNX Runtime session each in a fresh process; the
     reference crosses the process boundary and parity is still checked."""

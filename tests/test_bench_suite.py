@@ -51,6 +51,7 @@ def bench_json(tmp_path_factory):
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_one_benchmark_per_stage_and_backend_with_raw_rounds(bench_json):
     every = bench_json["benchmarks"]
     assert len(every) == 12
@@ -145,6 +146,7 @@ def test_a_failing_stage_stays_in_the_json(tmp_path):
         assert "RuntimeError" in rows[stage]["extra_info"]["message"]
 
 
+@pytest.mark.slow
 def test_benchmark_compare_warns_about_a_different_environment(tmp_path):
     storage = tmp_path / "store"
     common = (

@@ -22,6 +22,7 @@ def zoo_listing():
     return json.loads(buffer.getvalue())
 
 
+@pytest.mark.slow
 def test_budget_enumeration_includes_t5_and_stays_within_budget(zoo_listing):
     shapes = zoo_listing["shapes"]
     assert all(s["params"] <= 1.07e9 for s in shapes)
@@ -43,6 +44,7 @@ def test_architectures_are_counted_once():
     assert vaes == ["sd-vae", "taesd", "sd3-vae"]
 
 
+@pytest.mark.slow
 def test_measure_composes_and_checks_on_tiny(tmp_path, capsys):
     out = tmp_path / "shapes"
     argv = [

@@ -85,6 +85,7 @@ def test_the_pipeline_stage_decodes_as_diffusers_decodes(sessions, shape):
     assert loop.family.name in ("flux", "sd3")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("shape", "backend"),
     [

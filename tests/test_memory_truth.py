@@ -199,6 +199,7 @@ def test_a_baseline_that_never_came_down_flags_the_peaks(replay, tiny_plan):
     assert "flagged" in printed and "-1.80 GiB" not in printed
 
 
+@pytest.mark.slow
 def test_sd15_bf16_on_the_cpu_holds_its_weights(tmp_path):
     """The CPU case of the GPU defect: the fp32 reference (4.26 GB) was freed after the bf16 session's
     baseline was read, and the UNet loop reported 274 MB of host RSS for 1.72 GB of bf16 weights."""

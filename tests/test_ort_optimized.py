@@ -116,6 +116,7 @@ def test_gpu_variants_on_the_cpu_are_one_line(backend, expected, capsys):
     assert err.count("\n") == 0 and expected in err
 
 
+@pytest.mark.slow
 def test_ort_runs_on_its_own_weights_and_both_graphs_pass_parity(tmp_path):
     out = tmp_path / "ort.json"
     assert main([*RUN, "--backend", "eager,onnxruntime,onnxruntime:plain", "--json", str(out)]) == 0

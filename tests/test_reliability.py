@@ -214,6 +214,7 @@ def _ort_rows(out: Path) -> dict:
     return {b["extra_info"]["stage"]: b["extra_info"] for b in rows if b["extra_info"]["backend"] == "onnxruntime"}
 
 
+@pytest.mark.slow
 def test_garbage_in_the_middle_of_a_weights_file_is_caught(built_cache, tmp_path, capsys):
     _garble(_unet_entry(built_cache), b"\xff\xff\x7f\x7f")
     out = tmp_path / "again.json"
@@ -224,6 +225,7 @@ def test_garbage_in_the_middle_of_a_weights_file_is_caught(built_cache, tmp_path
     assert rows["text_encoder"]["artifact"]["cache"] == "reused"
 
 
+@pytest.mark.slow
 def test_an_entry_whose_output_is_nan_is_dropped_and_rebuilt_once(built_cache, tmp_path, capsys):
     """Garbage that passes the checksum (the manifest rewritten to match): parity finds NaN, the entry
     is dropped, the UNet exported again, and the loop measured again, with the row saying so."""
@@ -242,6 +244,7 @@ def test_an_entry_whose_output_is_nan_is_dropped_and_rebuilt_once(built_cache, t
     assert any("dropped and rebuilt" in note for note in loop["artifact"]["notes"])
 
 
+@pytest.mark.slow
 def test_a_read_only_cache_with_a_broken_entry_still_serves_the_valid_ones(built_cache, tmp_path, monkeypatch, capsys):
     import os
 

@@ -41,7 +41,7 @@ def test_an_upcast_vae_runs_in_fp32_and_the_rows_say_so(tiny_plan):
     """fp16 elsewhere, fp32 VAE: its weights count 4 bytes a parameter, the pipeline hands it fp32 latents."""
     from sdshape.campaign import Campaign
 
-    plan = dataclasses.replace(tiny_plan, precision="bf16", vae_precision="fp32", parity=False, rounds=1)
+    plan = dataclasses.replace(tiny_plan, precision="bf16", vae_upcast=True, parity=False, rounds=1)
     run = Campaign(plan)
     results, _ = run.measure("eager")
     rows = {r.stage: r for r in results}
@@ -52,3 +52,14 @@ def test_an_upcast_vae_runs_in_fp32_and_the_rows_say_so(tiny_plan):
     assert rows["vae_decode"].conditions.vae_precision == "fp32"
     info = rows["pipeline"].to_extra_info()
     assert info["vae_precision"] == "fp32" and info["precision"] == "bf16"
+
+
+def test_the_fp32_reference_of_an_upcast_run_is_all_fp32(tiny_plan):
+    """The reference copies the run's plan with fp32: its VAE must be fp32 too (a precision copied along
+    once made the bf16 run's reference decode in bf16, 77 s a call on this CPU)."""
+    from sdshape.campaign import Campaign
+
+    bf16 = dataclasses.replace(tiny_plan, precision="bf16")
+    assert Campaign(bf16).reference_plan().precision_of("vae") == "fp32"
+    upcast = dataclasses.replace(tiny_plan, precision="fp16", vae_upcast=True)
+    assert upcast.precision_of("vae") == "fp32" and upcast.precision_of("denoiser") == "fp16"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from sdshape.cli import main
 
 
+@pytest.mark.slow
 def test_run_with_saved_weights(tmp_path, tiny_session, capsys):
     built = tiny_session.built
     folder = tmp_path / "tiny-pipeline"
