@@ -142,3 +142,22 @@ def test_a_file_from_before_the_redesign_compares_cleanly_with_one_from_after(tm
         assert entry["verdict"] not in ("only_base", "only_new", "status_change"), entry
         assert entry["metrics"]["memory"]["source"] == "host_rss_peak_bytes"
         assert "different sources" not in entry["metrics"]["memory"]["reason"]
+
+
+def test_rows_carry_the_schema_version_and_a_newer_one_is_refused(tmp_path, capsys):
+    """Old rows (no version) are upgraded on read; a row from a newer sdshape is one line and exit 2."""
+    from sdshape.cli import main
+    from sdshape.result.io import load
+    from sdshape.result.schema import SCHEMA_VERSION
+
+    old = ROOT / "tests" / "data" / "gpu-runs" / "2026-11-22-h100" / "sd15-eager-fp16.json"
+    rows = load(old).rows.values()
+    assert {row.stage for row in rows} == {"text_encoder", "denoise_loop", "vae_decode", "pipeline"}
+    assert all(row.to_extra_info()["schema_version"] == SCHEMA_VERSION for row in rows)
+    document = json.loads(old.read_text())
+    document["benchmarks"][0]["extra_info"]["schema_version"] = SCHEMA_VERSION + 1
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps(document))
+    assert main(["compare", str(old), str(newer)]) == 2
+    err = capsys.readouterr().err
+    assert f"results schema {SCHEMA_VERSION + 1}" in err and "upgrade sdshape" in err and err.count("\n") == 1

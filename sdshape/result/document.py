@@ -16,6 +16,7 @@ from typing import Any
 from sdshape import __version__
 from sdshape.result.fingerprint import flat_fingerprint
 from sdshape.result.model import StageResult
+from sdshape.result.schema import SCHEMA_VERSION
 from sdshape.vocabulary import PER_IMAGE_STAGES, STAGES
 
 
@@ -140,6 +141,7 @@ def document(results: list[StageResult], environment: dict[str, Any]) -> dict[st
         "commit_info": get_commit_info(),
         "benchmarks": [to_benchmark(result) for result in results],
         "datetime": dt.datetime.now(dt.UTC).isoformat(),
+        "schema_version": SCHEMA_VERSION,  # also in every row, which pytest bench/'s files carry too
         "version": pytest_benchmark_version,
         "sdshape_version": __version__,
         "stages": list(STAGES),

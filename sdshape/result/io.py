@@ -20,6 +20,7 @@ from typing import Any
 
 from sdshape.errors import UsageError
 from sdshape.result.model import StageResult
+from sdshape.result.schema import version_of
 from sdshape.vocabulary import ID_FIELDS
 
 ID_TYPES = {"stage": str, "shape": str, "backend": str, "precision": str, "batch": int, "resolution": int, "steps": int}
@@ -97,6 +98,10 @@ def load(path: str | Path) -> ResultFile:
         info = bench.get("extra_info") if isinstance(bench, dict) else None
         if not isinstance(info, dict):
             raise UsageError(f"{path}: benchmark {name!r} has no extra_info (not written by sdshape)")
+        try:
+            version_of(info)
+        except UsageError as error:
+            raise UsageError(f"{path}: benchmark {name!r}: {error}") from None
         missing = [field for field in ID_FIELDS if field not in info]
         if missing:
             raise UsageError(f"{path}: benchmark {name!r} lacks sdshape fields {', '.join(missing)}")

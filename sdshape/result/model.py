@@ -21,7 +21,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
 from sdshape.result.rules import check_memory
-from sdshape.vocabulary import ID_FIELDS, current_keys, current_stage
+from sdshape.result.schema import SCHEMA_VERSION, upgrade
+from sdshape.vocabulary import ID_FIELDS
 
 
 @dataclass(frozen=True)
@@ -252,6 +253,7 @@ class StageResult:
     def to_extra_info(self) -> dict[str, Any]:
         c, cost, t, m, e, b = self.conditions, self.cost, self.timing, self.memory, self.energy, self.backend
         info: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
             **self.id.as_dict(),
             "device": c.device,
             "device_name": c.device_name,
@@ -317,7 +319,7 @@ class StageResult:
         The memory figures pass the rules as they are read, so a file written before
         the rules existed holds no impossible figure for its readers either.
         """
-        info = upgrade_names(info)
+        info = upgrade(info)
         get = info.get
         rid = ResultId(**{name: info[name] for name in ID_FIELDS})
         device = get("device") or _device_guess(get("memory") or {})
@@ -381,22 +383,9 @@ KNOWN_KEYS = frozenset(
         "energy_j", "energy_method", "energy_note", "energy_share", "power_w_mean",
         "timer", "rounds", "warmup_rounds", "step_times", "time_share", "residual", "device_timer", "device_rounds_s",
         "backend_name", "backend_options", "artifact", "build_s", "prepare_s",
-        "parity", "vram_cap", "status", "message", "id", "stopping", "kernels", "host_bound",
+        "parity", "vram_cap", "status", "message", "id", "stopping", "kernels", "host_bound", "schema_version",
     }
 )  # fmt: skip
-
-
-def upgrade_names(info: dict[str, Any]) -> dict[str, Any]:
-    """A row written before the model families existed, with today's names: stage ``unet_loop`` is
-    ``denoise_loop``, kind ``unet`` is ``denoiser`` (in the id, the component names and the build times)."""
-    upgraded = dict(info)
-    upgraded["stage"] = current_stage(info["stage"])
-    if isinstance(info.get("id"), dict) and "stage" in info["id"]:
-        upgraded["id"] = {**info["id"], "stage": current_stage(info["id"]["stage"])}
-    for key in ("components", "build_s"):
-        if isinstance(info.get(key), dict):
-            upgraded[key] = current_keys(info[key])
-    return upgraded
 
 
 def _device_guess(memory: dict[str, Any]) -> str:
