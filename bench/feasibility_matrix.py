@@ -10,12 +10,13 @@ import sys
 import time
 
 from sdshape.estimate.matrix import MATRIX_FILE, build_matrix
+from sdshape.output import write_atomic
 
 
 def main() -> int:
     start = time.perf_counter()
     matrix = build_matrix(progress=lambda text: print(f"[{time.perf_counter() - start:6.1f}s] {text}", flush=True))
-    MATRIX_FILE.write_text(json.dumps(matrix, indent=1) + "\n")
+    write_atomic(MATRIX_FILE, json.dumps(matrix, indent=1) + "\n")
     print(f"wrote {MATRIX_FILE} ({len(matrix['rows'])} shapes x {len(matrix['rows'][0]['cards'])} cards)")
     return 0
 

@@ -23,7 +23,7 @@ from sdshape.families import family_of
 from sdshape.families.base import Family, TextEncoders, text_parts
 from sdshape.fill import fill_parameters
 from sdshape.modules import VAEDecode
-from sdshape.quantize import logical_numel, quantize, stored_nbytes
+from sdshape.quantize import logical_numel, store, stored_nbytes
 from sdshape.zoo import ComponentKind, ComponentSpec, ShapeSpec, shape_components
 
 
@@ -121,7 +121,7 @@ def build_random(
     with init_empty_weights(include_buffers=False), _skip_default_init():
         module = stage_module(spec, instantiate, family)
     module = _materialize(module, device, dtype, seed)
-    return quantize(module, storage) if storage and spec.kind != "vae" else module
+    return store(module, storage, spec.kind)
 
 
 def count_params(module: nn.Module) -> int:

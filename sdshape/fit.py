@@ -9,42 +9,45 @@ fits its memory.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import pickle
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from sdshape import __version__
+from sdshape.backends.cache import cache_key, default_root
 from sdshape.catalog import GPU
-from sdshape.errors import UsageError
+from sdshape.errors import UsageError, choices_error
 from sdshape.estimate.formats import BF16_ARCHITECTURES, WeightFormat
 from sdshape.estimate.model import TimeModel, project
-from sdshape.estimate.policies import POLICIES, link_bytes_per_image, peak_bytes
+from sdshape.estimate.policies import POLICIES, peak_bytes
 from sdshape.estimate.static import ShapeStatic, static_shape, with_tiled_decode
-from sdshape.units import GIB
+from sdshape.feasibility import ASSUMED_CONTEXT_BYTES
+from sdshape.output import write_atomic
 from sdshape.zoo import ShapeSpec, shape_components
 
-# Not in max_memory_allocated: a CUDA 12 context with cuBLAS and cuDNN loaded takes several hundred MiB.
-# The H100 runs measured it (NVML's reading once the context existed); 0.75 GiB is the figure used for
-# every card, stated wherever a fit is judged.
-CONTEXT_BYTES = int(0.75 * GIB)
+# Not in max_memory_allocated: the CUDA context, the same assumed 0.75 GiB a report uses when a run could
+# not measure it, stated wherever a fit is judged.
+CONTEXT_BYTES = ASSUMED_CONTEXT_BYTES
 ESTIMATE_SOURCES = Path(__file__).parent / "estimate"
 
 
+@cache
 def _model_code() -> str:
     """The static model's own code, so that a cached trace made by another version is never reused."""
     return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(ESTIMATE_SOURCES.glob("*.py")))).hexdigest()
 
 
 def _cache_file(shape: ShapeSpec, key: tuple) -> Path:
-    root = Path(os.environ.get("SDSHAPE_CACHE_DIR") or Path.home() / ".cache" / "sdshape") / "static"
-    configs = json.dumps({k: [s.name, s.config] for k, s in shape_components(shape).items()}, sort_keys=True)
-    digest = hashlib.sha256(f"{_model_code()}{__version__}{torch.__version__}{configs}{key}".encode()).hexdigest()
-    return root / f"{shape.name}-{digest[:16]}.pkl"
+    """Beside the exported models (``$SDSHAPE_CACHE_DIR``, else the user cache dir), under ``static/``."""
+    digest = cache_key({
+        "model_code": _model_code(), "sdshape": __version__, "torch": torch.__version__, "key": list(key),
+        "components": {kind: [s.name, s.config] for kind, s in shape_components(shape).items()},
+    })  # fmt: skip
+    return default_root() / "static" / f"{shape.name}-{digest[:16]}.pkl"
 
 
 def cached_static(
@@ -74,9 +77,7 @@ def cached_static(
         static = static_shape(shape, resolution, steps, batch, fmt, vae_fp16, progress)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_bytes(pickle.dumps(static))
-        os.replace(temporary, path)
+        write_atomic(path, pickle.dumps(static))
     except OSError:
         pass  # a read-only home still gets its answer
     return static
@@ -134,7 +135,7 @@ def fit_card(
         seconds_band=[seconds * low, seconds * high],
         loop_it_s=1 / projection.loop_step_s,
         bound="link" if projection.link_s > seconds / 2 else projection.bound,
-        link_bytes_per_image=link_bytes_per_image(full, chosen),
+        link_bytes_per_image=projection.link_bytes,
         link_s_per_image=projection.link_s,
         host_s_per_step=projection.stages["denoise_loop"].host_s,
         gpu_s_per_step=projection.stages["denoise_loop"].gpu_s,
@@ -156,12 +157,10 @@ def fit(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     if policy is not None and policy not in POLICIES:
-        from sdshape.errors import choices_error
-
         raise choices_error("policy", policy, list(POLICIES))
     policies = (policy,) if policy else POLICIES
-    if any(g.sms is None or g.architecture is None for g in gpus):
-        missing = [g.name for g in gpus if g.sms is None or g.architecture is None]
+    missing = [g.name for g in gpus if g.sms is None or g.architecture is None]
+    if missing:
         raise UsageError(f"cards without 'architecture' and 'sms' in the catalog cannot be modelled: {missing}")
     full = cached_static(shape, resolution, steps, batch, fmt, vae_fp16, False, progress)
     tiled = cached_static(shape, resolution, steps, batch, fmt, vae_fp16, True, progress)

@@ -19,14 +19,12 @@ from sdshape.zoo import ComponentKind, ComponentSpec
 FLOPS_NOTE = "torch.utils.flop_counter on the meta device; 1 MAC = 2 FLOPs; elementwise ops not counted"
 
 
-def meta_inputs(shapes: dict[str, tuple[int, ...]]) -> tuple[torch.Tensor, ...]:
-    tensors = []
-    for name, shape in shapes.items():
-        if name in INTEGER_INPUTS:
-            tensors.append(torch.zeros(shape, dtype=torch.long, device="meta"))
-        else:
-            tensors.append(torch.zeros(shape, dtype=torch.float32, device="meta"))
-    return tuple(tensors)
+def meta_inputs(shapes: dict[str, tuple[int, ...]], dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, ...]:
+    """A stage call's inputs on the meta device: token ids and masks as integers, the rest in ``dtype``."""
+    return tuple(
+        torch.zeros(shape, dtype=torch.long if name in INTEGER_INPUTS else dtype, device="meta")
+        for name, shape in shapes.items()
+    )
 
 
 def count_flops(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> int:

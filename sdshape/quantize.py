@@ -52,6 +52,11 @@ def quantize(module: nn.Module, storage: str) -> nn.Module:
     return module
 
 
+def store(module: nn.Module, storage: str | None, kind: str) -> nn.Module:
+    """A component as a run in ``storage`` holds it: quantized, except the VAE (and nothing without a format)."""
+    return quantize(module, storage) if storage and kind != "vae" else module
+
+
 def _to_nf4(module: nn.Module) -> None:
     import bitsandbytes as bnb
 

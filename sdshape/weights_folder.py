@@ -18,7 +18,7 @@ from sdshape.build import BuiltShape, library_class, make_each, stage_module
 from sdshape.errors import UsageError
 from sdshape.families import REGISTERED, family_name_of, get_family
 from sdshape.families.base import Family
-from sdshape.quantize import quantize
+from sdshape.quantize import store
 from sdshape.zoo import ComponentKind, ComponentSpec
 
 
@@ -121,11 +121,7 @@ def load_weights(
             raise UsageError(f"--weights: cannot load {spec.source}: {str(error).splitlines()[0]}") from None
         return model.to(device).eval().requires_grad_(False)
 
-    def make(spec: ComponentSpec) -> nn.Module:
-        module = stage_module(spec, load, family)
-        return quantize(module, storage) if storage and spec.kind != "vae" else module
-
-    modules, timings = make_each(specs, make, on_component)
+    modules, timings = make_each(specs, lambda s: store(stage_module(s, load, family), storage, s.kind), on_component)
     scheduler_file = folder / "scheduler" / "scheduler_config.json"
     scheduler = read_config(scheduler_file) if scheduler_file.is_file() else {}
     return BuiltShape(f"weights:{label}", modules, specs, scheduler, weights=str(folder), build_s=timings)

@@ -81,10 +81,10 @@ def test_wave_quantization_and_the_roofline_per_op():
     gpu = load_catalog()["RTX 4090"]
     x = torch.zeros(4096, 4096, dtype=torch.float16, device="meta")
     big = trace_call(meta(nn.Linear(4096, 4096, bias=False)), (x,))
-    unit = ArchEfficiency(1.0, 1.0, "test")
+    unit = ArchEfficiency(1.0, "test")
     seconds = gpu_seconds(big, gpu, unit)
     assert seconds == pytest.approx(2 * 4096**3 / gpu.tensor_flops, rel=1e-6)  # 1024 tiles: 8 full waves
-    assert gpu_seconds(big, gpu, ArchEfficiency(0.5, 0.5, "test")) == pytest.approx(2 * seconds)
+    assert gpu_seconds(big, gpu, ArchEfficiency(0.5, "test")) == pytest.approx(2 * seconds)
 
 
 @pytest.fixture(scope="module")

@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from sdshape.catalog import GPU, match_measured
+from sdshape.errors import UsageError
 from sdshape.estimate.figures import Figure
 from sdshape.estimate.model import TimeModel, project
 from sdshape.estimate.policies import peak_bytes
 from sdshape.estimate.static import ShapeStatic
 from sdshape.estimate.timing import ArchEfficiency, gpu_seconds
-from sdshape.result.io import load
+from sdshape.result.io import ResultFile, load
 from sdshape.units import GIB
-from sdshape.vocabulary import current_stage
 
-UNIT = ArchEfficiency(1.0, 1.0, "datasheet rates")
+UNIT = ArchEfficiency(1.0, "datasheet rates")
 StaticOf = Callable[[str, int, str, bool], ShapeStatic]  # shape, resolution, precision, vae_fp16
 
 
@@ -49,19 +49,29 @@ class MeasuredLoop:
         return self.median_s / self.steps
 
 
-def measured_loops(paths: list[Path], catalog: dict[str, GPU]) -> list[MeasuredLoop]:
+def gpu_results(root: Path) -> list[ResultFile]:
+    """The results files under ``root``, each read once (shapes documents and logs are left out)."""
+    results = []
+    for path in sorted(root.rglob("*.json")):
+        try:
+            results.append(load(path))
+        except UsageError:
+            continue  # not a results file
+    return results
+
+
+def measured_loops(results: list[ResultFile], catalog: dict[str, GPU]) -> list[MeasuredLoop]:
     """Every ok denoising loop measured on a catalog GPU in these results files."""
     loops = []
-    for path in paths:
-        result = load(path)
+    for result in results:
         gpu = match_measured(catalog, result.machine_info.get("gpu_name"), result.machine_info.get("gpu_memory_bytes"))
         for row in result.rows.values():
-            if current_stage(row.stage) != "denoise_loop" or row.status != "ok" or row.device != "cuda" or gpu is None:
+            if row.stage != "denoise_loop" or row.status != "ok" or row.device != "cuda" or gpu is None:
                 continue
             key = row.id.as_dict()
             loops.append(
                 MeasuredLoop(
-                    path.name,
+                    result.path.name,
                     gpu,
                     key["shape"],
                     key["resolution"],
@@ -114,7 +124,7 @@ def calibrate(
     architectures = {}
     for arch, found in factors.items():
         value = math.exp(statistics.fmean(math.log(f) for f, _ in found))
-        architectures[arch] = ArchEfficiency(value, value, "; ".join(s for _, s in found))
+        architectures[arch] = ArchEfficiency(value, "; ".join(s for _, s in found))
     return TimeModel(host, host_source, architectures, (1.0, 1.0), "not validated yet")
 
 
@@ -170,15 +180,15 @@ def validate(
     }
 
 
-def allocator_rows(paths: list[Path], static_of: StaticOf) -> list[dict[str, Any]]:
+def allocator_rows(results: list[ResultFile], static_of: StaticOf) -> list[dict[str, Any]]:
     """Each eager stage's ``torch_allocated_peak_bytes`` in the GPU runs beside the static peak: weights of
     every component (all resident, as the run holds them) plus that stage's traced activations. Those runs
     decoded the VAE in the compute dtype, so the model is asked the same."""
     rows = []
-    for path in paths:
-        result = load(path)
+    for result in results:
+        path = result.path
         for row in result.rows.values():
-            stage = current_stage(row.stage)
+            stage = row.stage
             measured = row.memory.get("torch_allocated_peak_bytes")
             key = row.id.as_dict()
             if (

@@ -29,8 +29,10 @@ import torch
 from torch import nn
 
 from sdshape.errors import choices_error
+from sdshape.quantize import LAYERWISE_SKIP as DIFFUSERS_LAYERWISE_SKIP
 
-LAYERWISE_SKIP = re.compile(r"pos_embed|patch_embed|norm|(^|\.)proj_in$|(^|\.)proj_out$")
+# diffusers' default skip patterns (sdshape.quantize), with an anchored name also matched under a prefix.
+LAYERWISE_SKIP = re.compile("|".join(p.replace("^", r"(^|\.)") for p in DIFFUSERS_LAYERWISE_SKIP))
 NF4_BLOCK = 64
 
 

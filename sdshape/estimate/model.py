@@ -32,22 +32,22 @@ class TimeModel:
         """The card's architecture's factor, and whether it was calibrated (else the mean of those that were)."""
         if gpu.architecture in self.architectures:
             return self.architectures[gpu.architecture], True
-        factors = [e.tensor for e in self.architectures.values()]
+        factors = [e.factor for e in self.architectures.values()]
         mean = sum(factors) / len(factors)
-        return ArchEfficiency(mean, mean, f"no figure for {gpu.architecture}: the mean of the calibrated ones"), False
+        return ArchEfficiency(mean, f"no figure for {gpu.architecture}: the mean of the calibrated ones"), False
 
     def to_json(self) -> dict[str, Any]:
         return {
             "host_s_per_launch": self.host_s_per_launch,
             "host_source": self.host_source,
-            "architectures": {k: {"factor": v.tensor, "source": v.source} for k, v in self.architectures.items()},
+            "architectures": {k: {"factor": v.factor, "source": v.source} for k, v in self.architectures.items()},
             "band": list(self.band),
             "band_source": self.band_source,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TimeModel:
-        archs = {k: ArchEfficiency(v["factor"], v["factor"], v["source"]) for k, v in data["architectures"].items()}
+        archs = {k: ArchEfficiency(v["factor"], v["source"]) for k, v in data["architectures"].items()}
         return cls(data["host_s_per_launch"], data["host_source"], archs, tuple(data["band"]), data["band_source"])  # type: ignore[arg-type]
 
 
@@ -61,6 +61,7 @@ class Projection:
 
     stages: dict[str, StageTime]
     steps: int
+    link_bytes: int  # weights the policy moves over PCIe for one image
     link_s: float
 
     @property
@@ -100,4 +101,4 @@ def project(
     moved = link_bytes_per_image(static, policy)
     if moved and link is None:
         raise ValueError(f"{gpu.name}: the catalog entry has no 'pcie'; an offload policy's time needs it")
-    return Projection(stages, static.steps, moved / link if moved else 0.0)
+    return Projection(stages, static.steps, moved, moved / link if moved else 0.0)

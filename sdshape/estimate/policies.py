@@ -23,8 +23,14 @@ POLICIES = ("all_resident", "text_encoders_dropped", "model_offload", "vae_tiled
 STAGES = ("text_encoder", "denoise_loop", "vae_decode")
 
 
-def _need(stage: ShapeStatic, name: str) -> int:
-    return stage.stages[name].weight_bytes + stage.stages[name].activation_peak_bytes
+def _need(static: ShapeStatic, name: str) -> int:
+    """A stage with its whole component resident."""
+    return static.stages[name].weight_bytes + static.stages[name].activation_peak_bytes
+
+
+def _layer_need(static: ShapeStatic, name: str) -> int:
+    """A stage with one layer's weights resident at a time (sequential offload)."""
+    return static.stages[name].largest_layer_bytes + static.stages[name].activation_peak_bytes
 
 
 def peak_bytes(static: ShapeStatic, policy: str, tiled: ShapeStatic | None = None) -> int:
@@ -43,12 +49,10 @@ def peak_bytes(static: ShapeStatic, policy: str, tiled: ShapeStatic | None = Non
         decode = _need(tiled or static, "vae_decode")
         return max(_need(static, "text_encoder"), _need(static, "denoise_loop"), decode)
     if policy == "sequential_offload":
-        decode_source = tiled or static
         return max(
-            static.stages["text_encoder"].largest_layer_bytes + a["text_encoder"],
-            static.stages["denoise_loop"].largest_layer_bytes + a["denoise_loop"],
-            decode_source.stages["vae_decode"].largest_layer_bytes
-            + decode_source.stages["vae_decode"].activation_peak_bytes,
+            _layer_need(static, "text_encoder"),
+            _layer_need(static, "denoise_loop"),
+            _layer_need(tiled or static, "vae_decode"),
         )
     raise ValueError(policy)
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 import torch
 
 from sdshape.build import meta_module
-from sdshape.call_inputs import INTEGER_INPUTS, call_shapes
-from sdshape.estimate.formats import WeightFormat, stored_weights
+from sdshape.call_inputs import call_shapes
+from sdshape.estimate.formats import FORMATS, WeightFormat, stored_weights
 from sdshape.estimate.trace import Trace, trace_call
 from sdshape.families import family_of
 from sdshape.families.base import Family, vae_scale_factor
+from sdshape.flops import meta_inputs
 from sdshape.vocabulary import STAGE_OF_KIND, calls_per_image
 from sdshape.zoo import ComponentSpec, ShapeSpec, shape_components
 
@@ -132,11 +133,7 @@ def _stage(
         side = max(1, vae_tile // vae_scale_factor(spec))
         inputs = {"latents": (1, latents[1], *(min(d, side) for d in latents[2:]))}
         notes.append(f"VAE decode of one {vae_tile} px tile, one image at a time (tiling and slicing)")
-    tensors = tuple(
-        torch.zeros(dims, dtype=torch.long if name in INTEGER_INPUTS else dtype, device="meta")
-        for name, dims in inputs.items()
-    )
-    trace = trace_call(module, tensors, CONV_WORKSPACE_PER_OUTPUT_BYTE)
+    trace = trace_call(module, meta_inputs(inputs, dtype), CONV_WORKSPACE_PER_OUTPUT_BYTE)
     stored = stored_weights(module, fmt if dtype == fmt.compute_dtype else _plain(dtype), quantize=kind != "vae")
     width = torch.empty((), dtype=dtype).element_size()
     return StageStatic(
@@ -153,6 +150,4 @@ def _stage(
 
 
 def _plain(dtype: torch.dtype) -> WeightFormat:
-    from sdshape.estimate.formats import FORMATS
-
     return next(f for f in FORMATS.values() if f.compute_dtype == dtype and not f.quantized)

@@ -5,7 +5,7 @@ Per op: a tensor-core op (GEMM, convolution, fused attention) takes the longer o
 card's dense fp16 rate and its bytes over the bandwidth; a memory-bound op (norms, activations, adds)
 takes its bytes over the bandwidth. A tensor-core op splits into output tiles that run in waves of one
 tile per SM: 40 tiles on a 128-SM card use 31% of it. Each architecture achieves a fraction of the
-datasheet rate (``ArchEfficiency.tensor``), calibrated on measured figures (see
+datasheet rate (``ArchEfficiency.factor``), calibrated on measured figures (see
 :mod:`sdshape.estimate.calibration`). fp32 compute (an upcast VAE) runs at half the fp16 tensor rate:
 cuDNN takes TF32 for convolutions by default, which runs at half the fp16 rate on Ampere and later.
 
@@ -23,10 +23,10 @@ from sdshape.estimate.trace import Trace
 
 @dataclass(frozen=True)
 class ArchEfficiency:
-    """Fractions of the datasheet rates an architecture's kernels reach, and where they came from."""
+    """The factor on both datasheet rates (tensor and bandwidth) an architecture's kernels reach, and where
+    it came from: the figures on file are whole-loop times, which cannot tell the two rates apart."""
 
-    tensor: float
-    memory: float
+    factor: float
     source: str
 
 
@@ -56,8 +56,8 @@ def gpu_seconds(trace: Trace, gpu: GPU, efficiency: ArchEfficiency, fp32: bool =
     """Kernel time of one traced call on ``gpu``, summed op by op."""
     if gpu.sms is None:
         raise ValueError(f"{gpu.name}: the catalog entry has no 'sms' (multiprocessor count); the model needs it")
-    rate = gpu.tensor_flops * efficiency.tensor * (0.5 if fp32 else 1.0)
-    bandwidth = gpu.bandwidth_gbs * 1e9 * efficiency.memory
+    rate = gpu.tensor_flops * efficiency.factor * (0.5 if fp32 else 1.0)
+    bandwidth = gpu.bandwidth_gbs * 1e9 * efficiency.factor
     total = 0.0
     for op in trace.ops:
         memory_s = op.bytes_moved / bandwidth

@@ -14,6 +14,7 @@ math path and hold the full score matrix, which no GPU run does.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -107,10 +108,7 @@ def _work_units(name: str, kind: str, args: tuple, out: Any) -> tuple[int, float
     if kind == "convolution":
         result = out[0] if isinstance(out, (tuple, list)) else out
         n, c, *spatial = result.shape
-        positions = n
-        for size in spatial:
-            positions *= size
-        return _tiles(positions, c), 1.0
+        return _tiles(n * math.prod(spatial), c), 1.0
     if kind == "attention":
         query = args[0]
         batch, heads, length, head_dim = query.shape
@@ -161,7 +159,7 @@ class _Tracer(TorchDispatchMode):
         self.trace = trace
         self.conv_workspace = conv_workspace
         self.live = 0
-        self.seen: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        self.seen: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def _release(self, nbytes: int) -> None:
         self.live -= nbytes
@@ -171,7 +169,7 @@ class _Tracer(TorchDispatchMode):
         if storage in self.seen:
             return
         nbytes = rounded(storage.nbytes())
-        self.seen[storage] = nbytes
+        self.seen.add(storage)
         self.live += nbytes
         weakref.finalize(storage, self._release, nbytes)
 
@@ -185,17 +183,16 @@ class _Tracer(TorchDispatchMode):
         packet = func._overloadpacket
         flops = int(flop_registry[packet](*args, **kwargs, out_val=out)) if packet in flop_registry else 0
         name = packet.__name__
-        moved = sum(_tensor_bytes(t) for t in inputs) + sum(_tensor_bytes(t) for t in outputs)
+        written = sum(_tensor_bytes(t) for t in outputs)
+        moved = sum(_tensor_bytes(t) for t in inputs) + written
         kind = op_class(name)
         tiles, padding = _work_units(name, kind, args, out)
         self.trace.ops.append(OpRecord(name, kind, flops, moved, tiles, padding))
         for tensor in outputs:
             self._track(tensor)
         # cuDNN's convolution workspace goes through the caching allocator and is freed after the call.
-        transient = (
-            self.conv_workspace * sum(_tensor_bytes(t) for t in outputs) if op_class(name) == "convolution" else 0
-        )
-        self.trace.activation_peak_bytes = max(self.trace.activation_peak_bytes, self.live + rounded(int(transient)))
+        transient = rounded(int(self.conv_workspace * written)) if kind == "convolution" else 0
+        self.trace.activation_peak_bytes = max(self.trace.activation_peak_bytes, self.live + transient)
         return out
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from sdshape.catalog import load_catalog
-from sdshape.errors import UsageError
-from sdshape.estimate.calibration import allocator_rows, calibrate, measured_loops, validate
+from sdshape.estimate.calibration import allocator_rows, calibrate, gpu_results, measured_loops, validate
 from sdshape.estimate.figures import public_figures
 from sdshape.estimate.formats import weight_format
 from sdshape.estimate.static import ShapeStatic, static_shape
+from sdshape.output import write_atomic
 from sdshape.zoo import SHAPE_SPECS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,31 +33,12 @@ def static_of(shape: str, resolution: int, precision: str, vae_fp16: bool) -> Sh
     return static_shape(SHAPE_SPECS[shape], resolution, 1, 1, weight_format(precision), vae_fp16=vae_fp16)
 
 
-def result_files(root: Path) -> list[Path]:
-    """The results files among the GPU runs (shapes documents and plain logs are left out)."""
-    files = []
-    for path in sorted(root.rglob("*.json")):
-        try:
-            document = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if isinstance(document, dict) and isinstance(document.get("benchmarks"), list):
-            files.append(path)
-    return files
-
-
 def run(write: bool) -> dict[str, Any]:
     catalog = load_catalog()
     figures = public_figures()
-    files = result_files(GPU_RUNS)
-    loops = []
-    for path in files:
-        try:
-            loops.extend(measured_loops([path], catalog))
-        except UsageError:
-            continue
-    model = calibrate(figures, loops, static_of, catalog)
-    memory_files = [p for p in files if p.name in ("sd15-eager-fp16.json", "sdxl-eager-fp16.json")]
+    results = gpu_results(GPU_RUNS)
+    model = calibrate(figures, measured_loops(results, catalog), static_of, catalog)
+    memory_files = [r for r in results if r.path.name in ("sd15-eager-fp16.json", "sdxl-eager-fp16.json")]
     report = validate(figures, model, static_of, catalog, allocator_rows(memory_files, static_of))
     model.band = tuple(report["time"]["band"])  # type: ignore[assignment]
     model.band_source = (
@@ -66,7 +47,7 @@ def run(write: bool) -> dict[str, Any]:
     )
     report["model"] = model.to_json()
     if write:
-        MODEL_FILE.write_text(json.dumps(model.to_json(), indent=1) + "\n")
+        write_atomic(MODEL_FILE, json.dumps(model.to_json(), indent=1) + "\n")
     return report
 
 
