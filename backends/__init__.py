@@ -19,7 +19,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from sdshape.backends.base import RUNTIME_OPTIONS, Artifact, Backend, Option, PreparedRunner, Runner, artifact_of
-from sdshape.errors import UsageError, choices_error
+from sdshape.core.errors import UsageError, choices_error
 
 ENTRY_POINT_GROUP = "sdshape.backends"
 BUILTIN_PATHS = {

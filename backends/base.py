@@ -1,6 +1,6 @@
 """The backend protocol.
 
-A backend turns a stage module (``sdshape.modules``: text encoder, one UNet
+A backend turns a stage module (``sdshape.models.stages``: text encoder, one UNet
 step, VAE decode) into a *runner*: a callable that takes the same tensors as the
 module and returns torch tensors on the device. The denoising loop stays in
 Python and calls the UNet runner once per step, so every backend is measured
@@ -46,7 +46,7 @@ class Option:
 
     def parse(self, value: Any, backend: str) -> Any:
         """The value as this option holds it; anything else is a usage error naming the choices."""
-        from sdshape.errors import UsageError, choices_error
+        from sdshape.core.errors import UsageError, choices_error
 
         if value is None:
             return None
@@ -92,7 +92,7 @@ class Artifact:
     prepare_s: float | None = None
     weight_bytes: int | None = None  # weights the runner holds itself (ONNX Runtime's copy), when it holds any
     # Files the runner maps its weights from (ONNX Runtime's external data): pages of them never touched
-    # are not in memory, which the host memory rule must know (``sdshape.mapped_weights``). Not written.
+    # are not in memory, which the host memory rule must know (``sdshape.models.mapped_weights``). Not written.
     weight_files: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:

@@ -28,7 +28,7 @@ class EagerBackend:
     @staticmethod
     def configure(options: dict[str, Any], device: str) -> dict[str, Any]:
         if options.get("cuda_graph") and device != "cuda":
-            from sdshape.errors import UsageError
+            from sdshape.core.errors import UsageError
 
             raise UsageError(
                 "eager:cudagraph needs --device cuda: a CUDA graph captures GPU kernels, and on the CPU "

@@ -83,7 +83,7 @@ class OnnxRuntimeBackend:
     def configure(options: dict[str, Any], device: str) -> dict[str, Any]:
         """The provider defaults to the device's; the cpu provider runs only with --device cpu; CUDA graphs
         need the CUDA provider."""
-        from sdshape.errors import UsageError
+        from sdshape.core.errors import UsageError
 
         provider = options.get("ort_provider") or ("cuda" if device == "cuda" else "cpu")
         if (provider == "cpu") != (device == "cpu"):

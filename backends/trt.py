@@ -24,7 +24,7 @@ import torch
 from sdshape.backends import onnx_export
 from sdshape.backends.base import Artifact, PreparedRunner, Runner
 from sdshape.backends.cache import ArtifactSlot
-from sdshape.vocabulary import PRECISIONS
+from sdshape.core.vocabulary import PRECISIONS
 
 ENGINE_FILE = "model.engine"
 TIMING_CACHE = "timing.cache"

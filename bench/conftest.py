@@ -2,7 +2,7 @@
 
     pytest bench/ --benchmark-json out.json [--shape sd15] [--backend eager,compile,onnxruntime] ...
 
-The options are ``sdshape run``'s, declared once in ``sdshape.run_options`` (plus the
+The options are ``sdshape run``'s, declared once in ``sdshape.config.run_options`` (plus the
 flags the backends declare), with the same defaults (they depend on whether a GPU is
 present); only the ones that write files (--json, --save) are the CLI's alone.
 """
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import pytest
 
-from sdshape.benchsuite import SessionPool
-from sdshape.errors import UsageError
-from sdshape.output import file_target, standard_json, write_or_fall_back
+from sdshape.config.run_options import add_run_options, plan_from
+from sdshape.core.errors import UsageError
+from sdshape.core.vocabulary import STAGES
 from sdshape.result.document import finalize_entries
 from sdshape.result.fingerprint import flat_fingerprint
-from sdshape.run_options import add_run_options, plan_from
-from sdshape.vocabulary import STAGES
+from sdshape.result.output import file_target, standard_json, write_or_fall_back
+from sdshape.run.benchsuite import SessionPool
 
 _pool: SessionPool | None = None
 

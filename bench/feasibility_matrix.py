@@ -9,8 +9,8 @@ import json
 import sys
 import time
 
-from sdshape.estimate.matrix import MATRIX_FILE, build_matrix
-from sdshape.output import write_atomic
+from sdshape.feasibility.matrix import MATRIX_FILE, build_matrix
+from sdshape.result.output import write_atomic
 
 
 def main() -> int:

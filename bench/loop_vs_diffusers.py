@@ -19,9 +19,9 @@ import time
 
 import torch
 
-from sdshape.families.base import reference_latents
-from sdshape.plan import resolve
-from sdshape.session import Session
+from sdshape.config.plan import resolve
+from sdshape.models.families.base import reference_latents
+from sdshape.run.session import Session
 
 SHAPES = ("tiny", "tiny-xl", "tiny-pixart", "tiny-sd3", "tiny-flux", "tiny-flux-schnell")
 

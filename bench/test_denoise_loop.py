@@ -1,6 +1,6 @@
 """Denoising loop: Euler scheduler from the model's config, CFG batch doubling, per-step times in extra_info."""
 
-from sdshape.benchsuite import run_stage_benchmark
+from sdshape.run.benchsuite import run_stage_benchmark
 
 
 def test_denoise_loop(benchmark, session, pool):

@@ -1,6 +1,6 @@
 """Pipeline: the three stages in sequence; extra_info['residual'] compares it with their sum."""
 
-from sdshape.benchsuite import run_stage_benchmark
+from sdshape.run.benchsuite import run_stage_benchmark
 
 
 def test_pipeline(benchmark, session, pool):

@@ -1,6 +1,6 @@
 """Text encoder: fixed token ids (77 tokens), unconditional + conditional rows under CFG."""
 
-from sdshape.benchsuite import run_stage_benchmark
+from sdshape.run.benchsuite import run_stage_benchmark
 
 
 def test_text_encoder(benchmark, session, pool):

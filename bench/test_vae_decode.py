@@ -1,6 +1,6 @@
 """VAE decode: latents to pixels."""
 
-from sdshape.benchsuite import run_stage_benchmark
+from sdshape.run.benchsuite import run_stage_benchmark
 
 
 def test_vae_decode(benchmark, session, pool):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from sdshape.estimate.validation import main
+from sdshape.feasibility.validation import main
 
 if __name__ == "__main__":
     sys.exit(main())

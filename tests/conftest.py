@@ -39,14 +39,14 @@ def artifact_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_plan():
-    from sdshape.plan import resolve
+    from sdshape.config.plan import resolve
 
     return resolve(shape="tiny", device="cpu", steps=3, rounds=2, warmup=1)
 
 
 @pytest.fixture(scope="session")
 def tiny_session(tiny_plan):
-    from sdshape.session import Session
+    from sdshape.run.session import Session
 
     with Session(tiny_plan, "eager") as session:
         session.build()

@@ -54,6 +54,81 @@ def test_the_reading_commands_run_without_torch(argv, tmp_path):
     assert "Traceback" not in done.stderr
 
 
+# The layers (README, "Architecture"): each package and the packages it may import, at any level.
+# The reading side (core, result, regression, present) also imports without torch (test below).
+LAYERS: dict[str, set[str]] = {
+    "core": set(),
+    "result": {"core"},
+    "regression": {"core", "result"},
+    "measurement": {"core", "result"},
+    "models": {"core", "backends"},
+    "backends": {"core", "models"},
+    "config": {"core", "models", "measurement", "backends"},
+    "feasibility": {"core", "result", "models", "backends"},
+    "run": {"core", "result", "measurement", "models", "config", "backends"},
+    "explorer": {"core", "result", "models", "run"},
+    "present": {"core", "result", "measurement", "feasibility", "explorer"},
+    "cli": {
+        "core",
+        "result",
+        "regression",
+        "measurement",
+        "models",
+        "config",
+        "feasibility",
+        "run",
+        "explorer",
+        "present",
+        "backends",
+    },
+    "data": set(),
+}
+READING_SIDE = ("core", "result", "regression", "present")
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_packages_import_only_the_layers_below_them():
+    for path in SOURCES:
+        own = _package(_module_name(path))
+        if own == "" or own not in LAYERS and path.parent == ROOT / "sdshape":
+            continue
+        assert own in LAYERS, f"{path.relative_to(ROOT)}: package {own!r} is not in the layer table"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                continue
+            for target in targets:
+                if target.startswith("sdshape.") and _package(target) != own:
+                    assert _package(target) in LAYERS[own], (
+                        f"{path.relative_to(ROOT)} imports {target}: {own} may import {sorted(LAYERS[own])}"
+                    )
+
+
+def test_the_reading_side_imports_without_torch():
+    """Every module of the reading packages, imported with torch unimportable."""
+    modules = sorted(
+        _module_name(path)
+        for path in SOURCES
+        if _package(_module_name(path)) in READING_SIDE and path.name != "__main__.py"
+    )
+    script = (
+        NO_TORCH.split("from sdshape.cli")[0]
+        + "import importlib\n"
+        + "".join(f"importlib.import_module({name!r})\n" for name in modules)
+        + "assert 'torch' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert len(modules) > 20
+
+
 def test_no_import_cycle_among_module_level_imports():
     """Module-level imports only: a function-level import is resolved after every module has loaded."""
     names = {_module_name(path): path for path in SOURCES}
@@ -99,9 +174,9 @@ def test_every_package_is_installed():
 
 
 def test_every_committed_result_file_still_reads():
+    from sdshape.core.vocabulary import current_stage
     from sdshape.explorer.chart import is_shapes_document
     from sdshape.result.io import load
-    from sdshape.vocabulary import current_stage
 
     for path in [*(ROOT / "results").rglob("*.json"), *(ROOT / "tests" / "data").rglob("*.json")]:
         document = json.loads(path.read_text())

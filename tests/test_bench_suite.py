@@ -107,8 +107,8 @@ def test_a_failing_stage_stays_in_the_json(tmp_path):
 
     import torch
 
-    from sdshape.build import build_random
-    from sdshape.zoo import get_component
+    from sdshape.models.build import build_random
+    from sdshape.models.zoo import get_component
 
     folder = tmp_path / "mismatched"
     cpu = torch.device("cpu")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from sdshape.build import build_random, count_params, meta_module
-from sdshape.fill import POOL_SIZE, fill_parameters
-from sdshape.zoo import get_component
+from sdshape.models.build import POOL_SIZE, build_random, count_params, fill_parameters, meta_module
+from sdshape.models.zoo import get_component
 
 
 def test_build_is_deterministic_and_keeps_buffers():

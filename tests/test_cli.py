@@ -46,7 +46,7 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, named, capsys):
 
 
 def test_device_cuda_without_a_gpu_is_a_usage_error(capsys, monkeypatch):
-    monkeypatch.setattr("sdshape.plan.cuda_available", lambda: False)
+    monkeypatch.setattr("sdshape.config.plan.cuda_available", lambda: False)
     assert main(["run", "--device", "cuda"]) == 2
     assert "no CUDA GPU is usable" in capsys.readouterr().err
 
@@ -60,7 +60,7 @@ def test_console_script_exits_2_without_traceback():
 
 
 def test_backend_list_is_parsed_and_deduplicated():
-    from sdshape.plan import parse_backends
+    from sdshape.config.plan import parse_backends
 
     assert parse_backends("eager, eager,", ["eager"]) == ["eager"]
 

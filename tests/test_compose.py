@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from sdshape.build import count_params, meta_module
 from sdshape.cli import main
-from sdshape.errors import UsageError
-from sdshape.families.unet.family import UNetFamily
-from sdshape.plan import resolve
-from sdshape.zoo import get_component
-from sdshape.zoo.compose import compose, load_shapes_file
+from sdshape.config.plan import resolve
+from sdshape.core.errors import UsageError
+from sdshape.models.build import count_params, meta_module
+from sdshape.models.families.unet.family import UNetFamily
+from sdshape.models.zoo import get_component
+from sdshape.models.zoo.compose import compose, load_shapes_file
 
 PUBLISHED = {
     "t5-v1.1-xxl": 4_762_310_656,  # the T5 encoder of DeepFloyd IF and SD3
@@ -83,7 +83,7 @@ def test_bad_compositions(options, message):
 
 
 def test_vae_latent_channels_must_match(monkeypatch):
-    import sdshape.zoo as zoo
+    import sdshape.models.zoo as zoo
 
     wide = dataclasses.replace(
         get_component("tiny-vae"), name="wide-vae", config={**get_component("tiny-vae").config, "latent_channels": 16}

@@ -14,9 +14,9 @@ import time
 import pytest
 import torch
 
-from sdshape import energy
-from sdshape.measure import StageRecorder
-from sdshape.sampling import Sampler
+from sdshape.measurement import energy
+from sdshape.measurement.measure import StageRecorder
+from sdshape.measurement.sampling import Sampler
 
 
 class SteppingCounter:

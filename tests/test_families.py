@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sdshape.families.base import reference_latents
-from sdshape.plan import resolve
-from sdshape.session import Session
+from sdshape.config.plan import resolve
+from sdshape.models.families.base import reference_latents
+from sdshape.run.session import Session
 
 STEPS = 3
 

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from sdshape.build import count_buffers, count_params, meta_module
 from sdshape.cli import main
-from sdshape.errors import UsageError
-from sdshape.zoo import get_component, get_shape, shape_components
+from sdshape.core.errors import UsageError
+from sdshape.models.build import count_buffers, count_params, meta_module
+from sdshape.models.zoo import get_component, get_shape, shape_components
 
 # Counted from the published configs; the table, digit for digit.
 COUNTS = {
@@ -90,7 +90,7 @@ def test_inspect_shows_buffers_apart_and_the_guidance_each_family_uses(capsys):
 
 
 def test_a_full_size_run_that_cannot_fit_is_refused_before_anything_is_allocated(capsys, monkeypatch):
-    from sdshape import limits
+    from sdshape.config import limits
 
     monkeypatch.setattr(limits, "device_memory", lambda device: (16 << 30, "this machine has available"))
     assert main(["run", "--shape", "flux-dev", "--device", "cpu", "--precision", "bf16"]) == 2
@@ -112,7 +112,7 @@ def test_a_full_size_run_that_cannot_fit_is_refused_before_anything_is_allocated
     ],
 )
 def test_compositions_cross_families(text, denoiser, vae, note):
-    from sdshape.zoo.compose import compose
+    from sdshape.models.zoo.compose import compose
 
     if note is None:
         with pytest.raises(UsageError, match=r"one CLIP \(pooled\) and one T5"):
@@ -123,7 +123,7 @@ def test_compositions_cross_families(text, denoiser, vae, note):
 
 
 def test_the_unet_flag_still_works_as_an_alias():
-    from sdshape.plan import resolve
+    from sdshape.config.plan import resolve
 
     plan = resolve(shape="tiny", denoiser="tiny-pixart", text_encoder="tiny-t5", device="cpu")
     assert (
@@ -136,8 +136,8 @@ def test_the_unet_flag_still_works_as_an_alias():
 
 
 def test_the_committed_field_table_matches_the_configs():
-    from sdshape.field import SYSTEMS
-    from sdshape.report.field_chart import committed_rows
+    from sdshape.models.inspection import SYSTEMS
+    from sdshape.present.report.field_chart import committed_rows
 
     rows = committed_rows()
     assert [row["shape"] for row in rows] == [name for name, _ in SYSTEMS]

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from sdshape import catalog as cat
-from sdshape import feasibility as fz
 from sdshape.cli import main
-from sdshape.errors import UsageError
-from sdshape.units import parse_size
+from sdshape.core.errors import UsageError
+from sdshape.core.units import parse_size
+from sdshape.feasibility import catalog as cat
+from sdshape.feasibility import measured as fz
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_RESULTS = ROOT / "results" / "examples" / "threads" / "1-two-threads.json"
@@ -206,7 +206,7 @@ def test_measured_vram_cap_fits_appear_beside_the_model(tmp_path):
     uncapped run of the same configuration: the report sets each measured fit beside the model's need."""
     import json
 
-    from sdshape.report.content import build
+    from sdshape.present.report.content import build
 
     document = json.loads(SMALL_RESULTS.read_text())
     for bench in document["benchmarks"]:
@@ -227,7 +227,7 @@ def test_measured_vram_cap_fits_appear_beside_the_model(tmp_path):
 def test_the_report_matrix_is_the_models_and_a_matching_run_replaces_its_cell(tmp_path):
     """The H100 SD 1.5 eager run (512 px, 50 steps, fp16, batch 1) is the model's sd15 row on the H100 SXM:
     the report shows the measurement there, and the model everywhere else."""
-    from sdshape.estimate.matrix import MATRIX_SHAPES, committed_matrix
+    from sdshape.feasibility.matrix import MATRIX_SHAPES, committed_matrix
 
     matrix = committed_matrix()
     assert [row["shape"] for row in matrix["rows"]] == list(MATRIX_SHAPES)

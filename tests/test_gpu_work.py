@@ -9,8 +9,9 @@ import random
 import pytest
 import torch
 
-from sdshape import profiling, stopping
 from sdshape.cli import main
+from sdshape.core import statistics
+from sdshape.measurement import profiling, stopping
 
 # Kernel names as torch.profiler reports them on an A100/H100 (flash and memory-efficient attention,
 # cuDNN and CUTLASS convolutions, cuBLAS/CUTLASS/nvjet GEMMs, ATen elementwise, group norm, copies).
@@ -89,9 +90,9 @@ def test_busy_fraction_is_the_union_of_kernel_intervals_over_the_round():
 
 
 def test_the_median_interval_uses_order_statistics():
-    assert stopping.median_ci([1, 2, 3, 4, 5]) is None  # five rounds cannot bracket the median at 95%
-    assert stopping.median_ci(list(range(1, 11))) == (2, 9)  # the textbook ranks for n = 10
-    assert stopping.median_ci(list(range(1, 7))) == (1, 6)
+    assert statistics.median_ci([1, 2, 3, 4, 5]) is None  # five rounds cannot bracket the median at 95%
+    assert statistics.median_ci(list(range(1, 11))) == (2, 9)  # the textbook ranks for n = 10
+    assert statistics.median_ci(list(range(1, 7))) == (1, 6)
 
 
 def test_the_stopping_rule():
@@ -103,7 +104,7 @@ def test_the_stopping_rule():
     assert rule.done(noisy[:20], 0.1) is None and rule.done(noisy, 0.1) == "max_rounds"
     assert rule.done(noisy[:7], 11.0) == "max_time"
     assert stopping.Stopping(fixed=3).done([1, 1, 1], 0.0) == "fixed"
-    assert rule.record("ci", steady)["rel_ci"] == pytest.approx(stopping.relative_ci(steady))
+    assert rule.record("ci", steady)["rel_ci"] == pytest.approx(statistics.relative_ci(steady))
 
 
 def test_rounds_auto_on_the_cpu_stops_by_its_criterion_and_says_which(tmp_path):
@@ -229,7 +230,7 @@ def test_graph_runner_copies_inputs_into_static_buffers_and_clones_outputs():
 
 def _composition(name: str, seconds: float, half: float):
     from sdshape.explorer.compositions import Composition
-    from sdshape.zoo import get_shape
+    from sdshape.models.zoo import get_shape
 
     return Composition(
         get_shape("tiny"), {}, {}, {"status": "ok", "seconds_per_image": seconds, "ci_s": half, "name": name}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from sdshape.cli import main
-from sdshape.history import Point, detect_steps, version_key
-from sdshape.saving import save
+from sdshape.regression.history import Point, detect_steps, version_key
+from sdshape.result.output import save
 from tests.test_compare import MACHINE, rounds, row
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sdshape.call_inputs import call_shapes
-from sdshape.flops import flops_per_call
-from sdshape.inspection import inspect_shape
-from sdshape.zoo import get_shape, shape_components
+from sdshape.models.call_inputs import call_shapes
+from sdshape.models.flops import flops_per_call
+from sdshape.models.inspection import inspect_shape
+from sdshape.models.zoo import get_shape, shape_components
 
 
 def test_sd15_flops_per_call_at_512():

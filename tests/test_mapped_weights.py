@@ -14,9 +14,9 @@ import os
 import numpy as np
 import pytest
 
-from sdshape.mapped_weights import unpaged_bytes, weight_files_in
+from sdshape.measurement.sampling import HostSource
+from sdshape.models.mapped_weights import unpaged_bytes, weight_files_in
 from sdshape.result import rules
-from sdshape.sampling import HostSource
 
 MIB = 1 << 20
 GIB = 1 << 30

@@ -6,8 +6,8 @@ import time
 
 import torch
 
-from sdshape.measure import StageRecorder, classify_failure
-from sdshape.sampling import HostSource, Sampler
+from sdshape.measurement.measure import StageRecorder, classify_failure
+from sdshape.measurement.sampling import HostSource, Sampler
 
 
 class SleepyStage:

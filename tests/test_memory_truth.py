@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from sdshape import campaign, session
+from sdshape.present.tables import allocation_table
 from sdshape.result import rules
 from sdshape.result.io import load
 from sdshape.result.model import StageResult
-from sdshape.tables import allocation_table
+from sdshape.run import campaign, session
 
 H100 = Path(__file__).parent / "data" / "gpu-runs" / "2026-11-22-h100"
 GIB = 1 << 30

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from sdshape import nvml
+from sdshape.measurement import nvml
 
 
 class FakeNvml:

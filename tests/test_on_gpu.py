@@ -52,9 +52,9 @@ def test_vram_cap_fits_agree_with_the_static_model(cap, out):
     (all weights + that stage's traced activations, within the budget torch got: the cap minus what the
     process held, the CUDA context included)."""
     from sdshape.cli import main
-    from sdshape.estimate.formats import weight_format
-    from sdshape.estimate.static import static_shape
-    from sdshape.zoo import get_shape
+    from sdshape.feasibility.formats import weight_format
+    from sdshape.feasibility.static import static_shape
+    from sdshape.models.zoo import get_shape
 
     path = out / f"sdxl-vram-cap-{cap}.json"
     argv = ["run", "--shape", "sdxl", "--device", "cuda", "--precision", "fp16", "--steps", "4", "--rounds", "3",

@@ -10,9 +10,9 @@ import torch
 
 from sdshape.backends import ort_optimize, resolve
 from sdshape.backends.cache import ArtifactSlot
-from sdshape.build import build_random
 from sdshape.cli import main
-from sdshape.zoo import get_component
+from sdshape.models.build import build_random
+from sdshape.models.zoo import get_component
 
 RUN = ["run", "--shape", "tiny", "--device", "cpu", "--steps", "1", "--rounds", "2", "--warmup", "0"]
 
@@ -66,7 +66,7 @@ def test_optimized_graphs_are_cached_checked_and_rebuilt(tmp_path):
 
 
 def test_the_sdxl_vae_stays_fp32_as_ort_keeps_it():
-    from sdshape.build import meta_module
+    from sdshape.models.build import meta_module
 
     assert ort_optimize.keeps_fp32(meta_module(get_component("sdxl-vae")))
     assert not ort_optimize.keeps_fp32(meta_module(get_component("sd-vae")))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from sdshape import parity
-from sdshape.measure import Outcome
-from sdshape.vocabulary import PRECISIONS
+from sdshape.core.vocabulary import PRECISIONS
+from sdshape.measurement import parity
+from sdshape.measurement.measure import Outcome
 
 
 def test_close_outputs_pass_and_report_their_error():
@@ -42,7 +42,7 @@ def test_tuple_outputs_and_shape_mismatch():
 
 
 def test_session_marks_failed_parity_invalid(tiny_session, monkeypatch):
-    from sdshape.reference import Reference
+    from sdshape.run.reference import Reference
 
     reference = Reference(
         {"vae_decode": torch.zeros(3 * 64 * 64) + 1.0}, tiny_session.stages["denoise_loop"].conditioning

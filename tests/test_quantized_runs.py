@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from sdshape.cli import main
-from sdshape.quantize import logical_numel, quantize, stored_nbytes
-from sdshape.vocabulary import PRECISIONS
+from sdshape.core.vocabulary import PRECISIONS
+from sdshape.models.quantize import logical_numel, quantize, stored_nbytes
 
 
 @pytest.mark.parametrize("precision", ["fp8", "int8", "nf4"])

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from sdshape import output
 from sdshape.cli import main
+from sdshape.result import output
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["run", "--shape", "tiny", "--device", "cpu", "--steps", "1", "--rounds", "1", "--warmup", "0"]
@@ -144,7 +144,7 @@ def test_absurd_sizes_are_refused(argv, expected, capsys):
 
 
 def test_a_run_in_which_no_stage_completed_exits_1(monkeypatch, capsys):
-    from sdshape import build
+    from sdshape.models import build
 
     def broken(*args, **kwargs):
         raise RuntimeError("the model could not be built")
@@ -248,7 +248,7 @@ def test_an_entry_whose_output_is_nan_is_dropped_and_rebuilt_once(built_cache, t
 def test_a_read_only_cache_with_a_broken_entry_still_serves_the_valid_ones(built_cache, tmp_path, monkeypatch, capsys):
     import os
 
-    from sdshape import identity
+    from sdshape.config import identity
 
     _garble(_unet_entry(built_cache), b"\x01\x02\x03\x04")
     real_access = os.access
@@ -305,7 +305,7 @@ def test_a_thresholds_file_of_the_wrong_shape_is_one_line(tmp_path, capsys):
 
 
 def test_the_smallest_p_value_of_long_runs_is_computed_in_logarithms():
-    from sdshape.compare import smallest_p
+    from sdshape.regression.compare import smallest_p
 
     assert smallest_p(3, 3) == pytest.approx(0.1) and smallest_p(4, 4) == pytest.approx(2 / 70)
     started = time.perf_counter()

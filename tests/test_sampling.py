@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sdshape.sampling import HostSource, Sampler, summarize
+from sdshape.measurement.sampling import HostSource, Sampler, summarize
 
 
 class ScriptedSource:

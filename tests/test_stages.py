@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sdshape.plan import resolve
-from sdshape.session import Session
+from sdshape.config.plan import resolve
+from sdshape.run.session import Session
 
 
 def test_stage_outputs_have_the_right_shapes_and_are_finite(tiny_session):
@@ -30,7 +30,7 @@ def test_denoise_loop_marks_every_step(tiny_session):
 
 
 def test_token_ids_put_unconditional_rows_first():
-    from sdshape.stages import token_ids
+    from sdshape.models.stages import token_ids
 
     ids = token_ids(4, 77, 1000, torch.device("cpu"))
     assert ids.shape == (4, 77)
@@ -48,7 +48,7 @@ def tiny_xl_session():
 
 def _reference_latents(session):
     """diffusers' own pipeline on the session's components, embeddings and initial noise."""
-    from sdshape.families.base import reference_latents
+    from sdshape.models.families.base import reference_latents
 
     built, plan = session.built, session.plan
     loop = session.stages["denoise_loop"]

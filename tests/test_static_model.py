@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from sdshape.catalog import load_catalog
-from sdshape.estimate.formats import FORMATS, stored_weights
-from sdshape.estimate.timing import ArchEfficiency, gpu_seconds, wave_fraction
-from sdshape.estimate.trace import ALLOCATOR_BLOCK, rounded, trace_call
+from sdshape.feasibility.catalog import load_catalog
+from sdshape.feasibility.formats import FORMATS, stored_weights
+from sdshape.feasibility.timing import ArchEfficiency, gpu_seconds, wave_fraction
+from sdshape.feasibility.trace import ALLOCATOR_BLOCK, rounded, trace_call
 
 ROOT = Path(__file__).resolve().parents[1]
 H100 = ROOT / "tests" / "data" / "gpu-runs" / "2026-11-22-h100"
@@ -89,7 +89,7 @@ def test_wave_quantization_and_the_roofline_per_op():
 
 @pytest.fixture(scope="module")
 def validation():
-    from sdshape.estimate.validation import run
+    from sdshape.feasibility.validation import run
 
     return run(write=False)
 
@@ -116,7 +116,7 @@ def test_projections_meet_the_validation_targets_and_the_committed_model_is_this
 
 
 def test_no_figure_both_calibrates_and_validates(validation):
-    from sdshape.estimate.figures import public_figures
+    from sdshape.feasibility.figures import public_figures
 
     calibrating = {f.id for f in public_figures() if f.role == "calibration"}
     assert calibrating and not calibrating & {r["id"] for r in validation["rows"]}

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from sdshape.backends_table import backends_table
+from sdshape.present.backends_table import backends_table
+from sdshape.present.tables import clock_line, residual_line
 from sdshape.result.document import residual_check
 from sdshape.result.model import StageResult
-from sdshape.tables import clock_line, residual_line
 
 H100 = Path(__file__).parent / "data" / "gpu-runs" / "2026-11-22-h100"
 

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from sdshape.limits import run_vae_precision as _vae_precision
-from sdshape.zoo import get_shape, shape_components
+from sdshape.config.limits import run_vae_precision as _vae_precision
+from sdshape.models.zoo import get_shape, shape_components
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,7 @@ def test_a_weights_folder_upcasts_by_its_pipeline_class(tmp_path):
 
 def test_an_upcast_vae_runs_in_fp32_and_the_rows_say_so(tiny_plan):
     """fp16 elsewhere, fp32 VAE: its weights count 4 bytes a parameter, the pipeline hands it fp32 latents."""
-    from sdshape.campaign import Campaign
+    from sdshape.run.campaign import Campaign
 
     plan = dataclasses.replace(tiny_plan, precision="bf16", vae_upcast=True, parity=False, rounds=1)
     run = Campaign(plan)
@@ -57,7 +57,7 @@ def test_an_upcast_vae_runs_in_fp32_and_the_rows_say_so(tiny_plan):
 def test_the_fp32_reference_of_an_upcast_run_is_all_fp32(tiny_plan):
     """The reference copies the run's plan with fp32: its VAE must be fp32 too (a precision copied along
     once made the bf16 run's reference decode in bf16, 77 s a call on this CPU)."""
-    from sdshape.campaign import Campaign
+    from sdshape.run.campaign import Campaign
 
     bf16 = dataclasses.replace(tiny_plan, precision="bf16")
     assert Campaign(bf16).reference_plan().precision_of("vae") == "fp32"

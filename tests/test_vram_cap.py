@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from sdshape.plan import Plan
-from sdshape.vram_cap import apply_vram_cap
+from sdshape.config.plan import Plan
+from sdshape.measurement.memory import apply_vram_cap
 
 GIB = 1 << 30
 

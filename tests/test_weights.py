@@ -21,7 +21,7 @@ def test_run_with_saved_weights(tmp_path, tiny_session, capsys):
     (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(built.scheduler_config))
 
     out = tmp_path / "weights.json"
-    from sdshape.weights_folder import weights_native_resolution
+    from sdshape.models.weights_folder import weights_native_resolution
 
     assert weights_native_resolution(folder) == 32 * 8  # unet sample_size x the VAE's 8x factor
     argv = ["run", "--weights", str(folder), "--device", "cpu", "--resolution", "64", "--steps", "2", "--rounds", "2"]
@@ -36,7 +36,7 @@ def test_run_with_saved_weights(tmp_path, tiny_session, capsys):
 
 
 def test_loaded_weights_are_the_saved_ones(tmp_path, tiny_session):
-    from sdshape.weights_folder import load_weights
+    from sdshape.models.weights_folder import load_weights
 
     built = tiny_session.built
     folder = tmp_path / "p"
@@ -51,10 +51,10 @@ def test_loaded_weights_are_the_saved_ones(tmp_path, tiny_session):
 
 def test_an_sd3_pipeline_folder_loads_by_its_family_layout(tmp_path):
     """transformer/ and text_encoder, _2, _3/: the SD3 family's layout, read through its family."""
-    from sdshape.build import build_shape
-    from sdshape.families.sd3.family import JointText
-    from sdshape.weights_folder import load_weights, weights_native_resolution
-    from sdshape.zoo import get_shape
+    from sdshape.models.build import build_shape
+    from sdshape.models.families.sd3.family import JointText
+    from sdshape.models.weights_folder import load_weights, weights_native_resolution
+    from sdshape.models.zoo import get_shape
 
     built = build_shape(get_shape("tiny-sd3"), torch.device("cpu"), torch.float32)
     folder = tmp_path / "sd3"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from sdshape.build import count_params, meta_module
-from sdshape.errors import UsageError
-from sdshape.families import family_of
-from sdshape.zoo import COMPONENTS, SHAPE_SPECS, get_component, get_shape, shape_components
+from sdshape.core.errors import UsageError
+from sdshape.models.build import count_params, meta_module
+from sdshape.models.families import family_of
+from sdshape.models.zoo import COMPONENTS, SHAPE_SPECS, get_component, get_shape, shape_components
 
 # Published counts: diffusers/transformers models loaded from the hub repositories.
 PUBLISHED = {

@@ -1,6 +1,6 @@
 """The ``sdshape`` command: zoo, inspect, fit, backends, run, compare, history, report, shapes.
 
-User mistakes raise :class:`~sdshape.errors.UsageError` and end as one line on
+User mistakes raise :class:`~sdshape.core.errors.UsageError` and end as one line on
 stderr with exit status 2; anything else is a bug and keeps its traceback. Each
 command lives in its own module, imported only when it runs, so the reading
 commands (compare, history, report) start fast and without torch.
@@ -13,7 +13,7 @@ import sys
 
 from rich.console import Console
 
-from sdshape.errors import UsageError
+from sdshape.core.errors import UsageError
 
 COMMANDS = {
     "zoo": "static:cmd_zoo",

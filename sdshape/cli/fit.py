@@ -8,18 +8,18 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from sdshape import units
-from sdshape.errors import UsageError
+from sdshape.core import units
+from sdshape.core.errors import UsageError
 
 
 def cmd_fit(args: argparse.Namespace, console: Console) -> int:
-    from sdshape.catalog import load_catalog, pick
-    from sdshape.errors import choices_error
-    from sdshape.estimate.formats import weight_format
-    from sdshape.estimate.model import BACKENDS, bundled_time_model
-    from sdshape.fit import fit
-    from sdshape.plan import check_resolution
-    from sdshape.zoo import get_shape
+    from sdshape.config.plan import check_resolution
+    from sdshape.core.errors import choices_error
+    from sdshape.feasibility.catalog import load_catalog, pick
+    from sdshape.feasibility.fit import fit
+    from sdshape.feasibility.formats import weight_format
+    from sdshape.feasibility.model import BACKENDS, bundled_time_model
+    from sdshape.models.zoo import get_shape
 
     shape = get_shape(args.shape)
     check_resolution(args.resolution)

@@ -1,6 +1,6 @@
 """The ``sdshape`` argument parser: every subcommand's flags, and nothing that runs them.
 
-``run``'s flags come from :mod:`sdshape.run_options` (shared with ``pytest
+``run``'s flags come from :mod:`sdshape.config.run_options` (shared with ``pytest
 bench/``), plus the flags the backends declare; those load the backend classes,
 so they are added only when the command is ``run`` or ``shapes``, and the
 reading commands start without torch.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from sdshape import __version__
-from sdshape.errors import UsageError
+from sdshape.core.errors import UsageError
 
 
 class Parser(argparse.ArgumentParser):
@@ -52,7 +52,7 @@ def build_parser(backend_flags: bool = False) -> Parser:
     fit.add_argument("--json", action="store_true", help="print JSON")
     run = sub.add_parser("run", help="measure each stage of a shape (the main job)")
     if backend_flags:
-        from sdshape.run_options import add_run_options
+        from sdshape.config.run_options import add_run_options
 
         add_run_options(run.add_argument)
     compare = sub.add_parser("compare", help="verdicts between two result files: regressions, improvements, noise")
@@ -86,7 +86,7 @@ def build_parser(backend_flags: bool = False) -> Parser:
     shapes.add_argument("--warmup", type=int, help="warm-up rounds per component for --measure")
     if backend_flags:
         from sdshape.backends import declared_flags
-        from sdshape.run_options import backend_flag_dest
+        from sdshape.config.run_options import backend_flag_dest
 
         for flag in dict.fromkeys(option.flag for _, option in declared_flags()):
             option = next(o for _, o in declared_flags() if o.flag == flag)

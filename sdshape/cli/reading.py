@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from sdshape.errors import UsageError
+from sdshape.core.errors import UsageError
 
 
 def _check_fractions(args: argparse.Namespace, *names: str) -> None:
@@ -20,8 +20,8 @@ def _check_fractions(args: argparse.Namespace, *names: str) -> None:
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
-    from sdshape import compare
-    from sdshape.compare_table import print_verdicts
+    from sdshape.present.compare_table import print_verdicts
+    from sdshape.regression import compare
     from sdshape.result import io
 
     _check_fractions(args, "threshold", "memory_threshold", "energy_threshold")
@@ -38,7 +38,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from sdshape.report import write
+    from sdshape.present.report import write
 
     gpus = [name.strip() for name in args.gpus.split(",") if name.strip()] if args.gpus else None
     markdown_path, html_path = write(args.results, Path(args.out), gpus, args.gpu_catalog)
@@ -47,7 +47,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_history(args: argparse.Namespace, console: Console) -> int:
-    from sdshape.history import write_report
+    from sdshape.regression.history import write_report
 
     _check_fractions(args, "threshold", "run_to_run")
     report, series = write_report(Path(args.dir), Path(args.out), args.gpu, args.threshold, args.run_to_run)

@@ -9,11 +9,11 @@ from typing import Any
 
 from rich.console import Console
 
-from sdshape import output
+from sdshape.result import output
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from sdshape.run_options import plan_from
+    from sdshape.config.run_options import plan_from
 
     plan = plan_from(vars(args))
     json_path = output.file_target(args.json_path, "--json") if args.json_path is not None else None
@@ -22,11 +22,11 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     for note in plan.notes:
         errors.print(f"sdshape: {note}", highlight=False, soft_wrap=True)
 
-    from sdshape.backends_table import print_backends
-    from sdshape.campaign import Campaign
-    from sdshape.progress import make_progress
+    from sdshape.present.backends_table import print_backends
+    from sdshape.present.tables import print_allocation
     from sdshape.result.document import document
-    from sdshape.tables import print_allocation
+    from sdshape.run.campaign import Campaign
+    from sdshape.run.progress import make_progress
 
     results: list[Any] = []
     environment: dict[str, Any] = {}
@@ -48,7 +48,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         lost |= why is not None
         say_written(console, "results written to", json_path, written, why)
     if results_dir is not None:
-        from sdshape.saving import save
+        from sdshape.result.output import save
 
         shape = plan.shape if plan.weights is None else f"weights-{plan.weights.name}"
         try:

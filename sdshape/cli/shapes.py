@@ -9,14 +9,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from sdshape import units
-from sdshape.errors import UsageError
-from sdshape.output import folder_target, standard_json, write_atomic
+from sdshape.core import units
+from sdshape.core.errors import UsageError
+from sdshape.result.output import folder_target, standard_json, write_atomic
 
 
 def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
+    from sdshape.config.plan import check_resolution
     from sdshape.explorer import chart, compositions
-    from sdshape.plan import check_resolution
 
     if not args.budget > 0:
         raise UsageError(f"--budget must be a positive number of parameters, got {args.budget:g}")
@@ -27,8 +27,8 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     plan = None
     if args.measure:
-        from sdshape.plan import cuda_available, resolve
-        from sdshape.run_options import backend_flags
+        from sdshape.config.plan import cuda_available, resolve
+        from sdshape.config.run_options import backend_flags
 
         on_gpu = args.device == "cuda" or (args.device is None and cuda_available())
         # On a GPU the explorer measures GPU work by default: CUDA-graph replay, rounds until stable.
@@ -53,7 +53,7 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(f"no composition of the {args.family} components fits {args.budget:.3g} parameters")
     measured = None
     if plan is not None:
-        from sdshape.progress import make_progress
+        from sdshape.run.progress import make_progress
 
         with make_progress(Console(stderr=True)) as progress:
             from sdshape.explorer.measure import measure

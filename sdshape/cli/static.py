@@ -9,16 +9,16 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from sdshape import units
-from sdshape.errors import UsageError
-from sdshape.tables import guidance_label
+from sdshape.core import units
+from sdshape.core.errors import UsageError
+from sdshape.present.tables import guidance_label
 
 FLOP_CLASSES = ("attention", "convolution", "gemm")
 
 
 def zoo_listing() -> dict[str, Any]:
-    from sdshape.build import count_params, meta_module
-    from sdshape.zoo import COMPONENTS, SHAPE_SPECS
+    from sdshape.models.build import count_params, meta_module
+    from sdshape.models.zoo import COMPONENTS, SHAPE_SPECS
 
     params = {name: count_params(meta_module(spec)) for name, spec in COMPONENTS.items()}
     components = [
@@ -67,9 +67,9 @@ def cmd_zoo(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
-    from sdshape.inspection import inspect_shape
-    from sdshape.plan import check_resolution
-    from sdshape.zoo import get_shape
+    from sdshape.config.plan import check_resolution
+    from sdshape.models.inspection import inspect_shape
+    from sdshape.models.zoo import get_shape
 
     if args.all or args.shape is None:
         if args.shape is not None or not args.all:
@@ -144,8 +144,8 @@ def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_inspect_all(args: argparse.Namespace, console: Console) -> int:
     """The seed question, answered from the configs: where each system spends parameters, bytes and FLOPs."""
-    from sdshape.field import PARTS, field_rows
-    from sdshape.output import file_target, write_atomic
+    from sdshape.models.inspection import PARTS, field_rows
+    from sdshape.result.output import file_target, write_atomic
 
     if args.resolution or args.steps:
         raise UsageError("--all uses each system's own resolution and steps; --resolution/--steps go with a SHAPE")
@@ -153,7 +153,7 @@ def cmd_inspect_all(args: argparse.Namespace, console: Console) -> int:
     with console.status("counting on the meta device") as status:
         rows = field_rows(progress=lambda name: status.update(f"counting {name} on the meta device"))
     if chart is not None:
-        from sdshape.report.field_chart import field_png
+        from sdshape.present.report.field_chart import field_png
 
         write_atomic(chart, field_png(rows))
     if args.json:

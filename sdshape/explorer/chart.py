@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sdshape.errors import UsageError
-from sdshape.output import figure_png, write_atomic
+from sdshape.core.errors import UsageError
+from sdshape.result.output import figure_png, write_atomic
 
 
 def pareto_chart(shapes: list[dict[str, Any]], path: Any, conditions: str) -> None:

@@ -2,7 +2,7 @@
 
 Counted on the meta device (nothing allocated), each distinct component once.
 Cross-attention is adapted to the text encoder's width
-(``sdshape.zoo.compose``); VAEs that differ only in metadata count once.
+(``sdshape.models.zoo.compose``); VAEs that differ only in metadata count once.
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from sdshape.build import meta_module, spec_params
-from sdshape.call_inputs import call_shapes
-from sdshape.errors import UsageError
-from sdshape.families import family_of
-from sdshape.flops import count_flops, meta_inputs
-from sdshape.vocabulary import KINDS, weight_bytes_by_precision
-from sdshape.zoo import COMPONENTS, ShapeSpec
-from sdshape.zoo.compose import compose
-from sdshape.zoo.specs import ComponentSpec
+from sdshape.core.errors import UsageError
+from sdshape.core.vocabulary import KINDS, weight_bytes_by_precision
+from sdshape.models.build import meta_module, spec_params
+from sdshape.models.call_inputs import call_shapes
+from sdshape.models.families import family_of
+from sdshape.models.flops import count_flops, meta_inputs
+from sdshape.models.zoo import COMPONENTS, ShapeSpec
+from sdshape.models.zoo.compose import compose
+from sdshape.models.zoo.specs import ComponentSpec
 
 # Config keys that change no weight or FLOP (the SD 2.1 and SDXL VAEs are the SD VAE's architecture).
 _NOT_ARCHITECTURE = {"sample_size", "scaling_factor", "shift_factor", "force_upcast"}

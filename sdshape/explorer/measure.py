@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from sdshape.core.vocabulary import KINDS, STAGE_OF_KIND, STAGES
 from sdshape.explorer.compositions import Composition
 from sdshape.result.model import StageResult
-from sdshape.vocabulary import KINDS, STAGE_OF_KIND, STAGES
 
 
 def measure(compositions: list[Composition], plan: Any, progress: Any = None, check: int = 0) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def measure(compositions: list[Composition], plan: Any, progress: Any = None, ch
     ``plan`` is a resolved run plan (device, precision, resolution, steps, rounds, backend); each
     distinct component is measured inside the first composition that contains it.
     """
-    from sdshape.campaign import Campaign
+    from sdshape.run.campaign import Campaign
 
     campaign = Campaign(plan, progress)
     measured: dict[str, dict[str, Any]] = {}  # component name -> {seconds, weights, activations, energy}

@@ -14,10 +14,10 @@ import math
 from typing import Any
 
 from sdshape import __version__
+from sdshape.core.vocabulary import PER_IMAGE_STAGES, STAGES
 from sdshape.result.fingerprint import flat_fingerprint
 from sdshape.result.model import StageResult
 from sdshape.result.schema import SCHEMA_VERSION
-from sdshape.vocabulary import PER_IMAGE_STAGES, STAGES
 
 
 def stats_dict(rounds_s: list[float]) -> dict[str, Any] | None:

@@ -1,6 +1,6 @@
 """The environment fingerprint's fields, and how two fingerprints are told apart (no torch needed).
 
-``sdshape.environment`` fills the fingerprint on the measuring machine; readers
+``sdshape.measurement.environment`` fills the fingerprint on the measuring machine; readers
 of result files (compare, history, pytest-benchmark's compare hook) use only
 the names and helpers here.
 """

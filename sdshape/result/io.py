@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdshape.errors import UsageError
+from sdshape.core.errors import UsageError
+from sdshape.core.vocabulary import ID_FIELDS
 from sdshape.result.model import StageResult
 from sdshape.result.schema import version_of
-from sdshape.vocabulary import ID_FIELDS
 
 ID_TYPES = {"stage": str, "shape": str, "backend": str, "precision": str, "batch": int, "resolution": int, "steps": int}
 STAT_KEYS = ("min", "max", "mean", "median", "iqr", "stddev", "q1", "q3")

@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
+from sdshape.core.vocabulary import ID_FIELDS
 from sdshape.result.rules import check_memory
 from sdshape.result.schema import SCHEMA_VERSION, upgrade
-from sdshape.vocabulary import ID_FIELDS
 
 
 @dataclass(frozen=True)
@@ -142,8 +142,8 @@ class Timing:
 
     @property
     def rel_ci(self) -> float | None:
-        """Half the 95% CI of the median over the median, from the rounds (``sdshape.stopping``)."""
-        from sdshape.stopping import relative_ci
+        """Half the 95% CI of the median over the median, from the rounds (``sdshape.measurement.stopping``)."""
+        from sdshape.core.statistics import relative_ci
 
         return relative_ci(self.rounds_s) if self.rounds_s else None
 
@@ -151,7 +151,7 @@ class Timing:
 @dataclass
 class Energy:
     joules_per_call: float | None = None
-    method: dict[str, Any] | None = None  # how it was measured (``sdshape.energy``)
+    method: dict[str, Any] | None = None  # how it was measured (``sdshape.measurement.energy``)
     note: str | None = None  # why it is None
     share: float | None = None
     power_w_mean: float | None = None

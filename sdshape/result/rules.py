@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sdshape import units
+from sdshape.core import units
 
 # Peaks over the pre-load baseline (or, for torch's allocator, over an empty allocator):
 # on a GPU the device figures must hold the resident weights; on the CPU host RSS must.

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sdshape.errors import UsageError
-from sdshape.vocabulary import current_keys, current_stage
+from sdshape.core.errors import UsageError
+from sdshape.core.vocabulary import current_keys, current_stage
 
 SCHEMA_VERSION = 2
 

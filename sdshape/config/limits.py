@@ -1,0 +1,172 @@
+"""What a run's numbers can mean, checked before anything is allocated.
+
+One rule per number, shared by the flags and the shapes files, so ``--seq-len
+-3`` and ``sequence_length = -3`` fail the same way. Sizes that could only run
+out of memory (``--resolution 1000000000``) are refused up front with an
+estimate of what they would need; ``--force-size`` runs them anyway.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sdshape.core import units
+from sdshape.core.errors import UsageError
+
+MAX_ROUNDS = 10_000
+MAX_WARMUP = 1_000
+# torch.Generator takes a signed 64-bit seed; the inputs use seed + 1 and seed + 2.
+MAX_SEED = 2**63 - 9
+DEFAULT_TRAIN_TIMESTEPS = 1000
+
+
+def train_timesteps(scheduler: dict[str, Any] | None) -> int:
+    return int((scheduler or {}).get("num_train_timesteps") or DEFAULT_TRAIN_TIMESTEPS)
+
+
+def _vae_channels(vae_config: dict[str, Any]) -> int:
+    """Channels of the VAE decoder's full-resolution stage (the smallest listed: a lower bound)."""
+    listed = vae_config.get("block_out_channels") or vae_config.get("decoder_block_out_channels") or [64]
+    return int(min(listed))
+
+
+def memory_floor(
+    vae_config: dict[str, Any], resolution: int, batch: int, sequence_length: int, bytes_per_element: int
+) -> tuple[int, str]:
+    """A lower bound of the memory a run needs, whatever the backend: two full-resolution tensors of the
+    VAE decoder's last stage, and one attention-score matrix of the text encoder (CFG doubles its rows)."""
+    channels = _vae_channels(vae_config)
+    decode = 2 * batch * channels * resolution * resolution * bytes_per_element
+    text = 2 * batch * sequence_length * sequence_length * 4
+    how = (
+        f"the VAE decode alone needs 2 x {batch} x {channels} channels x {resolution}^2 px x {bytes_per_element} B "
+        f"= {units.size(decode)}; one text-attention matrix {units.size(text)}"
+    )
+    return decode + text, how
+
+
+def device_memory(device: str) -> tuple[int, str]:
+    """All the memory a run could have: the GPU's total, or the host's available RAM."""
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory, "the GPU has"
+    import psutil
+
+    return psutil.virtual_memory().available, "this machine has available"
+
+
+def check_size(
+    vae_config: dict[str, Any],
+    resolution: int,
+    batch: int,
+    sequence_length: int,
+    bytes_per_element: int,
+    device: str,
+    force: bool,
+    shape: Any = None,
+    precision: str = "fp32",
+) -> None:
+    """Refuse a run whose lower-bound memory exceeds the device's, unless ``force``; with a ``shape``, also
+    one whose weights alone do (:func:`check_weights_fit`)."""
+    if force:
+        return
+    if shape is not None:
+        check_weights_fit(shape, precision, device, force)
+    floor, how = memory_floor(vae_config, resolution, batch, sequence_length, bytes_per_element)
+    available, has = device_memory(device)
+    if floor > available:
+        raise UsageError(
+            f"--resolution {resolution} --batch {batch} --seq-len {sequence_length}: at least {units.size(floor)} "
+            f"({how}), more than the {units.size(available)} {has}; pass --force-size to run it anyway"
+        )
+
+
+_ELEMENTS: dict[tuple[str, ...], dict[str, int]] = {}  # components' names -> elements per kind (meta device)
+
+
+def _elements(shape: Any) -> dict[str, int]:
+    """Parameters and buffers of each component of a shape, counted once per process."""
+    from sdshape.models.build import count_buffers, count_params, meta_module
+    from sdshape.models.zoo import shape_components
+
+    specs = shape_components(shape)
+    key = tuple(spec.name for spec in specs.values())
+    if key not in _ELEMENTS:
+        modules = {kind: meta_module(spec) for kind, spec in specs.items()}
+        _ELEMENTS[key] = {kind: count_params(m) + count_buffers(m) for kind, m in modules.items()}
+    return _ELEMENTS[key]
+
+
+def check_weights_fit(shape_spec: Any, precision: str, device: str, force: bool) -> None:
+    """Refuse, before anything is allocated, a shape whose weights alone exceed the device's memory
+    (FLUX.1-dev's transformer is 23.8 GB in bf16), unless ``force``. Counted on the meta device."""
+    if force:
+        return
+    from sdshape.core.vocabulary import PRECISIONS
+
+    element = PRECISIONS[precision].bytes_per_param
+    by_kind = {kind: count * element for kind, count in _elements(shape_spec).items()}
+    total = sum(by_kind.values())
+    available, has = device_memory(device)
+    if total > available:
+        parts = ", ".join(f"{kind} {units.size(size)}" for kind, size in by_kind.items())
+        raise UsageError(
+            f"--shape {shape_spec.name} in {precision}: its weights alone need {units.size(total)} ({parts}), "
+            f"more than the {units.size(available)} {has}; try a smaller shape or precision, or pass --force-size"
+        )
+
+
+def run_configs(shape_spec: Any, weights: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The scheduler config (training timesteps) and the VAE config (decoder channels) of the run."""
+    if weights is None:
+        from sdshape.models.zoo import shape_components
+
+        return dict(shape_spec.scheduler), dict(shape_components(shape_spec)["vae"].config)  # type: ignore[union-attr,arg-type]
+    from sdshape.models.weights_folder import read_config
+
+    scheduler = weights / "scheduler" / "scheduler_config.json"
+    return (read_config(scheduler) if scheduler.is_file() else {}), read_config(weights / "vae" / "config.json")
+
+
+def run_vae_precision(
+    precision: str,
+    vae_config: dict[str, Any],
+    shape_spec: Any,
+    weights: str | Path | None,
+    vae_fp16: bool,
+    notes: list[str] | None = None,
+) -> str:
+    """fp32 where the pipeline upcasts the VAE: StableDiffusionXLPipeline does when the run is fp16 and the
+    VAE's config says ``force_upcast`` (diffusers' default is True); no other pipeline does."""
+    if precision != "fp16" or vae_fp16:
+        return precision
+    if weights is not None:
+        index = Path(weights) / "model_index.json"
+        pipeline = json.loads(index.read_text()).get("_class_name", "") if index.is_file() else ""
+        upcasts = "XL" in pipeline and bool(vae_config.get("force_upcast", True))
+    else:
+        from sdshape.models.families import family_of
+        from sdshape.models.zoo import shape_components
+
+        specs = shape_components(shape_spec)
+        upcasts = family_of(specs["denoiser"]).upcasts_vae(specs["vae"])
+    if upcasts and notes is not None:
+        notes.append("VAE decodes in fp32: its config says force_upcast, as the SDXL pipeline does (--vae-fp16: fp16)")
+    return "fp32" if upcasts else precision
+
+
+def check_storage(precision: str, backend_specs: dict[str, tuple[str, dict[str, Any]]]) -> None:
+    """A quantized weight format runs with eager PyTorch only: ONNX export and TensorRT take plain dtypes,
+    and torch.compile of these layers is not what the libraries' recipes run."""
+    from sdshape.core.vocabulary import PRECISIONS
+    from sdshape.models.quantize import check_available
+
+    if precision not in PRECISIONS or not PRECISIONS[precision].storage:
+        return
+    others = [label for label, (name, _) in backend_specs.items() if name != "eager"]
+    if others:
+        raise UsageError(f"--precision {precision} runs with --backend eager only; not with {', '.join(others)}")
+    check_available(precision)

@@ -1,0 +1,307 @@
+"""Run options: validation and the device-dependent defaults, shared by the CLI and bench/.
+
+Every invalid value raises :class:`UsageError` naming the value and the valid
+choices; nothing heavy is imported or built before validation passes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sdshape.config import limits
+from sdshape.config.identity import cache_location
+from sdshape.config.limits import (
+    MAX_ROUNDS,
+    MAX_SEED,
+    MAX_WARMUP,
+    check_size,
+    run_configs,
+    train_timesteps,
+)
+from sdshape.core.errors import UsageError, choices_error, whole_number
+from sdshape.core.vocabulary import DEVICES, PRECISION_NAMES
+from sdshape.measurement.stopping import Stopping
+from sdshape.models.zoo import ShapeSpec, get_shape
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """What a run does when a flag is left out, per device kind."""
+
+    precision: str
+    steps: int
+    rounds: int | None  # None: until the median is stable (``--rounds auto``)
+    warmup: int
+    resolution_cap: int | None  # None: the shape's native resolution
+    profile: bool
+
+
+GUIDANCE_WITH_WEIGHTS = 7.5  # --weights folders name no pipeline defaults; SD's is used
+GPU_DEFAULTS = Defaults(precision="fp16", steps=50, rounds=None, warmup=2, resolution_cap=None, profile=True)
+# Sized so `sdshape run` with no flags (SD 1.5 at 256x256) prints its table in about 2 minutes on 2 CPU cores.
+CPU_DEFAULTS = Defaults(precision="fp32", steps=3, rounds=3, warmup=1, resolution_cap=256, profile=False)
+
+
+@dataclass
+class Plan:
+    """A validated, fully resolved run."""
+
+    shape: str
+    backends: list[str]
+    precision: str
+    device: torch.device
+    resolution: int
+    steps: int
+    batch: int
+    rounds: int | None  # None: until the median is stable (``stopping``)
+    warmup: int
+    weights: Path | None = None
+    seed: int = 0
+    guidance: float = 7.5
+    sample_interval_s: float = 0.02
+    notes: list[str] = field(default_factory=list)
+    # label (as shown in results, e.g. "compile:reduce-overhead") -> (registered name, its options)
+    backend_specs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    cache_dir: Path | None = None
+    parity: bool = True
+    vram_cap_bytes: int | None = None
+    shape_spec: ShapeSpec | None = None  # set for compositions and shapes-file shapes
+    sequence_length: int = 77
+    isolate: bool = False  # each backend in its own process (sdshape run --isolate)
+    target_ci: float = 0.01
+    max_rounds: int = 100
+    max_time_s: float = 60.0
+    profile: bool = False  # one profiled round per stage, outside the timed rounds
+    cache_fallback: Path | None = None  # where new artifacts go when cache_dir is read-only
+    vae_upcast: bool = False  # VAE in fp32 (SDXL's force_upcast); a flag: the fp32 reference copies the plan
+
+    def precision_of(self, kind: str) -> str:
+        return "fp32" if kind == "vae" and self.vae_upcast else self.precision
+
+    @property
+    def stopping(self) -> Stopping:
+        return Stopping(self.rounds, self.target_ci, self.max_rounds, self.max_time_s)
+
+    def backend(self, label: str) -> tuple[str, dict[str, Any]]:
+        return self.backend_specs.get(label, (label, {}))
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def _positive(name: str, value: int | None, minimum: int = 1, maximum: int | None = None) -> None:
+    if value is not None:
+        whole_number(name, value, minimum, maximum)
+
+
+def check_resolution(value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % 8):
+        raise UsageError(f"--resolution must be a positive multiple of 8 (latents are 1/8 of the image), got {value}")
+
+
+def parse_backends(value: str, known: list[str]) -> list[str]:
+    """A comma list of backends, each optionally with a variant (``compile:reduce-overhead``)."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        raise choices_error("backend", value, known)
+    for name in names:
+        if name.partition(":")[0] not in known:
+            raise choices_error("backend", name.partition(":")[0], known)
+    return list(dict.fromkeys(names))  # a backend named twice runs once
+
+
+def _backend_specs(labels: list[str], flags: dict[str, Any], device: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Canonical label -> (name, options), each resolved by its backend and checked to be available here.
+
+    A backend flag is checked by its backend even when that backend is not in the run: a typo is an
+    error, not a silently ignored flag."""
+    from sdshape.backends import declared_flags, get_backend, resolve
+
+    for backend, option in declared_flags():
+        option.parse(flags.get(option.name), backend)
+    specs: dict[str, tuple[str, dict[str, Any]]] = {}
+    for label in labels:
+        canonical, name, options = resolve(label, flags, device)
+        ok, reason = get_backend(name, options).available()
+        if not ok:
+            raise UsageError(f"backend {name!r} is not available here: {reason}")
+        specs[canonical] = (name, options)
+    return specs
+
+
+def resolve(
+    *,
+    shape: str | None = None,
+    backend: str = "eager",
+    precision: str | None = None,
+    device: str | None = None,
+    resolution: int | None = None,
+    steps: int | None = None,
+    batch: int = 1,
+    rounds: int | str | None = None,
+    warmup: int | None = None,
+    weights: str | os.PathLike | None = None,
+    seed: int = 0,
+    known_backends: list[str] | None = None,
+    backend_flags: dict[str, Any] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    parity: bool = True,
+    vram_cap: str | None = None,
+    text_encoder: str | None = None,
+    denoiser: str | None = None,
+    vae: str | None = None,
+    sequence_length: int | None = None,
+    shapes_file: str | os.PathLike | None = None,
+    sample_interval: float = 0.02,
+    isolate: bool = False,
+    force_size: bool = False,
+    target_ci: float = 0.01,
+    max_rounds: int = 100,
+    max_time: float = 60.0,
+    profile: bool | None = None,
+    vae_fp16: bool = False,
+) -> Plan:
+    """Validate user options and fill in defaults for the device that will run."""
+    from sdshape.backends import backend_names
+
+    shape_name = shape or "sd15"
+    if weights is not None and shape is not None:
+        raise UsageError("--weights and --shape both given: the architecture comes from the --weights folder")
+    _positive("--seq-len", sequence_length)
+    whole_number("--seed", seed, minimum=0, maximum=MAX_SEED)
+    shape_spec = None
+    if weights is None:
+        from sdshape.models.zoo.compose import load_shapes_file, with_overrides
+
+        file_shapes = load_shapes_file(shapes_file) if shapes_file else {}
+        if shape is None and len(file_shapes) == 1 and not (text_encoder or denoiser or vae):
+            shape_name = next(iter(file_shapes))  # a file with one shape: that one
+        if shape_name not in file_shapes:
+            get_shape(shape_name)  # unknown shape -> UsageError with the choices
+        shape_spec = with_overrides(shape_name, text_encoder, denoiser, vae, sequence_length, file_shapes)
+        shape_name = shape_spec.name
+        native = shape_spec.native_resolution
+    else:
+        if text_encoder or denoiser or vae or shapes_file:
+            raise UsageError(
+                "--weights loads a whole pipeline: --text-encoder/--denoiser/--vae/--shapes-file do not apply"
+            )
+        from sdshape.models.weights_folder import weights_native_resolution
+
+        native = weights_native_resolution(Path(weights))
+    if device is not None and device not in DEVICES:
+        raise choices_error("device", device, DEVICES)
+    if precision is not None and precision not in PRECISION_NAMES:
+        raise choices_error("precision", precision, PRECISION_NAMES)
+    check_resolution(resolution)
+    scheduler, vae_config = run_configs(shape_spec, Path(weights) if weights is not None else None)
+    _positive("--steps", steps, maximum=train_timesteps(scheduler))
+    _positive("--batch", batch)
+    auto_rounds = rounds == "auto"
+    if isinstance(rounds, str) and not auto_rounds:
+        try:
+            rounds = int(rounds)
+        except ValueError:
+            raise UsageError(f"--rounds must be a whole number or auto, got {rounds!r}") from None
+    if not auto_rounds:
+        _positive("--rounds", rounds, maximum=MAX_ROUNDS)
+    whole_number("--max-rounds", max_rounds, minimum=5, maximum=MAX_ROUNDS)
+    if not 0 < target_ci < 1:  # NaN fails this too
+        raise UsageError(f"--target-ci must be a fraction between 0 and 1 such as 0.01, got {target_ci}")
+    if not 0 < max_time <= 3600:
+        raise UsageError(f"--max-time must be between 0 and 3600 seconds, got {max_time}")
+    _positive("--warmup", warmup, minimum=0, maximum=MAX_WARMUP)
+    if not 0 <= sample_interval <= 3600:  # NaN fails this too
+        raise UsageError(
+            f"--sample-interval must be between 0 (no sampler thread) and 3600 seconds, got {sample_interval}"
+        )
+    backends = parse_backends(backend, known_backends or backend_names())
+
+    notes: list[str] = []
+    if device is None:
+        device = "cuda" if cuda_available() else "cpu"
+        if device == "cpu":
+            notes.append("no CUDA GPU found: running on the CPU")
+    elif device == "cuda" and not cuda_available():
+        raise UsageError(
+            f"--device cuda: no CUDA GPU is usable (torch {torch.__version__}, "
+            f"built with CUDA {torch.version.cuda or 'none'}); valid choices here: cpu"
+        )
+    vram_cap_bytes = None
+    if vram_cap is not None:
+        from sdshape.core.units import parse_size
+
+        vram_cap_bytes = parse_size(vram_cap)
+        if device != "cuda":
+            raise UsageError(
+                f"--vram-cap {vram_cap}: needs a CUDA GPU (it caps torch's per-process GPU memory); "
+                "on the CPU there is no VRAM to cap"
+            )
+    specs = _backend_specs(backends, backend_flags or {}, device)
+    defaults = GPU_DEFAULTS if device == "cuda" else CPU_DEFAULTS
+    precision = precision or defaults.precision
+    limits.check_storage(precision, specs)
+    if device == "cpu" and precision == "fp16":
+        raise UsageError(
+            "--precision fp16 on the CPU: PyTorch's CPU fp16 kernels are unusably slow "
+            "(an SD 1.5 UNet step at 512x512 did not finish in 10 minutes on 2 cores); use bf16 or fp32"
+        )
+    chosen: list[str] = []
+    if resolution is None:
+        resolution = native
+        if defaults.resolution_cap and native > defaults.resolution_cap:
+            resolution = defaults.resolution_cap
+            chosen.append(f"resolution {resolution} (native {native})")
+    if steps is None:  # the pipeline's own default on a GPU; a few steps on the CPU
+        steps = shape_spec.steps if (shape_spec and device == "cuda") else defaults.steps
+        chosen.append(f"{steps} steps")
+    if auto_rounds:
+        rounds = None
+    elif rounds is None:
+        rounds = defaults.rounds
+        chosen.append(f"{rounds} timed rounds" if rounds else "rounds until the median is stable")
+    if warmup is None:
+        warmup = defaults.warmup
+    if device == "cpu" and chosen:
+        notes.append("CPU defaults chosen: " + ", ".join(chosen) + " (set --resolution/--steps/--rounds to change)")
+    tokens = shape_spec.sequence_length if shape_spec else (sequence_length or 77)
+    element = 4 if precision == "fp32" else 2
+    check_size(vae_config, resolution, batch, tokens, element, device, force_size, shape_spec, precision)
+    cache_root, cache_fallback = cache_location(cache_dir, notes)
+    vae_upcast = limits.run_vae_precision(precision, vae_config, shape_spec, weights, vae_fp16, notes) != precision
+
+    return Plan(
+        shape=shape_name,
+        backends=list(specs),
+        backend_specs=specs,
+        cache_dir=cache_root,
+        cache_fallback=cache_fallback,
+        parity=parity,
+        vram_cap_bytes=vram_cap_bytes,
+        shape_spec=shape_spec,
+        sequence_length=tokens,
+        precision=precision,
+        device=torch.device(device),
+        resolution=resolution,
+        steps=steps,
+        guidance=shape_spec.guidance_scale if shape_spec else GUIDANCE_WITH_WEIGHTS,
+        batch=batch,
+        rounds=rounds,
+        warmup=warmup,
+        weights=Path(weights) if weights is not None else None,
+        seed=seed,
+        notes=notes,
+        sample_interval_s=sample_interval,
+        isolate=isolate,
+        target_ci=target_ci,
+        max_rounds=max_rounds,
+        max_time_s=max_time,
+        profile=defaults.profile if profile is None else profile,
+        vae_upcast=vae_upcast,
+    )

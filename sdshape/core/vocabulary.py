@@ -1,0 +1,100 @@
+"""The words sdshape uses, defined once: stages and component kinds, result ids, devices, precisions.
+
+Every other module reads these from here. Nothing here imports torch, so the
+reading side (compare, history, report) can use them without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sdshape.core.errors import choices_error
+
+# The four measured stages, in pipeline order; the first three are one image's parts.
+STAGES = ("text_encoder", "denoise_loop", "vae_decode", "pipeline")
+PER_IMAGE_STAGES = STAGES[:3]
+# The three component kinds, and which stage runs which. The denoiser is a UNet or a transformer (DiT, MMDiT):
+# the model family decides (``sdshape.models.families``); the measurement core never does.
+KINDS = ("text_encoder", "denoiser", "vae")
+STAGE_OF_KIND = dict(zip(KINDS, PER_IMAGE_STAGES, strict=True))
+KIND_OF_STAGE = {stage: kind for kind, stage in STAGE_OF_KIND.items()}
+KINDS_OF_STAGE = {**{stage: (kind,) for stage, kind in KIND_OF_STAGE.items()}, "pipeline": KINDS}
+
+# Names written before the model families existed, read as today's: every old result file still reads.
+LEGACY_STAGES = {"unet_loop": "denoise_loop"}
+LEGACY_KINDS = {"unet": "denoiser"}
+
+
+def current_stage(name: str) -> str:
+    return LEGACY_STAGES.get(name, name)
+
+
+def current_kind(name: str) -> str:
+    return LEGACY_KINDS.get(name, name)
+
+
+def current_keys(mapping: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A dict keyed by stage or kind names, with any legacy key renamed (other keys kept as they are)."""
+    if not isinstance(mapping, dict):
+        return mapping
+    return {current_kind(current_stage(key)): value for key, value in mapping.items()}
+
+
+# A result's stable identity: regression tools match results across files by these.
+ID_FIELDS = ("stage", "shape", "backend", "precision", "batch", "resolution", "steps")
+RUN_FIELDS = ID_FIELDS[1:]  # one run's stages share these
+
+DEVICES = ("cuda", "cpu")
+
+
+def calls_per_image(kind: str, steps: int) -> int:
+    """Module calls per image and prompt batch: the denoiser once per step (CFG rows batched), the others once."""
+    return steps if kind == "denoiser" else 1
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Everything that depends on the precision, in one row."""
+
+    name: str
+    torch_dtype: str  # the attribute of ``torch``
+    bytes_per_param: int
+    parity_tolerance: float  # relative L2 error against eager fp32 over a whole stage output
+    tensorrt_flag: str | None  # the TensorRT BuilderFlag that enables it
+    storage: str | None = None  # a quantized weight format (sdshape.models.quantize); computes in ``torch_dtype``
+
+    def dtype(self) -> Any:
+        import torch
+
+        return getattr(torch, self.torch_dtype)
+
+
+# Tolerances are loose enough for each precision's rounding compounded through a 50-step loop, and tight
+# enough that a wrong graph (a dropped op, a mixed-up input) fails by orders of magnitude.
+PRECISIONS: dict[str, Precision] = {
+    p.name: p
+    for p in (
+        Precision("fp32", "float32", 4, 1e-3, None),
+        Precision("fp16", "float16", 2, 5e-2, "FP16"),
+        Precision("bf16", "bfloat16", 2, 1e-1, "BF16"),
+        # Weight formats with bf16 compute; bytes_per_param is the size check's upper bound (formats keep
+        # norms and the VAE in bf16). Tolerances: see docs/static-model.md, "Precisions in runs".
+        Precision("fp8", "bfloat16", 2, 2.5e-1, None, storage="fp8"),
+        Precision("int8", "bfloat16", 2, 1.5e-1, None, storage="int8"),
+        Precision("nf4", "bfloat16", 2, 3e-1, None, storage="nf4"),
+    )
+}
+PRECISION_NAMES = tuple(PRECISIONS)
+
+
+def precision(name: str) -> Precision:
+    """The precision named ``name``; an unknown name is a usage error naming the choices."""
+    if name not in PRECISIONS:
+        raise choices_error("precision", name, PRECISION_NAMES)
+    return PRECISIONS[name]
+
+
+def weight_bytes_by_precision(params: int) -> dict[str, int]:
+    """Plain precisions only: a quantized format's bytes depend on its layers (``sdshape fit``)."""
+    return {p.name: params * p.bytes_per_param for p in PRECISIONS.values() if p.storage is None}

@@ -1,0 +1,57 @@
+"""The feasibility matrix of the static model: every named shape users ask about, at its pipeline's own
+settings, on every catalog card. ``python bench/feasibility_matrix.py`` writes it to
+``sdshape/data/feasibility_matrix.json``, which ``sdshape report`` reads (without torch) and the README shows.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+MATRIX_SHAPES = (
+    "sd15", "sd21", "sdxl", "pixart-alpha", "pixart-sigma", "sd3-medium", "sd35-medium", "sd35-large",
+    "flux-dev", "flux-schnell",
+)  # fmt: skip
+MATRIX_FILE = Path(__file__).resolve().parents[1] / "data" / "feasibility_matrix.json"
+CARD_KEYS = ("gpu", "fits", "policy", "peak_bytes", "seconds_per_image", "seconds_band", "loop_it_s", "bound",
+             "supported", "calibrated")  # fmt: skip
+
+
+def build_matrix(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    import torch
+
+    from sdshape import __version__
+    from sdshape.feasibility.catalog import load_catalog
+    from sdshape.feasibility.fit import fit
+    from sdshape.feasibility.formats import weight_format
+    from sdshape.feasibility.model import bundled_time_model
+    from sdshape.models.zoo import get_shape
+
+    model, gpus = bundled_time_model(), list(load_catalog().values())
+    rows = []
+    for name in MATRIX_SHAPES:
+        shape = get_shape(name)
+        if progress:
+            progress(f"{name}: {shape.native_resolution} px, {shape.steps} steps")
+        answer = fit(shape, gpus, model, weight_format("fp16"), shape.native_resolution, shape.steps, 1)
+        rows.append({
+            "shape": name, "resolution": answer["resolution"], "steps": answer["steps"], "precision": "fp16",
+            "guidance": answer["guidance"], "cards": [{k: card[k] for k in CARD_KEYS} for card in answer["cards"]],
+        })  # fmt: skip
+    return {
+        "label": "model (static memory trace, calibrated roofline); fp16, batch 1, eager, each pipeline's defaults",
+        "generated": datetime.date.today().isoformat(),
+        "sdshape": __version__,
+        "torch": torch.__version__,
+        "time_model": {"host": model.host_source, "band": model.band_source},
+        "rows": rows,
+    }
+
+
+def committed_matrix() -> dict[str, Any]:
+    """The matrix as committed (no torch needed)."""
+    return json.loads(resources.files("sdshape.data").joinpath("feasibility_matrix.json").read_text())

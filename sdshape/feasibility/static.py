@@ -1,0 +1,153 @@
+"""Per-stage static cost of a shape at any settings: weight bytes in a format, the traced activation peak,
+and the kernels one call launches. No GPU, no weights, no earlier run.
+
+The VAE decodes in fp32 when its config says ``force_upcast`` (the SDXL VAE), as diffusers' SDXL
+pipeline does, unless the user asks for the fp16 decode (the fp16-fix VAE's way); the row says which.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from sdshape.core.vocabulary import STAGE_OF_KIND, calls_per_image
+from sdshape.feasibility.formats import FORMATS, WeightFormat, stored_weights
+from sdshape.feasibility.trace import Trace, trace_call
+from sdshape.models.build import meta_module
+from sdshape.models.call_inputs import call_shapes
+from sdshape.models.families import family_of
+from sdshape.models.families.base import Family, vae_scale_factor
+from sdshape.models.flops import meta_inputs
+from sdshape.models.zoo import ComponentSpec, ShapeSpec, shape_components
+
+# cuDNN's convolution workspace, in bytes per byte of the convolution's output: the one constant the
+# activation peaks needed beyond the trace. Calibrated on the H100 SD 1.5 VAE decode at 512 px (traced
+# 402.7 MB without it, 639.7 MB measured); it then reproduces the SDXL VAE at 1024 px (2,550 MB against
+# 2,553 MB measured) and leaves the UNets' peaks unchanged (their peak is not at a convolution).
+CONV_WORKSPACE_PER_OUTPUT_BYTE = 2.0
+
+
+@dataclass
+class StageStatic:
+    """One stage of a shape at given settings, as the model sees it."""
+
+    stage: str
+    component: str
+    dtype: str
+    weight_bytes: int
+    transient_bytes: int  # a layer upcast or dequantized for its call (fp8, NF4)
+    trace: Trace
+    calls_per_image: int
+    largest_layer_bytes: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def activation_peak_bytes(self) -> int:
+        return self.trace.activation_peak_bytes + self.transient_bytes
+
+
+@dataclass
+class ShapeStatic:
+    shape: str
+    resolution: int
+    steps: int
+    batch: int
+    precision: str
+    guidance: str
+    stages: dict[str, StageStatic]
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(s.weight_bytes for s in self.stages.values())
+
+
+def _largest_leaf_bytes(module: torch.nn.Module, width: int) -> int:
+    """The largest single layer's weights: what sequential offload holds on the GPU at once."""
+    largest = 0
+    for layer in module.modules():
+        own = sum(p.numel() for p in layer.parameters(recurse=False))
+        largest = max(largest, own * width)
+    return largest
+
+
+def static_shape(
+    shape: ShapeSpec,
+    resolution: int,
+    steps: int,
+    batch: int,
+    fmt: WeightFormat,
+    vae_fp16: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> ShapeStatic:
+    """Trace every stage of ``shape`` at these settings."""
+    specs = shape_components(shape)
+    family = family_of(specs["denoiser"])
+    shapes = call_shapes(specs, batch, resolution, shape.sequence_length, shape.guidance_scale)
+    stages = {
+        STAGE_OF_KIND[kind]: _stage(kind, spec, family, shapes.for_kind(kind), steps, fmt, vae_fp16, None, progress)
+        for kind, spec in specs.items()
+    }
+    return ShapeStatic(shape.name, resolution, steps, batch, fmt.name, shapes.guidance, stages)
+
+
+def with_tiled_decode(static: ShapeStatic, shape: ShapeSpec, fmt: WeightFormat, vae_fp16: bool = False) -> ShapeStatic:
+    """The same shape with the VAE decoding one tile, one image at a time (``enable_vae_tiling`` and
+    ``enable_vae_slicing``): tiles of the VAE's ``sample_size``, used only when the image is larger."""
+    specs = shape_components(shape)
+    family = family_of(specs["denoiser"])
+    vae = specs["vae"]
+    shapes = call_shapes(specs, static.batch, static.resolution, shape.sequence_length, shape.guidance_scale)
+    tile = min(static.resolution, int(vae.config.get("sample_size") or static.resolution))
+    decode = _stage("vae", vae, family, shapes.vae, static.steps, fmt, vae_fp16, tile, None)
+    return dataclasses.replace(static, stages={**static.stages, "vae_decode": decode})
+
+
+def _stage(
+    kind: str,
+    spec: ComponentSpec,
+    family: Family,
+    inputs: dict[str, tuple[int, ...]],
+    steps: int,
+    fmt: WeightFormat,
+    vae_fp16: bool,
+    vae_tile: int | None,
+    progress: Callable[[str], None] | None,
+) -> StageStatic:
+    dtype, notes = fmt.compute_dtype, []
+    if kind == "vae" and dtype == torch.float16 and family.upcasts_vae(spec):
+        if vae_fp16:
+            notes.append(
+                "VAE decoded in fp16 although its config says force_upcast (--vae-fp16, the fp16-fix VAE's way)"
+            )
+        else:
+            dtype = torch.float32
+            notes.append("VAE upcast to fp32 for the decode: its config says force_upcast, as the SDXL pipeline does")
+    if progress:
+        progress(f"tracing {STAGE_OF_KIND[kind]} ({spec.name}, {str(dtype).removeprefix('torch.')})")
+    module = meta_module(spec, family).to(dtype)
+    if kind == "vae" and vae_tile is not None:
+        latents = inputs["latents"]
+        side = max(1, vae_tile // vae_scale_factor(spec))
+        inputs = {"latents": (1, latents[1], *(min(d, side) for d in latents[2:]))}
+        notes.append(f"VAE decode of one {vae_tile} px tile, one image at a time (tiling and slicing)")
+    trace = trace_call(module, meta_inputs(inputs, dtype), CONV_WORKSPACE_PER_OUTPUT_BYTE)
+    stored = stored_weights(module, fmt if dtype == fmt.compute_dtype else _plain(dtype), quantize=kind != "vae")
+    width = torch.empty((), dtype=dtype).element_size()
+    return StageStatic(
+        stage=STAGE_OF_KIND[kind],
+        component=spec.name,
+        dtype=str(dtype).removeprefix("torch."),
+        weight_bytes=stored.bytes,
+        transient_bytes=stored.transient_bytes,
+        trace=trace,
+        calls_per_image=calls_per_image(kind, steps),
+        largest_layer_bytes=_largest_leaf_bytes(module, width),
+        notes=notes,
+    )
+
+
+def _plain(dtype: torch.dtype) -> WeightFormat:
+    return next(f for f in FORMATS.values() if f.compute_dtype == dtype and not f.quantized)

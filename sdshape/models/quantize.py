@@ -1,0 +1,109 @@
+"""Weight storage formats in runs, as the libraries consumer users run implement them.
+
+- ``fp8``: diffusers' layerwise casting (``apply_layerwise_casting``, what ``enable_layerwise_casting``
+  calls): Linear and Conv weights stored in float8 e4m3, each layer upcast to bf16 for its call; norms and
+  embeddings skipped by diffusers' default pattern.
+- ``int8``: torchao ``quantize_(module, Int8WeightOnlyConfig())``: Linear weights in int8 with a per-row scale.
+- ``nf4``: bitsandbytes ``Linear4bit(quant_type="nf4")`` in place of every Linear, bf16 compute: what
+  diffusers' ``BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")`` builds.
+
+The text encoders and the denoiser are quantized; the VAE stays in bf16, as the diffusers recipes leave
+it. Quantized tensors report their logical size to PyTorch (torchao) or hide their scales outside the
+parameter (bitsandbytes), so :func:`stored_nbytes` reads what each format really holds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from sdshape.core.errors import UsageError
+
+STORAGE_FORMATS = ("fp8", "int8", "nf4")
+LAYERWISE_SKIP = ("pos_embed", "patch_embed", "norm", "^proj_in$", "^proj_out$")  # diffusers' default
+LIBRARY = {"fp8": "diffusers", "int8": "torchao", "nf4": "bitsandbytes"}
+
+
+def check_available(storage: str) -> None:
+    """A one-line usage error when the format's library is not installed."""
+    library = LIBRARY[storage]
+    try:
+        __import__(library)
+    except ImportError:
+        raise UsageError(f"--precision {storage} needs {library}: pip install {library}") from None
+
+
+def quantize(module: nn.Module, storage: str) -> nn.Module:
+    """Store ``module``'s weights in ``storage``, in place; it computes in bf16 afterwards."""
+    if storage == "fp8":
+        from diffusers.hooks import apply_layerwise_casting
+
+        apply_layerwise_casting(module, torch.float8_e4m3fn, torch.bfloat16, skip_modules_pattern=LAYERWISE_SKIP)
+    elif storage == "int8":
+        from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+        quantize_(module, Int8WeightOnlyConfig())
+    elif storage == "nf4":
+        _to_nf4(module)
+    else:
+        raise ValueError(storage)
+    return module
+
+
+def store(module: nn.Module, storage: str | None, kind: str) -> nn.Module:
+    """A component as a run in ``storage`` holds it: quantized, except the VAE (and nothing without a format)."""
+    return quantize(module, storage) if storage and kind != "vae" else module
+
+
+def _to_nf4(module: nn.Module) -> None:
+    import bitsandbytes as bnb
+
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.Linear):
+            device = child.weight.device
+            layer = bnb.nn.Linear4bit(
+                child.in_features,
+                child.out_features,
+                bias=child.bias is not None,
+                compute_dtype=torch.bfloat16,
+                quant_type="nf4",
+                compress_statistics=False,
+                device="meta",
+            )  # fmt: skip  (no double quantization: diffusers' bnb_4bit_use_double_quant defaults to False)
+            layer.weight = bnb.nn.Params4bit(
+                child.weight.data.cpu(), requires_grad=False, quant_type="nf4", compress_statistics=False
+            )
+            if child.bias is not None:
+                layer.bias = nn.Parameter(child.bias.data, requires_grad=False)
+            setattr(module, name, layer.to(device))  # bitsandbytes quantizes as the weight moves to the device
+        else:
+            _to_nf4(child)
+
+
+def _inner_tensors(tensor: torch.Tensor) -> list[torch.Tensor]:
+    """The plain tensors a tensor subclass (torchao's) is made of; a plain tensor is its own."""
+    flatten = getattr(type(tensor), "__tensor_flatten__", None)
+    if flatten is None or type(tensor) in (torch.Tensor, nn.Parameter):
+        return [tensor]
+    names, _ = tensor.__tensor_flatten__()
+    return [inner for name in names for inner in _inner_tensors(getattr(tensor, name))]
+
+
+def stored_nbytes(tensor: torch.Tensor) -> int:
+    """Bytes a weight really holds: a torchao tensor's int8 data and scales, a bitsandbytes weight's packed
+    4-bit data and its absmax and code tables."""
+    state = getattr(tensor, "quant_state", None)
+    if state is not None:
+        nested = getattr(state, "state2", None)  # double quantization: the absmax quantized in turn
+        parts = (state, nested) if nested is not None else (state,)
+        extra = [t for s in parts for t in (getattr(s, "absmax", None), getattr(s, "code", None)) if t is not None]
+        return tensor.numel() * tensor.element_size() + sum(t.numel() * t.element_size() for t in extra)
+    return sum(t.numel() * t.element_size() for t in _inner_tensors(tensor))
+
+
+def logical_numel(tensor: torch.Tensor) -> int:
+    """The parameter count a weight stands for (bitsandbytes packs two 4-bit values a byte)."""
+    state = getattr(tensor, "quant_state", None)
+    return math.prod(state.shape) if state is not None else tensor.numel()

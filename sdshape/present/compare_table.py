@@ -1,0 +1,74 @@
+"""The compare verdict table: grouped as the user reads it, worst news first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sdshape.core import units
+from sdshape.core.vocabulary import ID_FIELDS
+from sdshape.result.io import ResultFile
+
+GROUPS = (
+    ("status_change", "status changes"),
+    ("regression", "regressions"),
+    ("improvement", "improvements"),
+    ("undecided", "undecided (too few rounds or no raw data)"),
+    ("unchanged", "unchanged"),
+    ("only_base", "only in BASE"),
+    ("only_new", "only in NEW"),
+)
+
+
+def _value(metric: str | None, value: Any) -> str:
+    if value is None:
+        return "-"
+    if metric == "time":
+        return units.seconds(value)
+    if metric == "memory":
+        return units.size(value)
+    if metric == "energy":
+        return f"{value:.2f} J"
+    return str(value)
+
+
+def print_verdicts(
+    results: list[dict[str, Any]],
+    environment: list[dict[str, Any]],
+    base: ResultFile,
+    new: ResultFile,
+    console: Console,
+) -> None:
+    console.print(f"BASE {base.path} ({base.gpu})\nNEW  {new.path} ({new.gpu})", highlight=False)
+    if environment:
+        env = Table(title="environment differences (the likely causes)")
+        for column in ("field", "base", "new"):
+            env.add_column(column)
+        for row in environment:
+            env.add_row(row["field"], str(row["base"]), str(row["new"]))
+        console.print(env)
+    else:
+        console.print("environment: no fingerprint field differs", highlight=False)
+    for verdict, title in GROUPS:
+        rows = [r for r in results if r["verdict"] == verdict]
+        if not rows:
+            continue
+        table = Table(title=f"{title} ({len(rows)})", title_justify="left")
+        for column in (*ID_FIELDS, "metric", "base", "new", "change", "p", "why"):
+            table.add_column(column, justify="right" if column in ("base", "new", "change", "p") else "left")
+        for r in rows:
+            change = r.get("change")
+            table.add_row(
+                *(str(r["id"][field]) for field in ID_FIELDS),
+                r.get("metric") or "-",
+                _value(r.get("metric"), r.get("base")),
+                _value(r.get("metric"), r.get("new")),
+                f"{change:+.1%}" if isinstance(change, (int, float)) else "-",
+                f"{r['p_value']:.3g}" if r.get("p_value") is not None else "-",
+                str(r.get("reason") or ""),
+            )
+        console.print(table)
+    summary = {verdict: sum(r["verdict"] == verdict for r in results) for verdict, _ in GROUPS}
+    console.print("summary: " + ", ".join(f"{k} {v}" for k, v in summary.items() if v), highlight=False)

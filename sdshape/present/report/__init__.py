@@ -1,0 +1,27 @@
+"""``sdshape report RESULTS...``: the question at a glance, as Markdown and a self-contained HTML page.
+
+``content`` says what the report holds, once, as a list of sections;
+``sections`` renders that list into Markdown and HTML; ``charts`` draws the
+PNGs. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sdshape.present.report.content import build
+from sdshape.present.report.sections import Picture, html_page, markdown
+from sdshape.result.output import folder_target, write_atomic
+
+
+def write(paths: list[str], out: Path, gpu_names: list[str] | None, catalog_file: str | None) -> tuple[Path, Path]:
+    """report.md with its PNGs beside it, and report.html with the same content self-contained."""
+    out = folder_target(out, "--out")
+    out.mkdir(parents=True, exist_ok=True)
+    sections = build(paths, gpu_names, catalog_file, out)
+    for section in sections:
+        if isinstance(section, Picture):
+            write_atomic(out / section.name, section.png)
+    markdown_path = write_atomic(out / "report.md", markdown(sections))
+    html_path = write_atomic(out / "report.html", html_page(sections, "sdshape report"))
+    return markdown_path, html_path

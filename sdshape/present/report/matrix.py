@@ -1,0 +1,67 @@
+"""The report's feasibility matrix: the static model's committed matrix, a given run in its own cell.
+
+Read from ``sdshape/data/feasibility_matrix.json`` (``bench/feasibility_matrix.py``), so the report needs
+no torch; a run given to the report on a catalog card at a row's conditions replaces the model there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sdshape.feasibility import measured as feasibility
+from sdshape.feasibility.catalog import GPU
+from sdshape.feasibility.matrix import committed_matrix
+from sdshape.present.report.sections import Cell, Grid, Heading, Section, Text
+from sdshape.result.io import ResultFile
+
+Run = tuple[feasibility.RunProfile, str, ResultFile]
+
+
+def _model_cell(card: dict[str, Any]) -> Cell:
+    if not card["supported"]:
+        return Cell("unsupported", "no")
+    if not card["fits"]:
+        return Cell("does not fit", "no")
+    low, high = card["seconds_band"]
+    text = f"{card['policy'].replace('_', ' ')} · {card['seconds_per_image']:.1f} s ({low:.1f}-{high:.1f})"
+    return Cell(text, "fits" if card["policy"] == "all_resident" else "offload")
+
+
+def _measured_cell(runs: list[Run], gpu: str, row: dict) -> Cell | None:
+    """A run given to the report, on this card, at this row's conditions (fp16, batch 1, eager)."""
+    for run, file, _ in runs:
+        key = run.key
+        same = (key["shape"], key["resolution"], key["steps"], key["precision"], key["batch"], key["backend"])
+        if run.measured_gpu is None or run.measured_gpu.name != gpu:
+            continue
+        if same == (row["shape"], row["resolution"], row["steps"], row["precision"], 1, "eager"):
+            seconds = sum(cost.measured_s or 0.0 for cost in run.stages.values())
+            return Cell(f"measured: {seconds:.2f} s ({Path(file).name})", "fits")
+    return None
+
+
+def model_matrix_sections(runs: list[Run], gpus: list[GPU]) -> list[Section]:
+    matrix = committed_matrix()
+    rows = matrix["rows"]
+    grid = Grid(["GPU", *(f"{r['shape']} {r['resolution']} px {r['steps']} st" for r in rows)])
+    wanted = {gpu.name for gpu in gpus}
+    for index, card in enumerate(rows[0]["cards"]):
+        if card["gpu"] not in wanted:
+            continue
+        line = [Cell(card["gpu"])]
+        for row in rows:
+            entry = row["cards"][index]
+            line.append(_measured_cell(runs, entry["gpu"], row) or _model_cell(entry))
+        grid.rows.append(line)
+    return [
+        Heading("Feasibility matrix"),
+        Text(
+            f"{matrix['label']}. Each cell: the least intrusive policy that fits (allocated peak plus a 0.75 GiB "
+            f"CUDA context), seconds per image and the band its validation found. {matrix['time_model']['band']}. "
+            f"Host launch cost: {matrix['time_model']['host']}. Generated {matrix['generated']} with torch "
+            f"{matrix['torch']} (`python bench/feasibility_matrix.py`). Other settings: `sdshape fit SHAPE`.",
+            True,
+        ),
+        grid,
+    ]

@@ -1,0 +1,247 @@
+"""The campaign: backends measured in turn, one resident at a time, each session's baseline read clean.
+
+The one place that decides lifetimes, for ``sdshape run``, ``pytest bench/`` and
+the explorer:
+
+- once, before any baseline: the CUDA context (measured, then left out of every
+  session's peaks alike) and the energy counter's update period;
+- the parity reference: eager fp32 when it is in the run (it runs first and is
+  used stage by stage), else one untimed eager fp32 run before the others, kept
+  on the host;
+- each backend's session, closed and its memory released before the next one's
+  baseline is read (:meth:`Campaign.open` passes it the level to come back to).
+
+With ``isolate`` (``sdshape run --isolate``) each session (and the reference)
+runs in a fresh process, as optimum-benchmark's process launcher does: within
+one process, what an earlier backend leaves behind (cuBLAS and cuDNN
+workspaces, lazily loaded kernels, Inductor's state, ONNX Runtime's libraries)
+sits in a later backend's baseline and is missing from its peaks. The cost is
+importing the libraries again, seconds per backend. Results come back as
+:class:`StageResult` objects, the reference as host tensors; a process that
+dies without answering leaves error rows that say how it ended.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from sdshape.config.plan import Plan
+from sdshape.core.errors import UsageError
+from sdshape.core.vocabulary import STAGES
+from sdshape.measurement import energy
+from sdshape.measurement.nvml import reading_source
+from sdshape.result.model import ResultId, StageResult
+from sdshape.run.reference import Reference, untimed_reference
+from sdshape.run.session import Session
+
+OnSession = Callable[[list[StageResult], dict[str, Any]], None]
+
+
+def create_cuda_context(device: torch.device, source: Any) -> int | None:
+    """Create the CUDA context now, before any session's baseline, and return its size as NVML sees it.
+
+    Every session's baseline then includes the context, so no session's peak does
+    and all of them compare alike; the context is reported on its own
+    (``memory.cuda_context_bytes``), and the feasibility model and ``--vram-cap``
+    add it back, as a real card must hold it.
+    """
+    before = source.read().get("nvml_process_bytes") or 0
+    probe = torch.empty(1, device=device)
+    torch.cuda.synchronize(device)
+    after = source.read().get("nvml_process_bytes")
+    reserved = torch.cuda.memory_reserved(device)
+    del probe
+    torch.cuda.empty_cache()
+    return None if after is None else max(0, after - before - reserved)
+
+
+class Campaign:
+    def __init__(self, plan: Plan, progress: Any = None):
+        self.plan = plan
+        self.progress = progress
+        self.reference: Reference | None = None
+        self._level: dict[str, Any] | None = None
+        self._weights = 0
+        self._context: int | None = None
+        self._period: float | None = None
+        self._started = False
+
+    @property
+    def labels(self) -> list[str]:
+        """The plan's backends, eager first (eager fp32 is the reference when it is in the run)."""
+        return sorted(self.plan.backends, key=lambda label: self.plan.backend(label)[0] != "eager")
+
+    @property
+    def reference_in_run(self) -> bool:
+        return self.plan.precision == "fp32" and "eager" in self.plan.backends
+
+    def _start(self) -> None:
+        """Once per campaign, before any baseline: the CUDA context and the energy counter's period."""
+        if self._started:
+            return
+        self._started = True
+        device = self.plan.device
+        if device.type != "cuda":
+            return
+        source, nvml, _ = reading_source(device)
+        self._context = create_cuda_context(device, source)
+        if nvml is not None:
+            self._period = energy.counter_period(source.energy_mj)
+
+    def open(self, label: str, reference: Reference | None = None, plan: Plan | None = None) -> Session:
+        """A new session for ``label``, entered: its baseline is read once memory is back down."""
+        self._start()
+        session = Session(
+            plan or self.plan,
+            label,
+            progress=self.progress,
+            reference=reference,
+            previous_level=self._level,
+            previous_weights=self._weights,
+            cuda_context_bytes=self._context,
+            counter_period_s=self._period,
+        )
+        return session.__enter__()
+
+    def close(self, session: Session) -> None:
+        """Close a session; the next ``open`` releases its memory and checks that it went."""
+        self._level = session.sampler.baseline
+        self._weights = session.resident_weights_bytes or 0
+        session.__exit__(None, None, None)
+
+    def reference_plan(self) -> Plan:
+        return dataclasses.replace(
+            self.plan,
+            precision="fp32",
+            backends=["eager"],
+            backend_specs={"eager": ("eager", {})},
+            vram_cap_bytes=None,  # the reference runs uncapped, before any cap is set
+        )
+
+    def compute_reference(self) -> Reference | None:
+        """Eager fp32 outputs of each stage on the shared inputs (one untimed run each), on the host.
+
+        Returns None when the reference cannot be built (parity then reads as not checked).
+        """
+        session = self.open("eager", plan=self.reference_plan())
+        try:
+            session.build()
+            if session.build_error is not None:
+                return None
+            task = session._task("reference: eager fp32 outputs for parity", total=len(STAGES))
+            return untimed_reference(session.stages, self.progress, task)
+        finally:
+            self.close(session)
+
+    def measure(self, label: str) -> tuple[list[StageResult], dict[str, Any]]:
+        """One backend's session, all four stages; it becomes the reference when it is eager fp32."""
+        session = self.open(label, self.reference)
+        try:
+            session.build()
+            results = session.measure_all()
+            if self.reference is None and self.plan.parity:
+                self.reference = session.as_reference()
+            return results, session.environment
+        finally:
+            self.close(session)
+
+    def run(self, on_session: OnSession | None = None) -> None:
+        """Measure every backend of the plan in turn, with parity against eager fp32."""
+        if self.plan.isolate:
+            run_isolated(self, on_session)
+            return
+        if self.plan.parity and not self.reference_in_run:
+            self.reference = self.compute_reference()
+        for label in self.labels:
+            results, environment = self.measure(label)
+            if on_session is not None:
+                on_session(results, environment)
+
+
+# -- --isolate: each session in a fresh process ----------------------------------------
+
+
+def _worker(plan: Any, label: str | None, reference: Any, queue: Any) -> None:
+    """In the fresh process: one session (or the reference); the answer goes back through ``queue``."""
+    from rich.console import Console
+
+    from sdshape.run.progress import LineProgress
+
+    campaign = Campaign(plan, LineProgress(Console(stderr=True)))
+    campaign.reference = Reference.from_portable(reference)
+    try:
+        if label is None:
+            computed = campaign.compute_reference()
+            queue.put(("reference", computed.portable() if computed else None))
+            return
+        results, environment = campaign.measure(label)
+        computed = campaign.reference if reference is None else None
+        queue.put(("session", results, environment, computed.portable() if computed else None))
+    except UsageError as error:
+        queue.put(("usage", str(error)))
+    except BaseException as error:
+        queue.put(("crash", f"{type(error).__name__}: {error}"))
+
+
+def _in_process(plan: Any, label: str | None, reference: Reference | None) -> tuple:
+    """Run ``_worker`` in a spawned process and wait for its answer, or for its end."""
+    from queue import Empty
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    portable = reference.portable() if reference else None
+    process = context.Process(target=_worker, args=(plan, label, portable, queue), name=f"sdshape-{label}")
+    process.start()
+    answer = None
+    while answer is None:
+        try:
+            answer = queue.get(timeout=1.0)
+        except Empty:
+            if not process.is_alive():
+                try:  # it may have answered just before it ended
+                    answer = queue.get(timeout=5.0)
+                except Empty:
+                    break
+    process.join()
+    if answer is None:
+        return ("crash", f"the isolated process exited with code {process.exitcode} before answering")
+    return answer
+
+
+def _failed_rows(plan: Any, label: str, message: str) -> list[StageResult]:
+    shape = plan.shape if plan.weights is None else f"weights:{plan.weights.name}"
+    return [
+        StageResult(
+            ResultId(stage, shape, label, plan.precision, plan.batch, plan.resolution, plan.steps),
+            status="error",
+            message=message,
+        )
+        for stage in STAGES
+    ]
+
+
+def run_isolated(campaign: Campaign, on_session: OnSession | None) -> None:
+    """The campaign's backends, each in its own process, in the campaign's order."""
+    plan = campaign.plan
+    if plan.parity and not campaign.reference_in_run:
+        kind, *payload = _in_process(campaign.reference_plan(), None, None)
+        if kind == "usage":
+            raise UsageError(payload[0])
+        campaign.reference = Reference.from_portable(payload[0]) if kind == "reference" else None
+    for label in campaign.labels:
+        kind, *payload = _in_process(plan, label, campaign.reference)
+        if kind == "usage":
+            raise UsageError(payload[0])
+        if kind == "crash":
+            results, environment = _failed_rows(plan, label, f"isolated session failed: {payload[0]}"), {}
+        else:
+            results, environment, computed = payload
+            if campaign.reference is None and plan.parity:
+                campaign.reference = Reference.from_portable(computed)
+        if on_session is not None:
+            on_session(results, environment)

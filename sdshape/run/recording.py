@@ -1,0 +1,206 @@
+"""How a session describes one measured stage: the :class:`StageResult`, built once, then only serialized.
+
+Everything a row says comes from the session that measured it (its plan, its
+static facts, its artifacts, its sampler) and from the stage's outcome, here in
+one place. The memory figures pass the rules (``sdshape.result.rules``) before
+the result exists, so no impossible figure is ever written.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from sdshape.backends import recorded
+from sdshape.core import units
+from sdshape.core.vocabulary import KINDS_OF_STAGE
+from sdshape.measurement.energy import EnergyReading
+from sdshape.measurement.measure import Outcome
+from sdshape.models.flops import FLOPS_NOTE
+from sdshape.models.mapped_weights import unpaged_bytes
+from sdshape.result.fingerprint import device_label
+from sdshape.result.model import (
+    BackendRun,
+    Conditions,
+    Cost,
+    Energy,
+    Memory,
+    ResultId,
+    StageResult,
+    Timing,
+)
+
+# The peaks over the baseline, per judged memory (``baseline.judged_keys``).
+BASELINE_PEAKS = {
+    "host_rss_bytes": ("host_rss_peak_bytes",),
+    "nvml_process_bytes": ("nvml_process_peak_bytes", "nvml_device_peak_bytes"),
+    "nvml_device_bytes": ("nvml_process_peak_bytes", "nvml_device_peak_bytes"),
+}
+PEAK_NOTE = (
+    "*_peak_bytes: peak over the reading taken before any model was loaded (on a GPU the CUDA context "
+    "already existed: it is cuda_context_bytes, apart); *_rise_bytes: timed-round peak over the reading "
+    "before the stage's warm-up (weights already resident, caches released)"
+)
+
+
+def step_summary(step_s: list[list[float]]) -> dict[str, Any] | None:
+    if not step_s or not step_s[0]:
+        return None
+    per_step = [statistics.median(values) for values in zip(*step_s, strict=False)]
+    rest = [value for steps in step_s for value in steps[1:]]
+    return {
+        "first_s": per_step[0],
+        "rest_median_s": statistics.median(rest) if rest else None,
+        "per_step_median_s": per_step,
+        "rounds": step_s,
+    }
+
+
+def baseline_error(session: Any) -> str | None:
+    """Why the peaks over the baseline cannot be trusted: memory was not back down when it was read."""
+    settled = session.settled
+    if settled is None or settled.settled:
+        return None
+    excess = ", ".join(f"{key} {units.size(settled.excess_bytes.get(key, 0))}" for key in settled.judged)
+    return (
+        f"the baseline was read while more than {units.size(settled.slack_bytes)} above the level before the "
+        f"previous session was still held ({excess}, after {settled.waited_s:.1f} s): peaks over it would be too small"
+    )
+
+
+def memory_of(session: Any, outcome: Outcome, weights: int | None) -> Memory:
+    window = outcome.window
+    figures: dict[str, Any] = {
+        "weights_bytes": weights,
+        # every stage runs with all three components resident: the least any peak can hold
+        "resident_weights_bytes": session.resident_weights_bytes,
+        "cuda_context_bytes": session.cuda_context_bytes,
+        "torch_reserved_at_baseline_bytes": session.torch_reserved_at_baseline,
+        **(outcome.torch_memory or {}),
+    }
+    notes: list[str] = []
+    if session.plan.device.type == "cpu" and session.mapped_weight_files:
+        # read just after the window closed: the pages the stage touched are in by now
+        figures["weights_unpaged_bytes"] = unpaged_bytes(session.mapped_weight_files)
+    if window is not None:
+        figures["nvml_process_peak_bytes"] = window.peaks.get("nvml_process_bytes")
+        figures["nvml_device_peak_bytes"] = window.peaks.get("nvml_device_bytes")
+        figures["host_rss_peak_bytes"] = window.peaks.get("host_rss_bytes")
+        figures["nvml_process_rise_bytes"] = window.rises.get("nvml_process_bytes")
+        figures["host_rss_rise_bytes"] = window.rises.get("host_rss_bytes")
+        notes.append(PEAK_NOTE)
+        if session.nvml is not None and figures["nvml_process_peak_bytes"] is None:
+            notes.append("NVML did not list this process (container PID namespace?): process peak is null")
+    if session.nvml is None:
+        notes.append(f"NVML readings are null: {session.nvml_reason}")
+    error = baseline_error(session)
+    if error and session.settled:
+        for judged in session.settled.judged:
+            figures.update(dict.fromkeys(BASELINE_PEAKS[judged]))
+    baseline = session.settled.as_dict() if session.settled else None
+    return Memory(figures, notes, error, baseline).checked(session.plan.device.type)
+
+
+def artifact_of_stage(session: Any, stage: str) -> dict[str, Any] | None:
+    """How the stage's runner(s) were made: built now, reused from the cache, or nothing to build."""
+    artifacts = [session.artifacts[kind] for kind in KINDS_OF_STAGE[stage] if kind in session.artifacts]
+    if not artifacts:
+        return None
+    if len(artifacts) == 1:
+        return artifacts[0].as_dict()
+    caches = {a.cache for a in artifacts}
+    return {
+        "cache": caches.pop() if len(caches) == 1 else "mixed",
+        "build_s": sum(a.build_s for a in artifacts),
+        "parts": {kind: session.artifacts[kind].as_dict() for kind in KINDS_OF_STAGE[stage]},
+    }
+
+
+def result_of(
+    session: Any,
+    outcome: Outcome,
+    status: str,
+    message: str | None,
+    parity: dict[str, Any] | None,
+    reading: EnergyReading | None,
+    stats: dict[str, Any] | None,
+) -> StageResult:
+    """The stage's result. ``stats``: pytest-benchmark's statistics of the timed rounds (None: no rounds)."""
+    plan, built = session.plan, session.built
+    stage = outcome.stage
+    facts = session.facts.get(stage)
+    total = session.facts.get("pipeline")
+    window = outcome.window
+    median = (stats or {}).get("median")
+    flops = facts.flops if facts else None
+    energy = reading.joules_per_call if reading else None
+    note = None
+    if energy is None:
+        note = (reading.note if reading else None) or session.nvml_reason or "energy was not measured"
+    rid = ResultId(
+        stage, built.name if built else plan.shape, session.backend, plan.precision, plan.batch, plan.resolution,
+        plan.steps,
+    )  # fmt: skip
+    conditions = Conditions(
+        device=plan.device.type,
+        device_name=device_label(session.environment) if session.environment else plan.device.type,
+        guidance_scale=plan.guidance,
+        cfg=built.family.guidance(built.specs["denoiser"]) == "cfg" if built else None,
+        family=built.family.name if built else None,
+        guidance=built.family.guidance(built.specs["denoiser"]) if built else None,
+        vae_precision=plan.precision_of("vae") if plan.precision_of("vae") != plan.precision else None,
+        sequence_length=plan.sequence_length,
+        composition_notes=list(plan.shape_spec.notes) if plan.shape_spec else [],
+        seed=plan.seed,
+        weights=built.weights if built else ("random" if plan.weights is None else str(plan.weights)),
+        components={kind: spec.name for kind, spec in built.specs.items()} if built else None,
+        sm_clock_mhz=window.sm_clock_mhz if window else None,
+        throttle={"reasons": window.slowdown_reasons, "throttled": window.throttled} if window else None,
+        sampler={
+            "interval_s": session.sampler.interval_s,
+            "samples_in_window": window.samples if window else 0,
+            "window_s": window.duration_s if window else None,
+            "sources": "nvml+psutil" if session.nvml is not None else "psutil",
+        },
+    )
+    cost = Cost(
+        params=facts.params if facts else None,
+        param_share=facts.params / total.params if facts and total and total.params else None,
+        params_executed=facts.params_executed if facts else None,
+        flops=flops,
+        flops_note=FLOPS_NOTE,
+        tflops_achieved=flops / median / 1e12 if flops and median else None,
+        buffers=facts.buffers if facts else None,
+    )
+    timing = Timing(
+        rounds_s=list((stats or {}).get("data") or []),
+        timer=outcome.timer,
+        warmup_rounds=plan.warmup,
+        stats=stats,
+        step_times=step_summary(outcome.step_s) if stage == "denoise_loop" else None,
+        stopping=outcome.stopping,
+    )
+    backend = BackendRun(
+        name=session.backend_name,
+        options=recorded(session.backend_options),
+        artifact=artifact_of_stage(session, stage),
+        build_s={k: round(v, 3) for k, v in built.build_s.items()} if built else None,
+        prepare_s=session.prepare_s,
+    )
+    power = window.power_w_mean if window else None
+    cap = None
+    if session.vram_cap:
+        cap = {**session.vram_cap, "fits": status == "ok" if status != "error" else None}
+    return StageResult(
+        id=rid,
+        status=status,
+        message=message,
+        conditions=conditions,
+        cost=cost,
+        timing=timing,
+        memory=memory_of(session, outcome, facts.weight_bytes if facts else None),
+        energy=Energy(energy, reading.as_dict() if reading else None, note, power_w_mean=power),
+        backend=backend,
+        parity=parity,
+        cap=cap,
+    )

@@ -1,0 +1,300 @@
+"""One measurement session: a clean baseline, then the build, then stages on demand, each a StageResult.
+
+Order matters and is the point of this module: the sampler's baseline is taken
+before any model is loaded, and only once the previous session's memory is back
+down (``baseline.settle``; otherwise peaks come out too small, or negative, as
+on the first GPU run); components are built next, backends prepare their runners
+(compile, export, engine build; timed apart), allocator peaks are reset after
+loading, and each stage's window covers its timed rounds only. Lifetimes across
+sessions (which session runs when, the parity reference) are the campaign's
+(``sdshape.run.campaign``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from sdshape.backends import get_backend
+from sdshape.backends.base import Artifact
+from sdshape.config.plan import Plan
+from sdshape.core.vocabulary import KIND_OF_STAGE, KINDS, STAGE_OF_KIND, STAGES, precision
+from sdshape.measurement import environment, parity
+from sdshape.measurement.energy import EnergyReading
+from sdshape.measurement.measure import Outcome, StageRecorder, classify_failure, release_memory
+from sdshape.measurement.memory import Settled, apply_vram_cap, settle
+from sdshape.measurement.nvml import reading_source
+from sdshape.measurement.sampling import Sampler
+from sdshape.models import build, weights_folder
+from sdshape.models.call_inputs import call_shapes
+from sdshape.models.flops import flops_per_call
+from sdshape.models.wiring import StageFacts, resident_weights, stage_facts, wire
+from sdshape.models.zoo import get_shape
+from sdshape.result.document import stats_dict
+from sdshape.result.model import StageResult
+from sdshape.run.recording import result_of
+from sdshape.run.reference import Reference, on_host
+from sdshape.run.runners import Runners
+
+# Memory may stay this far above the level before the previous session (library state such as
+# cuBLAS/cuDNN workspaces and loaded kernels, Python modules): at least 256 MiB, or half the
+# previous session's weights, so a model left resident is always caught.
+MIN_SLACK_BYTES = 256 << 20
+SETTLE_TIMEOUT_S = 3.0
+
+
+def slack_after(previous_weights: int) -> int:
+    return max(MIN_SLACK_BYTES, previous_weights // 2)
+
+
+@dataclass
+class Session:
+    plan: Plan
+    backend: str  # the label, e.g. "compile:reduce-overhead"
+    progress: Any = None
+    reference: Reference | None = None
+    # Set by the campaign: the memory level before the previous session loaded, and what it held.
+    previous_level: dict[str, Any] | None = None
+    previous_weights: int = 0
+    cuda_context_bytes: int | None = None
+    counter_period_s: float | None = None
+    sampler: Sampler = field(init=False)
+    settled: Settled | None = None
+    environment: dict = field(default_factory=dict)
+    built: build.BuiltShape | None = None
+    build_error: Outcome | None = None
+    facts: dict[str, StageFacts] = field(default_factory=dict)
+    stages: dict[str, Any] = field(default_factory=dict)
+    results: dict[str, StageResult] = field(default_factory=dict)
+    reference_outputs: dict[str, torch.Tensor] = field(default_factory=dict)  # eager fp32 only, on the host
+    runners: Runners | None = None
+    resident_weights_bytes: int | None = None
+    # Files the resident weights are memory-mapped from (ONNX Runtime's external data, safetensors loaded
+    # with --weights): only their touched pages are in memory (``sdshape.models.mapped_weights``).
+    mapped_weight_files: list[str] = field(default_factory=list)
+    torch_reserved_at_baseline: int | None = None  # what torch's allocator held when the baseline was read
+    vram_cap: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.source, self.nvml, self.nvml_reason = reading_source(self.plan.device)
+        self.sampler = Sampler(self.source, interval_s=self.plan.sample_interval_s)
+
+    def __enter__(self) -> Session:
+        # Import the model libraries first: the baseline should exclude Python
+        # modules (hundreds of MB of host RSS) and include no model at all.
+        import diffusers  # noqa: F401
+        import transformers  # noqa: F401
+
+        if self.plan.weights is None:
+            build.import_classes(self.plan.shape_spec or get_shape(self.plan.shape))
+
+        device = self.plan.device
+        self.settled = settle(
+            self.source,
+            self.previous_level,
+            slack_after(self.previous_weights),
+            lambda: release_memory(device),
+            on_gpu=device.type == "cuda",
+            timeout_s=SETTLE_TIMEOUT_S,
+        )
+        self.sampler.start(baseline=self.settled.reading)
+        if device.type == "cuda":
+            self.torch_reserved_at_baseline = torch.cuda.memory_reserved(device)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sampler.stop()
+        self.close()
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return precision(self.plan.precision).dtype()
+
+    @property
+    def backend_name(self) -> str:
+        return self.plan.backend(self.backend)[0]
+
+    @property
+    def backend_options(self) -> dict[str, Any]:
+        """The plan's options for this backend; under --vram-cap, with this session's memory budget."""
+        options = dict(self.plan.backend(self.backend)[1])
+        if self.vram_cap:
+            options["memory_budget_bytes"] = self.vram_cap["torch_budget_bytes"]
+        return options
+
+    @property
+    def is_reference(self) -> bool:
+        """Plain eager in fp32: the output every backend's parity is checked against."""
+        plain = not any(self.plan.backend(self.backend)[1].values())
+        return self.backend_name == "eager" and plain and self.plan.precision == "fp32"
+
+    def _task(self, description: str, total: int | None = None):
+        return None if self.progress is None else self.progress.add_task(description, total=total)
+
+    def _advance(self, task: Any, **kwargs: Any) -> None:
+        if self.progress is not None and task is not None:
+            self.progress.update(task, **kwargs)
+
+    # -- build ------------------------------------------------------------------------
+    def build(self) -> None:
+        """Build (or load) the components and prepare the stages; a failure becomes every stage's row."""
+        from sdshape.core.errors import UsageError
+
+        plan = self.plan
+        task = self._task(f"{self.backend}: building components", total=3)
+        try:
+            self.environment = environment.fingerprint(plan.device, self.nvml, self.nvml_reason)
+            if plan.vram_cap_bytes and plan.device.type == "cuda":
+                self.vram_cap = apply_vram_cap(plan, self.sampler.read_now(), self.cuda_context_bytes)
+            announce = self._announcer(task)
+            vae_dtype = precision(plan.precision_of("vae")).dtype()  # fp32 where the pipeline upcasts the VAE
+            storage = precision(plan.precision).storage
+            if plan.weights is not None:
+                built = weights_folder.load_weights(plan.weights, plan.device, self.dtype, announce, vae_dtype, storage)
+            else:
+                shape = plan.shape_spec or get_shape(plan.shape)
+                built = build.build_shape(shape, plan.device, self.dtype, plan.seed, announce, vae_dtype, storage)
+            self.built = built
+            self._advance(task, completed=3, description=f"{self.backend}: components built")
+            self._prepare(built)
+        except UsageError:
+            raise
+        except Exception as error:
+            status, message = classify_failure(error)
+            self.build_error = Outcome("build", status, f"build failed: {message}", "none")
+            self._advance(task, description=f"{self.backend}: build failed: {message}")
+
+    def _announcer(self, task: Any):
+        def on_component(kind: str, spec: Any) -> None:
+            done = KINDS.index(kind)
+            self._advance(task, completed=done, description=f"{self.backend}: building {kind} ({spec.name})")
+
+        return on_component
+
+    def _prepare(self, built: build.BuiltShape) -> None:
+        plan = self.plan
+        shapes = call_shapes(built.specs, plan.batch, plan.resolution, plan.sequence_length, plan.guidance)
+        backend = get_backend(self.backend_name, self.backend_options)
+        conditioning = self.reference.conditioning_for(self.dtype, plan.device) if self.reference else None
+        self.runners = Runners(
+            backend, self.backend, plan, built.specs, self.environment, self.backend_name == "eager", self.progress
+        )
+        self.stages = wire(built, shapes, plan, self.dtype, conditioning, self.runners.prepare)
+        self.facts = stage_facts(built, flops_per_call(built.specs, shapes, strict=False), plan.steps)
+        keeps = getattr(backend, "keeps_module", True)
+        if not keeps:  # the runners hold their own copy of the weights: torch's goes
+            for module in built.modules.values():
+                module.to("meta")
+        self.resident_weights_bytes, self.mapped_weight_files = resident_weights(built, keeps, self.artifacts)
+
+    def close(self) -> None:
+        """Drop everything that can hold memory: models, runners, stage inputs, the reference.
+
+        The campaign collects and releases memory after this, and reads the next
+        session's baseline only once memory is back down (``baseline.settle``).
+        """
+        if self.runners is not None:
+            self.runners.close()
+        self.stages.clear()
+        self.built = None
+        self.reference = None
+
+    # -- measure ----------------------------------------------------------------------
+    def recorder(self, stage: str) -> StageRecorder:
+        return StageRecorder(
+            self.stages[stage], self.plan.device, self.sampler, self.plan.warmup, per_step=stage == "denoise_loop"
+        )
+
+    def measure(self, stage: str) -> StageResult:
+        """Measure one stage with the session's own round loop (CUDA events on the GPU)."""
+        if self.build_error is not None:
+            return self.record(Outcome(stage, self.build_error.status, self.build_error.message, "none"))
+        plan = self.plan
+        stopping = plan.stopping
+        rounds = plan.rounds if plan.rounds is not None else plan.max_rounds
+        task = self._task(f"{self.backend}: {stage}: warm-up {plan.warmup} + {stopping.describe()}", total=rounds)
+        recorder = self.recorder(stage)
+        with torch.inference_mode():
+            outcome = recorder.run_all(stopping, on_round=lambda: self._advance(task, advance=1))
+        result = self.record(outcome, recorder)
+        reused = self._reused_broken(result)
+        if reused and self.runners is not None:
+            # A cached artifact whose output holds NaN or Inf is corrupt, whatever its checksum said:
+            # drop it, build it again, measure the stage again, once.
+            why = "the cached entry's output held NaN/Inf against the reference: dropped and rebuilt"
+            for kind, runner in self.runners.rebuild(reused, why).items():
+                self.stages[STAGE_OF_KIND[kind]].runner = runner
+            recorder = self.recorder(stage)
+            with torch.inference_mode():
+                outcome = recorder.run_all(stopping)
+            result = self.record(outcome, recorder)
+        self._advance(task, description=f"{self.backend}: {stage}: {result.status}")
+        return result
+
+    def _reused_broken(self, result: StageResult) -> list[str]:
+        """The reused artifacts a stage ran on, when its output held NaN or Inf (else none)."""
+        found = result.parity or {}
+        if result.status != "invalid" or not (found.get("nan") or found.get("inf")):
+            return []
+        kinds = [KIND_OF_STAGE[result.stage]] if result.stage in KIND_OF_STAGE else list(KINDS)
+        artifacts = self.artifacts
+        return [kind for kind in kinds if kind in artifacts and artifacts[kind].cache == "reused"]
+
+    @property
+    def artifacts(self) -> dict[str, Artifact]:
+        return self.runners.artifacts if self.runners is not None else {}
+
+    @property
+    def prepare_s(self) -> float:
+        return self.runners.prepare_s if self.runners is not None else 0.0
+
+    def measure_all(self) -> list[StageResult]:
+        return [self.measure(stage) for stage in STAGES]
+
+    def record(
+        self, outcome: Outcome, recorder: StageRecorder | None = None, stats: dict[str, Any] | None = None
+    ) -> StageResult:
+        """Parity, energy and the :class:`StageResult` of a measured stage; its output is not kept.
+
+        ``stats``: the rounds' statistics when another harness timed them (pytest-benchmark);
+        by default, those of the recorder's own rounds.
+        """
+        status, message = outcome.status, outcome.message
+        checked = self._parity(outcome)
+        if checked is not None and not checked["ok"]:
+            status, message = "invalid", parity.failure_message(checked)
+        kernels = recorder.profiled() if status == "ok" and self.plan.profile and recorder else None
+        energy = self._energy(recorder, status)
+        if self.is_reference and outcome.output is not None:
+            self.reference_outputs[outcome.stage] = parity.flatten(outcome.output)
+        if stats is None and outcome.rounds_s:
+            stats = stats_dict(outcome.rounds_s)
+        result = result_of(self, outcome, status, message, checked, energy, stats)
+        result.kernels = kernels
+        self.results[outcome.stage] = result
+        return result
+
+    def _parity(self, outcome: Outcome) -> dict[str, Any] | None:
+        """The last timed round's output against the reference (None: not checked)."""
+        if outcome.status != "ok" or not self.plan.parity:
+            return None
+        if self.is_reference:
+            return parity.self_reference()
+        if self.reference is not None and outcome.stage in self.reference.outputs:
+            return parity.compare(outcome.output, self.reference.outputs[outcome.stage], self.plan.precision)
+        return None
+
+    def _energy(self, recorder: StageRecorder | None, status: str) -> EnergyReading | None:
+        """Joules per call over a window the counter resolves; None without NVML (the row says why)."""
+        if status != "ok" or self.nvml is None or recorder is None:
+            return None
+        with torch.inference_mode():
+            return recorder.energy_window(self.counter_period_s)
+
+    def as_reference(self) -> Reference | None:
+        """This session's outputs as the reference (eager fp32 sessions only, all stages ok), on the host."""
+        if not self.is_reference or any(stage not in self.reference_outputs for stage in STAGES):
+            return None
+        return Reference(dict(self.reference_outputs), on_host(self.stages["denoise_loop"].conditioning))
