@@ -14,11 +14,20 @@ module knows what its options mean.
 
 from __future__ import annotations
 
-import inspect
 from importlib.metadata import entry_points
 from typing import Any
 
-from sdshape.backends.base import RUNTIME_OPTIONS, Artifact, Backend, Option, PreparedRunner, Runner, artifact_of
+from sdshape.backends.base import (
+    PROTOCOL_CLASS_MEMBERS,
+    RUNTIME_OPTIONS,
+    Artifact,
+    Backend,
+    BackendBase,
+    Option,
+    PreparedRunner,
+    Runner,
+    artifact_of,
+)
 from sdshape.core.errors import UsageError, choices_error
 
 ENTRY_POINT_GROUP = "sdshape.backends"
@@ -34,6 +43,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "Artifact",
     "Backend",
+    "BackendBase",
     "Option",
     "PreparedRunner",
     "Runner",
@@ -79,40 +89,57 @@ def backend_class(name: str) -> type:
         raise UsageError(f"backend {name!r} is registered but failed to load: {error}") from None
     if not isinstance(target, type):
         raise UsageError(f"backend {name!r} is registered as {registry[name]}, which is not a class")
+    missing = [member for member in PROTOCOL_CLASS_MEMBERS if not hasattr(target, member)]
+    if missing:
+        raise UsageError(
+            f"backend {name!r} ({registry[name]}) lacks {', '.join(missing)} of the backend protocol; "
+            "subclass sdshape.backends.BackendBase for their defaults"
+        )
     return target
 
 
 def declared_options(cls: type) -> tuple[Option, ...]:
-    return tuple(getattr(cls, "options", ()) or ())
+    return tuple(cls.options)
 
 
 def declared_variants(cls: type) -> dict[str, dict[str, Any]]:
-    return dict(getattr(cls, "variants", {}) or {})
+    return dict(cls.variants)
 
 
 def declared_flags() -> list[tuple[str, Option]]:
     """(backend name, option) for every option a registered backend exposes as a run-wide flag.
 
-    A backend that fails to load contributes none (``sdshape backends`` says why)."""
+    A flag's value reaches its own backend only. Two backends declaring one flag are refused here,
+    when the flags are registered, naming both. A backend that fails to load contributes none
+    (``sdshape backends`` says why)."""
     flags: list[tuple[str, Option]] = []
+    owner: dict[str, str] = {}
     for name in backend_names():
         try:
             cls = backend_class(name)
         except UsageError:
             continue
-        flags += [(name, option) for option in declared_options(cls) if option.flag]
+        for option in declared_options(cls):
+            if not option.flag:
+                continue
+            if option.flag in owner:
+                raise UsageError(
+                    f"backends {owner[option.flag]!r} and {name!r} both declare {option.flag}: "
+                    f"one of them must name it apart (e.g. --{name}-{option.name.replace('_', '-')})"
+                )
+            owner[option.flag] = name
+            flags.append((name, option))
     return flags
 
 
 def _configured(cls: type, name: str, options: dict[str, Any], device: str) -> dict[str, Any]:
-    configure = getattr(cls, "configure", None)
-    return dict(configure(dict(options), device)) if callable(configure) else dict(options)
+    return dict(cls.configure(dict(options), device))
 
 
 def resolve(label: str, flags: dict[str, Any], device: str) -> tuple[str, str, dict[str, Any]]:
     """(canonical label, backend name, options) for one entry of ``--backend``.
 
-    Options start from the backend's declared defaults; run-wide flags
+    Options start from the backend's declared defaults; this backend's run-wide flags
     (``flags``: option name -> value, None when not given) apply next, then the
     variant after a colon, then the backend's ``configure`` for the device. The
     label names the variant that gives these options, and drops it when they are
@@ -160,8 +187,7 @@ def get_backend(name: str, options: dict[str, Any] | None = None) -> Backend:
     cls = backend_class(name)
     if options is None:
         options = {option.name: option.default for option in declared_options(cls)}
-    takes_options = len(inspect.signature(cls).parameters) > 0
-    backend = cls(dict(options)) if takes_options else cls()
+    backend = cls(dict(options))
     if not isinstance(backend, Backend):
-        raise UsageError(f"backend {name!r} does not implement the sdshape backend protocol (name, available, prepare)")
+        raise UsageError(f"backend {name!r} does not implement the sdshape backend protocol ({Backend.__doc__})")
     return backend

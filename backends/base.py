@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 
@@ -140,21 +140,36 @@ def artifact_of(runner: Runner) -> Artifact:
 
 @runtime_checkable
 class Backend(Protocol):
-    """Implement these to add a backend; register it under the entry-point group ``sdshape.backends``.
+    """Everything the core reads from a backend; register one under the entry-point group ``sdshape.backends``.
 
-    Optional class attributes, read by the registry (``sdshape.backends.resolve``):
-    ``options`` (a tuple of :class:`Option`), ``variants`` (variant name -> option
-    values, chosen as ``name:variant``) and ``configure(options, device) ->
-    options`` (a classmethod or staticmethod) for defaults that depend on the
-    device and checks across options. The class is constructed with the
-    resolved options (a dict) when its ``__init__`` takes an argument.
+    Subclass :class:`BackendBase` for the defaults of everything but ``name``, ``available`` and
+    ``prepare``. The registry (``sdshape.backends``) reads the class attributes; the session reads
+    ``keeps_module`` and calls ``available``, ``prepare`` and the runner's ``close``.
+
+    - ``name``: the registered name, as results record it.
+    - ``options``: the :class:`Option` s it takes. Their ``default`` is the only place a default is
+      written; the instance gets every option's value (``values``).
+    - ``variants``: variant name -> option values, chosen as ``name:variant`` (``compile:tuned``).
+    - ``configure(options, device) -> options``: device-dependent defaults and checks across options
+      (a staticmethod); raise :class:`~sdshape.core.errors.UsageError` for a combination that cannot run.
+    - ``keeps_module``: False when the prepared runner holds its own copy of the weights (ONNX Runtime,
+      TensorRT), so the session frees the torch module and counts the artifact's weights instead.
+    - ``available()``: whether it can run here, and if not, why (missing package, no GPU).
+    - ``prepare(module, example_inputs, precision, device, cache)``: a runner for one stage module. The
+      module takes and returns plain tensors; its ``returns_tuple`` says whether the output is a tuple
+      (the runner keeps that structure) and its ``ort_model_type`` names ONNX Runtime's optimizer model.
     """
 
     name: str
+    options: tuple[Option, ...]
+    variants: dict[str, dict[str, Any]]
+    keeps_module: bool
+    values: dict[str, Any]
 
-    def available(self) -> tuple[bool, str | None]:
-        """Whether this backend can run here, and if not, why (missing package, no GPU)."""
-        ...
+    @staticmethod
+    def configure(options: dict[str, Any], device: str) -> dict[str, Any]: ...
+
+    def available(self) -> tuple[bool, str | None]: ...
 
     def prepare(
         self,
@@ -166,3 +181,23 @@ class Backend(Protocol):
     ) -> Runner:
         """Return a runner for ``module``. ``cache`` is an :class:`backends.cache.ArtifactSlot` (or None)."""
         ...
+
+
+PROTOCOL_CLASS_MEMBERS = ("name", "options", "variants", "keeps_module", "configure", "available", "prepare")
+
+
+class BackendBase:
+    """The defaults of :class:`Backend`: no options, no variants, the module kept, nothing to configure."""
+
+    name: ClassVar[str]
+    options: ClassVar[tuple[Option, ...]] = ()
+    variants: ClassVar[dict[str, dict[str, Any]]] = {}
+    keeps_module: ClassVar[bool] = True
+
+    def __init__(self, options: dict[str, Any] | None = None):
+        """``options``: the resolved values; any left out take the declared default."""
+        self.values = {option.name: option.default for option in type(self).options} | dict(options or {})
+
+    @staticmethod
+    def configure(options: dict[str, Any], device: str) -> dict[str, Any]:
+        return options

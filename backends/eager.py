@@ -10,10 +10,10 @@ from typing import Any, ClassVar
 
 import torch
 
-from sdshape.backends.base import Artifact, Option, PreparedRunner, Runner
+from sdshape.backends.base import Artifact, BackendBase, Option, PreparedRunner, Runner
 
 
-class EagerBackend:
+class EagerBackend(BackendBase):
     name = "eager"
     options = (
         Option(
@@ -36,9 +36,6 @@ class EagerBackend:
             )
         return options
 
-    def __init__(self, options: dict[str, Any] | None = None):
-        self.options = {"cuda_graph": False, **(options or {})}
-
     def available(self) -> tuple[bool, str | None]:
         return True, None
 
@@ -54,7 +51,7 @@ class EagerBackend:
             with torch.inference_mode():
                 return module(*inputs)
 
-        if not self.options["cuda_graph"]:
+        if not self.values["cuda_graph"]:
             return run
         from sdshape.backends.graphs import GraphRunner
 

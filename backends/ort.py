@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from sdshape.backends import onnx_export, ort_optimize
-from sdshape.backends.base import Artifact, Option, PreparedRunner, Runner
+from sdshape.backends.base import Artifact, BackendBase, Option, PreparedRunner, Runner
 from sdshape.backends.cache import ArtifactSlot
 from sdshape.backends.graphs import clone_outputs
 
@@ -49,7 +49,7 @@ def provider_for(option: str | None, device: torch.device) -> str:
     return option or ("cuda" if device.type == "cuda" else "cpu")
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(BackendBase):
     name = "onnxruntime"
     keeps_module = False  # ORT runs its own copy of the weights: the torch modules can go
     options = (
@@ -98,9 +98,6 @@ class OnnxRuntimeBackend:
             )
         return {**options, "ort_provider": provider}
 
-    def __init__(self, options: dict[str, Any] | None = None):
-        self.options = {"optimize": True, "cuda_graph": False, **(options or {})}
-
     def available(self) -> tuple[bool, str | None]:
         try:
             import onnxruntime
@@ -120,10 +117,10 @@ class OnnxRuntimeBackend:
         device: torch.device,
         cache: Any,
     ) -> tuple[Any, Artifact]:
-        if self.options["optimize"] and precision != "bf16":
+        if self.values["optimize"] and precision != "bf16":
             return ort_optimize.ensure_optimized(module, inputs, cache, precision, gpu=device.type == "cuda")
         path, artifact = onnx_export.ensure_onnx(module, inputs, cache)
-        if self.options["optimize"]:  # bf16
+        if self.values["optimize"]:  # bf16
             artifact.notes.append("bf16: ORT's Stable Diffusion optimizer converts to fp16 only; the plain graph runs")
         else:
             artifact.notes.append("plain: the dynamo exporter's graph at the run's precision, not optimized")
@@ -139,9 +136,9 @@ class OnnxRuntimeBackend:
     ) -> Runner:
         import onnxruntime as ort
 
-        provider = provider_for(self.options.get("ort_provider"), device)
-        budget = self.options.get("memory_budget_bytes")
-        graphs = bool(self.options["cuda_graph"])
+        provider = provider_for(self.values.get("ort_provider"), device)
+        budget = self.values.get("memory_budget_bytes")
+        graphs = bool(self.values["cuda_graph"])
         if PROVIDERS[provider] not in ort.get_available_providers():
             raise RuntimeError(
                 f"onnxruntime {ort.__version__} has no {PROVIDERS[provider]} "
@@ -165,7 +162,7 @@ class OnnxRuntimeBackend:
         artifact.weight_files = ort_optimize.weight_files(path)
         artifact.weight_bytes = sum(os.path.getsize(file) for file in artifact.weight_files)
         names = onnx_export.input_names(module, len(example_inputs))
-        returns_tuple = bool(getattr(module, "returns_tuple", False))
+        returns_tuple = module.returns_tuple
         if graphs:
             run = _graphed_runner(session, device, names, example_inputs, returns_tuple)
             artifact.notes.append("CUDA graph: inputs copied into fixed bound buffers, outputs cloned per call")

@@ -54,7 +54,7 @@ CUDA_ONLY_FUSIONS = (
 def model_type(module: torch.nn.Module) -> str:
     """ORT's optimizer type for a stage module: what a denoiser's family declares (``unet``, ``mmdit``),
     ``vae``, or for text encoders ``clip`` (``t5`` when any encoder is a T5)."""
-    declared = getattr(module, "ort_model_type", None)
+    declared = module.ort_model_type
     if declared:
         return declared
     encoders = getattr(module, "encoders", [])

@@ -16,14 +16,14 @@ from typing import Any, ClassVar
 
 import torch
 
-from sdshape.backends.base import Artifact, Option, PreparedRunner, Runner
+from sdshape.backends.base import Artifact, BackendBase, Option, PreparedRunner, Runner
 from sdshape.backends.graphs import clone_outputs
 
 MODES = ("default", "max-autotune", "reduce-overhead")
 GRAPH_MODES = ("max-autotune", "reduce-overhead")
 
 
-class TorchCompileBackend:
+class TorchCompileBackend(BackendBase):
     name = "compile"
     options = (
         Option(
@@ -45,9 +45,6 @@ class TorchCompileBackend:
         "tuned": {"compile_mode": "max-autotune", "channels_last": True, "fuse_qkv": True},
     }
 
-    def __init__(self, options: dict[str, Any] | None = None):
-        self.options = {"compile_mode": "default", "channels_last": False, "fuse_qkv": False, **(options or {})}
-
     def available(self) -> tuple[bool, str | None]:
         if not hasattr(torch, "compile"):
             return False, f"torch {torch.__version__} has no torch.compile"
@@ -61,14 +58,14 @@ class TorchCompileBackend:
         device: torch.device,
         cache: Path | None,
     ) -> Runner:
-        mode = self.options["compile_mode"]
+        mode = self.values["compile_mode"]
         notes = [f"mode {mode}", "build_s is the first call (tracing + Inductor); its on-disk caches can shorten it"]
-        if self.options["fuse_qkv"]:
+        if self.values["fuse_qkv"]:
             fused = [part for part in module.children() if hasattr(part, "fuse_qkv_projections")]
             for part in fused:
                 part.fuse_qkv_projections()
             notes.append(f"fused QKV projections in {len(fused)} module(s)" if fused else "no QKV projections to fuse")
-        if self.options["channels_last"]:
+        if self.values["channels_last"]:
             module = module.to(memory_format=torch.channels_last)
             notes.append("channels_last memory format")
         compiled = torch.compile(module, mode=mode, dynamic=False)

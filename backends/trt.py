@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from sdshape.backends import onnx_export
-from sdshape.backends.base import Artifact, PreparedRunner, Runner
+from sdshape.backends.base import Artifact, BackendBase, PreparedRunner, Runner
 from sdshape.backends.cache import ArtifactSlot
 from sdshape.core.vocabulary import PRECISIONS
 
@@ -73,12 +73,9 @@ def engine_parts(onnx_key: str, precision: str, trt_version: str) -> dict[str, A
     return {"onnx_entry": onnx_key, "flags": builder_flags(precision), "tensorrt": trt_version}
 
 
-class TensorRTBackend:
+class TensorRTBackend(BackendBase):
     name = "tensorrt"
     keeps_module = False  # the engine holds its own weights: the torch modules can go
-
-    def __init__(self, options: dict[str, Any] | None = None):
-        self.options = dict(options or {})
 
     def available(self) -> tuple[bool, str | None]:
         if importlib.util.find_spec("tensorrt") is None:
@@ -127,7 +124,7 @@ class TensorRTBackend:
                 "built", build_s + onnx_artifact.build_s * (onnx_artifact.cache == "built"), str(entry.directory), notes
             )
         names = onnx_export.input_names(module, len(example_inputs))
-        run = _engine_runner(trt, engine, names, device, bool(getattr(module, "returns_tuple", False)))
+        run = _engine_runner(trt, engine, names, device, module.returns_tuple)
         return PreparedRunner(run, artifact)
 
 

@@ -2,7 +2,7 @@
 
     pytest bench/ --benchmark-json out.json [--shape sd15] [--backend eager,compile,onnxruntime] ...
 
-The options are ``sdshape run``'s, declared once in ``sdshape.config.run_options`` (plus the
+The options are ``sdshape run``'s, declared once in ``sdshape.config.options`` (plus the
 flags the backends declare), with the same defaults (they depend on whether a GPU is
 present); only the ones that write files (--json, --save) are the CLI's alone.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from sdshape.config.run_options import add_run_options, plan_from
+from sdshape.config.options import BENCH, add_options, plan_from
 from sdshape.core.errors import UsageError
 from sdshape.core.vocabulary import STAGES
 from sdshape.result.document import finalize_entries
@@ -24,7 +24,7 @@ _pool: SessionPool | None = None
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sdshape", "sdshape stage benchmarks (same meaning and defaults as `sdshape run`)")
-    add_run_options(group.addoption, bench=True)
+    add_options(group.addoption, BENCH)
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark has made its session
@@ -102,6 +102,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict) -> None:
     if _pool is not None:
         output_json["benchmarks"].extend(_pool.failed_rows)
+        output_json["options"] = _pool.plan.resolved_options()
     finalize_entries(output_json["benchmarks"])
 
 

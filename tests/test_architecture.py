@@ -94,7 +94,7 @@ def _package(module: str) -> str:
 def test_packages_import_only_the_layers_below_them():
     for path in SOURCES:
         own = _package(_module_name(path))
-        if own == "" or own not in LAYERS and path.parent == ROOT / "sdshape":
+        if own == "" or (own not in LAYERS and path.parent == ROOT / "sdshape"):
             continue
         assert own in LAYERS, f"{path.relative_to(ROOT)}: package {own!r} is not in the layer table"
         for node in ast.walk(ast.parse(path.read_text())):

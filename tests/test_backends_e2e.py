@@ -91,18 +91,15 @@ def test_bad_backend_options_exit_2(argv, message, capsys):
 WRONG_BACKEND = '''
 import torch
 
-from sdshape.backends import Option
+from sdshape.backends import BackendBase, Option
 
 
-class WrongBackend:
+class WrongBackend(BackendBase):
     """Eager, but every output scaled: what a broken export looks like. It declares its own option."""
 
     name = "wrong"
     options = (Option("scale", "factor applied to every output", default=1.5, flag="--wrong-scale", kind=float),)
     variants = {"double": {"scale": 2.0}}
-
-    def __init__(self, options):
-        self.scale = options["scale"]
 
     def available(self):
         return True, None
@@ -111,7 +108,8 @@ class WrongBackend:
         def run(*inputs):
             with torch.inference_mode():
                 out = module(*inputs)
-            return tuple(t * self.scale for t in out) if isinstance(out, tuple) else out * self.scale
+            scale = self.values["scale"]
+            return tuple(t * scale for t in out) if isinstance(out, tuple) else out * scale
 
         return run
 '''

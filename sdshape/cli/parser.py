@@ -1,6 +1,6 @@
 """The ``sdshape`` argument parser: every subcommand's flags, and nothing that runs them.
 
-``run``'s flags come from :mod:`sdshape.config.run_options` (shared with ``pytest
+``run``'s flags come from :mod:`sdshape.config.options` (shared with ``pytest
 bench/``), plus the flags the backends declare; those load the backend classes,
 so they are added only when the command is ``run`` or ``shapes``, and the
 reading commands start without torch.
@@ -52,9 +52,9 @@ def build_parser(backend_flags: bool = False) -> Parser:
     fit.add_argument("--json", action="store_true", help="print JSON")
     run = sub.add_parser("run", help="measure each stage of a shape (the main job)")
     if backend_flags:
-        from sdshape.config.run_options import add_run_options
+        from sdshape.config.options import RUN, add_options
 
-        add_run_options(run.add_argument)
+        add_options(run.add_argument, RUN)
     compare = sub.add_parser("compare", help="verdicts between two result files: regressions, improvements, noise")
     compare.add_argument("base")
     compare.add_argument("new")
@@ -73,24 +73,11 @@ def build_parser(backend_flags: bool = False) -> Parser:
     shapes = sub.add_parser("shapes", help="compositions within a parameter budget; --measure for their costs")
     shapes.add_argument("--budget", type=float, required=True, help="parameter budget, e.g. 1.07e9")
     shapes.add_argument("--family", default="zoo", help="zoo (real architectures) or tiny (test-sized)")
-    shapes.add_argument("--resolution", type=int, help="image side for FLOPs and --measure (default 512)")
-    shapes.add_argument("--steps", type=int, help="denoising steps per image (default 50)")
-    shapes.add_argument("--seq-len", type=int, default=77, help="text tokens (capped at 77 for CLIP encoders)")
     shapes.add_argument("--measure", action="store_true", help="measure each distinct component once and compose")
-    shapes.add_argument(
-        "--backend", help="backend for --measure, one (default eager:cudagraph on a GPU, eager on the CPU)"
-    )
-    shapes.add_argument("--precision", help="precision for --measure (default fp16 on a GPU, fp32 on the CPU)")
-    shapes.add_argument("--device", help="device for --measure (default: the GPU if there is one)")
-    shapes.add_argument("--rounds", help="timed rounds per component for --measure, or auto (the default on a GPU)")
-    shapes.add_argument("--warmup", type=int, help="warm-up rounds per component for --measure")
-    if backend_flags:
-        from sdshape.backends import declared_flags
-        from sdshape.config.run_options import backend_flag_dest
+    if backend_flags:  # the run options that apply to --measure, declared once in sdshape.config.options
+        from sdshape.config.options import SHAPES, add_options
 
-        for flag in dict.fromkeys(option.flag for _, option in declared_flags()):
-            option = next(o for _, o in declared_flags() if o.flag == flag)
-            shapes.add_argument(flag, dest=backend_flag_dest(option.name), help=option.help)
+        add_options(shapes.add_argument, SHAPES)
     shapes.add_argument("--out", help="folder for shapes.json, shapes.md and (with --measure) pareto.png")
     shapes.add_argument("--json", action="store_true", help="print JSON")
     history = sub.add_parser("history", help="result files under a folder, ordered by driver, with step detection")

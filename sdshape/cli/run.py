@@ -13,7 +13,7 @@ from sdshape.result import output
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from sdshape.config.run_options import plan_from
+    from sdshape.config.options import plan_from
 
     plan = plan_from(vars(args))
     json_path = output.file_target(args.json_path, "--json") if args.json_path is not None else None
@@ -37,7 +37,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
     with make_progress(errors) as progress:
         Campaign(plan, progress).run(on_session=collect)
-    doc = document(results, environment)
+    doc = document(results, environment, plan.resolved_options())
     for backend in dict.fromkeys(result.id.backend for result in results):
         print_allocation([result for result in results if result.id.backend == backend], console)
     print_backends(results, console)

@@ -9,9 +9,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from sdshape.config.options import DEFAULT_BACKEND, DEFAULT_SHAPE, GPU_DEFAULTS, RunOptions
 from sdshape.core import units
 from sdshape.core.errors import UsageError
 from sdshape.result.output import folder_target, standard_json, write_atomic
+
+NATIVE_RESOLUTION = 512  # SD 1.5's
+CLIP_TOKENS = 77  # CLIP's context; T5 encoders are capped to it in compositions
 
 
 def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
@@ -22,33 +26,30 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(f"--budget must be a positive number of parameters, got {args.budget:g}")
     check_resolution(args.resolution)
     out = folder_target(args.out, "--out") if args.out is not None else None
-    for name in ("steps", "seq_len"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    options = RunOptions.from_values(vars(args))
+    for flag, value in (("--steps", options.steps), ("--seq-len", options.sequence_length)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be at least 1, got {value}")
     plan = None
     if args.measure:
-        from sdshape.config.plan import cuda_available, resolve
-        from sdshape.config.run_options import backend_flags
+        from dataclasses import replace
 
-        on_gpu = args.device == "cuda" or (args.device is None and cuda_available())
+        from sdshape.config.options import backend_flags
+        from sdshape.config.plan import cuda_available, resolve
+
+        on_gpu = options.device == "cuda" or (options.device is None and cuda_available())
         # On a GPU the explorer measures GPU work by default: CUDA-graph replay, rounds until stable.
-        backend = args.backend or ("eager:cudagraph" if on_gpu else "eager")
-        plan = resolve(
-            shape="tiny" if args.family == "tiny" else "sd15",
-            backend=backend,
-            precision=args.precision,
-            device=args.device,
-            resolution=args.resolution,
-            steps=args.steps,
-            rounds=args.rounds,
-            warmup=args.warmup,
-            backend_flags=backend_flags(vars(args)),
-        )
+        backend = options.backend or ("eager:cudagraph" if on_gpu else DEFAULT_BACKEND)
+        shape = "tiny" if args.family == "tiny" else DEFAULT_SHAPE
+        plan = resolve(replace(options, shape=shape, backend=backend), backend_flags=backend_flags(vars(args)))
         if len(plan.backends) != 1:
             raise UsageError("shapes --measure takes one backend")
-    resolution = plan.resolution if plan else (args.resolution or 512)
-    steps = plan.steps if plan else (args.steps or 50)
-    found, skipped = compositions.enumerate_shapes(args.budget, args.family, resolution, steps, args.seq_len)
+    # Without --measure: the budget's FLOPs at SD 1.5's native size and a GPU run's steps.
+    resolution = plan.resolution if plan else (options.resolution or NATIVE_RESOLUTION)
+    steps = plan.steps if plan else (options.steps or GPU_DEFAULTS.steps)
+    found, skipped = compositions.enumerate_shapes(
+        args.budget, args.family, resolution, steps, options.sequence_length or CLIP_TOKENS
+    )
     if not found:
         raise UsageError(f"no composition of the {args.family} components fits {args.budget:.3g} parameters")
     measured = None

@@ -6,8 +6,7 @@ choices; nothing heavy is imported or built before validation passes.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,28 +22,13 @@ from sdshape.config.limits import (
     run_configs,
     train_timesteps,
 )
+from sdshape.config.options import CPU_DEFAULTS, DEFAULT_BACKEND, DEFAULT_SHAPE, DEFAULTS, GPU_DEFAULTS, RunOptions
 from sdshape.core.errors import UsageError, choices_error, whole_number
 from sdshape.core.vocabulary import DEVICES, PRECISION_NAMES
 from sdshape.measurement.stopping import Stopping
 from sdshape.models.zoo import ShapeSpec, get_shape
 
-
-@dataclass(frozen=True)
-class Defaults:
-    """What a run does when a flag is left out, per device kind."""
-
-    precision: str
-    steps: int
-    rounds: int | None  # None: until the median is stable (``--rounds auto``)
-    warmup: int
-    resolution_cap: int | None  # None: the shape's native resolution
-    profile: bool
-
-
 GUIDANCE_WITH_WEIGHTS = 7.5  # --weights folders name no pipeline defaults; SD's is used
-GPU_DEFAULTS = Defaults(precision="fp16", steps=50, rounds=None, warmup=2, resolution_cap=None, profile=True)
-# Sized so `sdshape run` with no flags (SD 1.5 at 256x256) prints its table in about 2 minutes on 2 CPU cores.
-CPU_DEFAULTS = Defaults(precision="fp32", steps=3, rounds=3, warmup=1, resolution_cap=256, profile=False)
 
 
 @dataclass
@@ -61,24 +45,45 @@ class Plan:
     rounds: int | None  # None: until the median is stable (``stopping``)
     warmup: int
     weights: Path | None = None
-    seed: int = 0
-    guidance: float = 7.5
-    sample_interval_s: float = 0.02
+    seed: int = DEFAULTS.seed
+    guidance: float = GUIDANCE_WITH_WEIGHTS
+    sample_interval_s: float = DEFAULTS.sample_interval_s
     notes: list[str] = field(default_factory=list)
     # label (as shown in results, e.g. "compile:reduce-overhead") -> (registered name, its options)
     backend_specs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     cache_dir: Path | None = None
-    parity: bool = True
+    parity: bool = DEFAULTS.parity
     vram_cap_bytes: int | None = None
     shape_spec: ShapeSpec | None = None  # set for compositions and shapes-file shapes
-    sequence_length: int = 77
-    isolate: bool = False  # each backend in its own process (sdshape run --isolate)
-    target_ci: float = 0.01
-    max_rounds: int = 100
-    max_time_s: float = 60.0
+    sequence_length: int = 77  # CLIP's context, when the shape names none
+    isolate: bool = DEFAULTS.isolate  # each backend in its own process (sdshape run --isolate)
+    target_ci: float = DEFAULTS.target_ci
+    max_rounds: int = DEFAULTS.max_rounds
+    max_time_s: float = DEFAULTS.max_time_s
     profile: bool = False  # one profiled round per stage, outside the timed rounds
     cache_fallback: Path | None = None  # where new artifacts go when cache_dir is read-only
+    options: RunOptions = DEFAULTS  # as given; ``resolved_options`` adds what the plan chose
     vae_upcast: bool = False  # VAE in fp32 (SDXL's force_upcast); a flag: the fp32 reference copies the plan
+
+    def resolved_options(self) -> dict[str, Any]:
+        """Every run option with the value this run used (defaults filled in), as result documents record it."""
+        chosen = {
+            "shape": self.shape,
+            "backend": ",".join(self.backends),
+            "precision": self.precision,
+            "device": self.device.type,
+            "resolution": self.resolution,
+            "steps": self.steps,
+            "rounds": "auto" if self.rounds is None else self.rounds,
+            "warmup": self.warmup,
+            "profile": self.profile,
+            "sequence_length": self.sequence_length,
+            "cache_dir": self.cache_dir,
+        }
+        given = asdict(self.options)
+        resolved = {name: chosen.get(name, value) for name, value in given.items()}
+        resolved["backend_options"] = {label: options for label, (_, options) in self.backend_specs.items()}
+        return {key: str(value) if isinstance(value, Path) else value for key, value in resolved.items()}
 
     def precision_of(self, kind: str) -> str:
         return "fp32" if kind == "vae" and self.vae_upcast else self.precision
@@ -116,7 +121,9 @@ def parse_backends(value: str, known: list[str]) -> list[str]:
     return list(dict.fromkeys(names))  # a backend named twice runs once
 
 
-def _backend_specs(labels: list[str], flags: dict[str, Any], device: str) -> dict[str, tuple[str, dict[str, Any]]]:
+def _backend_specs(
+    labels: list[str], flags: dict[str, dict[str, Any]], device: str
+) -> dict[str, tuple[str, dict[str, Any]]]:
     """Canonical label -> (name, options), each resolved by its backend and checked to be available here.
 
     A backend flag is checked by its backend even when that backend is not in the run: a typo is an
@@ -124,10 +131,11 @@ def _backend_specs(labels: list[str], flags: dict[str, Any], device: str) -> dic
     from sdshape.backends import declared_flags, get_backend, resolve
 
     for backend, option in declared_flags():
-        option.parse(flags.get(option.name), backend)
+        option.parse(flags.get(backend, {}).get(option.name), backend)
     specs: dict[str, tuple[str, dict[str, Any]]] = {}
     for label in labels:
-        canonical, name, options = resolve(label, flags, device)
+        name = label.partition(":")[0]
+        canonical, name, options = resolve(label, flags.get(name, {}), device)
         ok, reason = get_backend(name, options).available()
         if not ok:
             raise UsageError(f"backend {name!r} is not available here: {reason}")
@@ -136,41 +144,35 @@ def _backend_specs(labels: list[str], flags: dict[str, Any], device: str) -> dic
 
 
 def resolve(
+    options: RunOptions | None = None,
+    /,
     *,
-    shape: str | None = None,
-    backend: str = "eager",
-    precision: str | None = None,
-    device: str | None = None,
-    resolution: int | None = None,
-    steps: int | None = None,
-    batch: int = 1,
-    rounds: int | str | None = None,
-    warmup: int | None = None,
-    weights: str | os.PathLike | None = None,
-    seed: int = 0,
+    backend_flags: dict[str, dict[str, Any]] | None = None,
     known_backends: list[str] | None = None,
-    backend_flags: dict[str, Any] | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    parity: bool = True,
-    vram_cap: str | None = None,
-    text_encoder: str | None = None,
-    denoiser: str | None = None,
-    vae: str | None = None,
-    sequence_length: int | None = None,
-    shapes_file: str | os.PathLike | None = None,
-    sample_interval: float = 0.02,
-    isolate: bool = False,
-    force_size: bool = False,
-    target_ci: float = 0.01,
-    max_rounds: int = 100,
-    max_time: float = 60.0,
-    profile: bool | None = None,
-    vae_fp16: bool = False,
+    **given: Any,
 ) -> Plan:
-    """Validate user options and fill in defaults for the device that will run."""
+    """Validate user options and fill in defaults for the device that will run.
+
+    ``options`` as parsed (:meth:`RunOptions.from_values`), or the options as keywords
+    (``resolve(shape="tiny", device="cpu")``), named as :class:`RunOptions` names them."""
+    if options is None:
+        options = RunOptions(**given)
+    elif given:
+        raise TypeError("resolve takes RunOptions or keywords, not both")
+    o = options
+    shape, precision, device, resolution, steps = o.shape, o.precision, o.device, o.resolution, o.steps
+    rounds, warmup, weights, seed, batch = o.rounds, o.warmup, o.weights, o.seed, o.batch
+    text_encoder, denoiser, vae, sequence_length = o.text_encoder, o.denoiser, o.vae, o.sequence_length
+    shapes_file, sample_interval, target_ci, max_rounds, max_time = (
+        o.shapes_file,
+        o.sample_interval_s,
+        o.target_ci,
+        o.max_rounds,
+        o.max_time_s,
+    )
     from sdshape.backends import backend_names
 
-    shape_name = shape or "sd15"
+    shape_name = shape or DEFAULT_SHAPE
     if weights is not None and shape is not None:
         raise UsageError("--weights and --shape both given: the architecture comes from the --weights folder")
     _positive("--seq-len", sequence_length)
@@ -221,7 +223,7 @@ def resolve(
         raise UsageError(
             f"--sample-interval must be between 0 (no sampler thread) and 3600 seconds, got {sample_interval}"
         )
-    backends = parse_backends(backend, known_backends or backend_names())
+    backends = parse_backends(o.backend or DEFAULT_BACKEND, known_backends or backend_names())
 
     notes: list[str] = []
     if device is None:
@@ -233,7 +235,7 @@ def resolve(
             f"--device cuda: no CUDA GPU is usable (torch {torch.__version__}, "
             f"built with CUDA {torch.version.cuda or 'none'}); valid choices here: cpu"
         )
-    vram_cap_bytes = None
+    vram_cap, vram_cap_bytes = o.vram_cap, None
     if vram_cap is not None:
         from sdshape.core.units import parse_size
 
@@ -272,9 +274,9 @@ def resolve(
         notes.append("CPU defaults chosen: " + ", ".join(chosen) + " (set --resolution/--steps/--rounds to change)")
     tokens = shape_spec.sequence_length if shape_spec else (sequence_length or 77)
     element = 4 if precision == "fp32" else 2
-    check_size(vae_config, resolution, batch, tokens, element, device, force_size, shape_spec, precision)
-    cache_root, cache_fallback = cache_location(cache_dir, notes)
-    vae_upcast = limits.run_vae_precision(precision, vae_config, shape_spec, weights, vae_fp16, notes) != precision
+    check_size(vae_config, resolution, batch, tokens, element, device, o.force_size, shape_spec, precision)
+    cache_root, cache_fallback = cache_location(o.cache_dir, notes)
+    vae_upcast = limits.run_vae_precision(precision, vae_config, shape_spec, weights, o.vae_fp16, notes) != precision
 
     return Plan(
         shape=shape_name,
@@ -282,7 +284,7 @@ def resolve(
         backend_specs=specs,
         cache_dir=cache_root,
         cache_fallback=cache_fallback,
-        parity=parity,
+        parity=o.parity,
         vram_cap_bytes=vram_cap_bytes,
         shape_spec=shape_spec,
         sequence_length=tokens,
@@ -298,10 +300,11 @@ def resolve(
         seed=seed,
         notes=notes,
         sample_interval_s=sample_interval,
-        isolate=isolate,
+        isolate=o.isolate,
         target_ci=target_ci,
         max_rounds=max_rounds,
         max_time_s=max_time,
-        profile=defaults.profile if profile is None else profile,
+        profile=defaults.profile if o.profile is None else o.profile,
+        options=options,
         vae_upcast=vae_upcast,
     )

@@ -24,10 +24,15 @@ class Stopping:
     """When to stop timing rounds: a fixed count, or once the median is stable (within the caps)."""
 
     fixed: int | None = None  # --rounds K
-    target_ci: float = 0.01
-    max_rounds: int = 100
-    max_time_s: float = 60.0
+    # --rounds auto's criterion and caps (their defaults are the run options', sdshape.config.options)
+    target_ci: float | None = None
+    max_rounds: int | None = None
+    max_time_s: float | None = None
     min_rounds: int = MIN_ROUNDS
+
+    def __post_init__(self) -> None:
+        if self.fixed is None and None in (self.target_ci, self.max_rounds, self.max_time_s):
+            raise ValueError("--rounds auto needs target_ci, max_rounds and max_time_s")
 
     @property
     def auto(self) -> bool:

@@ -20,7 +20,7 @@ from torch import nn
 
 from sdshape.backends.base import Runner
 from sdshape.models.call_inputs import CallShapes
-from sdshape.models.families.base import Conditioning, Family, Specs
+from sdshape.models.families.base import Conditioning, Family, Specs, StageModule
 
 Mark = Callable[[], None] | None
 
@@ -137,7 +137,7 @@ class PipelineStage:
         return self.vae.run(latents=latents.to(self.vae.latents.dtype))  # an upcast VAE decodes in fp32
 
 
-class VAEDecode(nn.Module):
+class VAEDecode(StageModule):
     """Latents (in the diffusion model's scaled and shifted space) to pixels.
 
     SD's VAE has only a scaling factor; SD3's and FLUX's 16-channel VAEs also a shift
@@ -145,6 +145,7 @@ class VAEDecode(nn.Module):
     """
 
     ort_model_type = "vae"
+    returns_tuple = False  # one tensor of pixels
 
     def __init__(self, vae: nn.Module):
         super().__init__()

@@ -131,7 +131,12 @@ def machine_info(environment: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
-def document(results: list[StageResult], environment: dict[str, Any]) -> dict[str, Any]:
+def document(
+    results: list[StageResult], environment: dict[str, Any], options: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The results file: pytest-benchmark's schema plus sdshape's keys; ``options`` are the run's
+    resolved options (``Plan.resolved_options``), saved beside the results as optimum-benchmark saves
+    its config beside its report."""
     from pytest_benchmark import __version__ as pytest_benchmark_version
     from pytest_benchmark.utils import get_commit_info
 
@@ -145,4 +150,5 @@ def document(results: list[StageResult], environment: dict[str, Any]) -> dict[st
         "version": pytest_benchmark_version,
         "sdshape_version": __version__,
         "stages": list(STAGES),
+        **({"options": options} if options is not None else {}),
     }

@@ -183,7 +183,7 @@ class Session:
         )
         self.stages = wire(built, shapes, plan, self.dtype, conditioning, self.runners.prepare)
         self.facts = stage_facts(built, flops_per_call(built.specs, shapes, strict=False), plan.steps)
-        keeps = getattr(backend, "keeps_module", True)
+        keeps = backend.keeps_module
         if not keeps:  # the runners hold their own copy of the weights: torch's goes
             for module in built.modules.values():
                 module.to("meta")

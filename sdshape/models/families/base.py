@@ -116,7 +116,17 @@ def encode(
     return hidden, pooled
 
 
-class TextEncoders(nn.Module):
+class StageModule(nn.Module):
+    """What every stage module declares for the backends that run it (plain tensors in and out).
+
+    ``returns_tuple``: the output is a tuple, whose structure a backend's runner keeps;
+    ``ort_model_type``: ONNX Runtime's optimizer model type for its graph (None: no fusions)."""
+
+    returns_tuple: ClassVar[bool] = False
+    ort_model_type: ClassVar[str | None] = None
+
+
+class TextEncoders(StageModule):
     """A pipeline's text encoders, each on its token stream; a family's subclass combines their outputs.
 
     ``forward(input_ids, input_ids_2=None)``: named parameters, since ONNX export names the graph's

@@ -24,6 +24,7 @@ from sdshape.models.families.base import (
     Guidance,
     Sizes,
     Specs,
+    StageModule,
     TextEncoders,
     encode,
     is_t5,
@@ -50,7 +51,7 @@ class PooledAndStates(TextEncoders):
         return states, pooled
 
 
-class FluxStep(nn.Module):
+class FluxStep(StageModule):
     """One FLUX transformer evaluation on packed latents (timestep given on the 0-1000 scale)."""
 
     ort_model_type = "mmdit"

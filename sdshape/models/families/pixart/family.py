@@ -21,6 +21,7 @@ from sdshape.models.families.base import (
     Family,
     Sizes,
     Specs,
+    StageModule,
     TextEncoders,
     encode,
     halves,
@@ -46,7 +47,7 @@ class MaskedTextEncoder(TextEncoders):
         return hidden, mask
 
 
-class PixArtStep(nn.Module):
+class PixArtStep(StageModule):
     """One PixArt DiT evaluation, returning the noise half of its prediction."""
 
     ort_model_type = "unet"  # ORT fuses its attention and layer norms as it does the UNet's transformer blocks

@@ -22,6 +22,7 @@ from sdshape.models.families.base import (
     Family,
     Sizes,
     Specs,
+    StageModule,
     TextEncoders,
     encode,
     halves,
@@ -53,7 +54,7 @@ class JointText(TextEncoders):
         return hidden, torch.cat(pooled, dim=-1)
 
 
-class SD3Step(nn.Module):
+class SD3Step(StageModule):
     """One MMDiT evaluation."""
 
     ort_model_type = "mmdit"

@@ -14,7 +14,16 @@ import torch
 from torch import nn
 
 from sdshape.core.errors import UsageError
-from sdshape.models.families.base import Conditioning, Family, Sizes, Specs, halves, stream_of_parts, text_parts
+from sdshape.models.families.base import (
+    Conditioning,
+    Family,
+    Sizes,
+    Specs,
+    StageModule,
+    halves,
+    stream_of_parts,
+    text_parts,
+)
 from sdshape.models.zoo.specs import ComponentSpec
 
 # SDXL's micro-conditioning: original size, crop top-left, target size.
@@ -25,7 +34,7 @@ def _width(config: dict) -> int:
     return config["hidden_size"] if "hidden_size" in config else config["d_model"]
 
 
-class TextEncoderModule(nn.Module):
+class TextEncoderModule(StageModule):
     """One or more text encoders on one token stream, combined the way the UNet pipelines combine them."""
 
     returns_tuple = True  # (hidden,) or (hidden, pooled): backends keep this structure
@@ -49,7 +58,7 @@ class TextEncoderModule(nn.Module):
         return (hidden,)
 
 
-class UNetStep(nn.Module):
+class UNetStep(StageModule):
     """One UNet evaluation: the unit a backend compiles, exports or builds an engine for."""
 
     ort_model_type = "unet"

@@ -1,0 +1,241 @@
+"""Every run option, declared once: :class:`RunOptions`.
+
+Each field carries its flag, help, default and the harnesses it applies to
+(``sdshape run``, ``pytest bench/``, ``sdshape shapes --measure``). The argparse
+flags, pytest's options and the plan are all derived from these fields
+(:func:`add_options`, :meth:`RunOptions.from_values`, :func:`sdshape.config.plan.resolve`),
+so adding an option is one field here, and a default is written only here (or,
+where it depends on the device, once in :data:`GPU_DEFAULTS` / :data:`CPU_DEFAULTS`,
+which the help text quotes). Flags a backend declares come from the backend
+(``--ort-provider``): their values reach that backend only, and two backends declaring one
+flag are refused when they are registered (:func:`sdshape.backends.declared_flags`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from sdshape.core.vocabulary import DEVICES, PRECISION_NAMES
+
+RUN, BENCH, SHAPES = "run", "bench", "shapes"  # where an option applies
+HARNESSES = (RUN, BENCH, SHAPES)
+
+
+@dataclass(frozen=True)
+class DeviceDefaults:
+    """What a run does when a flag is left out, per device kind (the help text quotes these)."""
+
+    precision: str
+    steps: int
+    rounds: int | None  # None: until the median is stable (``--rounds auto``)
+    warmup: int
+    resolution_cap: int | None  # None: the shape's native resolution
+    profile: bool
+
+
+GPU_DEFAULTS = DeviceDefaults(precision="fp16", steps=50, rounds=None, warmup=2, resolution_cap=None, profile=True)
+# Sized so `sdshape run` with no flags (SD 1.5 at 256x256) prints its table in about 2 minutes on 2 CPU cores.
+CPU_DEFAULTS = DeviceDefaults(precision="fp32", steps=3, rounds=3, warmup=1, resolution_cap=256, profile=False)
+DEFAULT_BACKEND = "eager"
+DEFAULT_SHAPE = "sd15"
+
+
+def option(
+    flag: str,
+    help: str,
+    default: Any = None,
+    *,
+    kind: type | None = None,
+    action: Any = None,
+    aliases: tuple[str, ...] = (),
+    where: tuple[str, ...] = (RUN, BENCH),
+    metavar: str | None = None,
+) -> Any:
+    """A :class:`RunOptions` field: its default plus what a parser needs to offer it."""
+    spec = {"flag": flag, "help": help, "kind": kind, "action": action, "aliases": aliases, "where": where}
+    return field(default=default, metadata={**spec, "metavar": metavar})
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "auto"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def _device_default(name: str) -> str:
+    return f"default {_shown(getattr(GPU_DEFAULTS, name))} on a GPU, {_shown(getattr(CPU_DEFAULTS, name))} on the CPU"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The options of one run as given (None: not given, the plan picks the device's default)."""
+
+    shape: str | None = option("--shape", f"zoo shape (default {DEFAULT_SHAPE}), or a name from --shapes-file")
+    text_encoder: str | None = option("--text-encoder", "swap in any zoo text encoder (e.g. t5-v1.1-large)")
+    denoiser: str | None = option(
+        "--denoiser",
+        "swap in any zoo denoiser, UNet or transformer (e.g. bk-sdm-small); its text conditioning is adapted",
+        aliases=("--unet",),
+    )
+    vae: str | None = option("--vae", "swap in any zoo VAE (e.g. taesd)")
+    sequence_length: int | None = option(
+        "--seq-len", "text sequence length (default: the shape's; CLIP's maximum is 77)", kind=int, where=HARNESSES
+    )
+    shapes_file: str | None = option(
+        "--shapes-file", "TOML of named compositions: [shape.NAME] text_encoder, unet, vae"
+    )
+    backend: str | None = option(
+        "--backend", f"backend, or a comma list with variants (default {DEFAULT_BACKEND})", where=HARNESSES
+    )
+    precision: str | None = option("--precision", "|".join(PRECISION_NAMES), where=HARNESSES)
+    vae_fp16: bool = option(
+        "--vae-fp16",
+        "decode in fp16 even where the pipeline upcasts the VAE to fp32 (SDXL's force_upcast; the fp16-fix VAE's way)",
+        False,
+        action="store_true",
+    )
+    device: str | None = option("--device", f"{'|'.join(DEVICES)} (default: the GPU if there is one)", where=HARNESSES)
+    resolution: int | None = option(
+        "--resolution",
+        f"image side in pixels, a multiple of 8 (default: native; {CPU_DEFAULTS.resolution_cap} on the CPU)",
+        kind=int,
+        where=HARNESSES,
+    )
+    steps: int | None = option("--steps", "denoising steps", kind=int, where=HARNESSES)
+    batch: int = option("--batch", "images per prompt batch", 1, kind=int)
+    rounds: str | None = option(
+        "--rounds", "timed rounds per stage, or auto: until the median's 95%% CI is within --target-ci", where=HARNESSES
+    )
+    target_ci: float = option(
+        "--target-ci", "--rounds auto stops once the median's 95%% CI is within this fraction of it", 0.01, kind=float
+    )
+    max_rounds: int = option("--max-rounds", "--rounds auto: at most this many rounds", 100, kind=int)
+    max_time_s: float = option("--max-time", "--rounds auto: at most this many seconds per stage", 60.0, kind=float)
+    profile: bool | None = option(
+        "--profile",
+        "one profiled round per stage: GPU busy fraction and time by kernel class (--no-profile: none)",
+        action=argparse.BooleanOptionalAction,
+    )
+    warmup: int | None = option("--warmup", "untimed warm-up rounds per stage", kind=int, where=HARNESSES)
+    weights: str | None = option("--weights", "local diffusers pipeline folder to load instead of random weights")
+    seed: int = option("--seed", "seed for weights and inputs", 0, kind=int)
+    cache_dir: str | None = option(
+        "--cache-dir", "exported models and engines (default $SDSHAPE_CACHE_DIR, ~/.cache/sdshape)"
+    )
+    parity: bool = option("--no-parity", "skip the comparison with eager fp32 outputs", True, action="store_false")
+    vram_cap: str | None = option(
+        "--vram-cap", "GPU only: emulate a smaller card, e.g. 8GiB; records per stage fit or OOM"
+    )
+    sample_interval_s: float = option(
+        "--sample-interval",
+        "seconds between the sampler's readings (0: no sampler thread, open/close readings only)",
+        0.02,
+        kind=float,
+    )
+    force_size: bool = option(
+        "--force-size",
+        "run sizes whose estimated memory exceeds the device's (by default they are refused up front)",
+        False,
+        action="store_true",
+    )
+    isolate: bool = option(
+        "--isolate",
+        "run each backend (and the parity reference) in a fresh process, so every baseline starts clean",
+        False,
+        action="store_true",
+        where=(RUN,),
+    )
+    json_path: str | None = option("--json", "write results here (pytest-benchmark JSON schema)", where=(RUN,))
+    save: bool = option(
+        "--save",
+        "also store the results under --results-dir, never overwriting",
+        False,
+        action="store_true",
+        where=(RUN,),
+    )
+    results_dir: str = option("--results-dir", "where --save stores", "results", where=(RUN,))
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> RunOptions:
+        """The options in a parsed namespace (argparse's or pytest's); absent ones keep their defaults."""
+        known = {f.name: values[f.name] for f in fields(cls) if f.name in values}
+        return cls(**known)
+
+    def given(self) -> dict[str, Any]:
+        """The options that differ from their defaults, as a result document records them."""
+        return {
+            f.name: value for f, value in zip(fields(self), asdict(self).values(), strict=True) if value != f.default
+        }
+
+
+DEFAULTS = RunOptions()
+
+
+def _help(spec: Mapping[str, Any], name: str, default: Any) -> str:
+    text = spec["help"]
+    if name in {f.name for f in fields(DeviceDefaults)}:
+        return f"{text} ({_device_default(name)})"
+    if default is not None and not isinstance(default, bool) and spec["action"] is None:
+        return f"{text} (default {default})"
+    return text
+
+
+def add_options(add_argument: Callable[..., Any], harness: str) -> None:
+    """Add every run option that applies to ``harness`` (run, bench, shapes), then the backends' flags."""
+    for f in fields(RunOptions):
+        spec = f.metadata
+        if harness not in spec["where"]:
+            continue
+        kwargs: dict[str, Any] = {"dest": f.name, "help": _help(spec, f.name, f.default), "default": f.default}
+        if spec["kind"] is not None:
+            kwargs["type"] = spec["kind"]
+        if spec["action"] is not None:
+            kwargs["action"] = spec["action"]
+        if spec["action"] is None:
+            kwargs["metavar"] = spec["metavar"] or spec["flag"].lstrip("-").upper().replace("-", "_")
+        add_argument(spec["flag"], *spec["aliases"], **kwargs)
+    add_backend_flags(add_argument)
+
+
+BACKEND_FLAG_PREFIX = "backend_option__"
+
+
+def backend_flag_dest(backend: str, option_name: str) -> str:
+    return f"{BACKEND_FLAG_PREFIX}{backend}__{option_name}"
+
+
+def add_backend_flags(add_argument: Callable[..., Any]) -> None:
+    """Every flag the registered backends declare; the value is kept under its backend's name."""
+    from sdshape.backends import declared_flags
+
+    for backend, option in declared_flags():
+        choices = f" ({'|'.join(option.choices)})" if option.choices else ""
+        metavar = option.name.upper()
+        add_argument(
+            option.flag,
+            dest=backend_flag_dest(backend, option.name),
+            metavar=metavar,
+            help=f"{backend}: {option.help}{choices}",
+        )
+
+
+def backend_flags(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """backend -> {option name: value} for every backend flag that was given."""
+    found: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        if key.startswith(BACKEND_FLAG_PREFIX) and value is not None:
+            backend, _, name = key[len(BACKEND_FLAG_PREFIX) :].partition("__")
+            found.setdefault(backend, {})[name] = value
+    return found
+
+
+def plan_from(values: Mapping[str, Any]) -> Any:
+    """The :class:`~sdshape.config.plan.Plan` for parsed run options (argparse's or pytest's)."""
+    from sdshape.config.plan import resolve
+
+    return resolve(RunOptions.from_values(values), backend_flags=backend_flags(values))
