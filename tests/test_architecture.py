@@ -67,7 +67,7 @@ LAYERS: dict[str, set[str]] = {
     "feasibility": {"core", "result", "models", "backends"},
     "run": {"core", "result", "measurement", "models", "config", "backends"},
     "explorer": {"core", "result", "models", "run"},
-    "present": {"core", "result", "measurement", "feasibility", "explorer"},
+    "present": {"core", "result", "regression", "measurement", "feasibility", "explorer"},
     "cli": {
         "core",
         "result",

@@ -60,7 +60,7 @@ def test_console_script_exits_2_without_traceback():
 
 
 def test_backend_list_is_parsed_and_deduplicated():
-    from sdshape.config.plan import parse_backends
+    from sdshape.config.limits import parse_backends
 
     assert parse_backends("eager, eager,", ["eager"]) == ["eager"]
 

@@ -53,9 +53,9 @@ def test_the_h100_files_are_read_as_flagged_not_as_numbers():
     result = load(H100 / "sd15-eager-fp16.json")
     for row in result.rows.values():
         memory = row.memory.figures
-        assert memory["nvml_process_peak_bytes"] is None and memory["nvml_device_peak_bytes"] is None
+        assert memory.nvml_process_peak_bytes is None and memory.nvml_device_peak_bytes is None
         assert "cannot be negative" in row.memory.error
-        assert all(v is None or v >= 0 for k, v in memory.items() if k.endswith("_bytes"))
+        assert all(v is None or v >= 0 for v in memory.figures().values())
     # torch's own peaks are valid and still stand (labelled as torch's)
     text = result.rows[next(k for k in result.rows if k[0] == "text_encoder")]
     assert text.standing_peak() == (2_380_267_520, "torch reserved", "torch_reserved_peak_bytes")
@@ -68,11 +68,11 @@ def test_an_nvml_peak_below_what_torch_itself_held_is_flagged():
     graphs = [row for key, row in result.rows.items() if key[2] == "compile:reduce-overhead"]
     assert len(graphs) == 4
     for row in graphs:
-        assert row.memory.figures["nvml_process_peak_bytes"] is None
+        assert row.memory.figures.nvml_process_peak_bytes is None
         assert "below the 4.43 GiB torch's allocator itself held" in row.memory.error
     ort = [row for key, row in result.rows.items() if key[2] == "onnxruntime"]
     assert len(ort) == 4  # ORT's peaks stand: each is above the 2.25 GB torch held
-    assert all(row.memory.figures["nvml_process_peak_bytes"] > 5e9 for row in ort)
+    assert all(row.memory.figures.nvml_process_peak_bytes > 5e9 for row in ort)
     # A clean reading: torch's reserved at the window's end less what it held at the baseline.
     fine, none = rules.check_memory(
         {"nvml_process_peak_bytes": 3 * GIB, "torch_reserved_peak_bytes": 5 * GIB,
@@ -174,8 +174,8 @@ def test_a_baseline_read_before_memory_falls_is_waited_for(replay, tiny_plan):
         run.close(opened)
     assert source.reads > 4
     assert result.memory.error is None
-    assert result.memory.get("host_rss_peak_bytes") == int(2.2 * GIB)
-    assert result.memory.baseline["settled"] and result.memory.baseline["waited_s"] > 0
+    assert result.memory.figures.host_rss_peak_bytes == int(2.2 * GIB)
+    assert result.memory.baseline.settled and result.memory.baseline.waited_s > 0
 
 
 def test_a_baseline_that_never_came_down_flags_the_peaks(replay, tiny_plan):
@@ -189,7 +189,7 @@ def test_a_baseline_that_never_came_down_flags_the_peaks(replay, tiny_plan):
         result = opened.measure("denoise_loop")
     finally:
         run.close(opened)
-    assert result.memory.get("host_rss_peak_bytes") is None
+    assert result.memory.figures.host_rss_peak_bytes is None
     assert "baseline was read while" in result.memory.error
     info = result.to_extra_info()  # as written: null, with the reason
     assert info["memory"]["host_rss_peak_bytes"] is None and info["memory_error"] == result.memory.error

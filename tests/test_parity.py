@@ -55,5 +55,5 @@ def test_session_marks_failed_parity_invalid(tiny_session, monkeypatch):
     )
     result = tiny_session.record(outcome)
     assert result.status == "invalid" and "parity with eager fp32 failed" in result.message
-    assert result.parity["inf"] == 3 * 64 * 64 and not result.rankable
+    assert result.parity.inf == 3 * 64 * 64 and not result.rankable
     assert result.timing.rounds_s == [0.01]  # an invalid row keeps its figures; it is only never ranked

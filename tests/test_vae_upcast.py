@@ -47,8 +47,8 @@ def test_an_upcast_vae_runs_in_fp32_and_the_rows_say_so(tiny_plan):
     rows = {r.stage: r for r in results}
     assert all(r.status == "ok" for r in rows.values()), {s: r.message for s, r in rows.items()}
     vae_params = rows["vae_decode"].cost.params
-    assert rows["vae_decode"].memory.get("weights_bytes") >= 4 * vae_params
-    assert rows["text_encoder"].memory.get("weights_bytes") <= 2 * rows["text_encoder"].cost.params + 4096
+    assert rows["vae_decode"].memory.figures.weights_bytes >= 4 * vae_params
+    assert rows["text_encoder"].memory.figures.weights_bytes <= 2 * rows["text_encoder"].cost.params + 4096
     assert rows["vae_decode"].conditions.vae_precision == "fp32"
     info = rows["pipeline"].to_extra_info()
     assert info["vae_precision"] == "fp32" and info["precision"] == "bf16"

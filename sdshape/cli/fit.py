@@ -13,7 +13,7 @@ from sdshape.core.errors import UsageError
 
 
 def cmd_fit(args: argparse.Namespace, console: Console) -> int:
-    from sdshape.config.plan import check_resolution
+    from sdshape.config.limits import check_resolution
     from sdshape.core.errors import choices_error
     from sdshape.feasibility.catalog import load_catalog, pick
     from sdshape.feasibility.fit import fit

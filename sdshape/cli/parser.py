@@ -12,6 +12,7 @@ import argparse
 
 from sdshape import __version__
 from sdshape.core.errors import UsageError
+from sdshape.regression.compare import Floors
 
 
 class Parser(argparse.ArgumentParser):
@@ -58,9 +59,19 @@ def build_parser(backend_flags: bool = False) -> Parser:
     compare = sub.add_parser("compare", help="verdicts between two result files: regressions, improvements, noise")
     compare.add_argument("base")
     compare.add_argument("new")
-    compare.add_argument("--threshold", type=float, default=0.05, help="minimum time change that counts (default 0.05)")
-    compare.add_argument("--memory-threshold", type=float, default=0.05, help="minimum memory change (default 0.05)")
-    compare.add_argument("--energy-threshold", type=float, default=0.10, help="minimum energy change (default 0.10)")
+    floors = Floors()
+    compare.add_argument(
+        "--threshold", type=float, default=floors.time, help="minimum time change that counts (%(default)s)"
+    )
+    compare.add_argument(
+        "--memory-threshold", type=float, default=floors.memory, help="minimum memory change (%(default)s)"
+    )
+    compare.add_argument(
+        "--energy-threshold", type=float, default=floors.energy, help="minimum energy change (%(default)s)"
+    )
+    compare.add_argument(
+        "--alpha", type=float, default=floors.alpha, help="time: Mann-Whitney U's p must be below this (%(default)s)"
+    )
     compare.add_argument("--thresholds", help="TOML file of per-id overrides ([[override]] tables)")
     compare.add_argument("--json", action="store_true", help="print JSON")
     report = sub.add_parser("report", help="Markdown + HTML report: shares per stage, GPU feasibility matrix")

@@ -25,13 +25,15 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     from sdshape.result import io
 
     _check_fractions(args, "threshold", "memory_threshold", "energy_threshold")
-    floors = compare.Floors(args.threshold, args.memory_threshold, args.energy_threshold)
+    if not 0 < args.alpha < 1:
+        raise UsageError(f"--alpha must be a significance level between 0 and 1 such as 0.05, got {args.alpha}")
+    floors = compare.Floors(args.threshold, args.memory_threshold, args.energy_threshold, args.alpha)
     thresholds = compare.load_thresholds(args.thresholds, floors) if args.thresholds else compare.Thresholds(floors)
     base, new = io.load(args.base), io.load(args.new)
     results = compare.compare_files(base, new, thresholds)
     environment = compare.environment_diff(base, new)
     if args.json:
-        print(json.dumps(results, indent=2, default=str))
+        print(json.dumps([result.to_json() for result in results], indent=2, default=str))
     else:
         print_verdicts(results, environment, base, new, console)
     return 1 if compare.failing(results) else 0

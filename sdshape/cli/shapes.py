@@ -19,7 +19,7 @@ CLIP_TOKENS = 77  # CLIP's context; T5 encoders are capped to it in compositions
 
 
 def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
-    from sdshape.config.plan import check_resolution
+    from sdshape.config.limits import check_resolution
     from sdshape.explorer import chart, compositions
 
     if not args.budget > 0:

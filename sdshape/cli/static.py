@@ -67,7 +67,7 @@ def cmd_zoo(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
-    from sdshape.config.plan import check_resolution
+    from sdshape.config.limits import check_resolution
     from sdshape.models.inspection import inspect_shape
     from sdshape.models.zoo import get_shape
 

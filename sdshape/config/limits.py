@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sdshape.config.options import RunOptions
 
 from sdshape.core import units
-from sdshape.core.errors import UsageError
+from sdshape.core.errors import UsageError, choices_error, whole_number
 
 MAX_ROUNDS = 10_000
 MAX_WARMUP = 1_000
@@ -170,3 +173,48 @@ def check_storage(precision: str, backend_specs: dict[str, tuple[str, dict[str, 
     if others:
         raise UsageError(f"--precision {precision} runs with --backend eager only; not with {', '.join(others)}")
     check_available(precision)
+
+
+def positive(name: str, value: int | None, minimum: int = 1, maximum: int | None = None) -> None:
+    if value is not None:
+        whole_number(name, value, minimum, maximum)
+
+
+def check_resolution(value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % 8):
+        raise UsageError(f"--resolution must be a positive multiple of 8 (latents are 1/8 of the image), got {value}")
+
+
+def parse_backends(value: str, known: list[str]) -> list[str]:
+    """A comma list of backends, each optionally with a variant (``compile:reduce-overhead``)."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        raise choices_error("backend", value, known)
+    for name in names:
+        if name.partition(":")[0] not in known:
+            raise choices_error("backend", name.partition(":")[0], known)
+    return list(dict.fromkeys(names))  # a backend named twice runs once
+
+
+def check_rounds(o: RunOptions) -> tuple[bool, int | str | None]:
+    """--rounds (a count or auto), its criterion and caps, --warmup and --sample-interval."""
+    rounds = o.rounds
+    auto_rounds = rounds == "auto"
+    if isinstance(rounds, str) and not auto_rounds:
+        try:
+            rounds = int(rounds)
+        except ValueError:
+            raise UsageError(f"--rounds must be a whole number or auto, got {rounds!r}") from None
+    if not auto_rounds:
+        positive("--rounds", rounds, maximum=MAX_ROUNDS)
+    whole_number("--max-rounds", o.max_rounds, minimum=5, maximum=MAX_ROUNDS)
+    if not 0 < o.target_ci < 1:  # NaN fails this too
+        raise UsageError(f"--target-ci must be a fraction between 0 and 1 such as 0.01, got {o.target_ci}")
+    if not 0 < o.max_time_s <= 3600:
+        raise UsageError(f"--max-time must be between 0 and 3600 seconds, got {o.max_time_s}")
+    positive("--warmup", o.warmup, minimum=0, maximum=MAX_WARMUP)
+    if not 0 <= o.sample_interval_s <= 3600:  # NaN fails this too
+        raise UsageError(
+            f"--sample-interval must be between 0 (no sampler thread) and 3600 seconds, got {o.sample_interval_s}"
+        )
+    return auto_rounds, rounds

@@ -15,10 +15,12 @@ import torch
 from sdshape.config import limits
 from sdshape.config.identity import cache_location
 from sdshape.config.limits import (
-    MAX_ROUNDS,
     MAX_SEED,
-    MAX_WARMUP,
+    check_resolution,
+    check_rounds,
     check_size,
+    parse_backends,
+    positive,
     run_configs,
     train_timesteps,
 )
@@ -100,27 +102,6 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def _positive(name: str, value: int | None, minimum: int = 1, maximum: int | None = None) -> None:
-    if value is not None:
-        whole_number(name, value, minimum, maximum)
-
-
-def check_resolution(value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % 8):
-        raise UsageError(f"--resolution must be a positive multiple of 8 (latents are 1/8 of the image), got {value}")
-
-
-def parse_backends(value: str, known: list[str]) -> list[str]:
-    """A comma list of backends, each optionally with a variant (``compile:reduce-overhead``)."""
-    names = [name.strip() for name in value.split(",") if name.strip()]
-    if not names:
-        raise choices_error("backend", value, known)
-    for name in names:
-        if name.partition(":")[0] not in known:
-            raise choices_error("backend", name.partition(":")[0], known)
-    return list(dict.fromkeys(names))  # a backend named twice runs once
-
-
 def _backend_specs(
     labels: list[str], flags: dict[str, dict[str, Any]], device: str
 ) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -163,19 +144,13 @@ def resolve(
     shape, precision, device, resolution, steps = o.shape, o.precision, o.device, o.resolution, o.steps
     rounds, warmup, weights, seed, batch = o.rounds, o.warmup, o.weights, o.seed, o.batch
     text_encoder, denoiser, vae, sequence_length = o.text_encoder, o.denoiser, o.vae, o.sequence_length
-    shapes_file, sample_interval, target_ci, max_rounds, max_time = (
-        o.shapes_file,
-        o.sample_interval_s,
-        o.target_ci,
-        o.max_rounds,
-        o.max_time_s,
-    )
+    shapes_file = o.shapes_file
     from sdshape.backends import backend_names
 
     shape_name = shape or DEFAULT_SHAPE
     if weights is not None and shape is not None:
         raise UsageError("--weights and --shape both given: the architecture comes from the --weights folder")
-    _positive("--seq-len", sequence_length)
+    positive("--seq-len", sequence_length)
     whole_number("--seed", seed, minimum=0, maximum=MAX_SEED)
     shape_spec = None
     if weights is None:
@@ -203,26 +178,9 @@ def resolve(
         raise choices_error("precision", precision, PRECISION_NAMES)
     check_resolution(resolution)
     scheduler, vae_config = run_configs(shape_spec, Path(weights) if weights is not None else None)
-    _positive("--steps", steps, maximum=train_timesteps(scheduler))
-    _positive("--batch", batch)
-    auto_rounds = rounds == "auto"
-    if isinstance(rounds, str) and not auto_rounds:
-        try:
-            rounds = int(rounds)
-        except ValueError:
-            raise UsageError(f"--rounds must be a whole number or auto, got {rounds!r}") from None
-    if not auto_rounds:
-        _positive("--rounds", rounds, maximum=MAX_ROUNDS)
-    whole_number("--max-rounds", max_rounds, minimum=5, maximum=MAX_ROUNDS)
-    if not 0 < target_ci < 1:  # NaN fails this too
-        raise UsageError(f"--target-ci must be a fraction between 0 and 1 such as 0.01, got {target_ci}")
-    if not 0 < max_time <= 3600:
-        raise UsageError(f"--max-time must be between 0 and 3600 seconds, got {max_time}")
-    _positive("--warmup", warmup, minimum=0, maximum=MAX_WARMUP)
-    if not 0 <= sample_interval <= 3600:  # NaN fails this too
-        raise UsageError(
-            f"--sample-interval must be between 0 (no sampler thread) and 3600 seconds, got {sample_interval}"
-        )
+    positive("--steps", steps, maximum=train_timesteps(scheduler))
+    positive("--batch", batch)
+    auto_rounds, rounds = check_rounds(o)
     backends = parse_backends(o.backend or DEFAULT_BACKEND, known_backends or backend_names())
 
     notes: list[str] = []
@@ -299,11 +257,11 @@ def resolve(
         weights=Path(weights) if weights is not None else None,
         seed=seed,
         notes=notes,
-        sample_interval_s=sample_interval,
+        sample_interval_s=o.sample_interval_s,
         isolate=o.isolate,
-        target_ci=target_ci,
-        max_rounds=max_rounds,
-        max_time_s=max_time,
+        target_ci=o.target_ci,
+        max_rounds=o.max_rounds,
+        max_time_s=o.max_time_s,
         profile=defaults.profile if o.profile is None else o.profile,
         options=options,
         vae_upcast=vae_upcast,

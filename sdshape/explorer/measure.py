@@ -143,11 +143,11 @@ def component_cost(result: StageResult, kind: str, steps: int) -> dict[str, Any]
         "seconds": median,
         "ci_s": half,
         "rel_ci": result.timing.rel_ci,
-        "busy_fraction": (result.kernels or {}).get("busy_fraction"),
+        "busy_fraction": result.kernels.busy_fraction if result.kernels else None,
         "host_bound": result.host_bound,
         # the loop was measured at `steps`; per step, so a composition at any step count can use it
         "seconds_per_call": median / steps if median is not None and kind == "denoiser" else median,
-        "weight_bytes": result.memory.get("weights_bytes"),
+        "weight_bytes": result.memory.figures.weights_bytes,
         "activation_bytes": activations,
         "activation_source": source,
         "memory_error": result.memory.error,

@@ -189,7 +189,7 @@ def allocator_rows(results: list[ResultFile], static_of: StaticOf) -> list[dict[
         path = result.path
         for row in result.rows.values():
             stage = row.stage
-            measured = row.memory.get("torch_allocated_peak_bytes")
+            measured = row.memory.figures.torch_allocated_peak_bytes
             key = row.id.as_dict()
             if (
                 row.status != "ok"

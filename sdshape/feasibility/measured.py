@@ -95,10 +95,10 @@ def profiles(result: ResultFile, catalog: dict[str, GPU]) -> tuple[list[RunProfi
                 break
             if not on_gpu:
                 source += " on the CPU (stands in for GPU activations; CPU kernels' workspaces differ)"
-            weights = row.memory.get("weights_bytes") or 0
+            weights = row.memory.figures.weights_bytes or 0
             calls = run["key"]["steps"] if stage == "denoise_loop" else 1
-            kernels = row.kernels or {}
-            busy = kernels.get("busy_s") if kernels.get("busy_fraction") is not None else None
+            kernels = row.kernels
+            busy = kernels.busy_s if kernels is not None and kernels.busy_fraction is not None else None
             stages[stage] = StageCost(
                 stage, weights, activations, source, row.cost.flops, weights * calls, row.median, busy
             )
@@ -112,13 +112,13 @@ def profiles(result: ResultFile, catalog: dict[str, GPU]) -> tuple[list[RunProfi
 def _context(rows: dict[str, Any], on_gpu: bool) -> tuple[int, str]:
     if on_gpu:
         for stage in STAGES:
-            measured = rows[stage].memory.get("cuda_context_bytes")
+            measured = rows[stage].memory.figures.cuda_context_bytes
             if measured:
                 return measured, "measured: NVML's reading for the process once the CUDA context existed"
         gaps = []
         for stage in STAGES:
             memory = rows[stage].memory
-            nvml, reserved = memory.get("nvml_process_peak_bytes"), memory.get("torch_reserved_peak_bytes")
+            nvml, reserved = memory.figures.nvml_process_peak_bytes, memory.figures.torch_reserved_peak_bytes
             if nvml is not None and reserved is not None:
                 gaps.append(nvml - reserved)
         if gaps and min(gaps) > 0:

@@ -25,6 +25,7 @@ from sdshape.measurement import energy
 from sdshape.measurement.energy import EnergyReading
 from sdshape.measurement.sampling import Sampler, WindowStats
 from sdshape.measurement.stopping import Stopping
+from sdshape.result.records import Kernels
 
 
 class Stage(Protocol):
@@ -176,16 +177,16 @@ class StageRecorder:
         outcome.stopping = stopping.record(criterion, self.rounds_s)
         return outcome
 
-    def profiled(self) -> dict[str, Any]:
+    def profiled(self) -> Kernels:
         """One profiled round, outside the timed ones: GPU busy fraction and time by kernel class."""
         from sdshape.measurement.profiling import profile_round
 
         median = sorted(self.rounds_s)[len(self.rounds_s) // 2] if self.rounds_s else None
         try:
             with torch.inference_mode():
-                return profile_round(lambda: self.stage.run(None), self.device, median)
+                return Kernels.from_json(profile_round(lambda: self.stage.run(None), self.device, median))
         except Exception as error:  # a profiler failure must not cost the measured row
-            return {"busy_fraction": None, "busy_note": f"profiling failed: {classify_failure(error)[1]}"}
+            return Kernels(busy_note=f"profiling failed: {classify_failure(error)[1]}")
 
     def energy_window(self, counter_period_s: float | None) -> EnergyReading:
         """Joules per call over a window the energy counter can resolve (``sdshape.measurement.energy``).

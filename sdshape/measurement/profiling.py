@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sdshape.result.records import Kernels
 
 CLASSES = ("attention", "convolution", "gemm", "normalization", "elementwise", "memory", "other")
 HOST_BOUND_BELOW = 0.8
@@ -159,12 +162,11 @@ def _top(totals: dict[str, list[float]], count: int = 10) -> list[dict[str, Any]
     return [{"name": name[:200], "class": classify(name), "total_s": s, "calls": int(n)} for name, (s, n) in ranked]
 
 
-def class_shares(kernels: dict[str, Any] | None) -> dict[str, float] | None:
+def class_shares(kernels: Kernels | None) -> dict[str, float] | None:
     """Each class's share of the stage's kernel (or op) time."""
-    if not kernels or not kernels.get("kernel_s"):
+    if kernels is None or not kernels.kernel_s:
         return None
-    total = kernels["kernel_s"]
-    return {kind: seconds / total for kind, seconds in kernels["by_class"].items()}
+    return {kind: seconds / kernels.kernel_s for kind, seconds in kernels.by_class.items()}
 
 
 def profile_round(run: Any, device: Any, timed_median_s: float | None) -> dict[str, Any]:

@@ -19,12 +19,12 @@ def _parity_cell(result: StageResult) -> str:
     found = result.parity
     if found is None:
         return "not checked" if result.status == "ok" else "-"
-    if found.get("is_reference"):
+    if found.is_reference:
         return "reference"
-    if "rel_l2" not in found:
+    if found.rel_l2 is None:
         return "[red]✗[/red]"
-    mark = "✓" if found["ok"] else "[red]✗[/red]"
-    return f"{mark} {found['rel_l2']:.1e}"
+    mark = "✓" if found.ok else "[red]✗[/red]"
+    return f"{mark} {found.rel_l2:.1e}"
 
 
 def backends_table(results: list[StageResult]) -> Table | None:
@@ -34,7 +34,7 @@ def backends_table(results: list[StageResult]) -> Table | None:
     if len(backends) < 2:
         return None
     index = {(result.stage, result.id.backend): result for result in results}
-    checked = any((result.parity or {}).get("ok") is not None for result in results)
+    checked = any(result.parity is not None and result.parity.ok is not None for result in results)
     title = "★ fastest result whose output matches eager fp32" if checked else "parity not checked: nothing starred"
     memory_source = caption_label(results[0].device)
     table = Table(title=f"backends side by side ({title})")
@@ -67,8 +67,8 @@ def backends_table(results: list[StageResult]) -> Table | None:
             ratio = "-"
             if eager_peak and eager_peak.bytes and peak.bytes is not None and peak.key == eager_peak.key:
                 ratio = f"{peak.bytes / eager_peak.bytes:.2f}x"
-            artifact = result.backend.artifact or {}
-            build = f"{artifact.get('build_s', 0):.1f} s {artifact.get('cache', '')}".strip() if artifact else "-"
+            artifact = result.backend.artifact
+            build = f"{artifact.build_s or 0:.1f} s {artifact.cache or ''}".strip() if artifact else "-"
             memory = memory_cell(peak, memory_source, result)
             table.add_row(stage, backend, time_cell, speedup, memory, ratio, build, _parity_cell(result))
     return table

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -10,6 +10,9 @@ from rich.table import Table
 from sdshape.core import units
 from sdshape.core.vocabulary import ID_FIELDS
 from sdshape.result.io import ResultFile
+
+if TYPE_CHECKING:
+    from sdshape.regression.compare import Verdict
 
 GROUPS = (
     ("status_change", "status changes"),
@@ -35,7 +38,7 @@ def _value(metric: str | None, value: Any) -> str:
 
 
 def print_verdicts(
-    results: list[dict[str, Any]],
+    results: list[Verdict],
     environment: list[dict[str, Any]],
     base: ResultFile,
     new: ResultFile,
@@ -52,23 +55,23 @@ def print_verdicts(
     else:
         console.print("environment: no fingerprint field differs", highlight=False)
     for verdict, title in GROUPS:
-        rows = [r for r in results if r["verdict"] == verdict]
+        rows = [r for r in results if r.verdict == verdict]
         if not rows:
             continue
         table = Table(title=f"{title} ({len(rows)})", title_justify="left")
         for column in (*ID_FIELDS, "metric", "base", "new", "change", "p", "why"):
             table.add_column(column, justify="right" if column in ("base", "new", "change", "p") else "left")
         for r in rows:
-            change = r.get("change")
+            change = r.change
             table.add_row(
-                *(str(r["id"][field]) for field in ID_FIELDS),
-                r.get("metric") or "-",
-                _value(r.get("metric"), r.get("base")),
-                _value(r.get("metric"), r.get("new")),
+                *(str(r.id[field]) for field in ID_FIELDS),
+                r.metric or "-",
+                _value(r.metric, r.base),
+                _value(r.metric, r.new),
                 f"{change:+.1%}" if isinstance(change, (int, float)) else "-",
-                f"{r['p_value']:.3g}" if r.get("p_value") is not None else "-",
-                str(r.get("reason") or ""),
+                f"{r.p_value:.3g}" if r.p_value is not None else "-",
+                str(r.reason or ""),
             )
         console.print(table)
-    summary = {verdict: sum(r["verdict"] == verdict for r in results) for verdict, _ in GROUPS}
+    summary = {verdict: sum(r.verdict == verdict for r in results) for verdict, _ in GROUPS}
     console.print("summary: " + ", ".join(f"{k} {v}" for k, v in summary.items() if v), highlight=False)

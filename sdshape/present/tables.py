@@ -13,6 +13,7 @@ from rich.table import Table
 from sdshape.core import units
 from sdshape.core.vocabulary import STAGES
 from sdshape.result.model import Figure, StageResult, caption_label
+from sdshape.result.records import Residual
 
 ALLOCATION_COLUMNS = (
     "stage", "params", "params %", "time", "±CI", "IQR", "time %", "weights", "peak mem", "activations", "J/call",
@@ -41,7 +42,7 @@ def ci_cell(result: StageResult) -> str:
 
 def status_cell(result: StageResult) -> str:
     status = result.status if result.status == "ok" else f"[red]{result.status}[/red]"
-    busy = (result.kernels or {}).get("busy_fraction")
+    busy = result.kernels.busy_fraction if result.kernels else None
     if result.host_bound and busy is not None:
         status += f" [yellow]host-bound: GPU busy {busy:.0%}[/yellow]"
     return status
@@ -56,9 +57,8 @@ def memory_cell(figure: Figure, caption_source: str, result: StageResult) -> str
 
 def conditions(result: StageResult) -> str:
     i, c, t = result.id, result.conditions, result.timing
-    stopping = t.stopping or {}
-    if stopping.get("target_ci") is not None:
-        rounds = f"rounds until the median's 95% CI is within {stopping['target_ci']:.0%} (per stage)"
+    if t.stopping is not None and t.stopping.target_ci is not None:
+        rounds = f"rounds until the median's 95% CI is within {t.stopping.target_ci:.0%} (per stage)"
     else:
         rounds = f"{len(t.rounds_s)} timed rounds"
     return (
@@ -76,7 +76,7 @@ def allocation_table(results: list[StageResult], title: str | None = None) -> Ta
     first = next(iter(by_stage.values()))
     memory_source = caption_label(first.device)
     activation_source = first.activations().label
-    context = first.memory.get("cuda_context_bytes")
+    context = first.memory.figures.cuda_context_bytes
     context_note = f" (CUDA context of {units.size(context)} not included)" if context else ""
     caption = (
         f"{conditions(first)}\ntime: median of timed rounds · peak mem: {memory_source}, over the pre-load "
@@ -100,7 +100,7 @@ def allocation_table(results: list[StageResult], title: str | None = None) -> Ta
             ci_cell(result),
             units.seconds(result.timing.iqr) if result.timing.stats else "-",
             units.share(result.timing.time_share),
-            units.size(result.memory.get("weights_bytes")),
+            units.size(result.memory.figures.weights_bytes),
             memory_cell(result.standing_peak(), memory_source, result),
             memory_cell(result.activations(), activation_source, result),
             f"{energy:.2f} J" if energy is not None else "n/a",
@@ -119,42 +119,42 @@ def kernel_table(results: list[StageResult]) -> Table | None:
     profiled = [r for r in results if class_shares(r.kernels)]
     if not profiled:
         return None
-    source = profiled[0].kernels["source"]  # type: ignore[index]
+    source = profiled[0].kernels.source  # type: ignore[union-attr]
     table = Table(title=f"where in each stage the time goes ({source})", caption_justify="left")
     for column in ("stage", "backend", "GPU busy", *CLASSES, "per call", "longest kernel"):
         table.add_column(column, justify="left" if column in ("stage", "backend", "longest kernel") else "right")
     for result in profiled:
-        kernels = result.kernels or {}
+        kernels = result.kernels
         shares = class_shares(kernels) or {}
-        busy = kernels.get("busy_fraction")
+        busy = kernels.busy_fraction
         busy_cell = (
             "n/a" if busy is None else f"{busy:.0%}" + (" [yellow]host-bound[/yellow]" if result.host_bound else "")
         )
-        top = (kernels.get("top") or [{}])[0].get("name", "-")
+        top = (kernels.top[0].name if kernels.top else None) or "-"
         table.add_row(
             result.stage,
             result.id.backend,
             busy_cell,
             *(units.share(shares.get(kind)) for kind in CLASSES),
-            units.seconds(kernels.get("kernel_s")),
+            units.seconds(kernels.kernel_s),
             top[:60],
         )
     return table
 
 
-def residual_line(residual: dict) -> str:
+def residual_line(residual: Residual) -> str:
     """The pipeline against its stages: a finding when inside the spread, a warning when not."""
-    summed, value = units.seconds(residual["sum_of_stages_s"]), units.seconds(residual["residual_s"])
-    share = units.share(residual["residual_share"])
-    spread = residual.get("combined_spread_s")
+    summed, value = units.seconds(residual.sum_of_stages_s), units.seconds(residual.residual_s)
+    share = units.share(residual.residual_share)
+    spread = residual.combined_spread_s
     if spread is None:  # a file written before the spread was recorded
         return f"pipeline vs sum of stages: {summed} summed, residual {value} ({share})"
-    if residual.get("within_spread"):
+    if residual.within_spread:
         return (
             f"pipeline vs sum of stages: {summed} summed, residual {value} ({share}), "
             f"within the combined spread of {units.seconds(spread)}"
         )
-    slower = residual.get("stages_slower_than_pipeline") or []
+    slower = residual.stages_slower_than_pipeline
     alone = f"; {', '.join(slower)} alone took longer than the whole pipeline" if slower else ""
     judged = (
         f"more than their combined spread of {units.seconds(spread)}"
@@ -189,7 +189,7 @@ def clock_line(results: list[StageResult]) -> str:
     clocks = [r.conditions.sm_clock_mhz for r in results if r.conditions.sm_clock_mhz]
     if not clocks:
         return "SM clock: n/a (no NVIDIA GPU in use)"
-    reasons = sorted({reason for r in results for reason in ((r.conditions.throttle or {}).get("reasons") or [])})
+    reasons = sorted({reason for r in results if r.conditions.throttle for reason in r.conditions.throttle.reasons})
     low, high = min(c["min"] for c in clocks), max(c["max"] for c in clocks)
     middle = sorted(c["median"] for c in clocks)[len(clocks) // 2]
     throttled = f"[red]throttled ({', '.join(reasons)}): do not trust these times[/red]" if reasons else "not throttled"
@@ -208,12 +208,12 @@ def footnotes(results: list[StageResult]) -> list[str]:
             )
         if result.stage == "pipeline" and result.timing.residual:
             lines.append(residual_line(result.timing.residual))
-        stopping = result.timing.stopping or {}
-        if stopping.get("criterion") in ("max_rounds", "max_time"):
-            reached = f"{stopping['rel_ci']:.1%}" if stopping.get("rel_ci") is not None else "no interval yet"
+        stopping = result.timing.stopping
+        if stopping is not None and stopping.criterion in ("max_rounds", "max_time"):
+            reached = f"{stopping.rel_ci:.1%}" if stopping.rel_ci is not None else "no interval yet"
             lines.append(
-                f"{result.stage}: rounds stopped at the {stopping['criterion'].replace('_', ' ')} cap after "
-                f"{stopping['rounds']} rounds, CI {reached} (target {stopping['target_ci']:.1%}): "
+                f"{result.stage}: rounds stopped at the {stopping.criterion.replace('_', ' ')} cap after "
+                f"{stopping.rounds} rounds, CI {reached} (target {stopping.target_ci:.1%}): "
                 "less stable than asked"
             )
         if result.status != "ok":
@@ -238,7 +238,7 @@ def print_allocation(results: list[StageResult], console: Console | None = None)
     kernels = kernel_table(results)
     if kernels is not None:
         console.print(kernels)
-        note = next((r.kernels.get("busy_note") for r in results if r.kernels and r.kernels.get("busy_note")), None)
+        note = next((r.kernels.busy_note for r in results if r.kernels and r.kernels.busy_note), None)
         console.print(
             "  one profiled round per stage, outside the timed rounds; shares of the kernel time; host-bound: "
             f"the GPU was busy less than 80% of the round{f' ({note})' if note else ''}",

@@ -2,12 +2,15 @@
 
 Time: the raw rounds of both sides go through a two-sided Mann-Whitney U test
 (no normality assumed; rounds of GPU kernels rarely are normal). A change
-counts only if it is significant (p < 0.05) *and* at least the effect floor
-(default 5%). When the rounds are too few for any outcome to reach p < 0.05
-(3 against 3, say, whose smallest possible p is 0.1), a change above the floor is
-``undecided``, not a guess. Memory and energy have one reading per result: a
+counts only if it is significant (p < alpha, ``--alpha``, 0.05 by default) *and*
+at least the effect floor (default 5%). When the rounds are too few for any
+outcome to reach p < alpha (3 against 3, say, whose smallest possible p is 0.1),
+a change above the floor is ``undecided``, not a guess. Memory and energy have one reading per result: a
 change beyond their own floors counts (memory also needs 16 MiB in absolute
 terms). A status going from ok to oom, error or invalid is a change for the worse.
+
+Verdicts are typed (:class:`Verdict`, one :class:`MetricVerdict` per metric) and written as JSON by
+their fields (``compare --json``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import math
 import statistics
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +27,53 @@ from sdshape.core.vocabulary import ID_FIELDS
 from sdshape.result.fingerprint import fingerprint_diff
 from sdshape.result.io import ResultFile
 from sdshape.result.model import StageResult
+from sdshape.result.records import Record
 
-ALPHA = 0.05
 MEMORY_FLOOR_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
 class Floors:
+    """The effect a change must reach to count (fractions), and the significance level for time."""
+
     time: float = 0.05
     memory: float = 0.05
     energy: float = 0.10
+    alpha: float = 0.05  # Mann-Whitney U's p must be below this
+
+
+@dataclass(kw_only=True)
+class MetricVerdict(Record):
+    """One metric's verdict: regression, improvement, unchanged or undecided, and why."""
+
+    metric: str | None = None  # time | memory | energy | status
+    verdict: str = "unchanged"  # regression | improvement | unchanged | undecided | status_change | only_base | ...
+    reason: str | None = None  # why, in words
+    base: Any = None  # the base side's median time, memory figure, energy or status
+    new: Any = None  # the new side's
+    change: float | None = None  # new over base, minus 1
+    p_value: float | None = None  # Mann-Whitney U, two-sided (time only)
+    floor: float | None = None  # the effect a change must reach
+    alpha: float | None = None  # the significance level (time only)
+    base_rounds: int | None = None  # raw rounds compared (time only)
+    new_rounds: int | None = None
+    source: str | None = None  # memory: the figure compared
+    flagged: list[str] = field(default_factory=list)  # memory figures left out for breaking a rule
+
+
+@dataclass(kw_only=True)
+class Verdict(MetricVerdict):
+    """A result id's verdict: the deciding metric's fields, every metric's, and the statuses."""
+
+    id: dict[str, Any] = field(default_factory=dict)  # the stable id both rows share
+    base_status: str | None = None  # ok | oom | error | invalid
+    new_status: str | None = None
+    worse: bool | None = None  # a status change for the worse (ok -> oom, error, invalid)
+    metrics: dict[str, MetricVerdict] = field(default_factory=dict)  # time, memory and energy, each judged
+
+    @property
+    def failing(self) -> bool:
+        return self.verdict == "regression" or (self.verdict == "status_change" and bool(self.worse))
 
 
 @dataclass
@@ -52,15 +92,12 @@ class Thresholds:
         if best is None:
             return self.default
         values = best[1]
-        return Floors(
-            time=values.get("time", self.default.time),
-            memory=values.get("memory", self.default.memory),
-            energy=values.get("energy", self.default.energy),
-        )
+        return replace(self.default, **values)
 
 
 def load_thresholds(path: str | Path, default: Floors) -> Thresholds:
-    """A TOML file of ``[[override]]`` tables: id fields to match, and time/memory/energy floors."""
+    """A TOML file of ``[[override]]`` tables: id fields to match, and any of the :class:`Floors`."""
+    names = [f.name for f in fields(Floors)]
     try:
         data = tomllib.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError) as error:
@@ -72,18 +109,18 @@ def load_thresholds(path: str | Path, default: Floors) -> Thresholds:
     if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
         raise UsageError(f"--thresholds {path}: override must be a list of [[override]] tables, got {entries!r}")
     for index, entry in enumerate(entries):
-        unknown = set(entry) - set(ID_FIELDS) - {"time", "memory", "energy"}
+        unknown = set(entry) - set(ID_FIELDS) - set(names)
         if unknown:
             raise UsageError(
                 f"--thresholds {path}: override #{index + 1} has unknown keys {sorted(unknown)}; "
-                f"valid: {', '.join(ID_FIELDS)}, time, memory, energy"
+                f"valid: {', '.join([*ID_FIELDS, *names])}"
             )
-        values = {k: entry[k] for k in ("time", "memory", "energy") if k in entry}
+        values = {k: entry[k] for k in names if k in entry}
         for key, value in values.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 10:
                 raise UsageError(f"--thresholds {path}: override #{index + 1}: {key} = {value!r} is not a fraction")
         if not values:
-            raise UsageError(f"--thresholds {path}: override #{index + 1} sets none of time, memory, energy")
+            raise UsageError(f"--thresholds {path}: override #{index + 1} sets none of {', '.join(names)}")
         overrides.append(({k: entry[k] for k in ID_FIELDS if k in entry}, values))
     if set(data) - {"override"}:
         raise UsageError(f"--thresholds {path}: unknown tables {sorted(set(data) - {'override'})}; valid: override")
@@ -99,129 +136,89 @@ def smallest_p(n: int, m: int) -> float:
     return min(1.0, 2 * math.exp(-log_ways)) if log_ways < 700 else 0.0
 
 
-def compare_time(base: list[float], new: list[float], floor: float) -> dict[str, Any]:
+def compare_time(base: list[float], new: list[float], floor: float, alpha: float) -> MetricVerdict:
     from scipy.stats import mannwhitneyu
 
-    result: dict[str, Any] = {"metric": "time", "floor": floor, "base_rounds": len(base), "new_rounds": len(new)}
+    result = MetricVerdict(metric="time", floor=floor, alpha=alpha, base_rounds=len(base), new_rounds=len(new))
     if not base or not new:
-        return {**result, "verdict": "undecided", "reason": "no raw rounds on one side"}
+        return replace(result, verdict="undecided", reason="no raw rounds on one side")
     base_median, new_median = statistics.median(base), statistics.median(new)
     change = new_median / base_median - 1 if base_median > 0 else math.inf
-    result.update(base=base_median, new=new_median, change=change, p_value=None)
+    result = replace(result, base=base_median, new=new_median, change=change)
     if abs(change) < floor:
-        return {**result, "verdict": "unchanged", "reason": f"below the {floor:.0%} floor"}
-    if smallest_p(len(base), len(new)) > ALPHA:
-        return {
-            **result,
-            "verdict": "undecided",
-            "reason": f"{len(base)} vs {len(new)} rounds cannot reach p < {ALPHA} (need at least 4 each)",
-        }
+        return replace(result, reason=f"below the {floor:.0%} floor")
+    if smallest_p(len(base), len(new)) > alpha:
+        reason = f"{len(base)} vs {len(new)} rounds cannot reach p < {alpha:g} (need more rounds on each side)"
+        return replace(result, verdict="undecided", reason=reason)
     p_value = float(mannwhitneyu(new, base, alternative="two-sided").pvalue)
-    result["p_value"] = p_value
-    if p_value >= ALPHA:
-        return {**result, "verdict": "unchanged", "reason": f"not significant (p = {p_value:.3f})"}
-    return {**result, "verdict": "regression" if change > 0 else "improvement", "reason": f"p = {p_value:.3g}"}
+    result = replace(result, p_value=p_value)
+    if p_value >= alpha:
+        return replace(result, reason=f"not significant (p = {p_value:.3f})")
+    return replace(result, verdict="regression" if change > 0 else "improvement", reason=f"p = {p_value:.3g}")
 
 
-def compare_scalar(metric: str, base: float | None, new: float | None, floor: float, absolute: float = 0.0) -> dict:
-    result: dict[str, Any] = {"metric": metric, "floor": floor, "base": base, "new": new, "p_value": None}
+def compare_scalar(
+    metric: str, base: float | None, new: float | None, floor: float, absolute: float = 0.0
+) -> MetricVerdict:
+    result = MetricVerdict(metric=metric, floor=floor, base=base, new=new)
     if base is None or new is None:
-        return {**result, "verdict": "unchanged", "change": None, "reason": "not measured on both sides"}
+        return replace(result, reason="not measured on both sides")
     change = new / base - 1 if base > 0 else (math.inf if new > 0 else 0.0)
-    result["change"] = change
+    result = replace(result, change=change)
     if abs(change) < floor or abs(new - base) < absolute:
-        return {**result, "verdict": "unchanged", "reason": "below the floor"}
-    return {**result, "verdict": "regression" if change > 0 else "improvement", "reason": "beyond the floor"}
+        return replace(result, reason="below the floor")
+    return replace(result, verdict="regression" if change > 0 else "improvement", reason="beyond the floor")
 
 
-def compare_rows(base: StageResult, new: StageResult, floors: Floors) -> dict[str, Any]:
-    entry: dict[str, Any] = {"id": base.id.as_dict(), "base_status": base.status, "new_status": new.status}
+def compare_rows(base: StageResult, new: StageResult, floors: Floors) -> Verdict:
+    entry = {"id": base.id.as_dict(), "base_status": base.status, "new_status": new.status}
     if base.status != new.status:
         worse = base.status == "ok"
-        return {
-            **entry,
-            "verdict": "status_change",
-            "metric": "status",
-            "base": base.status,
-            "new": new.status,
-            "change": None,
-            "p_value": None,
-            "worse": worse,
-            "reason": new.message if worse else base.message,
-        }
+        return Verdict(
+            **entry, verdict="status_change", metric="status", base=base.status, new=new.status, worse=worse,
+            reason=new.message if worse else base.message,
+        )  # fmt: skip
     if base.status != "ok":
-        return {
-            **entry,
-            "verdict": "unchanged",
-            "metric": "status",
-            "base": base.status,
-            "new": new.status,
-            "change": None,
-            "p_value": None,
-            "reason": "failed on both sides",
-        }
+        return Verdict(**entry, metric="status", base=base.status, new=new.status, reason="failed on both sides")
     base_memory, _, source = base.standing_peak()
     new_memory, _, new_source = new.standing_peak()
     memory = compare_scalar("memory", base_memory, new_memory, floors.memory, MEMORY_FLOOR_BYTES)
     flagged = [f"{side}: {row.memory.error}" for side, row in (("base", base), ("new", new)) if row.memory.error]
     if source != new_source and base_memory is not None and new_memory is not None:
-        memory = {**memory, "verdict": "unchanged", "reason": f"different sources: {source} vs {new_source}"}
+        memory = replace(memory, verdict="unchanged", reason=f"different sources: {source} vs {new_source}")
     elif flagged and (base_memory is None or new_memory is None):
-        memory = {**memory, "verdict": "unchanged", "reason": "skipped, memory flagged: " + "; ".join(flagged)}
-    if flagged:
-        memory["flagged"] = flagged  # figures that broke a rule were left out; this says which and why
+        memory = replace(memory, verdict="unchanged", reason="skipped, memory flagged: " + "; ".join(flagged))
     metrics = {
-        "time": compare_time(base.timing.rounds_s, new.timing.rounds_s, floors.time),
-        "memory": {**memory, "source": source},
+        "time": compare_time(base.timing.rounds_s, new.timing.rounds_s, floors.time, floors.alpha),
+        "memory": replace(memory, source=source, flagged=flagged),
         "energy": compare_scalar("energy", base.energy.joules_per_call, new.energy.joules_per_call, floors.energy),
     }
     for verdict in ("regression", "improvement", "undecided"):
-        chosen = next((m for m in metrics.values() if m["verdict"] == verdict), None)
+        chosen = next((m for m in metrics.values() if m.verdict == verdict), None)
         if chosen is not None:
             break
     else:
         verdict, chosen = "unchanged", metrics["time"]
-    return {
-        **entry,
-        "verdict": verdict,
-        "metric": chosen["metric"],
-        "base": chosen.get("base"),
-        "new": chosen.get("new"),
-        "change": chosen.get("change"),
-        "p_value": chosen.get("p_value"),
-        "reason": chosen.get("reason"),
-        "metrics": metrics,
-    }
+    deciding = {name: getattr(chosen, name) for name in ("metric", "base", "new", "change", "p_value", "reason")}
+    return Verdict(**entry, **deciding, verdict=verdict, metrics=metrics)
 
 
 def environment_diff(base: ResultFile, new: ResultFile) -> list[dict[str, Any]]:
     return fingerprint_diff(base.machine_info, new.machine_info)
 
 
-def compare_files(base: ResultFile, new: ResultFile, thresholds: Thresholds) -> list[dict[str, Any]]:
+def compare_files(base: ResultFile, new: ResultFile, thresholds: Thresholds) -> list[Verdict]:
     results = []
     for key, row in base.rows.items():
         if key in new.rows:
             results.append(compare_rows(row, new.rows[key], thresholds.for_id(row.id.as_dict())))
         else:
-            results.append(_one_sided("only_base", row))
-    results += [_one_sided("only_new", row) for key, row in new.rows.items() if key not in base.rows]
+            results.append(Verdict(id=row.id.as_dict(), verdict="only_base", metric=None))
+    results += [Verdict(id=row.id.as_dict(), verdict="only_new", metric=None) for key, row in new.rows.items()
+                if key not in base.rows]  # fmt: skip
     return results
 
 
-def _one_sided(verdict: str, row: StageResult) -> dict[str, Any]:
-    return {
-        "id": row.id.as_dict(),
-        "verdict": verdict,
-        "metric": None,
-        "base": None,
-        "new": None,
-        "change": None,
-        "p_value": None,
-        "reason": None,
-    }
-
-
-def failing(results: list[dict[str, Any]]) -> bool:
+def failing(results: list[Verdict]) -> bool:
     """Exit status 1: a regression, or a status that got worse."""
-    return any(r["verdict"] == "regression" or (r["verdict"] == "status_change" and r.get("worse")) for r in results)
+    return any(result.failing for result in results)

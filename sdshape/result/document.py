@@ -17,6 +17,7 @@ from sdshape import __version__
 from sdshape.core.vocabulary import PER_IMAGE_STAGES, STAGES
 from sdshape.result.fingerprint import flat_fingerprint
 from sdshape.result.model import StageResult
+from sdshape.result.records import Residual
 from sdshape.result.schema import SCHEMA_VERSION
 
 
@@ -92,7 +93,7 @@ def finalize_entries(entries: list[dict[str, Any]]) -> None:
         info = entry["extra_info"]
         info["time_share"], info["energy_share"] = result.timing.time_share, result.energy.share
         if result.timing.residual is not None:
-            info["residual"] = result.timing.residual
+            info["residual"] = result.timing.residual.to_json()
 
 
 # Beyond the rounds' spread, a residual under this share of the pipeline is launch and hand-over time
@@ -100,7 +101,7 @@ def finalize_entries(entries: list[dict[str, Any]]) -> None:
 RESIDUAL_FLOOR = 0.01
 
 
-def residual_check(medians: dict[str, float], spreads: list[float]) -> dict[str, Any]:
+def residual_check(medians: dict[str, float], spreads: list[float]) -> Residual:
     """The pipeline against the sum of its stages, and whether the difference is inside their spread.
 
     The combined spread is the stages' and the pipeline's IQRs added in quadrature.
@@ -112,14 +113,14 @@ def residual_check(medians: dict[str, float], spreads: list[float]) -> dict[str,
     residual = pipeline - total
     spread = math.sqrt(sum(value**2 for value in spreads))
     slower = [s for s in PER_IMAGE_STAGES if medians[s] > pipeline]
-    return {
-        "sum_of_stages_s": total,
-        "residual_s": residual,
-        "residual_share": residual / pipeline,
-        "combined_spread_s": spread,
-        "within_spread": abs(residual) <= spread + RESIDUAL_FLOOR * pipeline and not slower,
-        "stages_slower_than_pipeline": slower,
-    }
+    return Residual(
+        sum_of_stages_s=total,
+        residual_s=residual,
+        residual_share=residual / pipeline,
+        combined_spread_s=spread,
+        within_spread=abs(residual) <= spread + RESIDUAL_FLOOR * pipeline and not slower,
+        stages_slower_than_pipeline=slower,
+    )
 
 
 def machine_info(environment: dict[str, Any]) -> dict[str, Any]:

@@ -3,24 +3,42 @@
 A :class:`StageResult` is written as one pytest-benchmark ``benchmarks`` item
 (``extra_info`` keeps its flat keys, ``stats`` the raw rounds) and read back
 into the same classes, so ``run``, ``compare``, ``history``, ``report``, the
-feasibility model and the explorer all see one shape. Keys a reader does not
-know are kept in ``extra`` and written back unchanged. Like
-optimum-benchmark's ``BenchmarkReport``: typed records that round-trip to JSON.
+feasibility model and the explorer all see one shape. The flat keys are the
+sections' fields (their names, or ``metadata["key"]``); nested objects are the
+records of :mod:`sdshape.result.records`. Keys a reader does not know are kept
+in ``extra`` and written back unchanged. Like optimum-benchmark's
+``BenchmarkReport``: typed records that round-trip to JSON.
 
 :meth:`Memory.standing_peak` is the one place that decides which memory figure
 stands for a stage.
 
-Length: over 300 lines because the JSON mapping (``to_extra_info`` and
-``from_extra_info``) stays beside the fields it maps, so a field cannot be added
-to one without the other.
+Length: just over 300 lines, because the row's sections and their JSON mapping stay together.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from sdshape.core.vocabulary import ID_FIELDS
+from sdshape.result.records import (
+    MEMORY_FIGURES,
+    ArtifactRecord,
+    Baseline,
+    Kernels,
+    MemoryFigures,
+    Parity,
+    Residual,
+    Sampler,
+    StoppingRecord,
+    Throttle,
+    VramCap,
+    keyed,
+    keys_of,
+    read_flat,
+    record,
+    write_flat,
+)
 from sdshape.result.rules import check_memory
 from sdshape.result.schema import SCHEMA_VERSION, upgrade
 
@@ -67,34 +85,36 @@ ACTIVATION_ORDER = {
     "cuda": (("torch_activation_peak_bytes", "torch allocator peak over resident"),),
     "cpu": (("host_rss_rise_bytes", "host RSS rise"),),
 }
+assert {key for order in (PEAK_ORDER, ACTIVATION_ORDER) for choices in order.values() for key, _ in choices} <= set(
+    MEMORY_FIGURES
+)
 
 
 @dataclass
 class Memory:
-    """The memory readings of a stage (``extra_info["memory"]``) and what is known to be wrong with them."""
+    """The memory readings of a stage and what is known to be wrong with them."""
 
-    figures: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    error: str | None = None  # why figures are null (``memory_error``)
-    baseline: dict[str, Any] | None = None  # did memory settle before the baseline was read
-
-    def get(self, key: str) -> Any:
-        return self.figures.get(key)
+    figures: MemoryFigures = field(default_factory=MemoryFigures, metadata={"key": "memory", "record": MemoryFigures})
+    notes: list[str] = keyed("memory_notes", default_factory=list)  # what the figures mean here
+    error: str | None = keyed("memory_error", default=None)  # why figures are null
+    baseline: Baseline | None = record(Baseline)  # did memory settle before the baseline was read
 
     def checked(self, device: str) -> Memory:
         """These readings with every figure that breaks a rule (``sdshape.result.rules``) set to None."""
-        resident = self.figures.get("resident_weights_bytes") or self.figures.get("weights_bytes")
-        figures, error = check_memory(self.figures, resident, device)
+        f = self.figures
+        resident = f.resident_weights_bytes or f.weights_bytes
+        checked, error = check_memory(f.figures(), resident, device)
         if error is None:
             return self
         joined = f"{self.error}; {error}" if self.error else error
-        return Memory(figures, self.notes, joined, self.baseline)
+        return Memory(replace(f, **checked), self.notes, joined, self.baseline)
 
     def _first(self, order: dict[str, tuple], device: str) -> Figure:
         choices = order.get(device, order["cpu"])
         for key, label in choices:
-            if self.figures.get(key) is not None:
-                return Figure(self.figures[key], label, key)
+            value = getattr(self.figures, key)
+            if value is not None:
+                return Figure(value, label, key)
         return Figure(None, choices[0][1], choices[0][0])
 
     def standing_peak(self, device: str) -> Figure:
@@ -121,16 +141,16 @@ def caption_label(device: str | None) -> str:
 class Timing:
     """The timed rounds (seconds, warm-up excluded) and what is derived from them."""
 
-    rounds_s: list[float] = field(default_factory=list)
-    timer: str | None = None
-    warmup_rounds: int | None = None
-    stats: dict[str, Any] | None = None  # pytest-benchmark's statistics; ``data`` holds the rounds
+    rounds_s: list[float] = field(default_factory=list, metadata={"derived": True})  # ``stats["data"]``
+    timer: str | None = None  # the clock: CUDA events, perf_counter, or pytest-benchmark's
+    warmup_rounds: int | None = None  # untimed rounds before the timed ones
+    stats: dict[str, Any] | None = field(default=None, metadata={"derived": True})  # pytest-benchmark's; in ``stats``
     step_times: dict[str, Any] | None = None  # the UNet loop's per-step times
-    time_share: float | None = None
-    residual: dict[str, Any] | None = None  # the pipeline against the sum of its stages
-    stopping: dict[str, Any] | None = None  # how the rounds ended: fixed count, stable CI, or a cap
-    device_timer: str | None = None  # pytest bench/: the device-side clock beside pytest's own
-    device_rounds_s: list[float] | None = None
+    time_share: float | None = None  # of the three per-image stages' summed medians (one image)
+    residual: Residual | None = record(Residual, omit_none=True)  # the pipeline against the sum of its stages
+    stopping: StoppingRecord | None = record(StoppingRecord)  # how the rounds ended: fixed, stable CI, or a cap
+    device_timer: str | None = field(default=None, metadata={"omit_none": True})  # pytest bench/: device clock
+    device_rounds_s: list[float] | None = field(default=None, metadata={"omit_none": True})
 
     @property
     def median(self) -> float | None:
@@ -150,44 +170,46 @@ class Timing:
 
 @dataclass
 class Energy:
-    joules_per_call: float | None = None
-    method: dict[str, Any] | None = None  # how it was measured (``sdshape.measurement.energy``)
-    note: str | None = None  # why it is None
-    share: float | None = None
-    power_w_mean: float | None = None
+    """Energy per call from NVML's counter over a window sized to its update period."""
+
+    joules_per_call: float | None = keyed("energy_j", default=None)
+    method: dict[str, Any] | None = keyed("energy_method", default=None)  # how (``sdshape.measurement.energy``)
+    note: str | None = keyed("energy_note", default=None)  # why it is None
+    share: float | None = keyed("energy_share", default=None)
+    power_w_mean: float | None = None  # NVML's mean power over the window
 
 
 @dataclass
 class Conditions:
     """What the stage ran under, besides its id."""
 
-    device: str = "cpu"
-    device_name: str | None = None
+    device: str = "cpu"  # cuda | cpu
+    device_name: str | None = None  # the GPU's name, or the CPU's model and torch's thread count
     guidance_scale: float | None = None
-    cfg: bool | None = None
-    sequence_length: int | None = None
+    cfg: bool | None = None  # classifier-free guidance: the denoiser's batch doubled
+    sequence_length: int | None = None  # text tokens per prompt
     family: str | None = None  # the denoiser's model family (unet, pixart, sd3, flux)
     guidance: str | None = None  # cfg (batch doubled), distilled (a guidance input), none
     vae_precision: str | None = None  # where the VAE ran in another precision (SDXL's force_upcast: fp32)
-    composition_notes: list[str] = field(default_factory=list)
-    seed: int | None = None
-    weights: str | None = None
-    components: dict[str, str] | None = None
-    sm_clock_mhz: dict[str, float] | None = None
-    throttle: dict[str, Any] | None = None
-    sampler: dict[str, Any] | None = None
+    composition_notes: list[str] = field(default_factory=list)  # how a composed shape adapted its parts
+    seed: int | None = None  # for the random weights and the inputs
+    weights: str | None = None  # random (from the published config), or the --weights folder
+    components: dict[str, str] | None = None  # kind -> zoo component name
+    sm_clock_mhz: dict[str, float] | None = None  # min, median, max over the stage's window
+    throttle: Throttle | None = record(Throttle)
+    sampler: Sampler | None = record(Sampler)
 
 
 @dataclass
 class Cost:
     """Static cost of the stage's component(s): parameters and FLOPs."""
 
-    params: int | None = None
-    param_share: float | None = None
-    params_executed: int | None = None
-    flops: int | None = None
-    flops_note: str | None = None
-    tflops_achieved: float | None = None
+    params: int | None = None  # parameters of the stage's component(s)
+    param_share: float | None = None  # of the whole pipeline's parameters
+    params_executed: int | None = None  # the parameters a call runs (the VAE decode runs only its decoder)
+    flops: int | None = None  # per call, counted on the meta device (1 MAC = 2 FLOPs)
+    flops_note: str | None = None  # what the count covers
+    tflops_achieved: float | None = None  # flops over the median time
     buffers: int | None = None  # buffer elements (position tables): in the weight bytes, not in params
 
 
@@ -195,11 +217,11 @@ class Cost:
 class BackendRun:
     """Which backend ran the stage, with which options, and how its runner was made."""
 
-    name: str | None = None  # the registered backend (the id's ``backend`` is the label with its variant)
-    options: dict[str, Any] = field(default_factory=dict)
-    artifact: dict[str, Any] | None = None
+    name: str | None = keyed("backend_name", default=None)  # registered name (the id's backend adds the variant)
+    options: dict[str, Any] = keyed("backend_options", default_factory=dict)
+    artifact: ArtifactRecord | None = record(ArtifactRecord)
     build_s: dict[str, float] | None = None  # component build times
-    prepare_s: float | None = None
+    prepare_s: float | None = None  # the backend's whole prepare call for the stage's modules
 
 
 @dataclass
@@ -213,9 +235,9 @@ class StageResult:
     memory: Memory = field(default_factory=Memory)
     energy: Energy = field(default_factory=Energy)
     backend: BackendRun = field(default_factory=BackendRun)
-    parity: dict[str, Any] | None = None
-    cap: dict[str, Any] | None = None  # --vram-cap: the cap, what it counted, and whether the stage fit
-    kernels: dict[str, Any] | None = None  # the profiled round: busy fraction, time by kernel class, top kernels
+    parity: Parity | None = None
+    cap: VramCap | None = None  # --vram-cap: the cap, what it counted, and whether the stage fit
+    kernels: Kernels | None = None  # the profiled round: busy fraction, time by kernel class, top kernels
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as they are
 
     @property
@@ -242,73 +264,29 @@ class StageResult:
 
     @property
     def host_bound(self) -> bool | None:
-        return (self.kernels or {}).get("host_bound")
+        return self.kernels.host_bound if self.kernels else None
 
     @property
     def rankable(self) -> bool:
         """Measured, and its output matched eager fp32 (or it is eager fp32)."""
-        return self.status == "ok" and bool((self.parity or {}).get("ok"))
+        return self.status == "ok" and bool(self.parity and self.parity.ok)
 
     # -- JSON ----------------------------------------------------------------------------
     def to_extra_info(self) -> dict[str, Any]:
-        c, cost, t, m, e, b = self.conditions, self.cost, self.timing, self.memory, self.energy, self.backend
-        info: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            **self.id.as_dict(),
-            "device": c.device,
-            "device_name": c.device_name,
-            "guidance_scale": c.guidance_scale,
-            "cfg": c.cfg,
-            "sequence_length": c.sequence_length,
-            "family": c.family,
-            "guidance": c.guidance,
-            "vae_precision": c.vae_precision,
-            "composition_notes": c.composition_notes,
-            "seed": c.seed,
-            "weights": c.weights,
-            "components": c.components,
-            "params": cost.params,
-            "param_share": cost.param_share,
-            "params_executed": cost.params_executed,
-            "flops": cost.flops,
-            "flops_note": cost.flops_note,
-            "tflops_achieved": cost.tflops_achieved,
-            "buffers": cost.buffers,
-            "memory": m.figures,
-            "memory_notes": m.notes,
-            "memory_error": m.error,
-            "baseline": m.baseline,
-            "energy_j": e.joules_per_call,
-            "energy_method": e.method,
-            "energy_note": e.note,
-            "power_w_mean": e.power_w_mean,
-            "sm_clock_mhz": c.sm_clock_mhz,
-            "throttle": c.throttle,
-            "sampler": c.sampler,
-            "timer": t.timer,
-            "rounds": len(t.rounds_s),
-            "warmup_rounds": t.warmup_rounds,
-            "step_times": t.step_times,
-            "backend_name": b.name,
-            "backend_options": b.options,
-            "artifact": b.artifact,
-            "parity": self.parity,
-            "vram_cap": self.cap,
-            "status": self.status,
-            "message": self.message,
-            "build_s": b.build_s,
-            "prepare_s": b.prepare_s,
-            "id": self.id.as_dict(),
-            "time_share": t.time_share,
-            "energy_share": e.share,
-            "stopping": t.stopping,
-            "kernels": self.kernels,
-            "host_bound": self.host_bound,
-        }
-        if t.residual is not None:
-            info["residual"] = t.residual
-        if t.device_timer is not None:
-            info["device_timer"], info["device_rounds_s"] = t.device_timer, t.device_rounds_s
+        """The flat ``extra_info`` keys: every section's fields, the row's records, and what is derived."""
+        info: dict[str, Any] = {"schema_version": SCHEMA_VERSION, **self.id.as_dict()}
+        for section in (self.conditions, self.cost, self.memory, self.energy, self.timing, self.backend):
+            info.update(write_flat(section))
+        info.update(
+            rounds=len(self.timing.rounds_s),
+            parity=self.parity.to_json() if self.parity else None,
+            vram_cap=self.cap.to_json() if self.cap else None,
+            kernels=self.kernels.to_json() if self.kernels else None,
+            status=self.status,
+            message=self.message,
+            id=self.id.as_dict(),
+            host_bound=self.host_bound,
+        )
         info.update(self.extra)
         return info
 
@@ -320,72 +298,32 @@ class StageResult:
         the rules existed holds no impossible figure for its readers either.
         """
         info = upgrade(info)
-        get = info.get
         rid = ResultId(**{name: info[name] for name in ID_FIELDS})
-        device = get("device") or _device_guess(get("memory") or {})
-        conditions = Conditions(
-            device=device,
-            device_name=get("device_name"),
-            guidance_scale=get("guidance_scale"),
-            cfg=get("cfg"),
-            sequence_length=get("sequence_length"),
-            family=get("family"),
-            guidance=get("guidance"),
-            vae_precision=get("vae_precision"),
-            composition_notes=list(get("composition_notes") or []),
-            seed=get("seed"),
-            weights=get("weights"),
-            components=get("components"),
-            sm_clock_mhz=get("sm_clock_mhz"),
-            throttle=get("throttle"),
-            sampler=get("sampler"),
-        )
-        cost = Cost(
-            get("params"), get("param_share"), get("params_executed"), get("flops"), get("flops_note"),
-            get("tflops_achieved"), get("buffers"),
-        )  # fmt: skip
+        device = info.get("device") or _device_guess(info.get("memory") or {})
         rounds = (stats or {}).get("data")
-        rounds = rounds if rounds is not None else []
-        timing = Timing(
-            rounds_s=rounds,
-            timer=get("timer"),
-            warmup_rounds=get("warmup_rounds"),
-            stats=stats,
-            step_times=get("step_times"),
-            time_share=get("time_share"),
-            residual=get("residual"),
-            device_timer=get("device_timer"),
-            device_rounds_s=get("device_rounds_s"),
-            stopping=get("stopping"),
-        )
-        memory = Memory(
-            dict(get("memory") or {}), list(get("memory_notes") or []), get("memory_error"), get("baseline")
-        ).checked(device)
-        energy = Energy(get("energy_j"), get("energy_method"), get("energy_note"), get("energy_share"))
-        energy.power_w_mean = get("power_w_mean")
-        backend = BackendRun(
-            get("backend_name"), dict(get("backend_options") or {}), get("artifact"), get("build_s"), get("prepare_s")
-        )
-        status = get("status") or ("ok" if stats else "error")
-        extra = {key: value for key, value in info.items() if key not in KNOWN_KEYS}
         return cls(
-            rid, status, get("message"), conditions, cost, timing, memory, energy, backend, get("parity"),
-            get("vram_cap"), get("kernels"), extra,
-        )  # fmt: skip
+            rid,
+            info.get("status") or ("ok" if stats else "error"),
+            info.get("message"),
+            read_flat(Conditions, info, device=device),
+            read_flat(Cost, info),
+            read_flat(Timing, info, stats=stats, rounds_s=list(rounds) if rounds is not None else []),
+            read_flat(Memory, info).checked(device),
+            read_flat(Energy, info),
+            read_flat(BackendRun, info),
+            Parity.from_json(info.get("parity")),
+            VramCap.from_json(info.get("vram_cap")),
+            Kernels.from_json(info.get("kernels")),
+            {key: value for key, value in info.items() if key not in KNOWN_KEYS},
+        )
 
 
+# Keys a row holds beside its sections' fields: the id, and what is derived from the row.
+ROW_KEYS = {*ID_FIELDS, "schema_version", "rounds", "parity", "vram_cap", "kernels", "status", "message", "id",
+            "host_bound"}  # fmt: skip
 KNOWN_KEYS = frozenset(
-    {
-        *ID_FIELDS,
-        *(f.name for f in fields(Conditions)),
-        *(f.name for f in fields(Cost)),
-        "memory", "memory_notes", "memory_error", "baseline",
-        "energy_j", "energy_method", "energy_note", "energy_share", "power_w_mean",
-        "timer", "rounds", "warmup_rounds", "step_times", "time_share", "residual", "device_timer", "device_rounds_s",
-        "backend_name", "backend_options", "artifact", "build_s", "prepare_s",
-        "parity", "vram_cap", "status", "message", "id", "stopping", "kernels", "host_bound", "schema_version",
-    }
-)  # fmt: skip
+    ROW_KEYS.union(*(keys_of(section) for section in (Conditions, Cost, Memory, Energy, Timing, BackendRun)))
+)
 
 
 def _device_guess(memory: dict[str, Any]) -> str:

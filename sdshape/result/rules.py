@@ -113,7 +113,9 @@ def _below_torch(checked: dict[str, Any]) -> list[str]:
     The first H100 run's ``compile:reduce-overhead`` rows read an NVML process peak of 2.76 GB while
     torch had 4.76 GB reserved: no weights rule catches that (the peak still exceeds the weights), but
     NVML cannot see less than the process's own allocator holds."""
-    held = checked.get("torch_reserved_end_bytes", checked.get("torch_reserved_peak_bytes"))
+    held = checked.get("torch_reserved_end_bytes")
+    if held is None:  # files written before the end reading was recorded: the peak is the upper bound
+        held = checked.get("torch_reserved_peak_bytes")
     if not isinstance(held, (int, float)) or isinstance(held, bool):
         return []
     at_baseline = checked.get("torch_reserved_at_baseline_bytes") or 0

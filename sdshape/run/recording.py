@@ -29,6 +29,16 @@ from sdshape.result.model import (
     StageResult,
     Timing,
 )
+from sdshape.result.records import (
+    ArtifactRecord,
+    Baseline,
+    MemoryFigures,
+    Parity,
+    Sampler,
+    StoppingRecord,
+    Throttle,
+    VramCap,
+)
 
 # The peaks over the baseline, per judged memory (``baseline.judged_keys``).
 BASELINE_PEAKS = {
@@ -97,8 +107,8 @@ def memory_of(session: Any, outcome: Outcome, weights: int | None) -> Memory:
     if error and session.settled:
         for judged in session.settled.judged:
             figures.update(dict.fromkeys(BASELINE_PEAKS[judged]))
-    baseline = session.settled.as_dict() if session.settled else None
-    return Memory(figures, notes, error, baseline).checked(session.plan.device.type)
+    baseline = Baseline.from_json(session.settled.as_dict()) if session.settled else None
+    return Memory(MemoryFigures(**figures), notes, error, baseline).checked(session.plan.device.type)
 
 
 def artifact_of_stage(session: Any, stage: str) -> dict[str, Any] | None:
@@ -155,13 +165,13 @@ def result_of(
         weights=built.weights if built else ("random" if plan.weights is None else str(plan.weights)),
         components={kind: spec.name for kind, spec in built.specs.items()} if built else None,
         sm_clock_mhz=window.sm_clock_mhz if window else None,
-        throttle={"reasons": window.slowdown_reasons, "throttled": window.throttled} if window else None,
-        sampler={
-            "interval_s": session.sampler.interval_s,
-            "samples_in_window": window.samples if window else 0,
-            "window_s": window.duration_s if window else None,
-            "sources": "nvml+psutil" if session.nvml is not None else "psutil",
-        },
+        throttle=Throttle(reasons=window.slowdown_reasons, throttled=window.throttled) if window else None,
+        sampler=Sampler(
+            interval_s=session.sampler.interval_s,
+            samples_in_window=window.samples if window else 0,
+            window_s=window.duration_s if window else None,
+            sources="nvml+psutil" if session.nvml is not None else "psutil",
+        ),
     )
     cost = Cost(
         params=facts.params if facts else None,
@@ -178,19 +188,19 @@ def result_of(
         warmup_rounds=plan.warmup,
         stats=stats,
         step_times=step_summary(outcome.step_s) if stage == "denoise_loop" else None,
-        stopping=outcome.stopping,
+        stopping=StoppingRecord.from_json(outcome.stopping),
     )
     backend = BackendRun(
         name=session.backend_name,
         options=recorded(session.backend_options),
-        artifact=artifact_of_stage(session, stage),
+        artifact=ArtifactRecord.from_json(artifact_of_stage(session, stage)),
         build_s={k: round(v, 3) for k, v in built.build_s.items()} if built else None,
         prepare_s=session.prepare_s,
     )
     power = window.power_w_mean if window else None
     cap = None
     if session.vram_cap:
-        cap = {**session.vram_cap, "fits": status == "ok" if status != "error" else None}
+        cap = VramCap.from_json({**session.vram_cap, "fits": status == "ok" if status != "error" else None})
     return StageResult(
         id=rid,
         status=status,
@@ -201,6 +211,6 @@ def result_of(
         memory=memory_of(session, outcome, facts.weight_bytes if facts else None),
         energy=Energy(energy, reading.as_dict() if reading else None, note, power_w_mean=power),
         backend=backend,
-        parity=parity,
+        parity=Parity.from_json(parity),
         cap=cap,
     )

@@ -235,8 +235,8 @@ class Session:
 
     def _reused_broken(self, result: StageResult) -> list[str]:
         """The reused artifacts a stage ran on, when its output held NaN or Inf (else none)."""
-        found = result.parity or {}
-        if result.status != "invalid" or not (found.get("nan") or found.get("inf")):
+        found = result.parity
+        if result.status != "invalid" or found is None or not (found.nan or found.inf):
             return []
         kinds = [KIND_OF_STAGE[result.stage]] if result.stage in KIND_OF_STAGE else list(KINDS)
         artifacts = self.artifacts

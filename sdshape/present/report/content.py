@@ -140,7 +140,7 @@ def _kernel_sections(inputs: Inputs) -> list[Section]:
         shares = class_shares(row.kernels) or {}
         conditions = f"{row.id.shape} {row.id.precision} {row.id.resolution}px"
         bars.append((f"{row.stage} · {row.id.backend} · {conditions}", shares))
-        busy = (row.kernels or {}).get("busy_fraction")
+        busy = row.kernels.busy_fraction if row.kernels else None
         busy_text = "n/a (CPU)" if busy is None else f"{busy:.0%}" + (" host-bound" if row.host_bound else "")
         grid.rows.append(
             cells(row.stage, row.id.backend, conditions, busy_text, *(units.share(shares[k]) for k in CLASSES))
@@ -162,17 +162,17 @@ def _cap_sections(inputs: Inputs) -> list[Section]:
     """The fits measured under --vram-cap, each next to the model's prediction for the same cap."""
     grid = Grid(["file", "run", "stage", "cap", "measured", "model: VRAM needed (all resident)", "model predicts"])
     for file, row in sorted(inputs.capped, key=lambda item: (item[0], STAGES.index(item[1].stage))):
-        cap = row.cap or {}
-        measured = {True: "fits", False: "oom"}.get(cap.get("fits"), row.status)
+        cap = row.cap
+        measured = {True: "fits", False: "oom"}.get(cap.fits, row.status)
         model = next((run for run, _, _ in inputs.runs if tuple(run.key.values()) == row.id.run_key), None)
         if model is None:
             need, predicted = "-", "no uncapped run of this configuration given"
         else:
             needed = feasibility.stage_need(model, row.stage)
-            need, predicted = units.size(needed), "fits" if needed <= cap["cap_bytes"] else "oom"
+            need, predicted = units.size(needed), "fits" if needed <= cap.cap_bytes else "oom"
         label = " ".join(str(v) for v in row.id.run_key)
         css = "fits" if measured == predicted else "no"
-        grid.rows.append([*cells(Path(file).name, label, row.stage, units.size(cap.get("cap_bytes"))),
+        grid.rows.append([*cells(Path(file).name, label, row.stage, units.size(cap.cap_bytes)),
                           Cell(measured), Cell(need), Cell(predicted, css)])  # fmt: skip
     return [
         Heading("Measured under --vram-cap, beside the model"),

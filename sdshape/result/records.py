@@ -1,0 +1,252 @@
+"""The typed sub-records of a result row, and the one JSON mapping every record derives from its fields.
+
+A :class:`Record` writes each of its fields under the field's name (or ``metadata["key"]``), always,
+None included, so a reader sees every key the schema has; keys it does not declare (from a newer
+sdshape, or a producer's additions) are kept in ``extra`` and written back unchanged. Nothing here
+lists keys by hand: the fields are the list (``sdshape.result.model`` maps the flat row the same way).
+
+:class:`MemoryFigures` is the one place a memory figure is named; every other module reads them as
+attributes, and a producer handing over an unknown name fails at construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields
+from typing import Any, Self
+
+
+def json_key(f: Field) -> str:
+    return f.metadata.get("key", f.name)
+
+
+def to_json(value: Any) -> Any:
+    if isinstance(value, Record):
+        return value.to_json()
+    if isinstance(value, list):
+        return [to_json(item) for item in value]
+    if isinstance(value, dict):
+        return {key: to_json(item) for key, item in value.items()}
+    return value
+
+
+def from_json(f: Field, raw: Any) -> Any:
+    """A field's value from JSON: a record parsed as its class, a null as the field's empty default."""
+    if raw is None:
+        return f.default_factory() if f.default_factory is not MISSING else None
+    record = f.metadata.get("record")
+    if record is not None and isinstance(raw, Mapping):
+        return record.from_json(raw)
+    if isinstance(raw, list):
+        each = f.metadata.get("records")
+        return [each.from_json(item) if each and isinstance(item, Mapping) else item for item in raw]
+    return raw
+
+
+def section_fields(cls: type) -> list[Field]:
+    """The fields that map to JSON keys (``metadata["derived"]`` ones are computed, not stored)."""
+    return [f for f in fields(cls) if not f.metadata.get("derived") and not f.metadata.get("extra")]
+
+
+def write_flat(section: Any) -> dict[str, Any]:
+    """A section's fields as flat keys (``omit_none`` fields only when they hold a value)."""
+    out = {}
+    for f in section_fields(type(section)):
+        value = getattr(section, f.name)
+        if value is None and f.metadata.get("omit_none"):
+            continue
+        out[json_key(f)] = to_json(value)
+    return out
+
+
+def read_flat(cls: type, info: Mapping[str, Any], **given: Any) -> Any:
+    """A section from flat keys; absent keys take the field's default."""
+    kwargs = {f.name: from_json(f, info[json_key(f)]) for f in section_fields(cls) if json_key(f) in info}
+    return cls(**{**kwargs, **given})
+
+
+def record(cls: type, key: str | None = None, **more: Any) -> Any:
+    """A field holding a nested record (None when the row has none)."""
+    return field(default=None, metadata={"record": cls, **({"key": key} if key else {}), **more})
+
+
+def keyed(key: str, **kwargs: Any) -> Any:
+    """A field written under another JSON key than its name."""
+    return field(metadata={"key": key}, **kwargs)
+
+
+def keys_of(cls: type) -> set[str]:
+    return {json_key(f) for f in section_fields(cls)}
+
+
+@dataclass(kw_only=True)
+class Record:
+    """A nested JSON object with typed fields; unknown keys ride along in ``extra``."""
+
+    extra: dict[str, Any] = field(default_factory=dict, metadata={"extra": True})
+
+    def to_json(self) -> dict[str, Any]:
+        return {**write_flat(self), **self.extra}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Self | None:
+        if data is None:
+            return None
+        known = keys_of(cls)
+        return read_flat(cls, data, extra={key: value for key, value in data.items() if key not in known})
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Dict-style reading by JSON key, for code that walks records generically (tables, charts)."""
+        for f in section_fields(type(self)):
+            if json_key(f) == key:
+                return getattr(self, f.name)
+        return self.extra.get(key, default)
+
+
+@dataclass(kw_only=True)
+class Parity(Record):
+    """The stage's output against eager fp32 on the same inputs (``sdshape.measurement.parity``)."""
+
+    reference: str | None = None  # what the output was compared with (eager fp32)
+    ok: bool | None = None  # within the precision's tolerance, no NaN, no Inf
+    rel_l2: float | None = None  # relative L2 distance of the flattened outputs
+    max_abs: float | None = None  # largest absolute difference
+    nan: int | None = None  # NaN values in the output
+    inf: int | None = None  # Inf values in the output
+    tolerance_rel_l2: float | None = None  # the precision's tolerance
+    error: str | None = None  # why the outputs could not be compared (shapes differ)
+    is_reference: bool = False  # this row is eager fp32 itself
+
+
+@dataclass(kw_only=True)
+class KernelCall(Record):
+    name: str | None = None  # the kernel (or ATen op) name, cut at 200 characters
+    kind: str | None = field(default=None, metadata={"key": "class"})  # attention, convolution, gemm, ...
+    total_s: float | None = None  # its time in the profiled round
+    calls: int | None = None  # launches in the profiled round
+
+
+@dataclass(kw_only=True)
+class Kernels(Record):
+    """The profiled round (``sdshape.measurement.profiling``): how busy the GPU was, time by kernel class."""
+
+    source: str | None = None  # what was timed: CUDA kernels, or top-level ATen ops on the CPU
+    busy_fraction: float | None = None  # union of kernel, copy and memset intervals over the round
+    busy_note: str | None = None  # why busy_fraction is null
+    busy_s: float | None = None  # the union of device intervals
+    wall_s: float | None = None  # the round's wall time
+    kernel_s: float | None = None  # summed kernel time (overlaps counted twice)
+    by_class: dict[str, float] = field(default_factory=dict)  # seconds per kernel class
+    top: list[KernelCall] = field(default_factory=list, metadata={"records": KernelCall})  # the longest kernels
+    host_bound: bool | None = None  # busy_fraction below 0.8: the GPU waited for the host
+
+
+@dataclass(kw_only=True)
+class StoppingRecord(Record):
+    """How the timed rounds ended (``sdshape.measurement.stopping``)."""
+
+    criterion: str | None = None  # fixed | ci | max_rounds | max_time
+    rounds: int | None = None  # timed rounds taken
+    rel_ci: float | None = None  # half the median's CI over the median, at the end
+    target_ci: float | None = None  # --target-ci (null for a fixed count)
+    confidence: float | None = None  # of the interval (0.95)
+
+
+@dataclass(kw_only=True)
+class Residual(Record):
+    """The pipeline's median against the sum of its stages' (``sdshape.result.document.residual_check``)."""
+
+    sum_of_stages_s: float | None = None  # text encoder + denoise loop + VAE decode medians
+    residual_s: float | None = None  # pipeline median minus that sum
+    residual_share: float | None = None  # of the pipeline median
+    combined_spread_s: float | None = None  # the four IQRs added in quadrature
+    within_spread: bool | None = None  # the pipeline agrees with its stages
+    stages_slower_than_pipeline: list[str] = field(default_factory=list)  # a contradiction when any
+
+
+@dataclass(kw_only=True)
+class ArtifactRecord(Record):
+    """How a stage's runner was made (``sdshape.backends.base.Artifact``); ``parts`` per component when
+    a stage runs several (the text encoders of a two-encoder shape)."""
+
+    cache: str | None = None  # built | reused | none | mixed
+    build_s: float | None = None  # build time spent in this run (0 when reused)
+    path: str | None = None  # the cached file
+    notes: list[str] = field(default_factory=list)  # exporter, fused-op counts, arena settings
+    cached_build_s: float | None = None  # what a reused artifact cost when it was built
+    prepare_s: float | None = None  # the whole prepare call
+    weight_bytes: int | None = None  # weights the runner holds itself (ONNX Runtime's copy)
+    parts: dict[str, Any] | None = None  # per component, when the stage has several
+
+
+@dataclass(kw_only=True)
+class Sampler(Record):
+    """The background sampler over the stage's window (``sdshape.measurement.sampling``)."""
+
+    interval_s: float | None = None  # --sample-interval
+    samples_in_window: int | None = None  # readings taken while the stage ran
+    window_s: float | None = None  # the window's length
+    sources: str | None = None  # nvml+psutil, or psutil
+
+
+@dataclass(kw_only=True)
+class Throttle(Record):
+    """NVML's clock-event reasons seen in the window that mean the GPU was slowed down."""
+
+    reasons: list[str] = field(default_factory=list)  # sw_power_cap, hw_slowdown, thermal, ...
+    throttled: bool | None = None  # any of them seen
+
+
+@dataclass(kw_only=True)
+class VramCap(Record):
+    """``--vram-cap``: the emulated card, what it counted, and whether the stage fit."""
+
+    cap_bytes: int | None = None  # the card emulated
+    cuda_context_bytes: int | None = None  # counted against the cap, as a real card holds it
+    held_before_bytes: int | None = None  # what the process held when the cap was set
+    torch_budget_bytes: int | None = None  # cap minus held: what torch's allocator may use
+    torch_fraction: float | None = None  # that budget as torch's per-process memory fraction
+    device_total_bytes: int | None = None  # the real card
+    policy: str | None = None  # which components were resident
+    fits: bool | None = None  # the stage ran (false: out of memory)
+
+
+@dataclass(kw_only=True)
+class Baseline(Record):
+    """Whether memory settled before the session's baseline was read (``sdshape.measurement.memory``)."""
+
+    settled: bool | None = None  # memory came back to the level before the previous session
+    judged_by: list[str] = field(default_factory=list)  # the readings it was judged by
+    excess_bytes: dict[str, Any] = field(default_factory=dict)  # how far above that level, per reading
+    slack_bytes: int | None = None  # the margin allowed
+    waited_s: float | None = None  # how long it waited
+
+
+@dataclass(kw_only=True)
+class MemoryFigures(Record):
+    """Every memory figure a stage records, in bytes; None: not read here, or nulled by a rule.
+
+    Peaks are over the session's pre-load baseline; rises over the level just before the stage.
+    """
+
+    weights_bytes: int | None = None  # the stage's own components' weights
+    resident_weights_bytes: int | None = None  # everything resident while it ran: the least a peak can hold
+    cuda_context_bytes: int | None = None
+    weights_unpaged_bytes: int | None = None  # CPU: mapped weight pages never touched (not in RSS)
+    nvml_process_peak_bytes: int | None = None  # NVML, this process: the figure a GPU row stands on
+    nvml_device_peak_bytes: int | None = None  # NVML, the whole device
+    nvml_process_rise_bytes: int | None = None  # NVML, this process, over the level before the stage
+    host_rss_peak_bytes: int | None = None  # host RSS: the figure a CPU row stands on
+    host_rss_rise_bytes: int | None = None  # host RSS over the level before the stage
+    torch_allocated_peak_bytes: int | None = None  # torch's allocator: tensors
+    torch_reserved_peak_bytes: int | None = None  # torch's allocator: segments held (GPU fallback figure)
+    torch_reserved_end_bytes: int | None = None  # torch's reserved at the window's end
+    torch_reserved_at_baseline_bytes: int | None = None  # torch's reserved when the baseline was read
+    torch_activation_peak_bytes: int | None = None  # allocated peak over what was resident
+
+    def figures(self) -> dict[str, int | None]:
+        """name -> bytes for every declared figure (what the rules walk)."""
+        return {f.name: getattr(self, f.name) for f in section_fields(type(self))}
+
+
+MEMORY_FIGURES = tuple(f.name for f in section_fields(MemoryFigures))
