@@ -47,3 +47,24 @@ def test_stored_bytes_count_what_each_format_holds():
 def test_a_quantized_format_runs_eager_only(capsys):
     assert main(["run", "--shape", "tiny", "--device", "cpu", "--precision", "nf4", "--backend", "eager,compile"]) == 2
     assert "--precision nf4 runs with --backend eager only; not with compile" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shape", ["tiny-flux", "tiny-pixart", "tiny-sd3"])
+def test_an_fp8_run_stores_the_layers_the_static_model_counts(shape):
+    """Layerwise casting goes on each library model, so the skip patterns match as diffusers matches them
+    (FLUX's top-level proj_out, PixArt's adaln_single stay bf16), in the run and in the static model alike."""
+    from accelerate import init_empty_weights
+
+    from sdshape.feasibility.formats import FORMATS, stored_weights
+    from sdshape.models.build import build_random, instantiate, stage_module
+    from sdshape.models.families import family_of
+    from sdshape.models.zoo import get_component, get_shape
+
+    spec = get_component(get_shape(shape).components()["denoiser"])
+    run = build_random(spec, torch.device("cpu"), torch.bfloat16, family=family_of(spec), storage="fp8")
+    stored = sum(stored_nbytes(t) for t in [*run.parameters(), *run.buffers()] if t.is_floating_point())
+    with init_empty_weights(include_buffers=False):
+        meta = stage_module(spec, instantiate, family_of(spec)).to(torch.bfloat16)
+    assert stored == stored_weights(meta, FORMATS["fp8"]).bytes
+    kept = [name for name, p in run.named_parameters() if p.dtype == torch.bfloat16 and "norm" not in name]
+    assert kept, "no layer was kept at the compute dtype: the skip patterns matched nothing"

@@ -7,8 +7,9 @@ which layers it has, not only on its parameter count.
 - ``fp32``, ``fp16``, ``bf16``: every tensor at that width.
 - ``fp8``: diffusers' ``enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn,
   compute_dtype=torch.bfloat16)``. Linear and Conv layers (weight and bias) are stored in 1 byte, except
-  those its default skip pattern keeps (``pos_embed``, ``patch_embed``, ``norm``, ``proj_in``,
-  ``proj_out``); each layer is upcast to bf16 for its call, so the largest layer's bf16 copy is a
+  those ``enable_layerwise_casting`` keeps (its default patterns, and the model class's own: T5's
+  ``wo``, PixArt's ``adaln_single``), matched on names within each library model; each layer is upcast
+  to bf16 for its call, so the largest layer's bf16 copy is a
   transient.
 - ``int8``: torchao ``Int8WeightOnlyConfig`` (torchao 0.18): Linear weights in int8 with one fp32 scale and
   one int8 zero point per output row (5 bytes a row); the kernel reads int8 directly, no transient.
@@ -29,11 +30,10 @@ import torch
 from torch import nn
 
 from sdshape.core.errors import choices_error
-from sdshape.models.quantize import LAYERWISE_SKIP as DIFFUSERS_LAYERWISE_SKIP
+from sdshape.models.quantize import layerwise_skip, library_models
 
-# diffusers' default skip patterns (sdshape.models.quantize), with an anchored name also matched under a prefix.
-LAYERWISE_SKIP = re.compile("|".join(p.replace("^", r"(^|\.)") for p in DIFFUSERS_LAYERWISE_SKIP))
 NF4_BLOCK = 64
+CAST_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,25 @@ def _tensor_bytes(tensors: list[torch.Tensor], width: float) -> int:
     return int(sum(t.numel() for t in tensors) * width)
 
 
+def _layerwise_cast(module: nn.Module) -> set[int]:
+    """The layers diffusers' layerwise casting stores in fp8, found as it walks each library model: a
+    module whose name (relative to that model) matches a skip pattern is skipped with its subtree."""
+    cast: set[int] = set()
+
+    def walk(layer: nn.Module, name: str, patterns: tuple[str, ...]) -> None:
+        if name and any(re.search(pattern, name) for pattern in patterns):
+            return
+        if isinstance(layer, CAST_LAYERS):
+            cast.add(id(layer))
+            return
+        for child_name, child in layer.named_children():
+            walk(child, f"{name}.{child_name}" if name else child_name, patterns)
+
+    for model in library_models(module):
+        walk(model, "", layerwise_skip(model))
+    return cast
+
+
 def stored_weights(module: nn.Module, fmt: WeightFormat, quantize: bool = True) -> StoredWeights:
     """Bytes a component holds on the GPU in ``fmt`` (parameters and buffers: SD3's position table is
     in a checkpoint and in VRAM). ``quantize=False`` keeps it at the compute dtype (the VAE)."""
@@ -84,13 +103,10 @@ def stored_weights(module: nn.Module, fmt: WeightFormat, quantize: bool = True) 
     if not fmt.quantized or not quantize:
         return StoredWeights(_tensor_bytes(tensors, compute), 0)
     total, largest, handled = 0, 0, set()
-    for name, layer in module.named_modules():
+    cast = _layerwise_cast(module) if fmt.name == "fp8" else set()
+    for _, layer in module.named_modules():
         own = list(layer.parameters(recurse=False))
-        if (
-            fmt.name == "fp8"
-            and isinstance(layer, (nn.Linear, nn.Conv1d, nn.Conv2d))
-            and not LAYERWISE_SKIP.search(name)
-        ):
+        if id(layer) in cast:
             total += _tensor_bytes(own, 1)
         elif fmt.name in ("int8", "nf4") and isinstance(layer, nn.Linear):
             weight = layer.weight

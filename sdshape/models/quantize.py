@@ -22,7 +22,8 @@ from torch import nn
 from sdshape.core.errors import UsageError
 
 STORAGE_FORMATS = ("fp8", "int8", "nf4")
-LAYERWISE_SKIP = ("pos_embed", "patch_embed", "norm", "^proj_in$", "^proj_out$")  # diffusers' default
+# diffusers' DEFAULT_SKIP_MODULES_PATTERN, matched (re.search) on names relative to the library model
+LAYERWISE_SKIP = ("pos_embed", "patch_embed", "norm", "^proj_in$", "^proj_out$")
 LIBRARY = {"fp8": "diffusers", "int8": "torchao", "nf4": "bitsandbytes"}
 
 
@@ -40,7 +41,11 @@ def quantize(module: nn.Module, storage: str) -> nn.Module:
     if storage == "fp8":
         from diffusers.hooks import apply_layerwise_casting
 
-        apply_layerwise_casting(module, torch.float8_e4m3fn, torch.bfloat16, skip_modules_pattern=LAYERWISE_SKIP)
+        # On each library model, not on sdshape's stage wrapper: the skip patterns are anchored to the
+        # library model's own names (FLUX's top-level ``proj_out`` is ``transformer.proj_out`` in the wrapper).
+        for library_model in library_models(module):
+            patterns = layerwise_skip(library_model)
+            apply_layerwise_casting(library_model, torch.float8_e4m3fn, torch.bfloat16, skip_modules_pattern=patterns)
     elif storage == "int8":
         from torchao.quantization import Int8WeightOnlyConfig, quantize_
 
@@ -50,6 +55,24 @@ def quantize(module: nn.Module, storage: str) -> nn.Module:
     else:
         raise ValueError(storage)
     return module
+
+
+def layerwise_skip(model: nn.Module) -> tuple[str, ...]:
+    """The layers diffusers' ``enable_layerwise_casting`` leaves at the compute dtype for ``model``: its
+    default patterns, the model class's ``_keep_in_fp32_modules`` (T5's ``wo``) and its
+    ``_skip_layerwise_casting_patterns`` (PixArt's ``adaln_single``)."""
+    extra = (getattr(model, "_keep_in_fp32_modules", None) or []) + list(
+        getattr(model, "_skip_layerwise_casting_patterns", None) or []
+    )
+    return tuple(dict.fromkeys([*LAYERWISE_SKIP, *extra]))
+
+
+def library_models(module: nn.Module) -> list[nn.Module]:
+    """The models a stage module wraps (its children; a list of encoders is looked into)."""
+    found: list[nn.Module] = []
+    for child in module.children():
+        found += library_models(child) if isinstance(child, nn.ModuleList) else [child]
+    return found
 
 
 def store(module: nn.Module, storage: str | None, kind: str) -> nn.Module:
