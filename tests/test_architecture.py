@@ -59,7 +59,8 @@ def test_the_reading_commands_run_without_torch(argv, tmp_path):
 LAYERS: dict[str, set[str]] = {
     "core": set(),
     "result": {"core"},
-    "regression": {"core", "result"},
+    "store": {"core", "result"},
+    "regression": {"core", "result", "store"},
     "measurement": {"core", "result"},
     "models": {"core", "backends"},
     "backends": {"core", "models"},
@@ -67,8 +68,9 @@ LAYERS: dict[str, set[str]] = {
     "feasibility": {"core", "result", "models", "backends"},
     "run": {"core", "result", "measurement", "models", "config", "backends"},
     "explorer": {"core", "result", "models", "run"},
-    "present": {"core", "result", "regression", "measurement", "feasibility", "explorer"},
+    "present": {"core", "result", "regression", "store", "measurement", "feasibility", "explorer"},
     "cli": {
+        "store",
         "core",
         "result",
         "regression",
@@ -83,7 +85,7 @@ LAYERS: dict[str, set[str]] = {
     },
     "data": set(),
 }
-READING_SIDE = ("core", "result", "regression", "present")
+READING_SIDE = ("core", "result", "store", "regression", "present")
 
 
 def _package(module: str) -> str:

@@ -1,23 +1,17 @@
-"""sdshape history: ordering by driver, step detection on a planted step, the report, bad input; --save."""
+"""sdshape history: step detection on a planted step, events and the report, bad input; --save."""
 
 from __future__ import annotations
 
 import json
 
 from sdshape.cli import main
-from sdshape.regression.history import Point, detect_steps, version_key
+from sdshape.regression.history import Point, detect_steps
 from sdshape.result.output import save
 from tests.test_compare import MACHINE, rounds, row
 
 
-def test_version_ordering_is_numeric():
-    assert version_key("550.54.15") < version_key("560.28.3")
-    assert version_key("2.9.1") < version_key("2.13.0")
-    assert version_key(None) < version_key("1")
-
-
 def _points(levels, spread=0.002):
-    return [Point(f"run {i}", level, spread, 10, None, (i,)) for i, level in enumerate(levels)]
+    return [Point(f"2026-10-0{i + 1}", None, level, spread, 10, None, {}, {}) for i, level in enumerate(levels)]
 
 
 def test_planted_step_is_found_and_noise_is_not():
@@ -39,11 +33,11 @@ def test_history_report_from_files(tmp_path, capsys):
     folder.mkdir()
     drivers = ["535.104.05", "545.23.08", "550.54.15", "555.42.02", "560.28.03"]
     levels = [1.00, 1.00, 1.01, 1.25, 1.25]
-    for index, (driver, level) in enumerate(reversed(list(zip(drivers, levels, strict=True)))):
+    for index, (driver, level) in enumerate(zip(drivers, levels, strict=True)):
         machine = {**MACHINE, "driver_version": driver}
         document = {
             "machine_info": machine,
-            "datetime": f"2026-10-0{index + 1}",
+            "datetime": f"2026-10-0{index + 1}T12:00:00",
             "benchmarks": [
                 row(data=rounds(level, 0.005, 10, index)),
                 row(stage="vae_decode", data=rounds(0.3, 0.002, 10, 50 + index)),
@@ -52,16 +46,14 @@ def test_history_report_from_files(tmp_path, capsys):
         (folder / f"run-{index}.json").write_text(json.dumps(document))
     (folder / "notes.json").write_text('{"not": "results"}')
     out = tmp_path / "report"
-    assert main(["history", str(folder), "--out", str(out)]) == 0
-    assert "1 step(s) found" in capsys.readouterr().out
+    assert main(["history", str(folder), "--out", str(out)]) == 1  # a regression that persisted two runs
+    assert "1 regression(s)" in capsys.readouterr().out
     report = (out / "history.md").read_text()
-    assert (
-        "between driver 550.54.15 · torch 2.13.0 · 2026-10-03 and driver 555.42.02 · torch 2.13.0 · 2026-10-02"
-        in report
-    )
+    assert "regression +2" in report and "at driver 550.54.15 -> 555.42.02" in report
+    assert "persisted over 2 runs" in report
     assert "Skipped files" in report and "notes.json" in report
     charts = sorted(p.name for p in out.glob("*.png"))
-    assert charts == ["nvidia-l4-denoise_loop.png", "nvidia-l4-vae_decode.png"]
+    assert len(charts) == 2 and all(name.startswith("nvidia-l4") for name in charts)
     assert (out / charts[0]).stat().st_size > 10_000
 
 

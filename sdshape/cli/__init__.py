@@ -1,4 +1,4 @@
-"""The ``sdshape`` command: zoo, inspect, fit, backends, run, compare, history, report, shapes.
+"""The ``sdshape`` command: zoo, inspect, fit, backends, run, compare, history, report, shapes, store.
 
 User mistakes raise :class:`~sdshape.core.errors.UsageError` and end as one line on
 stderr with exit status 2; anything else is a bug and keeps its traceback. Each
@@ -25,6 +25,7 @@ COMMANDS = {
     "history": "reading:cmd_history",
     "report": "reading:cmd_report",
     "shapes": "shapes:cmd_shapes",
+    "store": "reading:cmd_store",
 }
 # Commands whose parser carries the flags the backends declare (loading them imports torch).
 WITH_BACKEND_FLAGS = ("run", "shapes")

@@ -13,6 +13,7 @@ import argparse
 from sdshape import __version__
 from sdshape.core.errors import UsageError
 from sdshape.regression.compare import Floors
+from sdshape.regression.history import RUN_TO_RUN, STEP_FLOOR
 
 
 class Parser(argparse.ArgumentParser):
@@ -73,11 +74,15 @@ def build_parser(backend_flags: bool = False) -> Parser:
         "--alpha", type=float, default=floors.alpha, help="time: Mann-Whitney U's p must be below this (%(default)s)"
     )
     compare.add_argument("--thresholds", help="TOML file of per-id overrides ([[override]] tables)")
+    compare.add_argument(
+        "--store", nargs="?", const="", help="BASE and NEW may be stored files (a hash prefix or the ingested path)"
+    )
     compare.add_argument("--json", action="store_true", help="print JSON")
     report = sub.add_parser("report", help="Markdown + HTML report: shares per stage, GPU feasibility matrix")
     report.add_argument(
-        "results", nargs="+", help="result files (run --json/--save, pytest --benchmark-json) and shapes.json files"
+        "results", nargs="*", help="result files (run --json/--save, pytest --benchmark-json) and shapes.json files"
     )
+    report.add_argument("--store", nargs="?", const="", help="also every file in the results store")
     report.add_argument("--gpus", help="comma list of catalog GPUs (default: the whole catalog)")
     report.add_argument("--gpu-catalog", help="TOML file with your own cards, same form as the bundled catalog")
     report.add_argument("--out", default="report", help="output folder (default report/)")
@@ -91,12 +96,33 @@ def build_parser(backend_flags: bool = False) -> Parser:
         add_options(shapes.add_argument, SHAPES)
     shapes.add_argument("--out", help="folder for shapes.json, shapes.md and (with --measure) pareto.png")
     shapes.add_argument("--json", action="store_true", help="print JSON")
-    history = sub.add_parser("history", help="result files under a folder, ordered by driver, with step detection")
-    history.add_argument("dir")
+    history = sub.add_parser(
+        "history", help="timelines over time: steps, the events that caused them; exit 1 on a regression"
+    )
+    history.add_argument("dir", nargs="?", help="a folder of result files (or --store)")
+    history.add_argument(
+        "--store", nargs="?", const="", help="read the results store (default: the user's; or a path or URL)"
+    )
     history.add_argument("--gpu", help="only this GPU (a substring of its name)")
     history.add_argument("--out", default="history-report", help="where the Markdown and charts go")
-    history.add_argument("--threshold", type=float, default=0.05, help="smallest level shift that is a step (0.05)")
     history.add_argument(
-        "--run-to-run", type=float, default=0.01, help="run-to-run variation to allow for, as a fraction (0.01)"
+        "--threshold", type=float, default=STEP_FLOOR, help="smallest level shift that is a step (%(default)s)"
     )
+    history.add_argument(
+        "--run-to-run",
+        type=float,
+        default=RUN_TO_RUN,
+        help="least run-to-run variation allowed for, a fraction (%(default)s)",
+    )
+    history.add_argument("--series-by", help="comma list: only these fields make the series key")
+    history.add_argument("--ignore", help="comma list: leave these fields out of the series key")
+    store = sub.add_parser("store", help="the results store: add result files, list them")
+    actions = store.add_subparsers(dest="store_command", metavar="{add,list}")
+    actions.required = True
+    add = actions.add_parser("add", help="ingest result files (the same file twice adds nothing)")
+    add.add_argument("files", nargs="+")
+    add.add_argument("--store", help="a SQLite path or a postgresql:// URL (default: the user data directory)")
+    listing = actions.add_parser("list", help="the stored files")
+    listing.add_argument("--store", help="a SQLite path or a postgresql:// URL (default: the user data directory)")
+    listing.add_argument("--json", action="store_true", help="print JSON")
     return parser

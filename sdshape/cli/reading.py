@@ -1,12 +1,14 @@
-"""``sdshape compare``, ``history`` and ``report``: they read result files only, and never import torch."""
+"""``sdshape compare``, ``history``, ``report`` and ``store``: they read result files or the store, never torch."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 
 from sdshape.core.errors import UsageError
 
@@ -22,14 +24,13 @@ def _check_fractions(args: argparse.Namespace, *names: str) -> None:
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     from sdshape.present.compare_table import print_verdicts
     from sdshape.regression import compare
-    from sdshape.result import io
 
     _check_fractions(args, "threshold", "memory_threshold", "energy_threshold")
     if not 0 < args.alpha < 1:
         raise UsageError(f"--alpha must be a significance level between 0 and 1 such as 0.05, got {args.alpha}")
     floors = compare.Floors(args.threshold, args.memory_threshold, args.energy_threshold, args.alpha)
     thresholds = compare.load_thresholds(args.thresholds, floors) if args.thresholds else compare.Thresholds(floors)
-    base, new = io.load(args.base), io.load(args.new)
+    base, new = _load_either(args.base, args.store), _load_either(args.new, args.store)
     results = compare.compare_files(base, new, thresholds)
     environment = compare.environment_diff(base, new)
     if args.json:
@@ -43,16 +44,89 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from sdshape.present.report import write
 
     gpus = [name.strip() for name in args.gpus.split(",") if name.strip()] if args.gpus else None
-    markdown_path, html_path = write(args.results, Path(args.out), gpus, args.gpu_catalog)
+    sources: list[Any] = list(args.results)
+    if args.store is not None:
+        from sdshape.store.db import open_store
+        from sdshape.store.read import result_files
+
+        sources += result_files(open_store(args.store or None, create=False))
+    if not sources:
+        raise UsageError("report: give result files, or --store")
+    markdown_path, html_path = write(sources, Path(args.out), gpus, args.gpu_catalog)
     console.print(f"report written: {markdown_path} and {html_path}", highlight=False)
     return 0
 
 
 def cmd_history(args: argparse.Namespace, console: Console) -> int:
-    from sdshape.regression.history import write_report
+    from sdshape.present.history_report import step_text, write_report
+    from sdshape.regression.history import collect, files_under, regressions
+    from sdshape.store.series import SeriesKey
 
     _check_fractions(args, "threshold", "run_to_run")
-    report, series = write_report(Path(args.dir), Path(args.out), args.gpu, args.threshold, args.run_to_run)
-    steps = sum(len(s.steps) for s in series)
-    console.print(f"{len(series)} series, {steps} step(s) found; report: {report}", highlight=False)
+    key = SeriesKey.chosen(_names(args.series_by), _names(args.ignore) or ())
+    if (args.dir is None) == (args.store is None):
+        raise UsageError("history: give a folder of result files or --store (one of them)")
+    skipped: list[str] = []
+    if args.store is not None:
+        from sdshape.store.db import open_store
+        from sdshape.store.read import result_files
+
+        files = result_files(open_store(args.store or None, create=False))
+        if not files:
+            raise UsageError("history: the store holds no files (sdshape store add FILES...)")
+    else:
+        files, skipped = files_under(Path(args.dir))
+    timelines = collect(files, key, args.threshold, args.run_to_run, args.gpu)
+    report = write_report(timelines, key, Path(args.out), skipped, args.threshold)
+    table = Table(title=f"history: {len(timelines)} timelines ({key.describe()})", title_justify="left")
+    for column in ("timeline", "runs", "events", "steps"):
+        table.add_column(column)
+    for timeline in timelines:
+        if timeline.steps or timeline.events:
+            table.add_row(timeline.name, str(len(timeline.points)), str(len(timeline.events)), step_text(timeline))
+    console.print(table)
+    found = regressions(timelines)
+    console.print(f"{len(found)} regression(s); report: {report}", highlight=False)
+    return 1 if found else 0
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [name.strip() for name in text.split(",") if name.strip()] if text else None
+
+
+def _load_either(reference: str, store: str | None) -> Any:
+    """A result file by path, or (with --store) a stored file by hash prefix or ingested path."""
+    from sdshape.result import io
+
+    if store is None or Path(reference).is_file():
+        return io.load(reference)
+    from sdshape.store.db import open_store
+    from sdshape.store.read import find_file
+
+    return find_file(open_store(store or None, create=False), reference)
+
+
+def cmd_store(args: argparse.Namespace, console: Console) -> int:
+    from sdshape.store.db import open_store
+
+    engine = open_store(args.store)
+    if args.store_command == "add":
+        from sdshape.store.ingest import add_file
+
+        for path in args.files:
+            done = add_file(engine, path)
+            console.print(f"{path}: {done.note}", highlight=False)
+        return 0
+    from sdshape.store.read import stored_files
+
+    listed = stored_files(engine)
+    if args.json:
+        print(json.dumps(listed, indent=2))
+        return 0
+    table = Table(title=f"{len(listed)} stored files")
+    for column in ("hash", "datetime", "host", "rows", "path"):
+        table.add_column(column)
+    for entry in listed:
+        table.add_row(entry["hash"], str(entry["datetime"])[:19], str(entry["host"]), str(entry["rows"]), entry["path"])
+    console.print(table)
     return 0

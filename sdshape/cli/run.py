@@ -17,7 +17,13 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
     plan = plan_from(vars(args))
     json_path = output.file_target(args.json_path, "--json") if args.json_path is not None else None
-    results_dir = output.folder_target(args.results_dir, "--results-dir") if args.save else None
+    saving = args.save or (args.store is not None and args.json_path is None)  # the store indexes files
+    results_dir = output.folder_target(args.results_dir, "--results-dir") if saving else None
+    engine = None
+    if args.store is not None:
+        from sdshape.store.db import open_store
+
+        engine = open_store(args.store or None)  # a bad store is refused before anything is measured
     errors = Console(stderr=True)
     for note in plan.notes:
         errors.print(f"sdshape: {note}", highlight=False, soft_wrap=True)
@@ -43,9 +49,11 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     print_backends(results, console)
     text = output.standard_json(doc)
     lost = False
+    written_files: list[Path] = []
     if json_path is not None:
         written, why = output.write_or_fall_back(json_path, text)
         lost |= why is not None
+        written_files.append(written)
         say_written(console, "results written to", json_path, written, why)
     if results_dir is not None:
         from sdshape.result.output import save
@@ -53,11 +61,17 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         shape = plan.shape if plan.weights is None else f"weights-{plan.weights.name}"
         try:
             saved = save(doc, results_dir, shape, plan.backends, plan.precision, text=text)
+            written_files.append(saved)
             console.print(f"results saved to {saved}", highlight=False)
         except OSError as error:
             written, _ = output.write_or_fall_back(output.fallback_path("save"), text)
             say_written(console, "results saved to", results_dir, written, f"{type(error).__name__}: {error}")
             lost = True
+    if engine is not None:
+        from sdshape.store.ingest import add_file
+
+        for path in written_files[:1]:  # one file holds the run; a second copy would add nothing
+            console.print(f"store: {add_file(engine, path).note}", highlight=False)
     failed = [result for result in results if result.status != "ok"]
     if failed:
         console.print(f"[red]{len(failed)} stage(s) did not complete; their rows keep status and message[/red]")

@@ -53,10 +53,12 @@ def option(
     aliases: tuple[str, ...] = (),
     where: tuple[str, ...] = (RUN, BENCH),
     metavar: str | None = None,
+    const: Any = None,
 ) -> Any:
-    """A :class:`RunOptions` field: its default plus what a parser needs to offer it."""
+    """A :class:`RunOptions` field: its default plus what a parser needs to offer it (``const``: the
+    value of the flag given bare, as ``--store`` alone names the default store)."""
     spec = {"flag": flag, "help": help, "kind": kind, "action": action, "aliases": aliases, "where": where}
-    return field(default=default, metadata={**spec, "metavar": metavar})
+    return field(default=default, metadata={**spec, "metavar": metavar, "const": const})
 
 
 def _shown(value: Any) -> str:
@@ -159,6 +161,13 @@ class RunOptions:
         where=(RUN,),
     )
     results_dir: str = option("--results-dir", "where --save stores", "results", where=(RUN,))
+    store: str | None = option(
+        "--store",
+        "also ingest the written results into the results store: a SQLite path or a postgresql:// URL "
+        "(bare: the default store in the user data directory); implies --save without --json",
+        where=(RUN,),
+        const="",
+    )
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> RunOptions:
@@ -196,6 +205,8 @@ def add_options(add_argument: Callable[..., Any], harness: str) -> None:
             kwargs["type"] = spec["kind"]
         if spec["action"] is not None:
             kwargs["action"] = spec["action"]
+        if spec["const"] is not None:
+            kwargs.update(nargs="?", const=spec["const"])
         if spec["action"] is None:
             kwargs["metavar"] = spec["metavar"] or spec["flag"].lstrip("-").upper().replace("-", "_")
         add_argument(spec["flag"], *spec["aliases"], **kwargs)

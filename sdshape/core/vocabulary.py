@@ -43,6 +43,15 @@ def current_keys(mapping: dict[str, Any] | None) -> dict[str, Any] | None:
 
 # A result's stable identity: regression tools match results across files by these.
 ID_FIELDS = ("stage", "shape", "backend", "precision", "batch", "resolution", "steps")
+
+# How each metric is measured, versioned: a row records the versions it was measured under (``methods``),
+# and compare/history call a difference in them "method changed", never a regression or an improvement.
+# time 1: synchronized rounds after warm-up, median (the first method; unchanged since).
+# memory 1: peaks over a baseline read when the session began, whatever was still resident (the first
+#   H100 run: negative peaks). memory 2: peaks over a settled baseline, every figure through the rules.
+# energy 1: NVML's energy counter over the timed rounds. energy 2: over a window sized to the counter's
+#   update period (``sdshape.measurement.energy``).
+METHODS = {"time": 1, "memory": 2, "energy": 2}
 RUN_FIELDS = ID_FIELDS[1:]  # one run's stages share these
 
 DEVICES = ("cuda", "cpu")

@@ -19,6 +19,7 @@ GROUPS = (
     ("regression", "regressions"),
     ("improvement", "improvements"),
     ("undecided", "undecided (too few rounds or no raw data)"),
+    ("method_changed", "method changed (measured differently: not comparable)"),
     ("unchanged", "unchanged"),
     ("only_base", "only in BASE"),
     ("only_new", "only in NEW"),

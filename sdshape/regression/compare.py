@@ -47,7 +47,9 @@ class MetricVerdict(Record):
     """One metric's verdict: regression, improvement, unchanged or undecided, and why."""
 
     metric: str | None = None  # time | memory | energy | status
-    verdict: str = "unchanged"  # regression | improvement | unchanged | undecided | status_change | only_base | ...
+    verdict: str = (
+        "unchanged"  # regression | improvement | unchanged | undecided | method_changed | status_change | ...
+    )
     reason: str | None = None  # why, in words
     base: Any = None  # the base side's median time, memory figure, energy or status
     new: Any = None  # the new side's
@@ -170,6 +172,16 @@ def compare_scalar(
     return replace(result, verdict="regression" if change > 0 else "improvement", reason="beyond the floor")
 
 
+def method_checked(metric: str, verdict: MetricVerdict, base: StageResult, new: StageResult) -> MetricVerdict:
+    """A change measured under two method versions is "method changed", never a regression (when both
+    sides have a figure: a metric neither side measured has no method to compare)."""
+    before, after = base.conditions.methods.get(metric), new.conditions.methods.get(metric)
+    if before == after or verdict.base is None or verdict.new is None:
+        return verdict
+    reason = f"{metric} method {before} -> {after}: the figures are not comparable (sdshape.core.vocabulary.METHODS)"
+    return replace(verdict, verdict="method_changed", reason=reason)
+
+
 def compare_rows(base: StageResult, new: StageResult, floors: Floors) -> Verdict:
     entry = {"id": base.id.as_dict(), "base_status": base.status, "new_status": new.status}
     if base.status != new.status:
@@ -193,7 +205,8 @@ def compare_rows(base: StageResult, new: StageResult, floors: Floors) -> Verdict
         "memory": replace(memory, source=source, flagged=flagged),
         "energy": compare_scalar("energy", base.energy.joules_per_call, new.energy.joules_per_call, floors.energy),
     }
-    for verdict in ("regression", "improvement", "undecided"):
+    metrics = {name: method_checked(name, verdict, base, new) for name, verdict in metrics.items()}
+    for verdict in ("regression", "improvement", "undecided", "method_changed"):
         chosen = next((m for m in metrics.values() if m.verdict == verdict), None)
         if chosen is not None:
             break

@@ -1,85 +1,111 @@
-"""``sdshape history DIR``: every result file under a folder, as series per GPU and result id.
+"""``sdshape history``: each timeline's medians over time, its steps, and what caused them.
 
-Points are ordered by driver version, then library versions (CUDA, cuDNN,
-torch, diffusers, transformers), then date. A *step* is a level shift between
-two consecutive runs: binary segmentation finds the split that maximizes
+A *timeline* is a series key without its software versions (``sdshape.store.series``): one GPU setup
+and configuration followed across driver and library upgrades. Its points are the runs in time order;
+a version that changes between two runs is an *event* on it, as is a change of measurement method.
+
+A *step* is a level shift found by binary segmentation: the split maximizing
 
     z = |mean_right - mean_left| / sqrt(1/W_left + 1/W_right)
 
-where each point's weight is 1 / (its standard error^2 + (1% of its level)^2):
-the within-run spread (IQR / 1.349 over sqrt(rounds)) plus a floor for the
-run-to-run variation that within-run rounds do not see (``--run-to-run``,
-default 1%, right for a dedicated GPU; a shared CPU needs far more). A split
-counts when z >= 4 and the level moves by at least ``--threshold`` (5%); each
-side is searched again, up to three steps per series.
+where each point's weight is 1 / (its standard error^2 + (run-to-run sigma * level)^2). The run-to-run
+sigma is the larger of ``--run-to-run`` (default 1%, a dedicated GPU's) and the timeline's own, read
+robustly from its successive differences (so a shared CPU's 3% noise is not taken for steps). A split
+counts when z >= 4 and the level moves by at least ``--threshold`` (5%); each side is searched again,
+up to three steps per timeline. Then each step is judged:
+
+- **suspicious**: fewer than two runs after it, or a single run out of line (a step up and straight
+  back down): not called a regression until it persists;
+- **method changed**: the runs on either side were measured under different method versions;
+- **regression** or **improvement** otherwise, attributed to the event at the same place when there is
+  one, and called out as the event's effect when timelines of several machines step at that event.
+
+The exit status is 1 when any timeline has a regression, so CI can gate on it.
 """
 
 from __future__ import annotations
 
 import math
-import re
+import statistics
+from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from sdshape.core.errors import UsageError
-from sdshape.core.vocabulary import ID_FIELDS
 from sdshape.result.io import ResultFile, load
-from sdshape.result.output import figure_png, folder_target, slug, write_atomic
+from sdshape.store.series import HARDWARE_FIELDS, SeriesKey, digest, values_of
 
 Z_MIN = 4.0
 RUN_TO_RUN = 0.01
+STEP_FLOOR = 0.05
 MAX_STEPS = 3
-ORDER_FIELDS = (
-    "driver_version",
-    "cuda_runtime_version",
-    "cudnn_version",
-    "torch_version",
-    "diffusers_version",
-    "transformers_version",
-)
-
-
-def version_key(value: Any) -> tuple:
-    """Numeric-aware sort key: '550.54.15' < '560.28.3', '2.9.1' < '2.13.0'; missing sorts first."""
-    if value is None:
-        return ()
-    return tuple(int(part) if part.isdigit() else part for part in re.findall(r"\d+|[a-zA-Z]+", str(value)))
+MIN_RUNS_AFTER = 2
 
 
 @dataclass
 class Point:
-    label: str
+    when: str
+    host: str | None
     median: float
     spread: float  # IQR of the rounds
     rounds: int
     path: Path
-    order: tuple
+    versions: dict[str, Any]
+    methods: dict[str, int]
+
+    @property
+    def label(self) -> str:
+        return f"{self.when[:16].replace('T', ' ')}" + (f" · {self.host}" if self.host else "")
 
     @property
     def standard_error(self) -> float:
         sigma = self.spread / 1.349 if self.spread else 0.0
         return sigma / math.sqrt(max(self.rounds, 1))
 
-    def weight(self, run_to_run: float = RUN_TO_RUN) -> float:
+    def weight(self, run_to_run: float) -> float:
         return 1.0 / (self.standard_error**2 + (run_to_run * self.median) ** 2 or 1e-30)
 
 
 @dataclass
-class Step:
-    after: int  # index of the last point before the step
-    before_label: str
-    after_label: str
-    change: float
-    z: float
+class Event:
+    after: int  # the last point before it
+    changes: dict[str, tuple[Any, Any]]
+
+    @property
+    def label(self) -> str:
+        return ", ".join(f"{name.removesuffix('_version')} {a} -> {b}" for name, (a, b) in self.changes.items())
 
 
 @dataclass
-class Series:
-    gpu: str
-    id: dict[str, Any]
+class Step:
+    after: int
+    change: float
+    z: float
+    verdict: str = "regression"  # regression | improvement | suspicious | method changed
+    cause: str | None = None  # the event at the step, in words
+    why: str = ""
+    shared_with: int = 0  # other timelines stepping at the same event
+
+
+@dataclass
+class Timeline:
+    key: dict[str, Any]
     points: list[Point] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
+    run_to_run: float = RUN_TO_RUN
+
+    @property
+    def machine(self) -> tuple:
+        return tuple(self.key.get(name) for name in HARDWARE_FIELDS)
+
+    @property
+    def name(self) -> str:
+        machine = self.key.get("gpu_name") or self.key.get("cpu_model") or "?"
+        config = (self.key.get(f) for f in ("stage", "shape", "backend", "precision", "resolution", "steps"))
+        return f"{machine}: " + " · ".join(str(value) for value in config if value is not None)
 
 
 def _weighted(points: list[Point], run_to_run: float) -> tuple[float, float]:
@@ -111,148 +137,127 @@ def detect_steps(
     k, z, change = split
     if z < Z_MIN or abs(change) < floor:
         return []
-    step = Step(offset + k, points[k].label, points[k + 1].label, change, z)
+    step = Step(offset + k, change, z)
     left = detect_steps(points[: k + 1], floor, run_to_run, offset, depth + 1)
     right = detect_steps(points[k + 1 :], floor, run_to_run, offset + k + 1, depth + 1)
     return sorted([*left, step, *right], key=lambda s: s.after)[:MAX_STEPS]
 
 
-def point_label(info: dict[str, Any], when: str | None) -> str:
-    """Driver and torch versions, plus the run's date and time so that reruns stay apart."""
-    parts = [f"driver {info['driver_version']}"] if info.get("driver_version") else []
-    parts.append(f"torch {info.get('torch_version')}")
-    if when:
-        parts.append(when[:19].replace("T", " "))
-    return " · ".join(parts)
+def observed_run_to_run(points: list[Point]) -> float:
+    """The timeline's own run-to-run sigma (relative): the MAD of successive relative differences over
+    sqrt(2), robust to the few differences a real step makes. 0 with fewer than five runs."""
+    if len(points) < 5:
+        return 0.0
+    diffs = [(b.median - a.median) / a.median for a, b in pairwise(points)]
+    center = statistics.median(diffs)
+    return 1.4826 * statistics.median(abs(d - center) for d in diffs) / math.sqrt(2)
+
+
+def events_of(points: list[Point]) -> list[Event]:
+    found = []
+    for index, (a, b) in enumerate(pairwise(points)):
+        changes = {name: (a.versions.get(name), b.versions.get(name)) for name in a.versions}
+        # a field one side does not record (a library not loaded in that run) is no event
+        changes = {n: pair for n, pair in changes.items() if pair[0] != pair[1] and None not in pair}
+        if a.methods.get("time") != b.methods.get("time"):
+            changes["time method"] = (a.methods.get("time"), b.methods.get("time"))
+        if changes:
+            found.append(Event(index, changes))
+    return found
+
+
+def judge(timeline: Timeline) -> None:
+    """Each step's verdict and cause (module docstring)."""
+    events = {event.after: event for event in timeline.events}
+    afters = {step.after: step for step in timeline.steps}
+    for step in timeline.steps:
+        runs_after = len(timeline.points) - step.after - 1
+        back = afters.get(step.after + 1)
+        before = afters.get(step.after - 1)
+        event = events.get(step.after)
+        step.cause = event.label if event else None
+        if (back and back.change * step.change < 0) or (before and before.change * step.change < 0):
+            step.verdict, step.why = "suspicious", "a single run out of line: the level came straight back"
+        elif event and "time method" in event.changes:
+            step.verdict, step.why = "method changed", "measured under another method version"
+        elif runs_after < MIN_RUNS_AFTER:
+            step.verdict = "suspicious"
+            step.why = f"{runs_after} run(s) after it: a regression needs {MIN_RUNS_AFTER} to persist"
+        else:
+            step.verdict = "regression" if step.change > 0 else "improvement"
+            step.why = f"persisted over {runs_after} runs"
 
 
 def collect(
-    folder: Path, gpu: str | None = None, floor: float = 0.05, run_to_run: float = RUN_TO_RUN
-) -> tuple[list[Series], list[str]]:
-    """All series under ``folder`` (optionally one GPU's), and notes on files that were skipped."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UsageError(f"history: {folder} is not a directory")
-    files: list[ResultFile] = []
-    skipped: list[str] = []
-    for path in sorted(folder.rglob("*.json")):
-        try:
-            files.append(load(path))
-        except UsageError as error:
-            skipped.append(str(error))
-    if not files:
-        raise UsageError(
-            f"history: no result files under {folder}" + (f" ({len(skipped)} JSON files skipped)" if skipped else "")
-        )
-    gpus = sorted({f.gpu for f in files})
-    if gpu is not None:
-        chosen = [name for name in gpus if gpu.lower() in name.lower()]
-        if not chosen:
-            raise UsageError(f"history: no results for GPU {gpu!r}; found: {', '.join(gpus)}")
-        files = [f for f in files if f.gpu in chosen]
-    series: dict[tuple, Series] = {}
+    files: list[ResultFile],
+    key: SeriesKey | None = None,
+    floor: float = STEP_FLOOR,
+    run_to_run: float = RUN_TO_RUN,
+    gpu: str | None = None,
+) -> list[Timeline]:
+    """Every timeline in ``files`` (optionally one GPU's), with its events and judged steps."""
+    key = key or SeriesKey()
+    timelines: dict[str, Timeline] = {}
+    if gpu is not None and not any(gpu.lower() in result.gpu.lower() for result in files):
+        found = ", ".join(sorted({result.gpu for result in files}))
+        raise UsageError(f"history: no results for GPU {gpu!r}; found: {found}")
     for result in files:
-        info = result.machine_info
-        order = (*(version_key(info.get(name)) for name in ORDER_FIELDS), result.datetime or "")
+        if gpu is not None and gpu.lower() not in result.gpu.lower():
+            continue
         for row in result.rows.values():
             if row.status != "ok" or row.median is None:
                 continue
-            key = (result.gpu, row.id.key)
-            entry = series.setdefault(key, Series(result.gpu, row.id.as_dict()))
-            entry.points.append(
+            values = values_of({**row.id.as_dict(), "backend_options": row.backend.options}, result.machine_info)
+            name = digest(values, key.timeline_fields)
+            timeline = timelines.setdefault(name, Timeline({f: values.get(f) for f in key.timeline_fields}))
+            timeline.points.append(
                 Point(
-                    point_label(info, result.datetime),
-                    row.median,
-                    row.timing.iqr or 0.0,
-                    len(row.rounds),
-                    result.path,
-                    order,
+                    result.datetime or "", values.get("hostname"), row.median, row.timing.iqr or 0.0,
+                    len(row.rounds), result.path, {f: values.get(f) for f in key.events}, row.conditions.methods,
                 )
-            )
-    for entry in series.values():
-        entry.points.sort(key=lambda p: p.order)
-        entry.steps = detect_steps(entry.points, floor, run_to_run)
-    ordered = sorted(series.values(), key=lambda s: (s.gpu, *(str(s.id[f]) for f in ID_FIELDS)))
-    return ordered, skipped
+            )  # fmt: skip
+    for timeline in timelines.values():
+        timeline.points.sort(key=lambda p: (p.when, str(p.path)))
+        timeline.run_to_run = max(run_to_run, observed_run_to_run(timeline.points))
+        timeline.events = events_of(timeline.points)
+        timeline.steps = detect_steps(timeline.points, floor, timeline.run_to_run)
+        judge(timeline)
+    _share_events(list(timelines.values()))
+    return sorted(timelines.values(), key=lambda t: t.name)
 
 
-def _id_label(id_dict: dict[str, Any], without: tuple[str, ...] = ("stage",)) -> str:
-    return " · ".join(str(id_dict[f]) for f in ID_FIELDS if f not in without)
+def _share_events(timelines: list[Timeline]) -> None:
+    """A step that timelines of several machines take at the same event is the event's effect, not a
+    machine's noise: ``shared_with`` counts the other machines (by their hardware fields) stepping there."""
+    machines: dict[str, set[tuple]] = defaultdict(set)
+    for timeline in timelines:
+        for step in timeline.steps:
+            if step.cause and step.verdict in ("regression", "improvement"):
+                machines[step.cause].add(timeline.machine)
+    for timeline in timelines:
+        for step in timeline.steps:
+            if step.cause in machines and step.verdict in ("regression", "improvement"):
+                step.shared_with = len(machines[step.cause] - {timeline.machine})
 
 
-def markdown(series: list[Series], charts: dict[str, Path], skipped: list[str], floor: float, run_to_run: float) -> str:
-    lines = ["# sdshape history", ""]
-    lines.append(
-        "Medians per result id, ordered by driver, then CUDA/cuDNN/torch/diffusers/transformers versions, then date. "
-        f"A step is a level shift with z >= {Z_MIN:g} and at least {floor:.0%}; points are weighted by their "
-        f"within-run spread plus a {run_to_run:.0%} run-to-run floor."
-    )
-    for gpu in sorted({s.gpu for s in series}):
-        lines += [
-            "",
-            f"## {gpu}",
-            "",
-            "| stage | shape · backend · precision · batch · resolution · steps | runs | first | last | steps found |",
-            "|---|---|---|---|---|---|",
-        ]
-        for entry in (s for s in series if s.gpu == gpu):
-            steps = (
-                "; ".join(
-                    f"{s.change:+.1%} between {s.before_label} and {s.after_label} (z = {s.z:.1f})" for s in entry.steps
-                )
-                or "none"
-            )
-            first, last = entry.points[0].median, entry.points[-1].median
-            lines.append(
-                f"| {entry.id['stage']} | {_id_label(entry.id)} | {len(entry.points)} | {first * 1e3:.1f} ms | "
-                f"{last * 1e3:.1f} ms | {steps} |"
-            )
-        for title, chart in charts.items():
-            if chart.name.startswith(slug(gpu)):
-                lines += ["", f"![{title}]({chart.name})"]
-    if skipped:
-        lines += ["", "Skipped files:", *(f"- {note}" for note in skipped)]
-    return "\n".join(lines) + "\n"
+def files_under(folder: Path) -> tuple[list[ResultFile], list[str]]:
+    """Every result file under ``folder``, and a note for each JSON file that is not one."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"history: {folder} is not a directory")
+    found: list[ResultFile] = []
+    skipped: list[str] = []
+    for path in sorted(folder.rglob("*.json")):
+        try:
+            found.append(load(path))
+        except UsageError as error:
+            skipped.append(str(error))
+    if not found:
+        raise UsageError(
+            f"history: no result files under {folder}" + (f" ({len(skipped)} JSON files skipped)" if skipped else "")
+        )
+    return found, skipped
 
 
-def charts(series: list[Series], out: Path) -> dict[str, Path]:
-    """One PNG per GPU and stage: median time against the ordered runs, steps marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written: dict[str, Path] = {}
-    for gpu in sorted({s.gpu for s in series}):
-        for stage in dict.fromkeys(s.id["stage"] for s in series if s.gpu == gpu):
-            group = [s for s in series if s.gpu == gpu and s.id["stage"] == stage]
-            ordered = sorted({(p.order, p.label) for s in group for p in s.points})
-            labels = list(dict.fromkeys(label for _, label in ordered))
-            figure, axes = plt.subplots(figsize=(9, 4.5))
-            for entry in group:
-                xs = [labels.index(p.label) for p in entry.points]
-                ys = [p.median * 1e3 for p in entry.points]
-                errors = [p.spread * 1e3 / 2 for p in entry.points]
-                axes.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=_id_label(entry.id))
-                for step in entry.steps:
-                    axes.axvline(xs[step.after] + 0.5, linestyle="--", color="grey")
-                    axes.annotate(f"{step.change:+.0%}", (xs[step.after] + 0.5, max(ys)), ha="center", va="bottom")
-            axes.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
-            axes.set_ylabel("median time per call (ms); bars: IQR")
-            axes.set_title(f"{gpu}: {stage}")
-            axes.legend(fontsize=7)
-            figure.tight_layout()
-            path = write_atomic(out / f"{slug(gpu)}-{stage}.png", figure_png(figure))
-            written[f"{gpu}: {stage}"] = path
-    return written
-
-
-def write_report(
-    folder: Path, out: Path, gpu: str | None = None, floor: float = 0.05, run_to_run: float = RUN_TO_RUN
-) -> tuple[Path, list[Series]]:
-    out = folder_target(out, "--out")
-    series, skipped = collect(folder, gpu, floor, run_to_run)
-    out.mkdir(parents=True, exist_ok=True)
-    written = charts(series, out)
-    report = write_atomic(out / "history.md", markdown(series, written, skipped, floor, run_to_run))
-    return report, series
+def regressions(timelines: list[Timeline]) -> list[tuple[Timeline, Step]]:
+    return [(t, s) for t in timelines for s in t.steps if s.verdict == "regression"]

@@ -196,6 +196,7 @@ class Conditions:
     weights: str | None = None  # random (from the published config), or the --weights folder
     components: dict[str, str] | None = None  # kind -> zoo component name
     sm_clock_mhz: dict[str, float] | None = None  # min, median, max over the stage's window
+    methods: dict[str, int] = field(default_factory=dict)  # metric -> method version (core.vocabulary.METHODS)
     throttle: Throttle | None = record(Throttle)
     sampler: Sampler | None = record(Sampler)
 
@@ -305,7 +306,7 @@ class StageResult:
             rid,
             info.get("status") or ("ok" if stats else "error"),
             info.get("message"),
-            read_flat(Conditions, info, device=device),
+            read_flat(Conditions, info, device=device, methods=info.get("methods") or _methods_of(info)),
             read_flat(Cost, info),
             read_flat(Timing, info, stats=stats, rounds_s=list(rounds) if rounds is not None else []),
             read_flat(Memory, info).checked(device),
@@ -324,6 +325,13 @@ ROW_KEYS = {*ID_FIELDS, "schema_version", "rounds", "parity", "vram_cap", "kerne
 KNOWN_KEYS = frozenset(
     ROW_KEYS.union(*(keys_of(section) for section in (Conditions, Cost, Memory, Energy, Timing, BackendRun)))
 )
+
+
+def _methods_of(info: dict[str, Any]) -> dict[str, int]:
+    """The method versions of a row written before rows recorded them, told from what it holds."""
+    settled = isinstance(info.get("baseline"), dict)  # memory 2 recorded whether the baseline settled
+    windowed = isinstance(info.get("energy_method"), dict)  # energy 2 recorded its window
+    return {"time": 1, "memory": 2 if settled else 1, "energy": 2 if windowed else 1}
 
 
 def _device_guess(memory: dict[str, Any]) -> str:

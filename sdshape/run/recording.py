@@ -13,7 +13,7 @@ from typing import Any
 
 from sdshape.backends import recorded
 from sdshape.core import units
-from sdshape.core.vocabulary import KINDS_OF_STAGE
+from sdshape.core.vocabulary import KINDS_OF_STAGE, METHODS
 from sdshape.measurement.energy import EnergyReading
 from sdshape.measurement.measure import Outcome
 from sdshape.models.flops import FLOPS_NOTE
@@ -165,6 +165,7 @@ def result_of(
         weights=built.weights if built else ("random" if plan.weights is None else str(plan.weights)),
         components={kind: spec.name for kind, spec in built.specs.items()} if built else None,
         sm_clock_mhz=window.sm_clock_mhz if window else None,
+        methods=dict(METHODS),
         throttle=Throttle(reasons=window.slowdown_reasons, throttled=window.throttled) if window else None,
         sampler=Sampler(
             interval_s=session.sampler.interval_s,

@@ -8,13 +8,14 @@ PNGs. Nothing here imports torch.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sdshape.present.report.content import build
 from sdshape.present.report.sections import Picture, html_page, markdown
 from sdshape.result.output import folder_target, write_atomic
 
 
-def write(paths: list[str], out: Path, gpu_names: list[str] | None, catalog_file: str | None) -> tuple[Path, Path]:
+def write(paths: list[Any], out: Path, gpu_names: list[str] | None, catalog_file: str | None) -> tuple[Path, Path]:
     """report.md with its PNGs beside it, and report.html with the same content self-contained."""
     out = folder_target(out, "--out")
     out.mkdir(parents=True, exist_ok=True)

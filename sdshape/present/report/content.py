@@ -61,16 +61,21 @@ def shapes_document(path: str) -> dict[str, Any] | None:
     return document if is_shapes_document(document) else None
 
 
-def gather(paths: list[str], gpu_names: list[str] | None, catalog_file: str | None) -> Inputs:
+def gather(paths: list[Any], gpu_names: list[str] | None, catalog_file: str | None) -> Inputs:
+    """``paths``: result files and shapes documents by path, or result files already read (from the store)."""
     catalog = load_catalog(catalog_file)
     inputs = Inputs(pick(catalog, gpu_names))
-    for path in paths:
-        exploration = shapes_document(path)
-        if exploration is not None:
-            if "cost_per_100m" in exploration:
-                inputs.explorations.append((str(path), exploration))
-            continue
-        result = load(path)
+    for given in paths:
+        if isinstance(given, ResultFile):
+            result, path = given, str(given.path)
+        else:
+            path = given
+            exploration = shapes_document(path)
+            if exploration is not None:
+                if "cost_per_100m" in exploration:
+                    inputs.explorations.append((str(path), exploration))
+                continue
+            result = load(path)
         found, left_out = feasibility.profiles(result, catalog)
         inputs.skipped += left_out
         inputs.runs += [(run, str(path), result) for run in found]

@@ -1,0 +1,86 @@
+"""The history report: a table of every timeline's steps and their causes, and one chart per timeline
+with its events marked (``history.md`` and PNGs in ``--out``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sdshape.regression.history import MIN_RUNS_AFTER, Z_MIN, Timeline
+from sdshape.result.output import figure_png, folder_target, slug, write_atomic
+from sdshape.store.series import SeriesKey
+
+
+def step_text(timeline: Timeline) -> str:
+    parts = []
+    for step in timeline.steps:
+        where = f"after {timeline.points[step.after].label}"
+        cause = f", at {step.cause}" if step.cause else ""
+        shared = f" (the event's effect: {step.shared_with + 1} machines step there)" if step.shared_with else ""
+        parts.append(f"{step.verdict} {step.change:+.1%} {where}{cause}{shared}; {step.why} (z = {step.z:.1f})")
+    return "<br>".join(parts) or "none"
+
+
+def markdown(
+    timelines: list[Timeline], key: SeriesKey, charts: dict[str, Path], skipped: list[str], floor: float
+) -> str:
+    lines = [
+        "# sdshape history",
+        "",
+        f"Timelines: the {key.describe()}. Points are runs in time order; a step needs z >= {Z_MIN:g}, at "
+        f"least {floor:.0%}, and {MIN_RUNS_AFTER} runs after it before it is a regression. Each timeline's "
+        "run-to-run sigma is the larger of the floor and its own successive differences'.",
+        "",
+        "| timeline | runs | run-to-run | first | last | events | steps |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for timeline in timelines:
+        first, last = timeline.points[0].median, timeline.points[-1].median
+        events = "<br>".join(f"{e.label} (after {timeline.points[e.after].label})" for e in timeline.events) or "-"
+        lines.append(
+            f"| {timeline.name} | {len(timeline.points)} | {timeline.run_to_run:.1%} | {first * 1e3:.1f} ms | "
+            f"{last * 1e3:.1f} ms | {events} | {step_text(timeline)} |"
+        )
+    for title, chart in charts.items():
+        lines += ["", f"![{title}]({chart.name})"]
+    if skipped:
+        lines += ["", "Skipped files:", *(f"- {note}" for note in skipped)]
+    return "\n".join(lines) + "\n"
+
+
+def charts(timelines: list[Timeline], out: Path) -> dict[str, Path]:
+    """One PNG per timeline: median time per run, IQR bars, events as dotted lines, steps labelled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written: dict[str, Path] = {}
+    for timeline in timelines:
+        figure, axes = plt.subplots(figsize=(9, 4.2))
+        xs = list(range(len(timeline.points)))
+        ys = [p.median * 1e3 for p in timeline.points]
+        axes.errorbar(xs, ys, yerr=[p.spread * 1e3 / 2 for p in timeline.points], marker="o", capsize=3)
+        top = max(ys)
+        for event in timeline.events:
+            axes.axvline(event.after + 0.5, linestyle=":", color="tab:purple")
+            axes.annotate(event.label, (event.after + 0.5, top), rotation=90, fontsize=7, va="top", color="tab:purple")
+        for step in timeline.steps:
+            color = {"regression": "tab:red", "improvement": "tab:green"}.get(step.verdict, "grey")
+            axes.axvline(step.after + 0.5, linestyle="--", color=color)
+            axes.annotate(f"{step.verdict} {step.change:+.0%}", (step.after + 0.5, min(ys)), fontsize=7, color=color)
+        labels = [p.label for p in timeline.points]
+        stride = max(1, len(labels) // 12)
+        axes.set_xticks(xs[::stride], labels[::stride], rotation=25, ha="right", fontsize=7)
+        axes.set_ylabel("median time per call (ms); bars: IQR")
+        axes.set_title(timeline.name, fontsize=9)
+        figure.tight_layout()
+        name = slug(timeline.name)[:120]
+        written[timeline.name] = write_atomic(out / f"{name}.png", figure_png(figure))
+    return written
+
+
+def write_report(timelines: list[Timeline], key: SeriesKey, out: Path, skipped: list[str], floor: float) -> Path:
+    out = folder_target(out, "--out")
+    out.mkdir(parents=True, exist_ok=True)
+    drawn = charts(timelines, out)
+    return write_atomic(out / "history.md", markdown(timelines, key, drawn, skipped, floor))
