@@ -68,8 +68,10 @@ LAYERS: dict[str, set[str]] = {
     "feasibility": {"core", "result", "models", "backends"},
     "run": {"core", "result", "measurement", "models", "config", "backends"},
     "explorer": {"core", "result", "models", "run"},
+    "fleet": {"core", "result", "config"},
     "present": {"core", "result", "regression", "store", "measurement", "feasibility", "explorer"},
     "cli": {
+        "fleet",
         "store",
         "core",
         "result",

@@ -66,6 +66,17 @@ def test_planted_slowdown_is_a_regression(tmp_path, capsys):
     assert result["change"] == pytest.approx(0.10, abs=0.02) and result["p_value"] < 0.01
 
 
+def test_a_change_within_run_to_run_noise_is_not_a_regression(tmp_path, capsys):
+    """Rounds see only their own process: a 10% gap between two runs of a series whose runs scatter by
+    10% is noise, however tight each run's rounds (--run-to-run, or the store's history)."""
+    base, new = [row(data=rounds(1.00, 0.01, 10, 1))], [row(data=rounds(1.10, 0.01, 10, 2))]
+    code, found = verdicts(tmp_path, base, new, "--run-to-run", "0.10", capsys=capsys)
+    time = found[("denoise_loop", "eager")]["metrics"]["time"]
+    assert code == 0 and time["verdict"] == "unchanged" and "within run-to-run noise" in time["reason"]
+    code, found = verdicts(tmp_path, base, [row(data=rounds(1.60, 0.01, 10, 2))], "--run-to-run", "0.05", capsys=capsys)
+    assert code == 1 and found[("denoise_loop", "eager")]["metrics"]["time"]["run_to_run"] == 0.05
+
+
 def test_noise_alone_is_not_flagged(tmp_path, capsys):
     code, found = verdicts(
         tmp_path, [row(data=rounds(1.0, 0.05, 10, 3))], [row(data=rounds(1.0, 0.05, 10, 4))], capsys=capsys

@@ -245,3 +245,13 @@ def test_a_process_killed_mid_ingest_leaves_the_store_consistent(tmp_path):
         assert connection.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
     assert add_file(engine, other).added  # and the file goes in whole on the next try
     time.sleep(0)
+
+
+def test_run_with_store_ingests_the_file_it_wrote(tmp_path, capsys):
+    store, out = tmp_path / "store.sqlite", tmp_path / "run.json"
+    argv = ["run", "--shape", "tiny", "--device", "cpu", "--steps", "1", "--rounds", "2", "--warmup", "0"]
+    assert main([*argv, "--no-parity", "--json", str(out), "--store", str(store)]) == 0
+    assert "store: added 4 rows" in capsys.readouterr().out
+    stored = result_files(open_store(store, create=False))
+    assert len(stored) == 1 and stored[0].rows.keys() == load(out).rows.keys()
+    assert main(["run", "--shape", "tiny", "--store", str(tmp_path / "no" / "such" / "dir.sqlite")]) == 2

@@ -1,4 +1,4 @@
-"""The ``sdshape`` command: zoo, inspect, fit, backends, run, compare, history, report, shapes, store.
+"""The ``sdshape`` command: zoo, inspect, fit, backends, run, compare, history, report, shapes, store, matrix.
 
 User mistakes raise :class:`~sdshape.core.errors.UsageError` and end as one line on
 stderr with exit status 2; anything else is a bug and keeps its traceback. Each
@@ -26,6 +26,7 @@ COMMANDS = {
     "report": "reading:cmd_report",
     "shapes": "shapes:cmd_shapes",
     "store": "reading:cmd_store",
+    "matrix": "matrix:cmd_matrix",
 }
 # Commands whose parser carries the flags the backends declare (loading them imports torch).
 WITH_BACKEND_FLAGS = ("run", "shapes")

@@ -77,6 +77,12 @@ def build_parser(backend_flags: bool = False) -> Parser:
     compare.add_argument(
         "--store", nargs="?", const="", help="BASE and NEW may be stored files (a hash prefix or the ingested path)"
     )
+    compare.add_argument(
+        "--run-to-run",
+        type=float,
+        help="time: the run-to-run sigma a change must stand 5 sigmas clear of (with --store: read per series "
+        "from the store's history, when it holds 5 or more runs)",
+    )
     compare.add_argument("--json", action="store_true", help="print JSON")
     report = sub.add_parser("report", help="Markdown + HTML report: shares per stage, GPU feasibility matrix")
     report.add_argument(
@@ -116,6 +122,12 @@ def build_parser(backend_flags: bool = False) -> Parser:
     )
     history.add_argument("--series-by", help="comma list: only these fields make the series key")
     history.add_argument("--ignore", help="comma list: leave these fields out of the series key")
+    matrix = sub.add_parser("matrix", help="shapes x backends x precisions x settings as jobs, one GPU each, on Ray")
+    matrix.add_argument("matrix", help="a TOML file: shapes, backends, precisions lists and [[settings]] tables")
+    matrix.add_argument("--ray", help="a Ray cluster's address, or auto (default: a local cluster)")
+    matrix.add_argument("--declare-gpus", type=int, help="a local cluster with this many GPUs declared (CPU tests)")
+    matrix.add_argument("--out", default="matrix-results", help="folder for the jobs' result files (%(default)s)")
+    matrix.add_argument("--store", nargs="?", const="", help="ingest each job's results as it finishes")
     store = sub.add_parser("store", help="the results store: add result files, list them")
     actions = store.add_subparsers(dest="store_command", metavar="{add,list}")
     actions.required = True

@@ -31,7 +31,16 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     floors = compare.Floors(args.threshold, args.memory_threshold, args.energy_threshold, args.alpha)
     thresholds = compare.load_thresholds(args.thresholds, floors) if args.thresholds else compare.Thresholds(floors)
     base, new = _load_either(args.base, args.store), _load_either(args.new, args.store)
-    results = compare.compare_files(base, new, thresholds)
+    noise = None
+    if args.run_to_run is not None:
+        _check_fractions(args, "run_to_run")
+        noise = lambda row, machine: args.run_to_run  # noqa: E731  (one figure for every row)
+    elif args.store is not None:  # each row's series history in the store tells its run-to-run noise
+        from sdshape.regression.history import collect, run_to_run_lookup, stored_observations
+        from sdshape.store.db import open_store
+
+        noise = run_to_run_lookup(collect(stored_observations(open_store(args.store or None, create=False))))
+    results = compare.compare_files(base, new, thresholds, noise)
     environment = compare.environment_diff(base, new)
     if args.json:
         print(json.dumps([result.to_json() for result in results], indent=2, default=str))
@@ -68,12 +77,12 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("history: give a folder of result files or --store (one of them)")
     skipped: list[str] = []
     if args.store is not None:
+        from sdshape.regression.history import stored_observations
         from sdshape.store.db import open_store
-        from sdshape.store.read import result_files
 
-        files = result_files(open_store(args.store or None, create=False))
+        files = stored_observations(open_store(args.store or None, create=False))
         if not files:
-            raise UsageError("history: the store holds no files (sdshape store add FILES...)")
+            raise UsageError("history: the store holds no completed rows (sdshape store add FILES...)")
     else:
         files, skipped = files_under(Path(args.dir))
     timelines = collect(files, key, args.threshold, args.run_to_run, args.gpu)

@@ -74,5 +74,13 @@ def print_verdicts(
                 str(r.reason or ""),
             )
         console.print(table)
+    timed = [r.metrics["time"] for r in results if "time" in r.metrics]
+    if timed and all(m.run_to_run is None for m in timed):
+        console.print(
+            "note: time verdicts from the rounds alone; rounds within one process cannot see how far another "
+            "process's level lands (an A/A test on a shared 2-core CPU called 35% of pairs regressions this way). "
+            "With --store (5+ runs of the series) or --run-to-run, a change must also clear the run-to-run noise.",
+            highlight=False,
+        )
     summary = {verdict: sum(r.verdict == verdict for r in results) for verdict, _ in GROUPS}
     console.print("summary: " + ", ".join(f"{k} {v}" for k, v in summary.items() if v), highlight=False)

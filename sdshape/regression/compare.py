@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import statistics
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ class MetricVerdict(Record):
     floor: float | None = None  # the effect a change must reach
     alpha: float | None = None  # the significance level (time only)
     base_rounds: int | None = None  # raw rounds compared (time only)
+    run_to_run: float | None = None  # the series' run-to-run sigma the change was judged against (time only)
     new_rounds: int | None = None
     source: str | None = None  # memory: the figure compared
     flagged: list[str] = field(default_factory=list)  # memory figures left out for breaking a rule
@@ -138,7 +140,16 @@ def smallest_p(n: int, m: int) -> float:
     return min(1.0, 2 * math.exp(-log_ways)) if log_ways < 700 else 0.0
 
 
-def compare_time(base: list[float], new: list[float], floor: float, alpha: float) -> MetricVerdict:
+RUN_TO_RUN_Z = 5.0  # sigmas of run-to-run noise a change must stand clear of: 3 let 1.95% of A/A pairs through, 5 0.57%
+
+
+def compare_time(
+    base: list[float], new: list[float], floor: float, alpha: float, run_to_run: float | None = None
+) -> MetricVerdict:
+    """Time: Mann-Whitney U on the raw rounds, the effect floor, and (when the series' run-to-run sigma
+    is known, from the store's history) the change against the noise between two runs: rounds within one
+    process cannot see how far another process's level lands (an A/A test on a shared CPU found 72% of
+    pairs "significant" on rounds alone)."""
     from scipy.stats import mannwhitneyu
 
     result = MetricVerdict(metric="time", floor=floor, alpha=alpha, base_rounds=len(base), new_rounds=len(new))
@@ -156,6 +167,14 @@ def compare_time(base: list[float], new: list[float], floor: float, alpha: float
     result = replace(result, p_value=p_value)
     if p_value >= alpha:
         return replace(result, reason=f"not significant (p = {p_value:.3f})")
+    if run_to_run is not None:
+        z = abs(change) / (math.sqrt(2) * run_to_run) if run_to_run > 0 else math.inf
+        result = replace(result, run_to_run=run_to_run)
+        if z < RUN_TO_RUN_Z:
+            reason = (
+                f"within run-to-run noise ({run_to_run:.1%} a run: z = {z:.1f} < {RUN_TO_RUN_Z:g}; p = {p_value:.3g})"
+            )
+            return replace(result, reason=reason)
     return replace(result, verdict="regression" if change > 0 else "improvement", reason=f"p = {p_value:.3g}")
 
 
@@ -182,7 +201,7 @@ def method_checked(metric: str, verdict: MetricVerdict, base: StageResult, new: 
     return replace(verdict, verdict="method_changed", reason=reason)
 
 
-def compare_rows(base: StageResult, new: StageResult, floors: Floors) -> Verdict:
+def compare_rows(base: StageResult, new: StageResult, floors: Floors, run_to_run: float | None = None) -> Verdict:
     entry = {"id": base.id.as_dict(), "base_status": base.status, "new_status": new.status}
     if base.status != new.status:
         worse = base.status == "ok"
@@ -201,7 +220,7 @@ def compare_rows(base: StageResult, new: StageResult, floors: Floors) -> Verdict
     elif flagged and (base_memory is None or new_memory is None):
         memory = replace(memory, verdict="unchanged", reason="skipped, memory flagged: " + "; ".join(flagged))
     metrics = {
-        "time": compare_time(base.timing.rounds_s, new.timing.rounds_s, floors.time, floors.alpha),
+        "time": compare_time(base.timing.rounds_s, new.timing.rounds_s, floors.time, floors.alpha, run_to_run),
         "memory": replace(memory, source=source, flagged=flagged),
         "energy": compare_scalar("energy", base.energy.joules_per_call, new.energy.joules_per_call, floors.energy),
     }
@@ -220,11 +239,18 @@ def environment_diff(base: ResultFile, new: ResultFile) -> list[dict[str, Any]]:
     return fingerprint_diff(base.machine_info, new.machine_info)
 
 
-def compare_files(base: ResultFile, new: ResultFile, thresholds: Thresholds) -> list[Verdict]:
+def compare_files(
+    base: ResultFile,
+    new: ResultFile,
+    thresholds: Thresholds,
+    noise: Callable[[StageResult], float | None] | None = None,
+) -> list[Verdict]:
+    """Verdicts per id; ``noise`` gives a row's series run-to-run sigma (from the store's history), if known."""
     results = []
     for key, row in base.rows.items():
         if key in new.rows:
-            results.append(compare_rows(row, new.rows[key], thresholds.for_id(row.id.as_dict())))
+            floors = thresholds.for_id(row.id.as_dict())
+            results.append(compare_rows(row, new.rows[key], floors, noise(row, base.machine_info) if noise else None))
         else:
             results.append(Verdict(id=row.id.as_dict(), verdict="only_base", metric=None))
     results += [Verdict(id=row.id.as_dict(), verdict="only_new", metric=None) for key, row in new.rows.items()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -35,6 +36,7 @@ from typing import Any
 
 from sdshape.core.errors import UsageError
 from sdshape.result.io import ResultFile, load
+from sdshape.result.model import StageResult
 from sdshape.store.series import HARDWARE_FIELDS, SeriesKey, digest, values_of
 
 Z_MIN = 4.0
@@ -92,6 +94,7 @@ class Step:
 @dataclass
 class Timeline:
     key: dict[str, Any]
+    id: str = ""  # the hash of the timeline fields' values
     points: list[Point] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
@@ -108,18 +111,23 @@ class Timeline:
         return f"{machine}: " + " · ".join(str(value) for value in config if value is not None)
 
 
-def _weighted(points: list[Point], run_to_run: float) -> tuple[float, float]:
-    weights = [p.weight(run_to_run) for p in points]
-    total = sum(weights)
-    return sum(w * p.median for w, p in zip(weights, points, strict=True)) / total, total
-
-
 def best_split(points: list[Point], run_to_run: float = RUN_TO_RUN) -> tuple[int, float, float] | None:
-    """(index of the last point on the left, z, relative change) of the strongest split, or None."""
+    """(index of the last point on the left, z, relative change) of the strongest split, or None.
+
+    Prefix sums of the weights and weighted levels make every split O(1): a store's history walks
+    10,000 rows."""
+    if len(points) < 2:
+        return None
+    weights = [p.weight(run_to_run) for p in points]
+    levels = [w * p.median for w, p in zip(weights, points, strict=True)]
+    total_weight, total_level = sum(weights), sum(levels)
     best = None
+    left_weight = left_level = 0.0
     for k in range(1, len(points)):
-        left_mean, left_weight = _weighted(points[:k], run_to_run)
-        right_mean, right_weight = _weighted(points[k:], run_to_run)
+        left_weight += weights[k - 1]
+        left_level += levels[k - 1]
+        right_weight, right_level = total_weight - left_weight, total_level - left_level
+        left_mean, right_mean = left_level / left_weight, right_level / right_weight
         z = abs(right_mean - left_mean) / math.sqrt(1 / left_weight + 1 / right_weight)
         if best is None or z > best[1]:
             best = (k - 1, z, right_mean / left_mean - 1)
@@ -188,34 +196,70 @@ def judge(timeline: Timeline) -> None:
             step.why = f"persisted over {runs_after} runs"
 
 
+@dataclass(frozen=True)
+class Observation:
+    """One ok row as history needs it: its key and information fields, and its point."""
+
+    values: dict[str, Any]
+    point: Point
+    gpu: str  # the machine's label, for --gpu
+
+
+def observations(files: list[ResultFile]) -> list[Observation]:
+    found = []
+    for result in files:
+        for row in result.rows.values():
+            if row.status != "ok" or row.median is None:
+                continue
+            values = values_of({**row.id.as_dict(), "backend_options": row.backend.options}, result.machine_info)
+            point = Point(
+                result.datetime or "", values.get("hostname"), row.median, row.timing.iqr or 0.0, len(row.rounds),
+                result.path, {}, row.conditions.methods,
+            )  # fmt: skip
+            found.append(Observation(values, point, result.gpu))
+    return found
+
+
+def stored_observations(engine: Any) -> list[Observation]:
+    """The store's ok rows as observations, from its history columns (``sdshape.store.read.history_rows``)."""
+    from sdshape.store.read import history_rows
+
+    found = []
+    for machine, ident, row, when, path in history_rows(engine):
+        values = values_of(ident, machine)
+        methods = dict(row.methods or {})
+        point = Point(when or "", values.get("hostname"), row.median_s, row.iqr_s or 0.0, row.n_rounds or 0,
+                      Path(path), {}, methods)  # fmt: skip
+        label = machine.get("gpu_name") or f"CPU {machine.get('cpu_model') or machine.get('processor') or '?'}"
+        found.append(Observation(values, point, label))
+    return found
+
+
 def collect(
-    files: list[ResultFile],
+    files: list[ResultFile] | list[Observation],
     key: SeriesKey | None = None,
     floor: float = STEP_FLOOR,
     run_to_run: float = RUN_TO_RUN,
     gpu: str | None = None,
 ) -> list[Timeline]:
-    """Every timeline in ``files`` (optionally one GPU's), with its events and judged steps."""
+    """Every timeline in ``files`` (result files, or the store's observations; optionally one GPU's),
+    with its events and judged steps."""
     key = key or SeriesKey()
+    seen = [item for item in files if isinstance(item, Observation)]
+    seen += observations([item for item in files if isinstance(item, ResultFile)])
+    if gpu is not None:
+        chosen = [o for o in seen if gpu.lower() in o.gpu.lower()]
+        if not chosen:
+            found = ", ".join(sorted({o.gpu for o in seen}))
+            raise UsageError(f"history: no results for GPU {gpu!r}; found: {found}")
+        seen = chosen
     timelines: dict[str, Timeline] = {}
-    if gpu is not None and not any(gpu.lower() in result.gpu.lower() for result in files):
-        found = ", ".join(sorted({result.gpu for result in files}))
-        raise UsageError(f"history: no results for GPU {gpu!r}; found: {found}")
-    for result in files:
-        if gpu is not None and gpu.lower() not in result.gpu.lower():
-            continue
-        for row in result.rows.values():
-            if row.status != "ok" or row.median is None:
-                continue
-            values = values_of({**row.id.as_dict(), "backend_options": row.backend.options}, result.machine_info)
-            name = digest(values, key.timeline_fields)
-            timeline = timelines.setdefault(name, Timeline({f: values.get(f) for f in key.timeline_fields}))
-            timeline.points.append(
-                Point(
-                    result.datetime or "", values.get("hostname"), row.median, row.timing.iqr or 0.0,
-                    len(row.rounds), result.path, {f: values.get(f) for f in key.events}, row.conditions.methods,
-                )
-            )  # fmt: skip
+    for observation in seen:
+        values = observation.values
+        name = digest(values, key.timeline_fields)
+        timeline = timelines.setdefault(name, Timeline({f: values.get(f) for f in key.timeline_fields}, name))
+        observation.point.versions = {f: values.get(f) for f in key.events}
+        timeline.points.append(observation.point)
     for timeline in timelines.values():
         timeline.points.sort(key=lambda p: (p.when, str(p.path)))
         timeline.run_to_run = max(run_to_run, observed_run_to_run(timeline.points))
@@ -257,6 +301,24 @@ def files_under(folder: Path) -> tuple[list[ResultFile], list[str]]:
             f"history: no result files under {folder}" + (f" ({len(skipped)} JSON files skipped)" if skipped else "")
         )
     return found, skipped
+
+
+MIN_NOISE_RUNS = 5
+
+
+def run_to_run_lookup(
+    timelines: list[Timeline], key: SeriesKey | None = None
+) -> Callable[[StageResult, dict[str, Any]], float | None]:
+    """For compare: a row's timeline run-to-run sigma, when its history holds enough runs to read one."""
+    key = key or SeriesKey()
+    by_id = {timeline.id: timeline for timeline in timelines}
+
+    def lookup(row: StageResult, machine_info: dict[str, Any]) -> float | None:
+        values = values_of({**row.id.as_dict(), "backend_options": row.backend.options}, machine_info)
+        timeline = by_id.get(digest(values, key.timeline_fields))
+        return timeline.run_to_run if timeline and len(timeline.points) >= MIN_NOISE_RUNS else None
+
+    return lookup
 
 
 def regressions(timelines: list[Timeline]) -> list[tuple[Timeline, Step]]:

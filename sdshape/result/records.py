@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields
+from functools import cache
 from typing import Any, Self
 
 
@@ -43,9 +44,11 @@ def from_json(f: Field, raw: Any) -> Any:
     return raw
 
 
-def section_fields(cls: type) -> list[Field]:
-    """The fields that map to JSON keys (``metadata["derived"]`` ones are computed, not stored)."""
-    return [f for f in fields(cls) if not f.metadata.get("derived") and not f.metadata.get("extra")]
+@cache
+def section_fields(cls: type) -> tuple[Field, ...]:
+    """The fields that map to JSON keys (``metadata["derived"]`` ones are computed, not stored); per class,
+    once: reading 10,000 stored rows asked 175,000 times."""
+    return tuple(f for f in fields(cls) if not f.metadata.get("derived") and not f.metadata.get("extra"))
 
 
 def write_flat(section: Any) -> dict[str, Any]:
@@ -59,9 +62,22 @@ def write_flat(section: Any) -> dict[str, Any]:
     return out
 
 
+@cache
+def _readers(cls: type) -> tuple[tuple[str, str, Field, bool], ...]:
+    """(name, JSON key, field, plain) per field: a plain field's value is taken as it is."""
+    return tuple(
+        (f.name, json_key(f), f, not (f.metadata.get("record") or f.metadata.get("records")))
+        for f in section_fields(cls)
+    )
+
+
 def read_flat(cls: type, info: Mapping[str, Any], **given: Any) -> Any:
     """A section from flat keys; absent keys take the field's default."""
-    kwargs = {f.name: from_json(f, info[json_key(f)]) for f in section_fields(cls) if json_key(f) in info}
+    kwargs = {}
+    for name, key, f, plain in _readers(cls):
+        if key in info:
+            raw = info[key]
+            kwargs[name] = raw if plain and raw is not None and not isinstance(raw, list) else from_json(f, raw)
     return cls(**{**kwargs, **given})
 
 
@@ -75,8 +91,9 @@ def keyed(key: str, **kwargs: Any) -> Any:
     return field(metadata={"key": key}, **kwargs)
 
 
-def keys_of(cls: type) -> set[str]:
-    return {json_key(f) for f in section_fields(cls)}
+@cache
+def keys_of(cls: type) -> frozenset[str]:
+    return frozenset(json_key(f) for f in section_fields(cls))
 
 
 @dataclass(kw_only=True)

@@ -78,6 +78,11 @@ rows = Table(
     Column("steps", Integer, nullable=False),
     Column("status", String(16), nullable=False),
     Column("median_s", Float),
+    # what history reads, beside the full row: so a store's history needs no row's JSON parsed
+    Column("iqr_s", Float),
+    Column("n_rounds", Integer),
+    Column("methods", JSON),
+    Column("backend_options", JSON),
     Column("extra_info", JSON, nullable=False),
     Column("stats", JSON),  # pytest-benchmark's statistics without the rounds
 )

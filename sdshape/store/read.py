@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, or_, select
 
 from sdshape.core.errors import UsageError
+from sdshape.core.vocabulary import ID_FIELDS
 from sdshape.result.io import ResultFile
 from sdshape.result.model import StageResult
 from sdshape.store.db import files, rounds, rows
@@ -70,3 +71,21 @@ def stored_files(engine: Engine) -> list[dict[str, Any]]:
         {"hash": f.content_hash[:12], "path": f.path, "datetime": f.datetime, "host": f.host, "rows": counts[f.id]}
         for f in listed
     ]
+
+
+def history_rows(engine: Engine) -> list[tuple[dict[str, Any], dict[str, Any], Any]]:
+    """(machine_info, the row's id, backend options and methods, its statistics) for every ok row: what
+    ``history`` needs, read from the columns the store keeps for it (no row JSON parsed)."""
+    with engine.connect() as connection:
+        machines = {f.id: (dict(f.machine_info), f.datetime, f.path) for f in connection.execute(select(files))}
+        query = select(
+            rows.c.file_id, rows.c.stage, rows.c.shape, rows.c.backend, rows.c.precision, rows.c.batch,
+            rows.c.resolution, rows.c.steps, rows.c.median_s, rows.c.iqr_s, rows.c.n_rounds, rows.c.methods,
+            rows.c.backend_options,
+        ).where(rows.c.status == "ok", rows.c.median_s.is_not(None))  # fmt: skip
+        found = []
+        for row in connection.execute(query):
+            machine, when, path = machines[row.file_id]
+            ident = {name: getattr(row, name) for name in ID_FIELDS}
+            found.append((machine, {**ident, "backend_options": row.backend_options or {}}, row, when, path))
+    return found
