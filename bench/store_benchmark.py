@@ -19,7 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sdshape.regression.history import collect, stored_observations
+from sdshape.regression.history import collect
+from sdshape.regression.points import stored_observations
 from sdshape.store.db import open_store
 from sdshape.store.ingest import add_file
 

@@ -114,3 +114,26 @@ def test_a_local_ray_cluster_with_two_declared_gpus_runs_a_tiny_matrix_into_the_
 def test_the_committed_matrices_parse(name):
     jobs = load_matrix(Path(__file__).resolve().parents[1] / "bench" / "matrices" / name)
     assert jobs and all(job.argv()[:2] == ["--shape", job.shape] for job in jobs)
+
+
+def test_a_gpu_is_named_by_its_uuid_and_throttled_stages_are_flagged(monkeypatch):
+    """NVML (scripted): Ray's index 1 is looked up by NVML's index and named by its UUID."""
+    import sys
+    import types
+
+    from sdshape.fleet.runner import _throttled
+
+    fake = types.SimpleNamespace(
+        nvmlInit=lambda: None,
+        nvmlShutdown=lambda: None,
+        nvmlDeviceGetHandleByIndex=lambda index: f"handle-{index}",
+        nvmlDeviceGetUUID=lambda handle: {"handle-1": "GPU-6d3c5a2e"}[handle],
+        nvmlDeviceGetName=lambda handle: "NVIDIA H200",
+    )
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    assert gpu_identity("1") == {"ray_gpu_id": "1", "gpu_uuid": "GPU-6d3c5a2e", "gpu_name": "NVIDIA H200"}
+    document = {"benchmarks": [
+        {"extra_info": {"stage": "text_encoder", "throttle": {"throttled": False, "reasons": []}}},
+        {"extra_info": {"stage": "denoise_loop", "throttle": {"throttled": True, "reasons": ["sw_power_cap"]}}},
+    ]}  # fmt: skip
+    assert _throttled(document) == ["denoise_loop: sw_power_cap"]

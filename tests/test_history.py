@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from sdshape.cli import main
-from sdshape.regression.history import Point, detect_steps
+from sdshape.regression.history import detect_steps
+from sdshape.regression.points import Point
 from sdshape.result.output import save
 from tests.test_compare import MACHINE, rounds, row
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from sdshape.core.errors import UsageError
 
@@ -41,7 +42,9 @@ def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
             note = f"; store: {add_file(engine, path).note}"
         throttled = f" [red]throttled: {'; '.join(info['throttled'])}[/red]" if info.get("throttled") else ""
         status = f"[red]{len(bad)} stage(s) failed[/red]" if bad else "ok"
-        console.print(f"job {job.index + 1}/{len(jobs)} {job.name} on {where}: {status}{throttled}{note}")
+        console.print(
+            f"job {job.index + 1}/{len(jobs)} {escape(job.name)} on {where}: {status}{throttled}{escape(note)}"
+        )
         if bad:
             failed.append(job.name)
 

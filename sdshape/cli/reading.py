@@ -36,7 +36,8 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         _check_fractions(args, "run_to_run")
         noise = lambda row, machine: args.run_to_run  # noqa: E731  (one figure for every row)
     elif args.store is not None:  # each row's series history in the store tells its run-to-run noise
-        from sdshape.regression.history import collect, run_to_run_lookup, stored_observations
+        from sdshape.regression.history import collect, run_to_run_lookup
+        from sdshape.regression.points import stored_observations
         from sdshape.store.db import open_store
 
         noise = run_to_run_lookup(collect(stored_observations(open_store(args.store or None, create=False))))
@@ -77,7 +78,7 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("history: give a folder of result files or --store (one of them)")
     skipped: list[str] = []
     if args.store is not None:
-        from sdshape.regression.history import stored_observations
+        from sdshape.regression.points import stored_observations
         from sdshape.store.db import open_store
 
         files = stored_observations(open_store(args.store or None, create=False))

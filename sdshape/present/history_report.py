@@ -48,14 +48,15 @@ def markdown(
 
 
 def charts(timelines: list[Timeline], out: Path) -> dict[str, Path]:
-    """One PNG per timeline: median time per run, IQR bars, events as dotted lines, steps labelled."""
+    """One PNG per timeline of three runs or more: median time per run, IQR bars, events as dotted lines,
+    steps labelled."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     written: dict[str, Path] = {}
-    for timeline in timelines:
+    for timeline in (t for t in timelines if len(t.points) >= 3):
         figure, axes = plt.subplots(figsize=(9, 4.2))
         xs = list(range(len(timeline.points)))
         ys = [p.median * 1e3 for p in timeline.points]

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from sdshape.core.errors import UsageError
+from sdshape.regression.points import Observation, Point, observations
 from sdshape.result.io import ResultFile, load
 from sdshape.result.model import StageResult
 from sdshape.store.series import HARDWARE_FIELDS, SeriesKey, digest, values_of
@@ -44,30 +45,6 @@ RUN_TO_RUN = 0.01
 STEP_FLOOR = 0.05
 MAX_STEPS = 3
 MIN_RUNS_AFTER = 2
-
-
-@dataclass
-class Point:
-    when: str
-    host: str | None
-    median: float
-    spread: float  # IQR of the rounds
-    rounds: int
-    path: Path
-    versions: dict[str, Any]
-    methods: dict[str, int]
-
-    @property
-    def label(self) -> str:
-        return f"{self.when[:16].replace('T', ' ')}" + (f" · {self.host}" if self.host else "")
-
-    @property
-    def standard_error(self) -> float:
-        sigma = self.spread / 1.349 if self.spread else 0.0
-        return sigma / math.sqrt(max(self.rounds, 1))
-
-    def weight(self, run_to_run: float) -> float:
-        return 1.0 / (self.standard_error**2 + (run_to_run * self.median) ** 2 or 1e-30)
 
 
 @dataclass
@@ -194,45 +171,6 @@ def judge(timeline: Timeline) -> None:
         else:
             step.verdict = "regression" if step.change > 0 else "improvement"
             step.why = f"persisted over {runs_after} runs"
-
-
-@dataclass(frozen=True)
-class Observation:
-    """One ok row as history needs it: its key and information fields, and its point."""
-
-    values: dict[str, Any]
-    point: Point
-    gpu: str  # the machine's label, for --gpu
-
-
-def observations(files: list[ResultFile]) -> list[Observation]:
-    found = []
-    for result in files:
-        for row in result.rows.values():
-            if row.status != "ok" or row.median is None:
-                continue
-            values = values_of({**row.id.as_dict(), "backend_options": row.backend.options}, result.machine_info)
-            point = Point(
-                result.datetime or "", values.get("hostname"), row.median, row.timing.iqr or 0.0, len(row.rounds),
-                result.path, {}, row.conditions.methods,
-            )  # fmt: skip
-            found.append(Observation(values, point, result.gpu))
-    return found
-
-
-def stored_observations(engine: Any) -> list[Observation]:
-    """The store's ok rows as observations, from its history columns (``sdshape.store.read.history_rows``)."""
-    from sdshape.store.read import history_rows
-
-    found = []
-    for machine, ident, row, when, path in history_rows(engine):
-        values = values_of(ident, machine)
-        methods = dict(row.methods or {})
-        point = Point(when or "", values.get("hostname"), row.median_s, row.iqr_s or 0.0, row.n_rounds or 0,
-                      Path(path), {}, methods)  # fmt: skip
-        label = machine.get("gpu_name") or f"CPU {machine.get('cpu_model') or machine.get('processor') or '?'}"
-        found.append(Observation(values, point, label))
-    return found
 
 
 def collect(
