@@ -2,8 +2,8 @@
 
 Two rows are points of one series when every key field is equal. The default key names the hardware
 (GPU model and memory; the CPU model and threads on the CPU), the software that decides speed (driver,
-CUDA runtime, cuDNN, torch, diffusers, transformers, ONNX Runtime), the backend and its options, and the
-result id (stage, shape, precision, batch, resolution, steps). Everything else a result holds is
+CUDA runtime, cuDNN, torch, diffusers, transformers, ONNX Runtime, TensorRT, Python), the backend and
+its options, and the result id (stage, shape, precision, batch, resolution, steps). Everything else a result holds is
 information: hostname, clocks, temperature, power. Never the hostname: cloud CI machines are new every
 run, and a key on them would start a new series each time.
 
@@ -22,18 +22,12 @@ from typing import Any
 
 from sdshape.core.errors import UsageError
 from sdshape.core.vocabulary import ID_FIELDS
+from sdshape.result.fingerprint import ENVIRONMENT_FIELDS
 
 HARDWARE_FIELDS = ("gpu_name", "gpu_memory_bytes", "cpu_model", "torch_threads")
-VERSION_FIELDS = (
-    "driver_version",
-    "cuda_runtime_version",
-    "cudnn_version",
-    "torch_version",
-    "diffusers_version",
-    "transformers_version",
-    "onnxruntime_version",
-    "onnxruntime_gpu_version",
-    "tensorrt_version",
+# Every version the environment fingerprint records; the CUDA driver API's version follows the driver's.
+VERSION_FIELDS = tuple(
+    name for name in ENVIRONMENT_FIELDS if name.endswith("_version") and name != "cuda_driver_version"
 )
 CONFIG_FIELDS = (*ID_FIELDS, "backend_options")
 SERIES_FIELDS = (*HARDWARE_FIELDS, *VERSION_FIELDS, *CONFIG_FIELDS)
