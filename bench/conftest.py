@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from sdshape.config.options import BENCH, add_options, plan_from
+from sdshape.config.options import BENCH, add_options
+from sdshape.config.plan import plan_from
 from sdshape.core.errors import UsageError
 from sdshape.core.vocabulary import STAGES
 from sdshape.result.document import finalize_entries

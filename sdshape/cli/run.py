@@ -13,7 +13,7 @@ from sdshape.result import output
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from sdshape.config.options import plan_from
+    from sdshape.config.plan import plan_from
 
     plan = plan_from(vars(args))
     json_path = output.file_target(args.json_path, "--json") if args.json_path is not None else None

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from sdshape.config.options import RunOptions
+from typing import Any
 
 from sdshape.core import units
 from sdshape.core.errors import UsageError, choices_error, whole_number
@@ -194,27 +191,3 @@ def parse_backends(value: str, known: list[str]) -> list[str]:
         if name.partition(":")[0] not in known:
             raise choices_error("backend", name.partition(":")[0], known)
     return list(dict.fromkeys(names))  # a backend named twice runs once
-
-
-def check_rounds(o: RunOptions) -> tuple[bool, int | str | None]:
-    """--rounds (a count or auto), its criterion and caps, --warmup and --sample-interval."""
-    rounds = o.rounds
-    auto_rounds = rounds == "auto"
-    if isinstance(rounds, str) and not auto_rounds:
-        try:
-            rounds = int(rounds)
-        except ValueError:
-            raise UsageError(f"--rounds must be a whole number or auto, got {rounds!r}") from None
-    if not auto_rounds:
-        positive("--rounds", rounds, maximum=MAX_ROUNDS)
-    whole_number("--max-rounds", o.max_rounds, minimum=5, maximum=MAX_ROUNDS)
-    if not 0 < o.target_ci < 1:  # NaN fails this too
-        raise UsageError(f"--target-ci must be a fraction between 0 and 1 such as 0.01, got {o.target_ci}")
-    if not 0 < o.max_time_s <= 3600:
-        raise UsageError(f"--max-time must be between 0 and 3600 seconds, got {o.max_time_s}")
-    positive("--warmup", o.warmup, minimum=0, maximum=MAX_WARMUP)
-    if not 0 <= o.sample_interval_s <= 3600:  # NaN fails this too
-        raise UsageError(
-            f"--sample-interval must be between 0 (no sampler thread) and 3600 seconds, got {o.sample_interval_s}"
-        )
-    return auto_rounds, rounds

@@ -243,10 +243,3 @@ def backend_flags(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             backend, _, name = key[len(BACKEND_FLAG_PREFIX) :].partition("__")
             found.setdefault(backend, {})[name] = value
     return found
-
-
-def plan_from(values: Mapping[str, Any]) -> Any:
-    """The :class:`~sdshape.config.plan.Plan` for parsed run options (argparse's or pytest's)."""
-    from sdshape.config.plan import resolve
-
-    return resolve(RunOptions.from_values(values), backend_flags=backend_flags(values))

@@ -6,6 +6,7 @@ choices; nothing heavy is imported or built before validation passes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,17 +15,15 @@ import torch
 
 from sdshape.config import limits
 from sdshape.config.identity import cache_location
-from sdshape.config.limits import (
-    MAX_SEED,
-    check_resolution,
-    check_rounds,
-    check_size,
-    parse_backends,
-    positive,
-    run_configs,
-    train_timesteps,
+from sdshape.config.options import (
+    CPU_DEFAULTS,
+    DEFAULT_BACKEND,
+    DEFAULT_SHAPE,
+    DEFAULTS,
+    GPU_DEFAULTS,
+    RunOptions,
+    backend_flags,
 )
-from sdshape.config.options import CPU_DEFAULTS, DEFAULT_BACKEND, DEFAULT_SHAPE, DEFAULTS, GPU_DEFAULTS, RunOptions
 from sdshape.core.errors import UsageError, choices_error, whole_number
 from sdshape.core.vocabulary import DEVICES, PRECISION_NAMES
 from sdshape.measurement.stopping import Stopping
@@ -124,6 +123,30 @@ def _backend_specs(
     return specs
 
 
+def check_rounds(o: RunOptions) -> tuple[bool, int | str | None]:
+    """--rounds (a count or auto), its criterion and caps, --warmup and --sample-interval."""
+    rounds = o.rounds
+    auto_rounds = rounds == "auto"
+    if isinstance(rounds, str) and not auto_rounds:
+        try:
+            rounds = int(rounds)
+        except ValueError:
+            raise UsageError(f"--rounds must be a whole number or auto, got {rounds!r}") from None
+    if not auto_rounds:
+        limits.positive("--rounds", rounds, maximum=limits.MAX_ROUNDS)
+    whole_number("--max-rounds", o.max_rounds, minimum=5, maximum=limits.MAX_ROUNDS)
+    if not 0 < o.target_ci < 1:  # NaN fails this too
+        raise UsageError(f"--target-ci must be a fraction between 0 and 1 such as 0.01, got {o.target_ci}")
+    if not 0 < o.max_time_s <= 3600:
+        raise UsageError(f"--max-time must be between 0 and 3600 seconds, got {o.max_time_s}")
+    limits.positive("--warmup", o.warmup, minimum=0, maximum=limits.MAX_WARMUP)
+    if not 0 <= o.sample_interval_s <= 3600:  # NaN fails this too
+        raise UsageError(
+            f"--sample-interval must be between 0 (no sampler thread) and 3600 seconds, got {o.sample_interval_s}"
+        )
+    return auto_rounds, rounds
+
+
 def resolve(
     options: RunOptions | None = None,
     /,
@@ -150,8 +173,8 @@ def resolve(
     shape_name = shape or DEFAULT_SHAPE
     if weights is not None and shape is not None:
         raise UsageError("--weights and --shape both given: the architecture comes from the --weights folder")
-    positive("--seq-len", sequence_length)
-    whole_number("--seed", seed, minimum=0, maximum=MAX_SEED)
+    limits.positive("--seq-len", sequence_length)
+    whole_number("--seed", seed, minimum=0, maximum=limits.MAX_SEED)
     shape_spec = None
     if weights is None:
         from sdshape.models.zoo.compose import load_shapes_file, with_overrides
@@ -176,12 +199,12 @@ def resolve(
         raise choices_error("device", device, DEVICES)
     if precision is not None and precision not in PRECISION_NAMES:
         raise choices_error("precision", precision, PRECISION_NAMES)
-    check_resolution(resolution)
-    scheduler, vae_config = run_configs(shape_spec, Path(weights) if weights is not None else None)
-    positive("--steps", steps, maximum=train_timesteps(scheduler))
-    positive("--batch", batch)
+    limits.check_resolution(resolution)
+    scheduler, vae_config = limits.run_configs(shape_spec, Path(weights) if weights is not None else None)
+    limits.positive("--steps", steps, maximum=limits.train_timesteps(scheduler))
+    limits.positive("--batch", batch)
     auto_rounds, rounds = check_rounds(o)
-    backends = parse_backends(o.backend or DEFAULT_BACKEND, known_backends or backend_names())
+    backends = limits.parse_backends(o.backend or DEFAULT_BACKEND, known_backends or backend_names())
 
     notes: list[str] = []
     if device is None:
@@ -232,7 +255,7 @@ def resolve(
         notes.append("CPU defaults chosen: " + ", ".join(chosen) + " (set --resolution/--steps/--rounds to change)")
     tokens = shape_spec.sequence_length if shape_spec else (sequence_length or 77)
     element = 4 if precision == "fp32" else 2
-    check_size(vae_config, resolution, batch, tokens, element, device, o.force_size, shape_spec, precision)
+    limits.check_size(vae_config, resolution, batch, tokens, element, device, o.force_size, shape_spec, precision)
     cache_root, cache_fallback = cache_location(o.cache_dir, notes)
     vae_upcast = limits.run_vae_precision(precision, vae_config, shape_spec, weights, o.vae_fp16, notes) != precision
 
@@ -266,3 +289,8 @@ def resolve(
         options=options,
         vae_upcast=vae_upcast,
     )
+
+
+def plan_from(values: Mapping[str, Any]) -> Plan:
+    """The plan for parsed run options (argparse's namespace or pytest's), backend flags included."""
+    return resolve(RunOptions.from_values(values), backend_flags=backend_flags(values))
