@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL server on 127.0.0.1 for the store's tests (Debian's postgresql package); prints
-# its URL on stdout. Stop it with: pg_ctl -D "$SDSHAPE_PG_DATA" stop (the data folder is printed on stderr).
+# its URL on stdout. `bash .ci/postgres.sh stop` stops every server it started and removes their data.
 set -euo pipefail
+if [ "${1:-}" = stop ]; then
+  for data in /tmp/sdshape-pg.*; do
+    [ -d "$data" ] || continue
+    bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$bin/pg_ctl" -D "$data" -m fast stop >/dev/null || true
+    else "$bin/pg_ctl" -D "$data" -m fast stop >/dev/null || true; fi
+    rm -rf "$data"
+  done
+  exit 0
+fi
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   echo "installing Debian's postgresql package" >&2
   (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql) >&2

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import tempfile
 import time
@@ -26,6 +27,16 @@ from sdshape.store.ingest import add_file
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "results" / "examples" / "threads" / "1-two-threads.json"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def make_files(folder: Path, count: int) -> list[Path]:
@@ -59,7 +70,7 @@ def main() -> int:
         history_s = time.perf_counter() - started
     figures = {
         "measured": dt.date.today().isoformat(),
-        "machine": f"{platform.processor() or platform.machine()}, {platform.python_version()}",
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "store": "postgresql" if (args.store or "").startswith("postgres") else "sqlite",
         "rows": len(files) * 4,
         "rounds": len(files) * 40,
