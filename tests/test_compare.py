@@ -225,3 +225,15 @@ def test_unreadable_and_missing_files_and_bad_thresholds(tmp_path, capsys):
     assert "unknown keys ['speed']" in capsys.readouterr().err
     assert main(["compare", str(good), str(good), "--threshold", "-1"]) == 2
     assert "--threshold must be a fraction" in capsys.readouterr().err
+
+
+def test_a_metric_measured_under_two_methods_is_method_changed_not_a_regression(tmp_path, capsys):
+    """Memory 1 (the first GPU run's baseline) against memory 2 (settled baselines): not comparable."""
+    base = row(data=rounds(1.0, 0.01, 10, 1), memory=4 << 30)
+    new = row(data=rounds(1.0, 0.01, 10, 2), memory=6 << 30)
+    base["extra_info"]["methods"] = {"time": 1, "memory": 1, "energy": 2}
+    new["extra_info"]["methods"] = {"time": 1, "memory": 2, "energy": 2}
+    code, found = verdicts(tmp_path, [base], [new], capsys=capsys)
+    result = found[("denoise_loop", "eager")]
+    assert code == 0 and result["verdict"] == "method_changed"
+    assert result["metrics"]["memory"]["verdict"] == "method_changed" and "memory method 1 -> 2" in result["reason"]

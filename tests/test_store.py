@@ -255,3 +255,25 @@ def test_run_with_store_ingests_the_file_it_wrote(tmp_path, capsys):
     stored = result_files(open_store(store, create=False))
     assert len(stored) == 1 and stored[0].rows.keys() == load(out).rows.keys()
     assert main(["run", "--shape", "tiny", "--store", str(tmp_path / "no" / "such" / "dir.sqlite")]) == 2
+
+
+def test_history_never_calls_a_step_at_a_method_change_a_regression(tmp_path):
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    for index in range(8):
+        path = make_run(folder, f"run-{index}.json", f"2026-12-0{index + 1}T10:00:00", 1.0 if index < 4 else 1.3)
+        document = json.loads(path.read_text())
+        for bench in document["benchmarks"]:
+            bench["extra_info"]["methods"] = {"time": 1 if index < 4 else 2, "memory": 2, "energy": 2}
+        path.write_text(json.dumps(document))
+    timelines = collect([load(path) for path in sorted(folder.glob("*.json"))])
+    steps = [s for t in timelines for s in t.steps]
+    assert steps and all(s.verdict == "method changed" and "time method 1 -> 2" in s.cause for s in steps)
+
+
+def test_report_reads_the_store(store, tmp_path, capsys):
+    assert main(["store", "add", str(ROOT / "results" / "cpu-amd-epyc" / "2026-11-22-sd15-eager-fp32.json"),
+                 "--store", store]) == 0  # fmt: skip
+    out = tmp_path / "report"
+    assert main(["report", "--store", store, "--out", str(out)]) == 0
+    assert "sd15" in (out / "report.md").read_text()
