@@ -26,6 +26,7 @@ from typing import Any
 from sdshape.core.errors import UsageError
 from sdshape.core.vocabulary import STAGES
 from sdshape.fleet.matrix import Job
+from sdshape.result.output import standard_json, write_atomic
 
 INSTALL_HINT = "the Ray runner needs Ray: pip install 'sdshape[fleet]'"
 
@@ -180,8 +181,6 @@ def run_matrix(
                 document = failure_document(job, f"the job's Ray task failed: {reason}")
                 document["job"] = {"index": job.index, "name": job.name, "argv": job.argv(), "returncode": None}
             path = out / f"job-{job.index:03d}.json"
-            from sdshape.result.output import standard_json, write_atomic
-
             write_atomic(path, standard_json(document))
             written.append(path)
             if on_done is not None:

@@ -243,7 +243,7 @@ def compare_files(
     base: ResultFile,
     new: ResultFile,
     thresholds: Thresholds,
-    noise: Callable[[StageResult], float | None] | None = None,
+    noise: Callable[[StageResult, dict[str, Any]], float | None] | None = None,
 ) -> list[Verdict]:
     """Verdicts per id; ``noise`` gives a row's series run-to-run sigma (from the store's history), if known."""
     results = []

@@ -38,7 +38,7 @@ from sdshape.core.errors import UsageError
 from sdshape.regression.points import Observation, Point, observations
 from sdshape.result.io import ResultFile, load
 from sdshape.result.model import StageResult
-from sdshape.store.series import HARDWARE_FIELDS, SeriesKey, digest, values_of
+from sdshape.store.series import HARDWARE_FIELDS, SeriesKey, digest, row_values
 
 Z_MIN = 4.0
 RUN_TO_RUN = 0.01
@@ -252,7 +252,7 @@ def run_to_run_lookup(
     by_id = {timeline.id: timeline for timeline in timelines}
 
     def lookup(row: StageResult, machine_info: dict[str, Any]) -> float | None:
-        values = values_of({**row.id.as_dict(), "backend_options": row.backend.options}, machine_info)
+        values = row_values(row, machine_info)
         timeline = by_id.get(digest(values, key.timeline_fields))
         return timeline.run_to_run if timeline and len(timeline.points) >= MIN_NOISE_RUNS else None
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdshape.result.io import ResultFile
-from sdshape.store.series import values_of
+from sdshape.result.io import ResultFile, machine_label
+from sdshape.store.series import row_values, values_of
 
 
 @dataclass
@@ -51,7 +51,7 @@ def observations(files: list[ResultFile]) -> list[Observation]:
         for row in result.rows.values():
             if row.status != "ok" or row.median is None:
                 continue
-            values = values_of({**row.id.as_dict(), "backend_options": row.backend.options}, result.machine_info)
+            values = row_values(row, result.machine_info)
             point = Point(
                 result.datetime or "", values.get("hostname"), row.median, row.timing.iqr or 0.0, len(row.rounds),
                 result.path, {}, row.conditions.methods,
@@ -70,6 +70,5 @@ def stored_observations(engine: Any) -> list[Observation]:
         methods = dict(row.methods or {})
         point = Point(when or "", values.get("hostname"), row.median_s, row.iqr_s or 0.0, row.n_rounds or 0,
                       Path(path), {}, methods)  # fmt: skip
-        label = machine.get("gpu_name") or f"CPU {machine.get('cpu_model') or machine.get('processor') or '?'}"
-        found.append(Observation(values, point, label))
+        found.append(Observation(values, point, machine_label(machine)))
     return found

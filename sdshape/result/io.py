@@ -72,9 +72,12 @@ class ResultFile:
 
     @property
     def gpu(self) -> str:
-        """The machine a result is from: the GPU's name, or the CPU's."""
-        info = self.machine_info
-        return info.get("gpu_name") or f"CPU {info.get('cpu_model') or info.get('processor') or '?'}"
+        return machine_label(self.machine_info)
+
+
+def machine_label(info: dict[str, Any]) -> str:
+    """The machine a result is from: the GPU's name, or the CPU's."""
+    return info.get("gpu_name") or f"CPU {info.get('cpu_model') or info.get('processor') or '?'}"
 
 
 def load(path: str | Path) -> ResultFile:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sdshape.core.errors import UsageError
 from sdshape.result.io import load
 from sdshape.store.db import files, rounds, rows, with_retries, writer
-from sdshape.store.series import SERIES_FIELDS, digest, values_of
+from sdshape.store.series import SERIES_FIELDS, digest, row_values
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,7 @@ def add_file(engine: Engine, path: str | Path) -> Ingested:
         raise UsageError(f"{path}: cannot read: {error.strerror or error}") from None
     checked = load(path)  # the same checks as compare: a bad file is one line, and nothing is stored
     document = json.loads(data)
-    entries = [entry for entry in document["benchmarks"]]
-    return with_retries(lambda: _insert(engine, path, content_hash(data), document, checked, entries))
+    return with_retries(lambda: _insert(engine, path, content_hash(data), document, checked, document["benchmarks"]))
 
 
 def _insert(engine: Engine, path: Path, hashed: str, document: dict, checked: Any, entries: list) -> Ingested:
@@ -82,7 +81,7 @@ def _insert(engine: Engine, path: Path, hashed: str, document: dict, checked: An
 
 
 def _row_record(file_id: int, row: Any, entry: dict, machine: dict) -> dict[str, Any]:
-    values = values_of({**row.id.as_dict(), "backend_options": row.backend.options}, machine)
+    values = row_values(row, machine)
     stats = entry.get("stats")
     return {
         "file_id": file_id,

@@ -23,6 +23,7 @@ from typing import Any
 from sdshape.core.errors import UsageError
 from sdshape.core.vocabulary import ID_FIELDS
 from sdshape.result.fingerprint import ENVIRONMENT_FIELDS
+from sdshape.result.model import StageResult
 
 HARDWARE_FIELDS = ("gpu_name", "gpu_memory_bytes", "cpu_model", "torch_threads")
 # Every version the environment fingerprint records; the CUDA driver API's version follows the driver's.
@@ -72,6 +73,11 @@ def values_of(extra_info: Mapping[str, Any], machine_info: Mapping[str, Any]) ->
     values["backend_options"] = extra_info.get("backend_options") or {}
     values["hostname"] = machine_info.get("node") or machine_info.get("hostname")
     return values
+
+
+def row_values(row: StageResult, machine_info: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`values_of` for a parsed row: its id and the options its backend ran with."""
+    return values_of({**row.id.as_dict(), "backend_options": row.backend.options}, machine_info)
 
 
 def digest(values: Mapping[str, Any], fields: Iterable[str]) -> str:
