@@ -102,17 +102,24 @@ def test_static_peaks_reproduce_the_h100_allocator_peaks_within_10_percent(valid
         assert row["error"] < 0.10, row
 
 
-def test_projections_meet_the_validation_targets_and_the_committed_model_is_this_calibration(validation):
-    assert validation["time"]["median_error"] < 0.20
-    assert validation["time"]["max_error"] < 0.60  # none off by 1.6x or more
-    assert validation["memory"]["max_error"] < 0.10
+def test_every_class_meets_its_targets_and_the_committed_model_is_this_calibration(validation):
+    """Per class (resident, offload, format, batch): median time error 25% or less, no figure over 2x,
+    known-counter memory within 15%, every published OOM predicted. CI fails when one breaks."""
+    assert validation["missed"] == []
+    classes = validation["classes"]
+    assert all(classes[c]["time_n"] >= 1 for c in ("resident", "offload", "format", "batch"))
     committed = json.loads((ROOT / "sdshape" / "data" / "time_model.json").read_text())
     fresh = validation["model"]
     assert committed["architectures"].keys() == fresh["architectures"].keys()
     for arch, entry in fresh["architectures"].items():
         assert committed["architectures"][arch]["factor"] == pytest.approx(entry["factor"], rel=1e-6), arch
-    assert committed["host_s_per_launch"] == pytest.approx(fresh["host_s_per_launch"], rel=1e-6)
-    assert committed["band"] == pytest.approx(fresh["band"], rel=1e-6)
+    for host, entry in fresh["hosts"].items():
+        assert committed["hosts"][host]["s_per_launch"] == pytest.approx(entry["s_per_launch"], rel=1e-6), host
+    for policy, entry in fresh["links"].items():
+        assert committed["links"][policy]["efficiency"] == pytest.approx(entry["efficiency"], rel=1e-6), policy
+    assert committed["dequant"]["efficiency"] == pytest.approx(fresh["dequant"]["efficiency"], rel=1e-6)
+    for name, band in fresh["bands"].items():
+        assert committed["bands"][name] == pytest.approx(band, rel=1e-6), name
 
 
 def test_no_figure_both_calibrates_and_validates(validation):
@@ -120,8 +127,14 @@ def test_no_figure_both_calibrates_and_validates(validation):
 
     calibrating = {f.id for f in public_figures() if f.role == "calibration"}
     assert calibrating and not calibrating & {r["id"] for r in validation["rows"]}
-    sources = " ".join(entry["source"] for entry in validation["model"]["architectures"].values())
-    assert all(figure in sources for figure in calibrating if "t4" in figure or "sdxl" in figure)
+    model = validation["model"]
+    sources = " ".join(
+        [e["source"] for e in model["architectures"].values()]
+        + [e["source"] for e in model["hosts"].values()]
+        + [e["source"] for e in model["links"].values()]
+        + [model["dequant"]["source"]]
+    )
+    assert all(figure in sources for figure in calibrating), calibrating
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +160,11 @@ def test_fit_answers_the_consumer_question_with_no_gpu(capsys, monkeypatch, trac
         low, high = card["seconds_band"]
         assert low < card["seconds_per_image"] < high
         peaks = card["peak_bytes_by_policy"]
-        assert peaks["sequential_offload"] <= peaks["model_offload"] <= peaks["text_encoders_dropped"]
+        assert peaks["sequential_offload"] <= peaks["group_offload_leaf"] <= peaks["group_offload_block"]
+        assert peaks["group_offload_block"] <= peaks["model_offload"] <= peaks["text_encoders_dropped"]
         assert peaks["text_encoders_dropped"] <= peaks["all_resident"] == card["peak_bytes"]
+        hosts = card["host_bytes_by_policy"]
+        assert hosts["all_resident"] == 0 < hosts["text_encoders_dropped"] < hosts["model_offload"]
     assert big["fits"] and big["policy"] == "all_resident"
     assert small["fits"] and small["policy"] not in ("all_resident", "text_encoders_dropped")
     assert small["seconds_per_image"] > big["seconds_per_image"] and small["link_s_per_image"] > 0
@@ -168,7 +184,9 @@ def test_fit_marks_a_precision_a_card_cannot_run_and_honours_one_policy(capsys, 
     card = one["cards"][0]
     unet = one["stages"]["denoise_loop"]["weight_bytes"]
     assert card["policy"] == "sequential_offload" and card["link_bytes_per_image"] > 50 * unet  # every step
-    assert card["link_s_per_image"] == pytest.approx(card["link_bytes_per_image"] / (16 * 1.969e9))  # PCIe 4.0 x16
+    rate = 16 * 1.969e9 * card["transfers"]["link_efficiency"]  # PCIe 4.0 x16 at the policy's calibrated share
+    assert card["link_s_per_image"] == pytest.approx(card["link_bytes_per_image"] / rate)
+    assert card["transfers"]["d2h_bytes_per_batch"] == 0 and not card["transfers"]["pinned"]
 
 
 def test_fit_keeps_the_vae_in_fp16_when_asked(capsys, monkeypatch, trace_cache):
@@ -191,6 +209,8 @@ def test_fit_traces_every_family(shape, capsys, monkeypatch, trace_cache):
         (["fit", "sd99"], "unknown shape 'sd99'"),
         (["fit", "sd15", "--gpu", "RTX 9999"], "unknown GPU 'RTX 9999'"),
         (["fit", "sd15", "--precision", "fp4"], "unknown precision 'fp4'; valid choices: fp32, fp16, bf16, fp8, int8"),
+        (["fit", "sd15", "--host", "laptop"], "unknown host 'laptop'; valid choices: server, desktop"),
+        (["fit", "sd3-medium", "--resolution", "4096"], "the largest image it supports is 3072 px"),
         (["fit", "sd15", "--policy", "swap"], "unknown policy 'swap'"),
         (["fit", "sd15", "--backend", "tensorrt"], "unknown backend 'tensorrt'; valid choices: eager, compile"),
         (["fit", "sd15", "--steps", "0"], "--steps must be at least 1"),
@@ -203,3 +223,89 @@ def test_fit_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_batches_are_priced_per_image_with_the_host_amortized(capsys, monkeypatch, trace_cache):
+    one = fit_json(capsys, monkeypatch, trace_cache, "sd15", "--gpu", "A100 40GB", "--host", "server")
+    four = fit_json(capsys, monkeypatch, trace_cache, "sd15", "--gpu", "A100 40GB", "--host", "server",
+                    "--batch", "4")  # fmt: skip
+    a, b = one["cards"][0], four["cards"][0]
+    assert b["seconds_per_batch"] == pytest.approx(4 * b["seconds_per_image"])
+    assert a["seconds_per_batch"] == pytest.approx(a["seconds_per_image"])
+    # the same launches carry four images: per image, a batch of 4 costs less than a batch of 1
+    assert b["seconds_per_image"] < a["seconds_per_image"] < b["seconds_per_batch"]
+    assert b["host_s_per_step"] == pytest.approx(a["host_s_per_step"])  # launches do not grow with the batch
+
+
+def test_a_desktop_launches_faster_than_a_server(capsys, monkeypatch, trace_cache):
+    desktop = fit_json(capsys, monkeypatch, trace_cache, "sd15", "--gpu", "RTX 4090")["cards"][0]
+    server = fit_json(capsys, monkeypatch, trace_cache, "sd15", "--gpu", "RTX 4090", "--host", "server")["cards"][0]
+    assert desktop["host"] == "desktop" and desktop["host_s_per_step"] < server["host_s_per_step"]
+
+
+def test_formats_cost_time_as_their_kernels_run_and_gguf_stores_exact_blocks(capsys, monkeypatch, trace_cache):
+    from sdshape.feasibility.formats import GGUF_BLOCKS, call_cost, weight_format
+
+    gguf = pytest.importorskip("gguf")
+    for block, (elements, nbytes) in GGUF_BLOCKS.items():
+        assert gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType[block.upper()]] == (elements, nbytes)
+    q8, q4k = call_cost(weight_format("gguf-q8_0")), call_cost(weight_format("gguf-q4_k"))
+    assert q4k.launches > q8.launches and q4k.bytes_per_param > q8.bytes_per_param > 1 + 2  # read, write bf16
+    assert "dequantize_gguf_tensor" in q8.source  # traced from diffusers' own code, not assumed
+    times, stored = {}, {}
+    for precision in ("bf16", "nf4", "gguf-q8_0"):
+        answer = fit_json(capsys, monkeypatch, trace_cache, "tiny-flux", "--gpu", "H100 SXM", "--precision", precision)
+        times[precision] = answer["cards"][0]["gpu_s_per_step"]
+        stored[precision] = answer["stages"]["denoise_loop"]["weight_bytes"]
+    assert times["bf16"] < times["nf4"] and times["bf16"] < times["gguf-q8_0"]
+    assert stored["gguf-q8_0"] < stored["bf16"]  # tiny FLUX's 32-wide rows are whole Q8_0 blocks
+
+
+def test_fit_names_the_fastest_format_and_policy_that_fit(capsys, monkeypatch, trace_cache):
+    answer = fit_json(capsys, monkeypatch, trace_cache, "tiny-flux", "--gpu", "RTX 4060 8GB", "--gpu", "H100 SXM")
+    for card in answer["cards"]:
+        best = card["best"]
+        assert best["precision"] and best["policy"] and best["peak_bytes"] + card["context_bytes"] < card["vram_bytes"]
+        low, high = best["seconds_band"]
+        assert low <= best["seconds_per_image"] <= high
+
+
+def test_every_zoo_shape_stores_in_every_format_without_a_traceback():
+    """The fp8 crash (transformers 5's set of _keep_in_fp32_modules) came from the weights walk: every
+    published system's components, in every format, on the meta device."""
+    from sdshape.models.build import meta_module
+    from sdshape.models.families import family_of
+    from sdshape.models.zoo import SHAPE_SPECS, shape_components
+
+    seen = set()
+    for shape in SHAPE_SPECS.values():
+        specs = shape_components(shape)
+        family = family_of(specs["denoiser"])
+        for kind, spec in specs.items():
+            if spec.name in seen:
+                continue
+            seen.add(spec.name)
+            module = meta_module(spec, family).to(torch.bfloat16)
+            plain = stored_weights(module, FORMATS["bf16"]).bytes
+            for name, fmt in FORMATS.items():
+                if fmt.compute_dtype != torch.bfloat16:
+                    continue
+                stored = stored_weights(module, fmt, quantize=kind in fmt.kinds)
+                assert 0 < stored.bytes <= plain, (spec.name, name)
+
+
+@pytest.mark.parametrize("shape", ["tiny", "tiny-xl", "tiny-pixart", "tiny-sd3", "tiny-flux"])
+def test_fit_answers_every_format_and_policy_on_every_family(shape, capsys, monkeypatch, trace_cache):
+    from sdshape.core.vocabulary import POLICIES
+    from sdshape.feasibility.formats import FORMATS
+
+    for precision in FORMATS:
+        answer = fit_json(capsys, monkeypatch, trace_cache, shape, "--gpu", "RTX 4090", "--precision", precision)
+        card = answer["cards"][0]
+        assert set(card["peak_bytes_by_policy"]) == set(POLICIES) and card["fits"], precision
+        assert card["seconds_per_image"] > 0
+    for policy in POLICIES:
+        card = fit_json(capsys, monkeypatch, trace_cache, shape, "--gpu", "RTX 4060 8GB", "--policy", policy)["cards"][
+            0
+        ]
+        assert card["policy"] == policy and card["seconds_per_image"] > 0

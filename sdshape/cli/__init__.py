@@ -44,8 +44,10 @@ def _command_of(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     from sdshape.cli.parser import build_parser
+    from sdshape.core.quiet import quiet_libraries
 
     argv = sys.argv[1:] if argv is None else list(argv)
+    quiet_libraries()
     console = make_console()
     try:
         args = build_parser(backend_flags=_command_of(argv) in WITH_BACKEND_FLAGS).parse_args(argv)

@@ -32,16 +32,37 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
             raise UsageError(f"{flag} must be at least 1, got {value}")
     gpus = pick(load_catalog(args.gpu_catalog), args.gpu)
     resolution = args.resolution or shape.native_resolution
+    check_shape_resolution(shape, resolution)
+    model = bundled_time_model()
+    if args.host not in model.hosts:
+        raise choices_error("host", args.host, list(model.hosts))
     if args.json:
-        answer = fit(shape, gpus, bundled_time_model(), fmt, resolution, steps, args.batch, args.backend,
-                     args.policy, args.vae_fp16)  # fmt: skip
+        answer = fit(shape, gpus, model, fmt, resolution, steps, args.batch, args.backend,
+                     args.policy, args.vae_fp16, host=args.host)  # fmt: skip
         print(json.dumps(answer, indent=2))
         return 0
     with console.status("tracing on the meta device") as status:
-        answer = fit(shape, gpus, bundled_time_model(), fmt, resolution, steps, args.batch, args.backend,
-                     args.policy, args.vae_fp16, progress=status.update)  # fmt: skip
+        answer = fit(shape, gpus, model, fmt, resolution, steps, args.batch, args.backend,
+                     args.policy, args.vae_fp16, progress=status.update, host=args.host)  # fmt: skip
     console.print(fit_table(answer))
+    console.print(best_table(answer))
     return 0
+
+
+def check_shape_resolution(shape: object, resolution: int) -> None:
+    """A resolution the denoiser's position table cannot hold is one line naming the largest it can."""
+    from sdshape.models.zoo import shape_components
+
+    denoiser = shape_components(shape)["denoiser"]  # type: ignore[arg-type]
+    table = denoiser.config.get("pos_embed_max_size")
+    patch = denoiser.config.get("patch_size") or 1
+    if table:
+        largest = int(table) * int(patch) * 8
+        if resolution > largest:
+            raise UsageError(
+                f"--resolution {resolution}: {denoiser.name}'s position table holds {table}x{table} patches, "
+                f"so the largest image it supports is {largest} px"
+            )
 
 
 def fit_table(answer: dict) -> Table:
@@ -52,12 +73,13 @@ def fit_table(answer: dict) -> Table:
         ),
         caption=(
             f"peak = torch allocated peak (weights + traced activations); fits = peak + "
-            f"{units.size(answer['context_bytes'])} CUDA context within the card. Seconds carry the band the "
-            f"validation found: {answer['time_model']['band']}. Host launch cost: {answer['time_model']['host']}."
+            f"{units.size(answer['context_bytes'])} CUDA context within the card; host RAM: the weights the policy "
+            f"keeps on the host. Seconds carry the band the validation found for their class (resident, offload, "
+            f"format, batch). Host ({answer['host']}): {answer['time_model']['host']}."
         ),
     )
-    for column in ("card", "VRAM", "fits", "policy", "peak all resident", "peak under policy", "s/image",
-                   "band", "loop it/s", "bound"):  # fmt: skip
+    for column in ("card", "VRAM", "fits", "policy", "peak all resident", "peak under policy", "host RAM",
+                   "s/image", "s/batch", "band", "loop it/s", "bound"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("card", "fits", "policy", "bound") else "right")
     for card in answer["cards"]:
         seconds = card["seconds_per_image"]
@@ -66,12 +88,40 @@ def fit_table(answer: dict) -> Table:
             card["gpu"],
             units.size(card["vram_bytes"]),
             "yes" if card["fits"] else ("unsupported" if not card["supported"] else "no"),
-            policy or "-",
+            (policy + (" +vae tiling" if card["vae_tiling"] else "")) if policy else "-",
             units.size(card["peak_bytes"]),
-            units.size(card["peak_bytes_by_policy"][policy]) if policy else "-",
+            units.size(card["peak_bytes_under_policy"]) if policy else "-",
+            units.size(card["host_bytes_by_policy"][policy]) if policy else "-",
             f"{seconds:.2f}" if seconds is not None else "-",
+            f"{card['seconds_per_batch']:.2f}" if seconds is not None else "-",
             f"{card['seconds_band'][0]:.2f}-{card['seconds_band'][1]:.2f}" if seconds is not None else "-",
             f"{card['loop_it_s']:.1f}" if card["loop_it_s"] else "-",
             (card["bound"] or "-") + ("" if card["calibrated"] else " (uncalibrated arch)"),
+        )
+    return table
+
+
+def best_table(answer: dict) -> Table:
+    """Per card, the fastest weight format and policy that fit, with the format's measured parity error."""
+    table = Table(
+        title="fastest format and policy that fit each card (formats searched: fp16, bf16, fp8, int8, nf4, GGUF)",
+        caption="parity: the format's largest relative L2 error against fp32 on the tiny models (format_parity.json)",
+    )
+    for column in ("card", "format", "policy", "peak", "s/image", "band", "parity error"):
+        table.add_column(column, justify="left" if column in ("card", "format", "policy") else "right")
+    for card in answer["cards"]:
+        best = card.get("best")
+        if best is None:
+            table.add_row(card["gpu"], "-", "does not fit in any format", "-", "-", "-", "-")
+            continue
+        error = best["parity_error"]
+        table.add_row(
+            card["gpu"],
+            best["precision"],
+            best["policy"] + (" +vae tiling" if best["vae_tiling"] else ""),
+            units.size(best["peak_bytes"]),
+            f"{best['seconds_per_image']:.2f}",
+            f"{best['seconds_band'][0]:.2f}-{best['seconds_band'][1]:.2f}",
+            "not measured" if error is None else f"{error:.3f}",
         )
     return table

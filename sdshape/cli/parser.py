@@ -47,8 +47,15 @@ def build_parser(backend_flags: bool = False) -> Parser:
     fit.add_argument("--resolution", type=int, help="image side in pixels (default: the shape's native)")
     fit.add_argument("--steps", type=int, help="denoising steps per image (default: the pipeline's own)")
     fit.add_argument("--batch", type=int, default=1, help="images per prompt batch (default 1)")
-    fit.add_argument("--precision", default="fp16", help="fp32, fp16, bf16, fp8, int8, nf4 (default fp16)")
+    fit.add_argument(
+        "--precision",
+        default="fp16",
+        help="fp32, fp16, bf16, fp8, int8, nf4, gguf-q8_0, gguf-q5_k, gguf-q4_k, gguf-q4_0 (default fp16)",
+    )
     fit.add_argument("--policy", help="judge one residency policy only (default: the least intrusive that fits)")
+    fit.add_argument(
+        "--host", default="desktop", help="the host CPU's class for eager launch costs: desktop or server (desktop)"
+    )
     fit.add_argument("--backend", default="eager", help="eager, or compile (CUDA graphs: no host time)")
     fit.add_argument("--vae-fp16", action="store_true", help="decode in fp16 even when the VAE asks for fp32")
     fit.add_argument("--json", action="store_true", help="print JSON")

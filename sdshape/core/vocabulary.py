@@ -56,6 +56,24 @@ RUN_FIELDS = ID_FIELDS[1:]  # one run's stages share these
 
 DEVICES = ("cuda", "cpu")
 
+# Residency policies, as diffusers implements them (``sdshape run --policy``, ``sdshape fit``), from the one
+# that moves nothing to the one that moves the most:
+# all_resident: every component on the GPU; text_encoders_dropped: the text encoders run first and are
+# freed; model_offload: enable_model_cpu_offload; group_offload_*: enable_group_offload at block level
+# (one block a group) or leaf level, with use_stream (prefetch on a side stream, pinned host memory) or
+# without; sequential_offload: enable_sequential_cpu_offload.
+POLICIES = (
+    "all_resident",
+    "text_encoders_dropped",
+    "model_offload",
+    "group_offload_block_stream",
+    "group_offload_block",
+    "group_offload_leaf_stream",
+    "group_offload_leaf",
+    "sequential_offload",
+)
+DEFAULT_POLICY = "all_resident"
+
 
 def calls_per_image(kind: str, steps: int) -> int:
     """Module calls per image and prompt batch: the denoiser once per step (CFG rows batched), the others once."""

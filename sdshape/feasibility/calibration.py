@@ -1,12 +1,16 @@
 """Calibrate the time model on measured runs and public figures, then validate it on figures it never saw.
 
-- Host cost per launch: every eager GPU loop on file, its step time over the launches the trace counts.
-  Those runs were host-bound (an H100 under eager PyTorch at batch 1), so the step is the host's time.
+- The server host's cost per launch: every eager GPU loop on file, its step time over the launches the
+  trace counts. Those runs were host-bound (an H100 under eager PyTorch at batch 1, a 16-core Xeon).
 - One factor per architecture: modelled GPU time at the datasheet rates over measured GPU time. From
   sdshape's own runs under CUDA graphs (no host time at all) where there are any, else from the public
-  figures whose ``role`` is ``calibration``. An architecture with neither takes the mean and says so.
-- Validation: every ``role = "validation"`` figure, and every stage's allocator peak in the GPU runs.
-  The band of measured over projected times is what ``sdshape fit`` prints beside each projection.
+  figures that calibrate ``architecture``. An architecture with neither takes the mean and says so.
+- The rest is solved figure by figure: the number that makes the projection equal the figure (the desktop
+  host's cost per launch, each policy's share of the link's rate, the dequantization kernels'
+  efficiency), the geometric mean over a number's figures when it has several.
+- Validation: every ``role = "validation"`` figure, and every stage's allocator peak in the GPU runs,
+  grouped by class (resident, offload, format, batch): each class's band of measured over projected
+  seconds is what ``sdshape fit`` prints beside a projection of that class.
 """
 
 from __future__ import annotations
@@ -23,14 +27,31 @@ from sdshape.core.errors import UsageError
 from sdshape.core.units import GIB
 from sdshape.feasibility.catalog import GPU, match_measured
 from sdshape.feasibility.figures import Figure
-from sdshape.feasibility.model import TimeModel, project
+from sdshape.feasibility.formats import FORMATS
+from sdshape.feasibility.model import CLASSES, Fitted, TimeModel, classes_of, project
 from sdshape.feasibility.policies import peak_bytes
 from sdshape.feasibility.static import ShapeStatic
 from sdshape.feasibility.timing import ArchEfficiency, gpu_seconds
 from sdshape.result.io import ResultFile, load
 
 UNIT = ArchEfficiency(1.0, "datasheet rates")
-StaticOf = Callable[[str, int, str, bool], ShapeStatic]  # shape, resolution, precision, vae_fp16
+CONTEXT_GIB = 0.75  # the CUDA context, as fit assumes it: in a reserved or unstated peak, not an allocated one
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """What the static model is traced at for one figure or run."""
+
+    shape: str
+    resolution: int
+    precision: str = "fp16"
+    batch: int = 1
+    vae_fp16: bool = False
+    tiled: bool = False
+    quantized: tuple[str, ...] | None = None
+
+
+StaticOf = Callable[[Conditions], ShapeStatic]
 
 
 @dataclass(frozen=True)
@@ -71,17 +92,75 @@ def measured_loops(results: list[ResultFile], catalog: dict[str, GPU]) -> list[M
             key = row.id.as_dict()
             loops.append(
                 MeasuredLoop(
-                    result.path.name,
-                    gpu,
-                    key["shape"],
-                    key["resolution"],
-                    key["precision"],
-                    key["backend"],
-                    key["steps"],
-                    row.median,
+                    result.path.name, gpu, key["shape"], key["resolution"], key["precision"], key["backend"],
+                    key["steps"], row.median,
                 )
-            )
+            )  # fmt: skip
     return loops
+
+
+def conditions_of(figure: Figure) -> Conditions:
+    return Conditions(
+        figure.shape,
+        figure.resolution,
+        figure.precision,
+        figure.batch,
+        vae_fp16=False,
+        tiled=figure.vae_tiling,
+        quantized=figure.quantized,
+    )
+
+
+def projected_value(figure: Figure, model: TimeModel, static_of: StaticOf, catalog: dict[str, GPU]) -> float:
+    """The model's figure in the figure's own unit: it/s, seconds a call, GiB, or 1 for an OOM."""
+    static = static_of(conditions_of(figure))
+    gpu = catalog[figure.gpu]
+    if figure.kind == "weights_gib":
+        return static.weight_bytes / GIB
+    if figure.kind in ("peak_gib", "peak_allocated_gib", "oom"):
+        tiled = static_of(dataclasses.replace(conditions_of(figure), tiled=True)) if figure.vae_tiling else None
+        peak = peak_bytes(static, figure.policy, tiled) / GIB
+        if figure.kind == "oom":
+            return 1.0 if peak + CONTEXT_GIB > gpu.vram_gib else 0.0
+        return peak
+    backend = "compile" if figure.backend.startswith("compile") else "eager"
+    fmt = FORMATS[figure.precision]
+    projection = project(
+        dataclasses.replace(static, steps=figure.steps), gpu, model, backend, figure.policy, None,
+        figure.host_class, fmt,
+    )  # fmt: skip
+    if figure.kind == "loop_it_s":
+        return 1 / projection.loop_step_s
+    return projection.seconds_per_batch
+
+
+def measured_seconds(figure: Figure, value: float) -> float:
+    """A time figure as seconds (a loop's it/s inverted), so that errors and bands read one way."""
+    return 1 / value if figure.kind == "loop_it_s" else value
+
+
+def _solve(figure: Figure, make: Callable[[float], TimeModel], static_of: StaticOf, catalog: dict[str, GPU]) -> float:
+    """The parameter (a rate or an efficiency: larger is faster) that makes the projection equal the figure,
+    by bisection in log space."""
+    target = measured_seconds(figure, figure.value)
+
+    def seconds(x: float) -> float:
+        return measured_seconds(figure, projected_value(figure, make(x), static_of, catalog))
+
+    low, high = 1e-4, 1e4
+    if not seconds(high) <= target <= seconds(low):
+        raise ValueError(f"{figure.id}: no value of the parameter reproduces {figure.value} {figure.unit}")
+    for _ in range(60):
+        middle = math.sqrt(low * high)
+        if seconds(middle) > target:
+            low = middle
+        else:
+            high = middle
+    return math.sqrt(low * high)
+
+
+def _geomean(values: list[float]) -> float:
+    return math.exp(statistics.fmean(math.log(v) for v in values))
 
 
 def calibrate(
@@ -91,56 +170,96 @@ def calibrate(
     if not eager:
         raise ValueError("no eager GPU loop on file: the host's cost per launch cannot be calibrated")
     per_launch = [
-        lp.step_s / static_of(lp.shape, lp.resolution, lp.precision, True).stages["denoise_loop"].trace.launches
+        lp.step_s / static_of(Conditions(lp.shape, lp.resolution, lp.precision, vae_fp16=True))
+        .stages["denoise_loop"].trace.launches
         for lp in eager
-    ]
-    host = statistics.median(per_launch)
-    host_source = (
+    ]  # fmt: skip
+    server = Fitted(
+        statistics.median(per_launch),
         f"median over {len(eager)} eager loops measured on {', '.join(sorted({lp.gpu.name for lp in eager}))} "
         f"({', '.join(sorted({lp.shape for lp in eager}))}; "
-        f"{min(per_launch) * 1e6:.0f} to {max(per_launch) * 1e6:.0f} us a launch): "
-        "a server host's figure; a desktop CPU launches faster"
+        f"{min(per_launch) * 1e6:.0f} to {max(per_launch) * 1e6:.0f} us a launch), a 16-core Xeon server",
     )
+    model = TimeModel({"server": server, "desktop": server}, {})
+    model.architectures = _architectures(figures, loops, model, static_of, catalog)
+    calibrating = [f for f in figures if f.role == "calibration"]
+    for host in ("server", "desktop"):
+        mine = [f for f in calibrating if f.calibrates == "host" and f.host_class == host]
+        if not mine:
+            continue
+        found = [
+            _solve(
+                f, lambda x, h=host: _with(model, hosts={**model.hosts, h: Fitted(1e-6 / x, "")}), static_of, catalog
+            )
+            for f in mine
+        ]
+        solved = "; ".join(f"{f.id} ({f.source}): {1 / x:.1f} us" for f, x in zip(mine, found, strict=True))
+        if host == "server":  # beside sdshape's own host-bound H100 loops
+            value = math.exp(statistics.fmean([math.log(server.value), *(math.log(1e-6 / x) for x in found)]))
+            model.hosts[host] = Fitted(value, f"geometric mean of {server.source}, and {solved}")
+        else:
+            model.hosts[host] = Fitted(1e-6 / _geomean(found), f"a desktop, solved on {solved}")
+    for policy in sorted({f.policy for f in calibrating if f.calibrates == "link"}):
+        mine = [f for f in calibrating if f.calibrates == "link" and f.policy == policy]
+        found = [
+            _solve(f, lambda x, p=policy: _with(model, links={**model.links, p: Fitted(x, "")}), static_of, catalog)
+            for f in mine
+        ]
+        model.links[policy] = Fitted(
+            _geomean(found),
+            "solved on " + "; ".join(f"{f.id} ({f.source}): {x:.3f}" for f, x in zip(mine, found, strict=True)),
+        )
+    dequant = [f for f in calibrating if f.calibrates == "dequant"]
+    if dequant:
+        found = [_solve(f, lambda x: _with(model, dequant=Fitted(x, "")), static_of, catalog) for f in dequant]
+        model.dequant = Fitted(
+            _geomean(found),
+            "dequantization kernels' share of the bandwidth, solved on "
+            + "; ".join(f"{f.id} ({f.source}): {x:.3f}" for f, x in zip(dequant, found, strict=True)),
+        )
+    return model
+
+
+def _with(model: TimeModel, **changes: Any) -> TimeModel:
+    return dataclasses.replace(model, **changes)
+
+
+def _architectures(
+    figures: list[Figure], loops: list[MeasuredLoop], model: TimeModel, static_of: StaticOf, catalog: dict[str, GPU]
+) -> dict[str, ArchEfficiency]:
     factors: dict[str, list[tuple[float, str]]] = {}
     for lp in loops:
         if lp.backend == "compile:reduce-overhead" and lp.gpu.architecture:
-            trace = static_of(lp.shape, lp.resolution, lp.precision, True).stages["denoise_loop"].trace
-            factor = gpu_seconds(trace, lp.gpu, UNIT) / lp.step_s
+            trace = static_of(Conditions(lp.shape, lp.resolution, lp.precision, vae_fp16=True))
+            factor = gpu_seconds(trace.stages["denoise_loop"].trace, lp.gpu, UNIT) / lp.step_s
             factors.setdefault(lp.gpu.architecture, []).append((factor, f"{lp.file} ({lp.gpu.name}, CUDA graphs)"))
     for figure in figures:
-        if figure.role != "calibration":
+        if figure.role != "calibration" or figure.calibrates != "architecture":
             continue
         gpu = catalog[figure.gpu]
         if gpu.architecture in factors and any("CUDA graphs" in s for _, s in factors[gpu.architecture]):
             continue  # a run of our own on this architecture outranks a public figure
         if figure.kind != "loop_it_s":
-            raise ValueError(f"{figure.id}: only loop figures calibrate")
-        trace = static_of(figure.shape, figure.resolution, "fp16", False).stages["denoise_loop"].trace
+            raise ValueError(f"{figure.id}: only loop figures calibrate an architecture")
+        trace = static_of(conditions_of(figure)).stages["denoise_loop"].trace
         measured = 1 / figure.value
-        if figure.backend == "eager" and trace.launches * host >= measured:
+        if figure.backend == "eager" and trace.launches * model.host(figure.host_class).value >= measured:
             raise ValueError(f"{figure.id}: host-bound by the model's own host cost; it cannot calibrate the GPU")
         factor = gpu_seconds(trace, gpu, UNIT) / measured
         factors.setdefault(gpu.architecture or "", []).append((factor, f"{figure.id} ({figure.source})"))
-    architectures = {}
-    for arch, found in factors.items():
-        value = math.exp(statistics.fmean(math.log(f) for f, _ in found))
-        architectures[arch] = ArchEfficiency(value, "; ".join(s for _, s in found))
-    return TimeModel(host, host_source, architectures, (1.0, 1.0), "not validated yet")
-
-
-def _projected(figure: Figure, static: ShapeStatic, gpu: GPU, model: TimeModel) -> float:
-    if figure.kind == "peak_allocated_gib":
-        return peak_bytes(static, "all_resident") / GIB
-    backend = "compile" if figure.backend.startswith("compile") else "eager"
-    projection = project(dataclasses.replace(static, steps=figure.steps), gpu, model, backend)
-    if figure.kind == "loop_it_s":
-        return 1 / projection.loop_step_s
-    return projection.seconds_per_image
+    return {
+        arch: ArchEfficiency(_geomean([f for f, _ in found]), "; ".join(s for _, s in found))
+        for arch, found in factors.items()
+    }
 
 
 def error_of(projected: float, measured: float) -> float:
     """How far off, as a fraction: 0.25 is 1.25x either way."""
     return max(projected / measured, measured / projected) - 1
+
+
+def figure_class(figure: Figure) -> tuple[str, ...]:
+    return classes_of(FORMATS[figure.precision], figure.policy, figure.batch)
 
 
 def validate(
@@ -150,34 +269,58 @@ def validate(
     catalog: dict[str, GPU],
     allocator_rows: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """Every validation figure beside its projection; the summary the targets are judged on."""
+    """Every validation figure beside its projection, and per class the summary the targets are judged on."""
     rows = []
     for figure in figures:
         if figure.role != "validation":
             continue
-        static = static_of(figure.shape, figure.resolution, "fp16", False)
-        projected = _projected(figure, static, catalog[figure.gpu], model)
-        rows.append({**dataclasses.asdict(figure), "projected": projected, "error": error_of(projected, figure.value)})
-    rows.extend(allocator_rows)
-    timed = [r for r in rows if r["kind"] in ("loop_it_s", "e2e_s")]
-    ratios = [
-        (r["projected"] / r["value"]) if r["kind"] == "loop_it_s" else (r["value"] / r["projected"]) for r in timed
-    ]  # measured seconds over projected seconds
-    memory = [r for r in rows if r["kind"] != "loop_it_s" and r["kind"] != "e2e_s"]
-    return {
-        "rows": rows,
-        "time": {
-            "n": len(timed),
-            "median_error": statistics.median(r["error"] for r in timed),
-            "max_error": max(r["error"] for r in timed),
-            "band": [min(ratios), max(ratios)],
-        },
-        "memory": {
-            "n": len(memory),
-            "median_error": statistics.median(r["error"] for r in memory),
-            "max_error": max(r["error"] for r in memory),
-        },
-    }
+        projected = projected_value(figure, model, static_of, catalog)
+        row = {**dataclasses.asdict(figure), "classes": list(figure_class(figure)), "projected": projected}
+        if figure.kind == "oom":
+            row["error"] = 0.0 if projected == 1.0 else float("inf")
+        elif figure.kind in ("peak_gib", "weights_gib") and figure.counter != "allocated":
+            # A reserved or unstated counter holds the context and the allocator's slack: the figure must lie
+            # between the allocated projection and that plus the context and a quarter more.
+            high = (projected + CONTEXT_GIB) * 1.25
+            row["range"] = [projected, high]
+            row["error"] = 0.0 if projected <= figure.value <= high else error_of(projected, figure.value)
+        else:
+            row["error"] = error_of(projected, figure.value)
+        rows.append(row)
+    for row in allocator_rows:
+        rows.append({**row, "classes": ["resident"]})
+    return {"rows": rows, "classes": summarize(rows)}
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per class: time figures' median and largest error and band; memory figures with a known counter; OOMs."""
+    summary = {}
+    for name in CLASSES:
+        mine = [r for r in rows if name in r["classes"]]
+        timed = [r for r in mine if r["kind"] in ("loop_it_s", "e2e_s")]
+        ratios = [
+            (r["projected"] / r["value"]) if r["kind"] == "loop_it_s" else (r["value"] / r["projected"]) for r in timed
+        ]  # measured seconds over projected seconds
+        memory = [
+            r for r in mine if r["kind"] in ("peak_gib", "peak_allocated_gib", "allocated_peak_gib", "weights_gib")
+        ]
+        known = [r for r in memory if r.get("counter", "allocated") == "allocated"]
+        ranged = [r for r in mine if r["kind"] in ("peak_gib", "weights_gib") and r.get("counter") != "allocated"]
+        ooms = [r for r in mine if r["kind"] == "oom"]
+        summary[name] = {
+            "time_n": len(timed),
+            "time_median_error": statistics.median(r["error"] for r in timed) if timed else None,
+            "time_max_error": max(r["error"] for r in timed) if timed else None,
+            "band": [min(1.0, *ratios), max(1.0, *ratios)] if ratios else None,  # the projection lies within its band
+            "memory_n": len(known),
+            "memory_max_error": max(r["error"] for r in known) if known else None,
+            "memory_median_error": statistics.median(r["error"] for r in known) if known else None,
+            "ranged_n": len(ranged),
+            "ranged_outside": sum(1 for r in ranged if r["error"] > 0),
+            "oom_n": len(ooms),
+            "oom_missed": sum(1 for r in ooms if r["error"] > 0),
+        }
+    return summary
 
 
 def allocator_rows(results: list[ResultFile], static_of: StaticOf) -> list[dict[str, Any]]:
@@ -199,12 +342,12 @@ def allocator_rows(results: list[ResultFile], static_of: StaticOf) -> list[dict[
                 or stage == "pipeline"
             ):
                 continue
-            static = static_of(key["shape"], key["resolution"], key["precision"], True)
+            static = static_of(Conditions(key["shape"], key["resolution"], key["precision"], vae_fp16=True))
             projected = static.weight_bytes + static.stages[stage].activation_peak_bytes
             rows.append({
                 "id": f"{path.name}:{stage}", "gpu": result.gpu, "shape": key["shape"], "resolution": key["resolution"],
                 "steps": key["steps"], "kind": "allocated_peak_gib", "value": measured / GIB, "backend": "eager",
                 "role": "validation", "software": "sdshape run (torch allocator peak)", "source": str(path),
-                "projected": projected / GIB, "error": error_of(projected, measured),
+                "counter": "allocated", "projected": projected / GIB, "error": error_of(projected, measured),
             })  # fmt: skip
     return rows

@@ -1,39 +1,53 @@
-"""Weight storage formats consumer users run, and the bytes each stores per layer, overhead included.
+"""Weight storage formats consumer users run: the bytes each stores per layer, which layers it leaves alone,
+and what each call of a quantized layer costs on top of the matmul.
 
 Why per layer: every format below quantizes only some layers (Linear, or Linear and Conv) and keeps the
-rest (norms, embeddings, biases of skipped layers) at the compute dtype, so a model's bytes depend on
-which layers it has, not only on its parameter count.
+rest (norms, embeddings, the layers a library keeps unquantized) at the compute dtype, so a model's bytes
+depend on which layers it has, not only on its parameter count; and every quantized layer pays its
+dequantization on every call, so a model's time depends on how many such calls a step makes.
 
 - ``fp32``, ``fp16``, ``bf16``: every tensor at that width.
 - ``fp8``: diffusers' ``enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn,
   compute_dtype=torch.bfloat16)``. Linear and Conv layers (weight and bias) are stored in 1 byte, except
   those ``enable_layerwise_casting`` keeps (its default patterns, and the model class's own: T5's
-  ``wo``, PixArt's ``adaln_single``), matched on names within each library model; each layer is upcast
-  to bf16 for its call, so the largest layer's bf16 copy is a
-  transient.
-- ``int8``: torchao ``Int8WeightOnlyConfig`` (torchao 0.18): Linear weights in int8 with one fp32 scale and
-  one int8 zero point per output row (5 bytes a row); the kernel reads int8 directly, no transient.
+  ``wo``, PixArt's ``adaln_single``), matched on names within each library model. Each call casts the
+  layer up to bf16 and back down after it (``LayerwiseCastingHook.pre_forward``/``post_forward``).
+- ``int8``: torchao ``Int8WeightOnlyConfig`` (torchao 0.18): Linear weights in int8 with one scale per
+  output row; each call casts the int8 weight to bf16 for ``torch.mm`` and scales the output
+  (``Int8Tensor``'s weight-only linear).
 - ``nf4``: bitsandbytes 4-bit NF4 as diffusers' ``BitsAndBytesConfig(load_in_4bit=True,
   bnb_4bit_quant_type="nf4")`` sets it: Linear weights at 4 bits plus one fp32 absmax per block of 64
-  (0.5625 bytes a parameter, no double quantization); dequantized to bf16 for the matmul, so the largest
-  layer's bf16 copy is a transient.
+  (no double quantization); each call dequantizes the layer to bf16 (``dequantize_4bit``) for the matmul.
+- ``gguf-*``: diffusers' ``GGUFQuantizationConfig``: Linear weights of the denoiser in a GGML block format
+  (bytes per block from the ``gguf`` package's ``GGML_QUANT_SIZES``); each call dequantizes in PyTorch
+  (``diffusers.quantizers.gguf.utils.dequantize_gguf_tensor``), whose kernels are traced, not assumed.
 
-The VAE is left at the compute dtype in the quantized formats, as the diffusers recipes leave it.
+Which components: fp8, int8 and nf4 quantize the text encoders and the denoiser (the diffusers recipes'
+``PipelineQuantizationConfig`` over both); GGUF the denoiser only (a GGUF file holds the transformer).
+The VAE stays at the compute dtype in every quantized format. Layers a library keeps unquantized:
+``_keep_in_fp32_modules`` of the model class (T5's ``wo``; diffusers and transformers add these to
+``modules_to_not_convert`` in their bitsandbytes and torchao quantizers), kept at the compute dtype.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 from torch import nn
 
 from sdshape.core.errors import choices_error
-from sdshape.models.quantize import layerwise_skip, library_models
+from sdshape.models.quantize import LAYERWISE_SKIP, layerwise_skip, library_models
 
 NF4_BLOCK = 64
 CAST_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+BOTH = ("text_encoder", "denoiser")
+
+# GGML block formats: (elements per block, bytes per block), as the gguf package's GGML_QUANT_SIZES holds them
+# (ggml's ggml-common.h): a format's bytes are exact whether or not gguf is installed; a test holds the two equal.
+GGUF_BLOCKS = {"q8_0": (32, 34), "q5_k": (256, 176), "q4_k": (256, 144), "q4_0": (32, 18), "q4_1": (32, 20)}
 
 
 @dataclass(frozen=True)
@@ -42,6 +56,12 @@ class WeightFormat:
     compute_dtype: torch.dtype
     description: str
     quantized: bool = False
+    kinds: tuple[str, ...] = BOTH  # the components a quantized format stores quantized
+    library: str | None = None
+
+    @property
+    def gguf_block(self) -> tuple[int, int] | None:
+        return GGUF_BLOCKS.get(self.name.removeprefix("gguf-")) if self.name.startswith("gguf-") else None
 
 
 FORMATS = {
@@ -50,11 +70,20 @@ FORMATS = {
         WeightFormat("fp32", torch.float32, "fp32 weights and compute"),
         WeightFormat("fp16", torch.float16, "fp16 weights and compute"),
         WeightFormat("bf16", torch.bfloat16, "bf16 weights and compute"),
-        WeightFormat("fp8", torch.bfloat16, "fp8 e4m3 storage, bf16 compute (diffusers layerwise casting)", True),
-        WeightFormat("int8", torch.bfloat16, "int8 weight-only, bf16 compute (torchao)", True),
-        WeightFormat("nf4", torch.bfloat16, "NF4 4-bit, bf16 compute (bitsandbytes)", True),
+        WeightFormat("fp8", torch.bfloat16, "fp8 e4m3 storage, bf16 compute (diffusers layerwise casting)", True,
+                     library="diffusers"),
+        WeightFormat("int8", torch.bfloat16, "int8 weight-only, bf16 compute (torchao)", True, library="torchao"),
+        WeightFormat("nf4", torch.bfloat16, "NF4 4-bit, bf16 compute (bitsandbytes)", True, library="bitsandbytes"),
+        *(
+            WeightFormat(f"gguf-{block}", torch.bfloat16, f"GGUF {block.upper()} denoiser, bf16 compute (diffusers)",
+                         True, ("denoiser",), "gguf")
+            for block in GGUF_BLOCKS
+        ),
     )
-}
+}  # fmt: skip
+# The formats `sdshape fit` searches for the fastest fit (Q4_1 is modelled for validation against a published
+# figure; the four GGUF formats users of 8 and 12 GB cards run are Q8_0, Q5_K, Q4_K and Q4_0).
+SEARCHED = ("fp16", "bf16", "fp8", "int8", "nf4", "gguf-q8_0", "gguf-q5_k", "gguf-q4_k", "gguf-q4_0")
 BF16_ARCHITECTURES = ("ampere", "ada", "hopper", "blackwell")
 
 
@@ -66,33 +95,73 @@ def weight_format(name: str) -> WeightFormat:
 
 @dataclass(frozen=True)
 class StoredWeights:
-    """A component's resident bytes in one format, and the transient a layer's upcast adds to a call."""
+    """A component's resident bytes in one format; the transient a layer's dequantization adds to a call; and
+    the ids of the layers stored quantized (each pays its format's cost per call)."""
 
     bytes: int
     transient_bytes: int
+    quantized_layers: frozenset[int] = frozenset()
+    unquantized_bytes: int = 0  # layers a library keeps out of the format (``_keep_in_fp32_modules``)
 
 
 def _tensor_bytes(tensors: list[torch.Tensor], width: float) -> int:
     return int(sum(t.numel() for t in tensors) * width)
 
 
-def _layerwise_cast(module: nn.Module) -> set[int]:
-    """The layers diffusers' layerwise casting stores in fp8, found as it walks each library model: a
-    module whose name (relative to that model) matches a skip pattern is skipped with its subtree."""
-    cast: set[int] = set()
+def _walk(module: nn.Module, skip: callable, wanted: tuple[type, ...]) -> set[int]:  # type: ignore[valid-type]
+    """The layers of ``wanted`` types in each library model, a subtree whose name ``skip`` matches left out."""
+    found: set[int] = set()
 
     def walk(layer: nn.Module, name: str, patterns: tuple[str, ...]) -> None:
         if name and any(re.search(pattern, name) for pattern in patterns):
             return
-        if isinstance(layer, CAST_LAYERS):
-            cast.add(id(layer))
+        if isinstance(layer, wanted):
+            found.add(id(layer))
             return
         for child_name, child in layer.named_children():
             walk(child, f"{name}.{child_name}" if name else child_name, patterns)
 
     for model in library_models(module):
-        walk(model, "", layerwise_skip(model))
-    return cast
+        walk(model, "", skip(model))
+    return found
+
+
+def keep_unquantized(model: nn.Module) -> tuple[str, ...]:
+    """Name patterns of the layers bitsandbytes, torchao and GGUF loads leave unquantized in ``model``: its
+    class's ``_keep_in_fp32_modules`` (T5's ``wo``), which both libraries add to ``modules_to_not_convert``.
+    Read defensively: a list in transformers 4, a set in 5, None on most diffusers models."""
+    kept = layerwise_skip(model)[len(LAYERWISE_SKIP) :]  # the model's own names, after diffusers' defaults
+    skip = getattr(model, "_skip_layerwise_casting_patterns", None) or ()
+    return tuple(k for k in kept if k not in set([skip] if isinstance(skip, str) else skip))
+
+
+def _layerwise_cast(module: nn.Module) -> set[int]:
+    """The layers diffusers' layerwise casting stores in fp8, found as it walks each library model: a
+    module whose name (relative to that model) matches a skip pattern is skipped with its subtree."""
+    return _walk(module, layerwise_skip, CAST_LAYERS)
+
+
+def _quantized_linears(module: nn.Module, fmt: WeightFormat) -> set[int]:
+    """The Linear layers a bitsandbytes, torchao or GGUF load quantizes; GGUF rows whose length is not a whole
+    number of blocks stay unquantized, as llama.cpp's converters keep them."""
+    linears = _walk(module, keep_unquantized, (nn.Linear,))
+    block = fmt.gguf_block
+    if block is None:
+        return linears
+    return {
+        id(layer)
+        for layer in module.modules()
+        if id(layer) in linears and layer.weight.shape[-1] % block[0] == 0  # type: ignore[union-attr]
+    }
+
+
+def _quantized_bytes(weight: torch.Tensor, fmt: WeightFormat) -> int:
+    if fmt.name == "int8":
+        return weight.numel() + weight.shape[0] * 5  # int8 data; fp32 scale and int8 zero point a row
+    if fmt.name == "nf4":
+        return weight.numel() // 2 + -(-weight.numel() // NF4_BLOCK) * 4
+    elements, nbytes = fmt.gguf_block  # type: ignore[misc]
+    return weight.numel() // elements * nbytes
 
 
 def stored_weights(module: nn.Module, fmt: WeightFormat, quantize: bool = True) -> StoredWeights:
@@ -104,21 +173,103 @@ def stored_weights(module: nn.Module, fmt: WeightFormat, quantize: bool = True) 
         return StoredWeights(_tensor_bytes(tensors, compute), 0)
     total, largest, handled = 0, 0, set()
     cast = _layerwise_cast(module) if fmt.name == "fp8" else set()
+    quantized = set() if fmt.name == "fp8" else _quantized_linears(module, fmt)
     for _, layer in module.named_modules():
         own = list(layer.parameters(recurse=False))
         if id(layer) in cast:
             total += _tensor_bytes(own, 1)
-        elif fmt.name in ("int8", "nf4") and isinstance(layer, nn.Linear):
-            weight = layer.weight
-            if fmt.name == "int8":
-                total += weight.numel() + weight.shape[0] * 5  # int8 data; fp32 scale and int8 zero point a row
-            else:
-                total += weight.numel() // 2 + -(-weight.numel() // NF4_BLOCK) * 4
-            total += _tensor_bytes([p for p in own if p is not weight], compute)
+        elif id(layer) in quantized:
+            weight = layer.weight  # type: ignore[union-attr]
+            total += _quantized_bytes(weight, fmt) + _tensor_bytes([p for p in own if p is not weight], compute)
         else:
             continue
         handled.update(id(p) for p in own)
         largest = max(largest, _tensor_bytes(own, compute))
     total += _tensor_bytes([t for t in tensors if id(t) not in handled], compute)
-    transient = 0 if fmt.name == "int8" else largest
-    return StoredWeights(total, transient)
+    kept = sum(
+        _tensor_bytes(list(layer.parameters(recurse=False)), compute)
+        for layer in module.modules()
+        if isinstance(layer, nn.Linear) and id(layer) not in quantized and id(layer) not in cast
+    )
+    transient = 0 if fmt.name == "int8" else largest * _transient_per_bf16_byte(fmt)
+    return StoredWeights(total, int(transient), frozenset(cast | quantized), kept)
+
+
+def _transient_per_bf16_byte(fmt: WeightFormat) -> float:
+    """The largest layer's dequantization transient, per byte of its bf16 copy: one bf16 copy for fp8 and NF4;
+    for GGUF, the peak of the traced PyTorch dequantization over the bf16 copy."""
+    if fmt.gguf_block is None:
+        return 1.0
+    return gguf_dequant_cost(fmt.name).peak_bytes_per_param / 2
+
+
+@dataclass(frozen=True)
+class CallCost:
+    """What one call of a quantized Linear costs on top of the bf16 matmul the trace already holds:
+    memory traffic per weight element and per output element, and extra kernel launches."""
+
+    bytes_per_param: float
+    bytes_per_output: float
+    launches: int
+    source: str
+    peak_bytes_per_param: float = 2.0
+
+
+CALL_COSTS = {
+    "fp8": CallCost(
+        6.0, 0.0, 4,
+        "diffusers hooks/layerwise_casting.py: pre_forward casts weight and bias fp8 -> bf16 (read 1, write 2 "
+        "bytes an element), post_forward casts them back (read 2, write 1)",
+    ),
+    "int8": CallCost(
+        3.0, 4.0, 2,
+        "torchao 0.18 Int8Tensor weight-only linear: w_int8.t().to(bf16) (read 1, write 2), torch.mm, then "
+        "y = m * scale over the output (read 2, write 2)",
+    ),
+    "nf4": CallCost(
+        2.0 + 0.5 + 4 / NF4_BLOCK, 0.0, 1,
+        "bitsandbytes MatMul4Bit: dequantize_4bit reads the 4-bit data and fp32 absmax per 64, writes bf16",
+    ),
+}  # fmt: skip
+
+
+@cache
+def gguf_dequant_cost(name: str) -> CallCost:
+    """The PyTorch kernels diffusers' GGUF dequantization launches for one weight, traced on the meta device
+    from the installed diffusers' own code (``dequantize_gguf_tensor`` then ``.to(bf16)``, as
+    ``GGUFLinear.forward_native`` runs), per weight element."""
+    from diffusers.quantizers.gguf.utils import GGUFParameter, dequantize_gguf_tensor
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    from sdshape.feasibility.trace import trace_function
+
+    quant = GGMLQuantizationType[name.removeprefix("gguf-").upper()]
+    elements, nbytes = GGML_QUANT_SIZES[quant]
+    rows, columns = 256, 4096  # the cost is per element: any whole number of blocks a row
+    data = torch.empty((rows, columns // elements * nbytes), dtype=torch.uint8, device="meta")
+    weight = GGUFParameter(data, quant_type=quant)
+    trace = trace_function(lambda: dequantize_gguf_tensor(weight).to(torch.bfloat16))
+    count = rows * columns
+    return CallCost(
+        trace.bytes_moved() / count,
+        0.0,
+        trace.launches,
+        f"traced: diffusers {_version('diffusers')} dequantize_gguf_tensor + .to(bf16), "
+        f"{trace.launches} kernels ({', '.join(op.name for op in trace.ops)})",
+        trace.activation_peak_bytes / count,
+    )
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
+def call_cost(fmt: WeightFormat) -> CallCost | None:
+    """The per-call cost of a format's quantized layers (None: plain weights, nothing on top)."""
+    if not fmt.quantized:
+        return None
+    if fmt.gguf_block is not None:
+        return gguf_dequant_cost(fmt.name)
+    return CALL_COSTS[fmt.name]

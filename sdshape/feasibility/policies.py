@@ -1,71 +1,126 @@
-"""Residency policies as diffusers implements them: the peak each holds, and the bytes it moves over PCIe.
+"""Residency policies as diffusers implements them: the peak each holds, what it moves between host and GPU
+per image (bytes each way, separate copies, pinned or pageable, overlapped or not), and the host RAM it needs.
 
 Peaks are ``torch.cuda.max_memory_allocated`` figures (weights plus the traced activations); the CUDA
-context comes on top when a card's fit is judged. Listed from the least intrusive to the most.
+context comes on top when a card's fit is judged. The policies (``sdshape.core.vocabulary.POLICIES``):
 
-- ``all_resident``: every component on the GPU for the whole call.
-- ``text_encoders_dropped``: the text encoders run alone first and are freed; the denoiser and VAE load
-  after (diffusers' precomputed-embeddings recipe: ``encode_prompt``, ``del`` the encoders, then call the
-  pipeline with ``prompt_embeds``).
-- ``model_offload``: ``enable_model_cpu_offload``: one component on the GPU at a time, each moved in
-  whole before its stage and back after.
-- ``vae_tiled``: model offload, and the VAE decodes in tiles one image at a time
-  (``enable_vae_tiling`` and ``enable_vae_slicing``; tiles of the VAE's ``sample_size``).
-- ``sequential_offload``: ``enable_sequential_cpu_offload``: one layer's weights at a time, moved in
-  before every call of that layer (the denoiser's weights cross the link once per step).
+- ``all_resident``: every component on the GPU for the whole call; nothing moves.
+- ``text_encoders_dropped``: the text encoders are loaded, run and freed before the denoiser and VAE
+  load (diffusers' precomputed-embeddings recipe); per image they cross the link once, host to GPU.
+- ``model_offload``: ``enable_model_cpu_offload``: ``accelerate.cpu_offload_with_hook`` moves a whole
+  component to the GPU before its stage (``module.to(device)``: one copy per tensor, from pageable memory)
+  and back to the host when the next component's hook fires; both directions, every image.
+- ``group_offload_block``/``_leaf`` (``enable_group_offload``, block level with one block a group, or
+  leaf level): each group's weights are copied in before the group runs and dropped after (the host copy
+  is kept, so nothing moves back); the denoiser's weights cross once per step. Without streams the copies
+  come from pageable memory and stall the compute; with ``use_stream=True`` the host copy is pinned and
+  the next group is prefetched on a side stream while the current one computes.
+- ``sequential_offload``: ``enable_sequential_cpu_offload``: ``accelerate.cpu_offload`` keeps every
+  weight in a host state dict and copies each leaf layer's tensors in before its call (pageable, one copy
+  per tensor), dropping them after; the denoiser's weights cross once per step.
+
+VAE tiling and slicing (``enable_vae_tiling``/``enable_vae_slicing``) combine with any policy: the
+decode runs one tile of one image at a time, which bounds its activations.
 """
 
 from __future__ import annotations
 
-from sdshape.feasibility.static import ShapeStatic
+from dataclasses import dataclass
 
-POLICIES = ("all_resident", "text_encoders_dropped", "model_offload", "vae_tiled", "sequential_offload")
+from sdshape.core.vocabulary import POLICIES
+from sdshape.feasibility.static import ShapeStatic, StageStatic
+
 STAGES = ("text_encoder", "denoise_loop", "vae_decode")
+STREAMED = ("group_offload_block_stream", "group_offload_leaf_stream")
+GROUP = ("group_offload_block", "group_offload_block_stream", "group_offload_leaf", "group_offload_leaf_stream")
+PER_CALL = (*GROUP, "sequential_offload")  # every call of a component moves its weights in again
+
+__all__ = ["POLICIES", "STAGES", "Transfers", "host_bytes", "peak_bytes", "transfers"]
 
 
-def _need(static: ShapeStatic, name: str) -> int:
+def _need(stage: StageStatic) -> int:
     """A stage with its whole component resident."""
-    return static.stages[name].weight_bytes + static.stages[name].activation_peak_bytes
+    return stage.weight_bytes + stage.activation_peak_bytes
 
 
-def _layer_need(static: ShapeStatic, name: str) -> int:
-    """A stage with one layer's weights resident at a time (sequential offload)."""
-    return static.stages[name].largest_layer_bytes + static.stages[name].activation_peak_bytes
+def _held(stage: StageStatic, policy: str) -> int:
+    """The weights a per-call policy holds on the GPU at once for ``stage``: one block (two with a stream's
+    prefetch), one leaf layer (two with prefetch), or one layer under sequential offload."""
+    if policy in ("group_offload_block", "group_offload_block_stream"):
+        held = stage.largest_group_bytes
+    else:
+        held = stage.largest_layer_bytes
+    return 2 * held if policy in STREAMED else held
 
 
 def peak_bytes(static: ShapeStatic, policy: str, tiled: ShapeStatic | None = None) -> int:
-    """The allocated peak under ``policy``. ``tiled`` is the same shape traced with a tiled VAE decode."""
-    w = {s: static.stages[s].weight_bytes for s in STAGES}
-    a = {s: static.stages[s].activation_peak_bytes for s in STAGES}
+    """The allocated peak under ``policy``; ``tiled``: the same shape traced with a tiled, sliced VAE decode
+    (VAE tiling and slicing on), else the decode as traced."""
+    stages = {**static.stages, "vae_decode": (tiled or static).stages["vae_decode"]}
+    w = {s: stages[s].weight_bytes for s in STAGES}
+    a = {s: stages[s].activation_peak_bytes for s in STAGES}
     if policy == "all_resident":
         return sum(w.values()) + max(a.values())
     if policy == "text_encoders_dropped":
         return max(
-            _need(static, "text_encoder"), w["denoise_loop"] + w["vae_decode"] + max(a["denoise_loop"], a["vae_decode"])
+            _need(stages["text_encoder"]),
+            w["denoise_loop"] + w["vae_decode"] + max(a["denoise_loop"], a["vae_decode"]),
         )
     if policy == "model_offload":
-        return max(_need(static, s) for s in STAGES)
-    if policy == "vae_tiled":
-        decode = _need(tiled or static, "vae_decode")
-        return max(_need(static, "text_encoder"), _need(static, "denoise_loop"), decode)
-    if policy == "sequential_offload":
-        return max(
-            _layer_need(static, "text_encoder"),
-            _layer_need(static, "denoise_loop"),
-            _layer_need(tiled or static, "vae_decode"),
-        )
+        return max(_need(stages[s]) for s in STAGES)
+    if policy in PER_CALL:
+        return max(_held(stages[s], policy) + a[s] for s in STAGES)
     raise ValueError(policy)
 
 
-def link_bytes_per_image(static: ShapeStatic, policy: str) -> int:
-    """Weight bytes a policy moves between host and GPU for one pipeline call (both directions)."""
+@dataclass(frozen=True)
+class Transfers:
+    """What a policy moves between host and GPU for one pipeline call (one prompt batch)."""
+
+    h2d_bytes: int
+    d2h_bytes: int
+    copies: int  # separate copy calls: one per tensor moved
+    pinned: bool  # from page-locked host memory (DMA at the link's rate) or pageable (staged by the driver)
+    overlapped: bool  # issued on a side stream while the GPU computes
+    loop_h2d_bytes: int = 0  # of h2d_bytes, what the denoising loop moves (the part a stream can hide)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.h2d_bytes + self.d2h_bytes
+
+
+def _tensors(stage: StageStatic) -> int:
+    return max(stage.tensor_count, 1)
+
+
+def transfers(static: ShapeStatic, policy: str) -> Transfers:
+    """Bytes each way, copies, pinned or not, overlapped or not, for one pipeline call under ``policy``."""
+    stages = static.stages
+    w = {s: stages[s].weight_bytes for s in STAGES}
+    n = {s: _tensors(stages[s]) for s in STAGES}
+    steps = static.steps
+    if policy == "all_resident":
+        return Transfers(0, 0, 0, False, False)
+    if policy == "text_encoders_dropped":
+        return Transfers(w["text_encoder"], 0, n["text_encoder"], False, False)
+    if policy == "model_offload":
+        return Transfers(sum(w.values()), sum(w.values()), 2 * sum(n.values()), False, False)
+    if policy in PER_CALL:
+        loop = steps * w["denoise_loop"]
+        h2d = w["text_encoder"] + loop + w["vae_decode"]
+        copies = n["text_encoder"] + steps * n["denoise_loop"] + n["vae_decode"]
+        return Transfers(h2d, 0, copies, policy in STREAMED, policy in STREAMED, loop)
+    raise ValueError(policy)
+
+
+def host_bytes(static: ShapeStatic, policy: str) -> int:
+    """Host RAM the policy keeps weights in, beyond the process itself: every offloaded component's weights
+    (model and sequential offload, group offload; the pinned copy of a streamed group offload is that same
+    host copy, page-locked). ``all_resident`` keeps none once loaded; ``text_encoders_dropped`` reloads the
+    encoders for each prompt, so their weights stay on the host."""
     w = {s: static.stages[s].weight_bytes for s in STAGES}
     if policy == "all_resident":
         return 0
     if policy == "text_encoders_dropped":
-        return w["text_encoder"]  # loaded for the call and freed, not moved back
-    if policy in ("model_offload", "vae_tiled"):
-        return 2 * sum(w.values())  # each component in before its stage and out after
-    if policy == "sequential_offload":
-        return w["text_encoder"] + static.steps * w["denoise_loop"] + w["vae_decode"]
-    raise ValueError(policy)
+        return w["text_encoder"]
+    return sum(w.values())

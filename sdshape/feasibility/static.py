@@ -8,12 +8,14 @@ pipeline does, unless the user asks for the fp16 decode (the fp16-fix VAE's way)
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
-from sdshape.core.vocabulary import STAGE_OF_KIND, calls_per_image
+from sdshape.core.vocabulary import KIND_OF_STAGE, STAGE_OF_KIND, calls_per_image
 from sdshape.feasibility.formats import FORMATS, WeightFormat, stored_weights
 from sdshape.feasibility.trace import Trace, trace_call
 from sdshape.models.build import meta_module
@@ -30,23 +32,48 @@ from sdshape.models.zoo import ComponentSpec, ShapeSpec, shape_components
 CONV_WORKSPACE_PER_OUTPUT_BYTE = 2.0
 
 
+@dataclass(frozen=True)
+class Variant:
+    """A stage's component stored in one weight format: its bytes, its dequantization transient, and the
+    quantized Linear calls one stage call makes (what the format's per-call cost scales with)."""
+
+    weight_bytes: int
+    transient_bytes: int
+    quantized_params_per_call: int = 0  # weight elements over every quantized Linear call
+    quantized_outputs_per_call: int = 0  # output elements of those calls
+    quantized_calls: int = 0
+    unquantized_bytes: int = 0  # Linear weights a library keeps out of the format
+
+
 @dataclass
 class StageStatic:
-    """One stage of a shape at given settings, as the model sees it."""
+    """One stage of a shape at given settings, as the model sees it, in one weight format (``variants``
+    holds every format of the same compute dtype, so one trace answers them all)."""
 
     stage: str
     component: str
     dtype: str
     weight_bytes: int
-    transient_bytes: int  # a layer upcast or dequantized for its call (fp8, NF4)
+    transient_bytes: int  # a layer upcast or dequantized for its call (fp8, NF4, GGUF)
     trace: Trace
     calls_per_image: int
     largest_layer_bytes: int
     notes: list[str] = field(default_factory=list)
+    largest_group_bytes: int = 0  # the largest block: what block-level group offload holds at once
+    tensor_count: int = 0  # parameter and buffer tensors: one host-GPU copy each when a policy moves them
+    quantized_params_per_call: int = 0
+    quantized_outputs_per_call: int = 0
+    quantized_calls: int = 0
+    unquantized_bytes: int = 0
+    variants: dict[str, Variant] = field(default_factory=dict)
 
     @property
     def activation_peak_bytes(self) -> int:
         return self.trace.activation_peak_bytes + self.transient_bytes
+
+    def in_format(self, name: str) -> StageStatic:
+        """This stage with its component stored in format ``name`` (one of ``variants``)."""
+        return dataclasses.replace(self, **dataclasses.asdict(self.variants[name]))
 
 
 @dataclass
@@ -63,6 +90,19 @@ class ShapeStatic:
     def weight_bytes(self) -> int:
         return sum(s.weight_bytes for s in self.stages.values())
 
+    def as_format(self, fmt: WeightFormat) -> ShapeStatic:
+        """The same trace with the weights stored in ``fmt``: quantized in the components ``fmt.kinds`` names
+        (the VAE never), plain at the stage's compute dtype elsewhere."""
+        stages = {}
+        for name, stage in self.stages.items():
+            quantized = fmt.quantized and KIND_OF_STAGE[name] in fmt.kinds and fmt.name in stage.variants
+            stages[name] = stage.in_format(fmt.name if quantized else _plain_name(stage.dtype))
+        return dataclasses.replace(self, precision=fmt.name, stages=stages)
+
+
+def _plain_name(dtype: str) -> str:
+    return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}[dtype]
+
 
 def _largest_leaf_bytes(module: torch.nn.Module, width: int) -> int:
     """The largest single layer's weights: what sequential offload holds on the GPU at once."""
@@ -71,6 +111,34 @@ def _largest_leaf_bytes(module: torch.nn.Module, width: int) -> int:
         own = sum(p.numel() for p in layer.parameters(recurse=False))
         largest = max(largest, own * width)
     return largest
+
+
+@contextmanager
+def _linear_calls(module: torch.nn.Module) -> Iterator[list[tuple[int, int, int]]]:
+    """Record each Linear call while the stage is traced: (layer id, weight elements, output elements)."""
+    calls: list[tuple[int, int, int]] = []
+
+    def hook(layer: torch.nn.Module, _inputs: Any, output: Any) -> None:
+        calls.append((id(layer), layer.weight.numel(), output.numel()))  # type: ignore[union-attr]
+
+    handles = [layer.register_forward_hook(hook) for layer in module.modules() if isinstance(layer, torch.nn.Linear)]
+    try:
+        yield calls
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _largest_block_bytes(module: torch.nn.Module, width: int) -> int:
+    """The largest block of a ModuleList in the component (a transformer block, a UNet down block): what
+    ``enable_group_offload(offload_type="block_level", num_blocks_per_group=1)`` holds on the GPU at once;
+    a component without one holds its largest layer."""
+    largest = 0
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.ModuleList):
+            for block in layer:
+                largest = max(largest, sum(p.numel() for p in block.parameters()) * width)
+    return largest or _largest_leaf_bytes(module, width)
 
 
 def static_shape(
@@ -133,21 +201,40 @@ def _stage(
         side = max(1, vae_tile // vae_scale_factor(spec))
         inputs = {"latents": (1, latents[1], *(min(d, side) for d in latents[2:]))}
         notes.append(f"VAE decode of one {vae_tile} px tile, one image at a time (tiling and slicing)")
-    trace = trace_call(module, meta_inputs(inputs, dtype), CONV_WORKSPACE_PER_OUTPUT_BYTE)
-    stored = stored_weights(module, fmt if dtype == fmt.compute_dtype else _plain(dtype), quantize=kind != "vae")
+    with _linear_calls(module) as calls:
+        trace = trace_call(module, meta_inputs(inputs, dtype), CONV_WORKSPACE_PER_OUTPUT_BYTE)
+    variants = _variants(module, dtype, calls, quantizable=kind != "vae")
     width = torch.empty((), dtype=dtype).element_size()
-    return StageStatic(
+    stage = StageStatic(
         stage=STAGE_OF_KIND[kind],
         component=spec.name,
         dtype=str(dtype).removeprefix("torch."),
-        weight_bytes=stored.bytes,
-        transient_bytes=stored.transient_bytes,
+        weight_bytes=0,
+        transient_bytes=0,
         trace=trace,
         calls_per_image=calls_per_image(kind, steps),
         largest_layer_bytes=_largest_leaf_bytes(module, width),
         notes=notes,
+        largest_group_bytes=_largest_block_bytes(module, width),
+        tensor_count=sum(1 for _ in module.parameters()) + sum(1 for _ in module.buffers()),
+        variants=variants,
     )
+    quantized = fmt.quantized and kind in fmt.kinds and fmt.name in variants
+    return stage.in_format(fmt.name if quantized else _plain_name(stage.dtype))
 
 
-def _plain(dtype: torch.dtype) -> WeightFormat:
-    return next(f for f in FORMATS.values() if f.compute_dtype == dtype and not f.quantized)
+def _variants(
+    module: torch.nn.Module, dtype: torch.dtype, calls: list[tuple[int, int, int]], quantizable: bool
+) -> dict[str, Variant]:
+    """The component in every format that computes in ``dtype`` (the plain one, and each quantized format)."""
+    variants = {}
+    for fmt in FORMATS.values():
+        if fmt.compute_dtype != dtype or (fmt.quantized and not quantizable):
+            continue
+        stored = stored_weights(module, fmt)
+        mine = [(w, o) for layer, w, o in calls if layer in stored.quantized_layers]
+        variants[fmt.name] = Variant(
+            stored.bytes, stored.transient_bytes, sum(w for w, _ in mine), sum(o for _, o in mine), len(mine),
+            stored.unquantized_bytes,
+        )  # fmt: skip
+    return variants

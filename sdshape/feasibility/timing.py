@@ -56,6 +56,14 @@ def gpu_seconds(trace: Trace, gpu: GPU, efficiency: ArchEfficiency, fp32: bool =
     """Kernel time of one traced call on ``gpu``, summed op by op."""
     if gpu.sms is None:
         raise ValueError(f"{gpu.name}: the catalog entry has no 'sms' (multiprocessor count); the model needs it")
+    memo = trace.__dict__.setdefault("_seconds", {})  # fit projects one trace under many policies and formats
+    key = (gpu, efficiency.factor, fp32)
+    if key not in memo:
+        memo[key] = _gpu_seconds(trace, gpu, efficiency, fp32)
+    return memo[key]
+
+
+def _gpu_seconds(trace: Trace, gpu: GPU, efficiency: ArchEfficiency, fp32: bool) -> float:
     rate = gpu.tensor_flops * efficiency.factor * (0.5 if fp32 else 1.0)
     bandwidth = gpu.bandwidth_gbs * 1e9 * efficiency.factor
     total = 0.0

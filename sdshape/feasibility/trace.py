@@ -202,3 +202,11 @@ def trace_call(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], conv_w
     with torch.no_grad(), _FusedAttention(), _Tracer(trace, conv_workspace):
         module(*inputs)
     return trace
+
+
+def trace_function(function: Callable[[], Any]) -> Trace:
+    """Trace any call on meta tensors (a library's dequantization, say): its kernels and live-tensor peak."""
+    trace = Trace()
+    with torch.no_grad(), _Tracer(trace, 0.0):
+        function()
+    return trace

@@ -61,10 +61,20 @@ def layerwise_skip(model: nn.Module) -> tuple[str, ...]:
     """The layers diffusers' ``enable_layerwise_casting`` leaves at the compute dtype for ``model``: its
     default patterns, the model class's ``_keep_in_fp32_modules`` (T5's ``wo``) and its
     ``_skip_layerwise_casting_patterns`` (PixArt's ``adaln_single``)."""
-    extra = (getattr(model, "_keep_in_fp32_modules", None) or []) + list(
-        getattr(model, "_skip_layerwise_casting_patterns", None) or []
-    )
+    # Read defensively: transformers 5 made ``_keep_in_fp32_modules`` a set (it was a list), and either
+    # attribute may be None, a tuple or a single string.
+    extra = [*_names(getattr(model, "_keep_in_fp32_modules", None)),
+             *_names(getattr(model, "_skip_layerwise_casting_patterns", None))]  # fmt: skip
     return tuple(dict.fromkeys([*LAYERWISE_SKIP, *extra]))
+
+
+def _names(value: object) -> list[str]:
+    """A library attribute that lists module names, as a sorted list whatever container it came in."""
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return sorted(str(v) for v in value)  # type: ignore[attr-defined]
 
 
 def library_models(module: nn.Module) -> list[nn.Module]:
