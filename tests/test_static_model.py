@@ -309,3 +309,28 @@ def test_fit_answers_every_format_and_policy_on_every_family(shape, capsys, monk
             0
         ]
         assert card["policy"] == policy and card["seconds_per_image"] > 0
+
+
+def test_sdshape_prints_nothing_the_user_did_not_ask_for(tmp_path):
+    """bitsandbytes, torchao and torch log warnings on import on machines without their kernels; the
+    command line keeps them out of its output (a subprocess: the logging state is the process's)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SDSHAPE_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "sdshape.cli", "fit", "tiny", "--gpu", "RTX 4090", "--precision", "nf4", "--json"],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert json.loads(done.stdout)["cards"][0]["fits"]
+
+
+def test_a_tiled_decode_costs_every_tile_and_the_trace_cache_follows_the_code():
+    from sdshape.feasibility.fit import TRACE_SOURCES
+    from sdshape.feasibility.static import tiles_per_side
+
+    # AutoencoderKL.tiled_decode at 1024 px with 512 px tiles: latents 128, tiles of 64 every 48 -> 3 a side
+    assert tiles_per_side(1024, 512) == 3 and tiles_per_side(1024, 1024) == 1 and tiles_per_side(2048, 1024) == 3
+    assert all(path.exists() for path in TRACE_SOURCES)  # a renamed module must not leave stale traces in use

@@ -49,6 +49,7 @@ class Conditions:
     vae_fp16: bool = False
     tiled: bool = False
     quantized: tuple[str, ...] | None = None
+    keep_fp32: bool | None = None  # None: as the installed libraries keep unquantized layers
 
 
 StaticOf = Callable[[Conditions], ShapeStatic]
@@ -108,6 +109,7 @@ def conditions_of(figure: Figure) -> Conditions:
         vae_fp16=False,
         tiled=figure.vae_tiling,
         quantized=figure.quantized,
+        keep_fp32=figure.keep_fp32,
     )
 
 

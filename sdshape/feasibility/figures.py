@@ -41,6 +41,7 @@ class Figure:
     vae_tiling: bool = False
     quantized: tuple[str, ...] | None = None  # components in the format; None: the format's own rule
     counter: str = "allocated"
+    keep_fp32: bool | None = None  # the libraries of the day held _keep_in_fp32_modules in fp32 (transformers 4)
     host: str | None = None  # None: a GeForce card's desktop, else a server
     calibrates: str | None = None  # for role "calibration": which number it fits
     note: str = ""

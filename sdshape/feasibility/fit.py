@@ -25,7 +25,7 @@ from sdshape import __version__
 from sdshape.backends.cache import cache_key, default_root
 from sdshape.core.errors import UsageError, choices_error
 from sdshape.feasibility.catalog import GPU
-from sdshape.feasibility.formats import BF16_ARCHITECTURES, FORMATS, SEARCHED, WeightFormat
+from sdshape.feasibility.formats import BF16_ARCHITECTURES, FORMATS, SEARCHED, WeightFormat, gguf_missing
 from sdshape.feasibility.measured import ASSUMED_CONTEXT_BYTES
 from sdshape.feasibility.model import DEFAULT_HOST, Projection, TimeModel, classes_of, project
 from sdshape.feasibility.policies import POLICIES, host_bytes, peak_bytes
@@ -37,13 +37,15 @@ from sdshape.result.output import write_atomic
 # Not in max_memory_allocated: the CUDA context, the same assumed 0.75 GiB a report uses when a run could
 # not measure it, stated wherever a fit is judged.
 CONTEXT_BYTES = ASSUMED_CONTEXT_BYTES
-ESTIMATE_SOURCES = Path(__file__).parent / "estimate"
+# The code a cached trace is made by: a change to any of it traces again.
+HERE = Path(__file__).parent
+TRACE_SOURCES = (HERE / "static.py", HERE / "trace.py", HERE / "formats.py", HERE.parent / "models" / "quantize.py")
 
 
 @cache
 def _model_code() -> str:
     """The static model's own code, so that a cached trace made by another version is never reused."""
-    return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(ESTIMATE_SOURCES.glob("*.py")))).hexdigest()
+    return hashlib.sha256(b"".join(p.read_bytes() for p in TRACE_SOURCES)).hexdigest()
 
 
 def _cache_file(shape: ShapeSpec, key: tuple) -> Path:
@@ -272,7 +274,8 @@ def fit(
         )
 
     mine = traced(fmt)
-    searched = [traced(FORMATS[name]) for name in SEARCHED] if search else None
+    gguf_missing(fmt, raise_error=True)
+    searched = [traced(FORMATS[name]) for name in SEARCHED if not gguf_missing(FORMATS[name])] if search else None
     full = mine.full
     return {
         "shape": shape.name,

@@ -38,7 +38,7 @@ from functools import cache
 import torch
 from torch import nn
 
-from sdshape.core.errors import choices_error
+from sdshape.core.errors import UsageError, choices_error
 from sdshape.models.quantize import LAYERWISE_SKIP, layerwise_skip, library_models
 
 NF4_BLOCK = 64
@@ -271,5 +271,22 @@ def call_cost(fmt: WeightFormat) -> CallCost | None:
     if not fmt.quantized:
         return None
     if fmt.gguf_block is not None:
+        gguf_missing(fmt, raise_error=True)
         return gguf_dequant_cost(fmt.name)
     return CALL_COSTS[fmt.name]
+
+
+def gguf_missing(fmt: WeightFormat, raise_error: bool = False) -> str | None:
+    """Why a GGUF format cannot be modelled here (its dequantization is traced from diffusers' code, which
+    needs the ``gguf`` package); None when it can."""
+    if fmt.gguf_block is None:
+        return None
+    try:
+        import gguf  # noqa: F401
+        from diffusers.quantizers.gguf import utils  # noqa: F401
+    except ImportError as error:
+        why = f"--precision {fmt.name} needs the gguf package and diffusers' GGUF support: pip install gguf ({error})"
+        if raise_error:
+            raise UsageError(why) from None
+        return why
+    return None

@@ -17,8 +17,8 @@ MATRIX_SHAPES = (
     "flux-dev", "flux-schnell",
 )  # fmt: skip
 MATRIX_FILE = Path(__file__).resolve().parents[1] / "data" / "feasibility_matrix.json"
-CARD_KEYS = ("gpu", "fits", "policy", "peak_bytes", "seconds_per_image", "seconds_band", "loop_it_s", "bound",
-             "supported", "calibrated")  # fmt: skip
+CARD_KEYS = ("gpu", "fits", "policy", "vae_tiling", "peak_bytes", "seconds_per_image", "seconds_band", "loop_it_s",
+             "bound", "supported", "calibrated", "best")  # fmt: skip
 
 
 def build_matrix(progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -37,17 +37,21 @@ def build_matrix(progress: Callable[[str], None] | None = None) -> dict[str, Any
         shape = get_shape(name)
         if progress:
             progress(f"{name}: {shape.native_resolution} px, {shape.steps} steps")
-        answer = fit(shape, gpus, model, weight_format("fp16"), shape.native_resolution, shape.steps, 1)
+        answer = fit(shape, gpus, model, weight_format("fp16"), shape.native_resolution, shape.steps, 1,
+                     progress=progress)  # fmt: skip
         rows.append({
             "shape": name, "resolution": answer["resolution"], "steps": answer["steps"], "precision": "fp16",
             "guidance": answer["guidance"], "cards": [{k: card[k] for k in CARD_KEYS} for card in answer["cards"]],
         })  # fmt: skip
     return {
-        "label": "model (static memory trace, calibrated roofline); fp16, batch 1, eager, each pipeline's defaults",
+        "label": (
+            "model (static memory trace, calibrated roofline); batch 1, eager on a desktop host, each pipeline's "
+            "defaults; per card the least intrusive policy in fp16, and the fastest format and policy that fit"
+        ),
         "generated": datetime.date.today().isoformat(),
         "sdshape": __version__,
         "torch": torch.__version__,
-        "time_model": {"host": model.host_source, "band": model.band_source},
+        "time_model": {"host": model.host("desktop").source, "bands": model.band_sources},
         "rows": rows,
     }
 
@@ -55,3 +59,47 @@ def build_matrix(progress: Callable[[str], None] | None = None) -> dict[str, Any
 def committed_matrix() -> dict[str, Any]:
     """The matrix as committed (no torch needed)."""
     return json.loads(resources.files("sdshape.data").joinpath("feasibility_matrix.json").read_text())
+
+
+POLICY_ABBREVIATIONS = {
+    "all_resident": "R",
+    "text_encoders_dropped": "TE",
+    "model_offload": "M",
+    "group_offload_block_stream": "Gs",
+    "group_offload_block": "G",
+    "group_offload_leaf_stream": "Ls",
+    "group_offload_leaf": "L",
+    "sequential_offload": "S",
+}
+
+
+def _short(policy: str, tiling: bool) -> str:
+    return POLICY_ABBREVIATIONS[policy] + ("+t" if tiling else "")
+
+
+def matrix_markdown(matrix: dict[str, Any], best_only: bool = False) -> str:
+    """The matrix as the README and docs show it: per card and shape, fp16's least intrusive fit and the fastest
+    format and policy that fit (``best_only``: the fastest alone)."""
+    rows = matrix["rows"]
+    lines = ["| card | " + " | ".join(r["shape"] for r in rows) + " |", "|---" * (len(rows) + 1) + "|"]
+    for index, first in enumerate(rows[0]["cards"]):
+        cells = []
+        for row in rows:
+            card = row["cards"][index]
+            best = card.get("best")
+            fastest = (
+                f"{best['precision']} {_short(best['policy'], best['vae_tiling'])} {best['seconds_per_image']:.1f} s"
+                if best
+                else "no fit"
+            )
+            if best_only:
+                cells.append(fastest)
+                continue
+            plain = (
+                f"{_short(card['policy'], card.get('vae_tiling') or False)} {card['seconds_per_image']:.1f} s"
+                if card["fits"]
+                else ("unsupported" if not card["supported"] else "no fit")
+            )
+            cells.append(f"{plain}; {fastest}")
+        lines.append(f"| {first['gpu']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

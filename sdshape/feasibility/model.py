@@ -190,6 +190,8 @@ def project(
     for name in STAGES:
         stage = static.stages[name]
         timed = stage_time(stage.trace, gpu, efficiency, per_launch, fp32=stage.dtype == "float32")
+        if stage.repeats > 1:  # a tiled, sliced decode runs its traced tile once per tile and image
+            timed = StageTime(timed.gpu_s * stage.repeats, timed.host_s * stage.repeats)
         if stage.quantized_calls:
             timed = StageTime(
                 timed.gpu_s + _dequant_s(stage, fmt, gpu, efficiency, model.dequant.value),

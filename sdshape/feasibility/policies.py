@@ -50,6 +50,7 @@ def _held(stage: StageStatic, policy: str) -> int:
         held = stage.largest_group_bytes
     else:
         held = stage.largest_layer_bytes
+    held = int(held * stage.stored_fraction)
     return 2 * held if policy in STREAMED else held
 
 

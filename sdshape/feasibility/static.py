@@ -59,7 +59,8 @@ class StageStatic:
     calls_per_image: int
     largest_layer_bytes: int
     notes: list[str] = field(default_factory=list)
-    largest_group_bytes: int = 0  # the largest block: what block-level group offload holds at once
+    largest_group_bytes: int = 0  # the largest block-level group (at the compute dtype)
+    repeats: int = 1  # calls a stage makes of its traced call: the tiles of a tiled, sliced VAE decode
     tensor_count: int = 0  # parameter and buffer tensors: one host-GPU copy each when a policy moves them
     quantized_params_per_call: int = 0
     quantized_outputs_per_call: int = 0
@@ -70,6 +71,12 @@ class StageStatic:
     @property
     def activation_peak_bytes(self) -> int:
         return self.trace.activation_peak_bytes + self.transient_bytes
+
+    @property
+    def stored_fraction(self) -> float:
+        """Stored over plain bytes: what a layer or a group held in this format weighs, near enough."""
+        plain = self.variants.get(_plain_name(self.dtype))
+        return self.weight_bytes / plain.weight_bytes if plain and plain.weight_bytes else 1.0
 
     def in_format(self, name: str) -> StageStatic:
         """This stage with its component stored in format ``name`` (one of ``variants``)."""
@@ -90,14 +97,36 @@ class ShapeStatic:
     def weight_bytes(self) -> int:
         return sum(s.weight_bytes for s in self.stages.values())
 
-    def as_format(self, fmt: WeightFormat) -> ShapeStatic:
+    def as_format(self, fmt: WeightFormat, keep_fp32: bool | None = None) -> ShapeStatic:
         """The same trace with the weights stored in ``fmt``: quantized in the components ``fmt.kinds`` names
-        (the VAE never), plain at the stage's compute dtype elsewhere."""
+        (the VAE never), plain at the stage's compute dtype elsewhere. ``keep_fp32``: the layers a library
+        keeps out of the format are held in fp32, not bf16 (None: as the installed libraries do)."""
+        keep_fp32 = keeps_fp32(fmt) if keep_fp32 is None else keep_fp32
         stages = {}
         for name, stage in self.stages.items():
             quantized = fmt.quantized and KIND_OF_STAGE[name] in fmt.kinds and fmt.name in stage.variants
-            stages[name] = stage.in_format(fmt.name if quantized else _plain_name(stage.dtype))
+            resolved = stage.in_format(fmt.name if quantized else _plain_name(stage.dtype))
+            if quantized and keep_fp32 and resolved.unquantized_bytes:
+                resolved = dataclasses.replace(
+                    resolved, weight_bytes=resolved.weight_bytes + resolved.unquantized_bytes
+                )
+                resolved.notes = [*resolved.notes, "layers kept out of the format held in fp32 (_keep_in_fp32_modules)"]
+            stages[name] = resolved
         return dataclasses.replace(self, precision=fmt.name, stages=stages)
+
+
+def keeps_fp32(fmt: WeightFormat) -> bool:
+    """Whether a bitsandbytes load holds ``_keep_in_fp32_modules`` (T5's ``wo``) in fp32 with the installed
+    transformers: 4.x did (its bitsandbytes quantizer set ``use_keep_in_fp32_modules``); 5.x upcasts them
+    only for fp16 loads, and the quantized formats compute in bf16."""
+    if fmt.name != "nf4":
+        return False
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return int(version("transformers").split(".")[0]) < 5
+    except (PackageNotFoundError, ValueError):
+        return False
 
 
 def _plain_name(dtype: str) -> str:
@@ -130,15 +159,23 @@ def _linear_calls(module: torch.nn.Module) -> Iterator[list[tuple[int, int, int]
 
 
 def _largest_block_bytes(module: torch.nn.Module, width: int) -> int:
-    """The largest block of a ModuleList in the component (a transformer block, a UNet down block): what
-    ``enable_group_offload(offload_type="block_level", num_blocks_per_group=1)`` holds on the GPU at once;
-    a component without one holds its largest layer."""
+    """What ``enable_group_offload(offload_type="block_level", num_blocks_per_group=1)`` holds on the GPU at
+    once: in each library model, every element of a direct child ModuleList or Sequential is a group, and all
+    the other direct children together are one more (diffusers' ``_apply_group_offloading_block_level``), so a
+    model without such a list (T5EncoderModel: ``shared`` and ``encoder``) is one group, whole."""
+    from sdshape.models.quantize import library_models
+
     largest = 0
-    for layer in module.modules():
-        if isinstance(layer, torch.nn.ModuleList):
-            for block in layer:
-                largest = max(largest, sum(p.numel() for p in block.parameters()) * width)
-    return largest or _largest_leaf_bytes(module, width)
+    for model in library_models(module):
+        unmatched = sum(p.numel() for p in model.parameters(recurse=False))
+        for child in model.children():
+            if isinstance(child, (torch.nn.ModuleList, torch.nn.Sequential)):
+                for block in child:
+                    largest = max(largest, sum(p.numel() for p in block.parameters()))
+            else:
+                unmatched += sum(p.numel() for p in child.parameters())
+        largest = max(largest, unmatched)
+    return largest * width
 
 
 def static_shape(
@@ -170,7 +207,18 @@ def with_tiled_decode(static: ShapeStatic, shape: ShapeSpec, fmt: WeightFormat, 
     shapes = call_shapes(specs, static.batch, static.resolution, shape.sequence_length, shape.guidance_scale)
     tile = min(static.resolution, int(vae.config.get("sample_size") or static.resolution))
     decode = _stage("vae", vae, family, shapes.vae, static.steps, fmt, vae_fp16, tile, None)
+    decode.repeats = static.batch * tiles_per_side(static.resolution, tile) ** 2
     return dataclasses.replace(static, stages={**static.stages, "vae_decode": decode})
+
+
+def tiles_per_side(resolution: int, tile: int, overlap: float = 0.25) -> int:
+    """Tiles along one side of a tiled decode: AutoencoderKL's ``tiled_decode`` steps over the latents by
+    the tile's latent size less a quarter overlap (``tile_overlap_factor = 0.25``); one tile when it fits."""
+    if resolution <= tile:
+        return 1
+    latent, tile_latent = resolution // 8, tile // 8
+    stride = int(tile_latent * (1 - overlap))
+    return -(-latent // stride)
 
 
 def _stage(

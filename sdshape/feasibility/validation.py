@@ -42,7 +42,9 @@ def static_of(conditions: Conditions) -> ShapeStatic:
         fmt = dataclasses.replace(fmt, kinds=conditions.quantized)
     shape = SHAPE_SPECS[conditions.shape]
     static = static_shape(shape, conditions.resolution, 1, conditions.batch, fmt, vae_fp16=conditions.vae_fp16)
-    return with_tiled_decode(static, shape, fmt, conditions.vae_fp16) if conditions.tiled else static
+    if conditions.tiled:
+        static = with_tiled_decode(static, shape, fmt, conditions.vae_fp16)
+    return static.as_format(fmt, conditions.keep_fp32)
 
 
 def run(write: bool) -> dict[str, Any]:
@@ -104,6 +106,17 @@ def missed_targets(report: dict[str, Any]) -> list[str]:
     return missed
 
 
+def replace_between(path: Path, name: str, text: str) -> None:
+    """Replace what lies between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in a docs page."""
+    page = path.read_text()
+    start, end = f"<!-- {name}:start -->\n", f"<!-- {name}:end -->"
+    if start not in page or end not in page:
+        raise SystemExit(f"{path}: no {start.strip()} ... {end} markers")
+    head, rest = page.split(start, 1)
+    _, tail = rest.split(end, 1)
+    write_atomic(path, head + start + text + end + tail)
+
+
 UNITS = {"loop_it_s": "it/s", "e2e_s": "s", "oom": "OOM"}
 
 
@@ -132,6 +145,46 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"target missed: {line}")
 
 
+def markdown(report: dict[str, Any]) -> str:
+    """The validation as the docs publish it: the per-class summary, then every figure with its conditions."""
+    lines = [
+        "| class | time figures | median error | largest | band (measured/projected) | memory figures (counter known) "
+        "| largest | ranged figures in range | OOMs predicted |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, c in report["classes"].items():
+        band = f"{c['band'][0]:.2f}-{c['band'][1]:.2f}" if c["band"] else "-"
+        lines.append(
+            f"| {name} | {c['time_n']} | {_pct(c['time_median_error'])} | {_pct(c['time_max_error'])} | {band} "
+            f"| {c['memory_n']} | {_pct(c['memory_max_error'])} | {c['ranged_n'] - c['ranged_outside']} of "
+            f"{c['ranged_n']} | {c['oom_n'] - c['oom_missed']} of {c['oom_n']} |"
+        )
+    lines += ["", "| figure | GPU | conditions | class | measured | projected | error | source |",
+              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for row in report["rows"]:
+        conditions = [f"{row['shape']} {row['resolution']} px, {row['steps']} steps"]
+        if row.get("batch", 1) > 1:
+            conditions.append(f"batch {row['batch']}")
+        conditions.append(
+            row.get("precision", "fp16") + (f" ({'+'.join(row['quantized'])})" if row.get("quantized") else "")
+        )
+        if row.get("policy", "all_resident") != "all_resident":
+            conditions.append(row["policy"])
+        if row.get("vae_tiling"):
+            conditions.append("VAE slicing")
+        conditions.append(row["backend"])
+        if row["kind"] in ("peak_gib", "weights_gib", "peak_allocated_gib", "allocated_peak_gib"):
+            conditions.append(
+                f"{'after load' if row['kind'] == 'weights_gib' else 'peak'}, {row.get('counter', 'allocated')}"
+            )
+        error = "in range" if "range" in row and row["error"] == 0 else f"{row['error']:.0%}"
+        lines.append(
+            f"| {row['id']} | {row['gpu']} | {', '.join(conditions)} | {'+'.join(row['classes'])} "
+            f"| {_shown(row, 'value')} | {_shown(row, 'projected')} | {error} | {row['source']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
@@ -143,9 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="also write the validation table here")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed (CI)")
+    parser.add_argument("--markdown", type=Path, help="replace the validation tables in this Markdown file")
+    parser.add_argument("--readme", type=Path, help="replace the per-class summary in this Markdown file")
     args = parser.parse_args(argv)
     report = run(args.write)
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    if args.markdown:
+        replace_between(args.markdown, "validation", markdown(report))
+    if args.readme:
+        replace_between(args.readme, "validation-summary", markdown(report).split("\n\n")[0] + "\n")
     return 1 if (report["missed"] and args.check) else 0

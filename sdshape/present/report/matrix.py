@@ -25,6 +25,9 @@ def _model_cell(card: dict[str, Any]) -> Cell:
         return Cell("does not fit", "no")
     low, high = card["seconds_band"]
     text = f"{card['policy'].replace('_', ' ')} · {card['seconds_per_image']:.1f} s ({low:.1f}-{high:.1f})"
+    best = card.get("best")
+    if best is not None:
+        text += f"; fastest: {best['precision']} {best['policy'].replace('_', ' ')} · {best['seconds_per_image']:.1f} s"
     return Cell(text, "fits" if card["policy"] == "all_resident" else "offload")
 
 
@@ -39,6 +42,13 @@ def _measured_cell(runs: list[Run], gpu: str, row: dict) -> Cell | None:
             seconds = sum(cost.measured_s or 0.0 for cost in run.stages.values())
             return Cell(f"measured: {seconds:.2f} s ({Path(file).name})", "fits")
     return None
+
+
+def _bands(time_model: dict[str, Any]) -> list[str]:
+    """The validation bands a matrix was built with (older matrices carry one band)."""
+    if "bands" in time_model:
+        return [f"{text}." for text in time_model["bands"].values()]
+    return [f"{time_model['band']}."]
 
 
 def model_matrix_sections(runs: list[Run], gpus: list[GPU]) -> list[Section]:
@@ -57,8 +67,9 @@ def model_matrix_sections(runs: list[Run], gpus: list[GPU]) -> list[Section]:
     return [
         Heading("Feasibility matrix"),
         Text(
-            f"{matrix['label']}. Each cell: the least intrusive policy that fits (allocated peak plus a 0.75 GiB "
-            f"CUDA context), seconds per image and the band its validation found. {matrix['time_model']['band']}. "
+            f"{matrix['label']}. Each cell: the least intrusive policy that fits in fp16 (allocated peak plus a "
+            f"0.75 GiB CUDA context), seconds per image and the band its validation found, then the fastest weight "
+            f"format and policy that fit. {' '.join(_bands(matrix['time_model']))} "
             f"Host launch cost: {matrix['time_model']['host']}. Generated {matrix['generated']} with torch "
             f"{matrix['torch']} (`python bench/feasibility_matrix.py`). Other settings: `sdshape fit SHAPE`.",
             True,
