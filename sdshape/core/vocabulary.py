@@ -110,6 +110,11 @@ PRECISIONS: dict[str, Precision] = {
         Precision("fp8", "bfloat16", 2, 2.5e-1, None, storage="fp8"),
         Precision("int8", "bfloat16", 2, 1.5e-1, None, storage="int8"),
         Precision("nf4", "bfloat16", 2, 3e-1, None, storage="nf4"),
+        # GGUF (diffusers' GGUFLinear; the denoiser only): tolerances as for the formats of the same bits.
+        Precision("gguf-q8_0", "bfloat16", 2, 1.5e-1, None, storage="gguf-q8_0"),
+        Precision("gguf-q5_k", "bfloat16", 2, 3e-1, None, storage="gguf-q5_k"),
+        Precision("gguf-q4_k", "bfloat16", 2, 3e-1, None, storage="gguf-q4_k"),
+        Precision("gguf-q4_0", "bfloat16", 2, 3e-1, None, storage="gguf-q4_0"),
     )
 }
 PRECISION_NAMES = tuple(PRECISIONS)

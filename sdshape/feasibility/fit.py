@@ -72,9 +72,12 @@ def cached_static(
     should not). A cache file that cannot be read is traced again."""
     compute = str(fmt.compute_dtype).removeprefix("torch.")
     path = _cache_file(shape, (resolution, batch, compute, vae_fp16, tiled))
+    if path in _LOADED:
+        return dataclasses.replace(_LOADED[path].as_format(fmt), steps=steps)
     try:
         static = pickle.loads(path.read_bytes())
         if isinstance(static, ShapeStatic):
+            _LOADED[path] = static
             return dataclasses.replace(static.as_format(fmt), steps=steps)
     except Exception:
         pass
@@ -88,7 +91,11 @@ def cached_static(
         write_atomic(path, pickle.dumps(static))
     except OSError:
         pass  # a read-only home still gets its answer
+    _LOADED[path] = static
     return dataclasses.replace(static.as_format(fmt), steps=steps)
+
+
+_LOADED: dict[Path, ShapeStatic] = {}  # one process reads each cached trace once, whatever the formats asked
 
 
 def unsupported_reason(gpu: GPU, fmt: WeightFormat) -> str | None:

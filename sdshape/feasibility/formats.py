@@ -31,6 +31,9 @@ The VAE stays at the compute dtype in every quantized format. Layers a library k
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
+import json
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -48,6 +51,8 @@ BOTH = ("text_encoder", "denoiser")
 # GGML block formats: (elements per block, bytes per block), as the gguf package's GGML_QUANT_SIZES holds them
 # (ggml's ggml-common.h): a format's bytes are exact whether or not gguf is installed; a test holds the two equal.
 GGUF_BLOCKS = {"q8_0": (32, 34), "q5_k": (256, 176), "q4_k": (256, 144), "q4_0": (32, 18), "q4_1": (32, 20)}
+# The 32-block types llama.cpp falls back to where a row is not whole 256-blocks (sdshape.models.quantize).
+FALLBACK_BLOCKS = {"q5_0": (32, 22), "q5_1": (32, 24)}
 
 
 @dataclass(frozen=True)
@@ -142,17 +147,27 @@ def _layerwise_cast(module: nn.Module) -> set[int]:
 
 
 def _quantized_linears(module: nn.Module, fmt: WeightFormat) -> set[int]:
-    """The Linear layers a bitsandbytes, torchao or GGUF load quantizes; GGUF rows whose length is not a whole
-    number of blocks stay unquantized, as llama.cpp's converters keep them."""
+    """The Linear layers a bitsandbytes, torchao or GGUF load quantizes; a GGUF row that is not whole blocks of
+    its type or of the fallback type stays unquantized, as llama.cpp's quantizer leaves it."""
     linears = _walk(module, keep_unquantized, (nn.Linear,))
-    block = fmt.gguf_block
-    if block is None:
+    if fmt.gguf_block is None:
         return linears
     return {
         id(layer)
         for layer in module.modules()
-        if id(layer) in linears and layer.weight.shape[-1] % block[0] == 0  # type: ignore[union-attr]
+        if id(layer) in linears and gguf_block_of(fmt, layer.weight.shape[-1]) is not None  # type: ignore[union-attr]
     }
+
+
+def gguf_block_of(fmt: WeightFormat, columns: int) -> tuple[int, int] | None:
+    """(elements, bytes) of the GGML block a row of ``columns`` is stored in: the format's own, or for a
+    K-quant the 32-block type llama.cpp falls back to (Q4_K to Q5_0, Q5_K to Q5_1); None: unquantized."""
+    name = fmt.name.removeprefix("gguf-")
+    fallback = {"q4_k": "q5_0", "q5_k": "q5_1"}.get(name)
+    for block in (GGUF_BLOCKS[name], FALLBACK_BLOCKS.get(fallback or "")):
+        if block is not None and columns % block[0] == 0:
+            return block
+    return None
 
 
 def _quantized_bytes(weight: torch.Tensor, fmt: WeightFormat) -> int:
@@ -160,7 +175,7 @@ def _quantized_bytes(weight: torch.Tensor, fmt: WeightFormat) -> int:
         return weight.numel() + weight.shape[0] * 5  # int8 data; fp32 scale and int8 zero point a row
     if fmt.name == "nf4":
         return weight.numel() // 2 + -(-weight.numel() // NF4_BLOCK) * 4
-    elements, nbytes = fmt.gguf_block  # type: ignore[misc]
+    elements, nbytes = gguf_block_of(fmt, weight.shape[-1])  # type: ignore[misc]
     return weight.numel() // elements * nbytes
 
 
@@ -235,9 +250,28 @@ CALL_COSTS = {
 
 @cache
 def gguf_dequant_cost(name: str) -> CallCost:
-    """The PyTorch kernels diffusers' GGUF dequantization launches for one weight, traced on the meta device
-    from the installed diffusers' own code (``dequantize_gguf_tensor`` then ``.to(bf16)``, as
-    ``GGUFLinear.forward_native`` runs), per weight element."""
+    """The PyTorch kernels diffusers' GGUF dequantization launches for one weight, per weight element: traced
+    on the meta device from the installed diffusers' own code (``dequantize_gguf_tensor`` then ``.to(bf16)``,
+    as ``GGUFLinear.forward_native`` runs), once per diffusers version (kept beside the trace cache: importing
+    diffusers' quantizers takes seconds that ``fit`` should not pay on every answer)."""
+    from sdshape.backends.cache import default_root
+    from sdshape.result.output import write_atomic
+
+    path = default_root() / "static" / f"gguf-{name}-diffusers-{_version('diffusers')}-gguf-{_version('gguf')}.json"
+    try:
+        return CallCost(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        pass
+    cost = _traced_gguf_cost(name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(dataclasses.asdict(cost)))
+    except OSError:
+        pass  # a read-only cache still gets its answer
+    return cost
+
+
+def _traced_gguf_cost(name: str) -> CallCost:
     from diffusers.quantizers.gguf.utils import GGUFParameter, dequantize_gguf_tensor
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
@@ -281,12 +315,10 @@ def gguf_missing(fmt: WeightFormat, raise_error: bool = False) -> str | None:
     needs the ``gguf`` package); None when it can."""
     if fmt.gguf_block is None:
         return None
-    try:
-        import gguf  # noqa: F401
-        from diffusers.quantizers.gguf import utils  # noqa: F401
-    except ImportError as error:
-        why = f"--precision {fmt.name} needs the gguf package and diffusers' GGUF support: pip install gguf ({error})"
+    missing = [name for name in ("gguf", "diffusers") if importlib.util.find_spec(name) is None]
+    if missing:
+        why = f"--precision {fmt.name} needs {' and '.join(missing)}: pip install {' '.join(missing)}"
         if raise_error:
-            raise UsageError(why) from None
+            raise UsageError(why)
         return why
     return None

@@ -6,6 +6,10 @@
 - ``int8``: torchao ``quantize_(module, Int8WeightOnlyConfig())``: Linear weights in int8 with a per-row scale.
 - ``nf4``: bitsandbytes ``Linear4bit(quant_type="nf4")`` in place of every Linear, bf16 compute: what
   diffusers' ``BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")`` builds.
+- ``gguf-q8_0``, ``gguf-q5_k``, ``gguf-q4_k``, ``gguf-q4_0``: diffusers' ``GGUFLinear`` with a ``GGUFParameter``
+  in place of every Linear of the denoiser whose rows are whole blocks (what ``GGUFQuantizationConfig``
+  loading builds from a GGUF file); the blocks are packed by gguf's quantizer (Q8_0, Q4_0 and the 32-block
+  fallbacks) or sdshape's K-quant packer, and dequantized in PyTorch on every call.
 
 The text encoders and the denoiser are quantized; the VAE stays in bf16, as the diffusers recipes leave
 it. Quantized tensors report their logical size to PyTorch (torchao) or hide their scales outside the
@@ -21,10 +25,13 @@ from torch import nn
 
 from sdshape.core.errors import UsageError
 
-STORAGE_FORMATS = ("fp8", "int8", "nf4")
+STORAGE_FORMATS = ("fp8", "int8", "nf4", "gguf-q8_0", "gguf-q5_k", "gguf-q4_k", "gguf-q4_0")
 # diffusers' DEFAULT_SKIP_MODULES_PATTERN, matched (re.search) on names relative to the library model
 LAYERWISE_SKIP = ("pos_embed", "patch_embed", "norm", "^proj_in$", "^proj_out$")
-LIBRARY = {"fp8": "diffusers", "int8": "torchao", "nf4": "bitsandbytes"}
+LIBRARY = {"fp8": "diffusers", "int8": "torchao", "nf4": "bitsandbytes", **{f: "gguf" for f in STORAGE_FORMATS[3:]}}
+# llama.cpp's quantizer keeps a K-quant's bits where a row is not whole 256-blocks by falling back to a 32-block
+# type (llama_tensor_get_type: Q4_K -> Q5_0, Q5_K -> Q5_1); a row that is not whole 32-blocks stays unquantized.
+GGUF_FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_1"}
 
 
 def check_available(storage: str) -> None:
@@ -52,6 +59,8 @@ def quantize(module: nn.Module, storage: str) -> nn.Module:
         quantize_(module, Int8WeightOnlyConfig())
     elif storage == "nf4":
         _to_nf4(module)
+    elif storage.startswith("gguf-"):
+        _to_gguf(module, storage.removeprefix("gguf-").upper())
     else:
         raise ValueError(storage)
     return module
@@ -86,8 +95,57 @@ def library_models(module: nn.Module) -> list[nn.Module]:
 
 
 def store(module: nn.Module, storage: str | None, kind: str) -> nn.Module:
-    """A component as a run in ``storage`` holds it: quantized, except the VAE (and nothing without a format)."""
-    return quantize(module, storage) if storage and kind != "vae" else module
+    """A component as a run in ``storage`` holds it: quantized, except the VAE (and nothing without a format);
+    a GGUF format quantizes the denoiser only (a GGUF file holds the transformer; the encoders load plain)."""
+    if not storage or kind == "vae" or (storage.startswith("gguf-") and kind != "denoiser"):
+        return module
+    return quantize(module, storage)
+
+
+def gguf_type(quant: str, columns: int) -> str | None:
+    """The GGML type a row of ``columns`` weights is stored in for format ``quant`` (None: left unquantized)."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    for name in (quant, GGUF_FALLBACK.get(quant)):
+        if name is not None and columns % GGML_QUANT_SIZES[GGMLQuantizationType[name]][0] == 0:
+            return name
+    return None
+
+
+def gguf_blocks(weight: torch.Tensor, quant: str) -> torch.Tensor:
+    """A weight as GGML blocks (uint8, rows x bytes), packed by gguf's own quantizer, or by
+    :mod:`sdshape.models.kquants` for the K-quants gguf cannot write."""
+    import gguf
+
+    from sdshape.models.kquants import quantize_k
+
+    data = weight.detach().to(device="cpu", dtype=torch.float32).numpy()
+    if quant in ("Q4_K", "Q5_K"):
+        return torch.from_numpy(quantize_k(data, int(quant[1])))
+    return torch.from_numpy(gguf.quants.quantize(data, gguf.GGMLQuantizationType[quant]))
+
+
+def _to_gguf(module: nn.Module, quant: str) -> None:
+    """Every Linear whose rows are whole blocks becomes diffusers' ``GGUFLinear`` holding a ``GGUFParameter``,
+    as ``GGUFQuantizationConfig`` loading builds it; it dequantizes in PyTorch on every call."""
+    from diffusers.quantizers.gguf.utils import GGUFLinear, GGUFParameter
+    from gguf import GGMLQuantizationType
+
+    for name, child in list(module.named_children()):
+        if not isinstance(child, nn.Linear):
+            _to_gguf(child, quant)
+            continue
+        kind = gguf_type(quant, child.in_features)
+        if kind is None:
+            continue
+        device = child.weight.device
+        layer = GGUFLinear(child.in_features, child.out_features, bias=child.bias is not None,
+                           compute_dtype=torch.bfloat16, device="meta")  # fmt: skip
+        blocks = gguf_blocks(child.weight, kind).to(device)
+        layer.weight = GGUFParameter(blocks, quant_type=GGMLQuantizationType[kind])
+        if child.bias is not None:
+            layer.bias = nn.Parameter(child.bias.data.to(torch.bfloat16), requires_grad=False)
+        setattr(module, name, layer)
 
 
 def _to_nf4(module: nn.Module) -> None:
@@ -137,6 +195,10 @@ def stored_nbytes(tensor: torch.Tensor) -> int:
 
 
 def logical_numel(tensor: torch.Tensor) -> int:
-    """The parameter count a weight stands for (bitsandbytes packs two 4-bit values a byte)."""
+    """The parameter count a weight stands for (bitsandbytes packs two 4-bit values a byte; a GGUF weight
+    holds blocks of bytes for ``quant_shape`` values)."""
     state = getattr(tensor, "quant_state", None)
-    return math.prod(state.shape) if state is not None else tensor.numel()
+    if state is not None:
+        return math.prod(state.shape)
+    shape = getattr(tensor, "quant_shape", None)
+    return math.prod(shape) if shape is not None else tensor.numel()
