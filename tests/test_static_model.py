@@ -244,7 +244,8 @@ def test_a_desktop_launches_faster_than_a_server(capsys, monkeypatch, trace_cach
 
 
 def test_formats_cost_time_as_their_kernels_run_and_gguf_stores_exact_blocks(capsys, monkeypatch, trace_cache):
-    from sdshape.feasibility.formats import GGUF_BLOCKS, call_cost, weight_format
+    from sdshape.feasibility.dequant import call_cost
+    from sdshape.feasibility.formats import GGUF_BLOCKS, weight_format
 
     gguf = pytest.importorskip("gguf")
     for block, (elements, nbytes) in GGUF_BLOCKS.items():
@@ -328,8 +329,8 @@ def test_sdshape_prints_nothing_the_user_did_not_ask_for(tmp_path):
 
 
 def test_a_tiled_decode_costs_every_tile_and_the_trace_cache_follows_the_code():
-    from sdshape.feasibility.fit import TRACE_SOURCES
     from sdshape.feasibility.static import tiles_per_side
+    from sdshape.feasibility.trace_cache import TRACE_SOURCES
 
     # AutoencoderKL.tiled_decode at 1024 px with 512 px tiles: latents 128, tiles of 64 every 48 -> 3 a side
     assert tiles_per_side(1024, 512) == 3 and tiles_per_side(1024, 1024) == 1 and tiles_per_side(2048, 1024) == 3

@@ -191,3 +191,33 @@ def parse_backends(value: str, known: list[str]) -> list[str]:
         if name.partition(":")[0] not in known:
             raise choices_error("backend", name.partition(":")[0], known)
     return list(dict.fromkeys(names))  # a backend named twice runs once
+
+
+# Policies whose use_stream prefetches on a CUDA stream: diffusers refuses them on the CPU.
+POLICIES_NEEDING_CUDA = ("group_offload_block_stream", "group_offload_leaf_stream")
+
+
+def check_policy(policy: str, device: str, specs: dict[str, tuple[str, dict]]) -> None:
+    """One line, exit 2, for a policy that is unknown, needs a GPU here, or a backend that runs no torch module
+    (ONNX Runtime and TensorRT hold their own copy of the weights: diffusers' hooks cannot move it)."""
+    from sdshape.core.vocabulary import DEFAULT_POLICY, POLICIES
+
+    if policy not in POLICIES:
+        raise choices_error("policy", policy, POLICIES)
+    if policy in POLICIES_NEEDING_CUDA and device != "cuda":
+        allowed = ", ".join(p for p in POLICIES if p not in POLICIES_NEEDING_CUDA)
+        raise UsageError(
+            f"--policy {policy} needs a CUDA GPU: use_stream prefetches on a CUDA stream (here: {allowed})"
+        )
+    if policy == DEFAULT_POLICY:
+        return
+    from sdshape.backends import get_backend
+
+    for label, (name, options) in specs.items():
+        if not get_backend(name, options).keeps_module:
+            raise UsageError(
+                f"--policy {policy} moves torch modules with diffusers' hooks; backend {label} runs its own copy "
+                "of the weights (use eager or compile)"
+            )
+        if options.get("cuda_graph"):
+            raise UsageError(f"--policy {policy} moves weights between calls; {label} replays a captured graph")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from sdshape.core.vocabulary import DEVICES, PRECISION_NAMES
+from sdshape.core.vocabulary import DEFAULT_POLICY, DEVICES, POLICIES, PRECISION_NAMES
 
 RUN, BENCH, SHAPES = "run", "bench", "shapes"  # where an option applies
 HARNESSES = (RUN, BENCH, SHAPES)
@@ -102,6 +102,23 @@ class RunOptions:
         action="store_true",
     )
     device: str | None = option("--device", f"{'|'.join(DEVICES)} (default: the GPU if there is one)", where=HARNESSES)
+    policy: str = option(
+        "--policy",
+        f"residency policy, with diffusers' own offload hooks: {'|'.join(POLICIES)}",
+        DEFAULT_POLICY,
+    )
+    vae_tiling: bool = option(
+        "--vae-tiling",
+        "decode in tiles (the VAE's enable_tiling): bounds the decode's memory",
+        False,
+        action="store_true",
+    )
+    vae_slicing: bool = option(
+        "--vae-slicing",
+        "decode one image of the batch at a time (the VAE's enable_slicing)",
+        False,
+        action="store_true",
+    )
     resolution: int | None = option(
         "--resolution",
         f"image side in pixels, a multiple of 8 (default: native; {CPU_DEFAULTS.resolution_cap} on the CPU)",

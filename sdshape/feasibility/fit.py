@@ -8,94 +8,30 @@ fits its memory.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from sdshape import __version__
-from sdshape.backends.cache import cache_key, default_root
 from sdshape.core.errors import UsageError, choices_error
 from sdshape.feasibility.catalog import GPU
-from sdshape.feasibility.formats import BF16_ARCHITECTURES, FORMATS, SEARCHED, WeightFormat, gguf_missing
+from sdshape.feasibility.dequant import gguf_missing
+from sdshape.feasibility.formats import BF16_ARCHITECTURES, FORMATS, SEARCHED, WeightFormat
 from sdshape.feasibility.measured import ASSUMED_CONTEXT_BYTES
 from sdshape.feasibility.model import DEFAULT_HOST, Projection, TimeModel, classes_of, project
 from sdshape.feasibility.policies import POLICIES, host_bytes, peak_bytes
-from sdshape.feasibility.static import ShapeStatic, static_shape, with_tiled_decode
+from sdshape.feasibility.static import ShapeStatic
 from sdshape.feasibility.timing import ArchEfficiency
-from sdshape.models.zoo import ShapeSpec, shape_components
-from sdshape.result.output import write_atomic
+from sdshape.feasibility.trace_cache import cached_static
+from sdshape.models.zoo import ShapeSpec
 
 # Not in max_memory_allocated: the CUDA context, the same assumed 0.75 GiB a report uses when a run could
 # not measure it, stated wherever a fit is judged.
 CONTEXT_BYTES = ASSUMED_CONTEXT_BYTES
-# The code a cached trace is made by: a change to any of it traces again.
-HERE = Path(__file__).parent
-TRACE_SOURCES = (HERE / "static.py", HERE / "trace.py", HERE / "formats.py", HERE.parent / "models" / "quantize.py")
-
-
-@cache
-def _model_code() -> str:
-    """The static model's own code, so that a cached trace made by another version is never reused."""
-    return hashlib.sha256(b"".join(p.read_bytes() for p in TRACE_SOURCES)).hexdigest()
-
-
-def _cache_file(shape: ShapeSpec, key: tuple) -> Path:
-    """Beside the exported models (``$SDSHAPE_CACHE_DIR``, else the user cache dir), under ``static/``."""
-    digest = cache_key({
-        "model_code": _model_code(), "sdshape": __version__, "torch": torch.__version__, "key": list(key),
-        "components": {kind: [s.name, s.config] for kind, s in shape_components(shape).items()},
-    })  # fmt: skip
-    return default_root() / "static" / f"{shape.name}-{digest[:16]}.pkl"
-
-
-def cached_static(
-    shape: ShapeSpec,
-    resolution: int,
-    steps: int,
-    batch: int,
-    fmt: WeightFormat,
-    vae_fp16: bool,
-    tiled: bool,
-    progress: Callable[[str], None] | None = None,
-) -> ShapeStatic:
-    """The traced shape in ``fmt``, from the trace cache when the same configs were traced before at the same
-    compute dtype (one trace serves every format of that dtype; a trace of SDXL takes seconds, the answer
-    should not). A cache file that cannot be read is traced again."""
-    compute = str(fmt.compute_dtype).removeprefix("torch.")
-    path = _cache_file(shape, (resolution, batch, compute, vae_fp16, tiled))
-    if path in _LOADED:
-        return dataclasses.replace(_LOADED[path].as_format(fmt), steps=steps)
-    try:
-        static = pickle.loads(path.read_bytes())
-        if isinstance(static, ShapeStatic):
-            _LOADED[path] = static
-            return dataclasses.replace(static.as_format(fmt), steps=steps)
-    except Exception:
-        pass
-    if tiled:
-        full = cached_static(shape, resolution, steps, batch, fmt, vae_fp16, False, progress)
-        static = with_tiled_decode(full, shape, fmt, vae_fp16)
-    else:
-        static = static_shape(shape, resolution, steps, batch, fmt, vae_fp16, progress)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, pickle.dumps(static))
-    except OSError:
-        pass  # a read-only home still gets its answer
-    _LOADED[path] = static
-    return dataclasses.replace(static.as_format(fmt), steps=steps)
-
-
-_LOADED: dict[Path, ShapeStatic] = {}  # one process reads each cached trace once, whatever the formats asked
 
 
 def unsupported_reason(gpu: GPU, fmt: WeightFormat) -> str | None:
@@ -225,7 +161,12 @@ def best_combination(searched: list[Traced], gpu: GPU, model: TimeModel, backend
     fastest = min(f[0] for f in found)
     close = [f for f in found if f[0] <= fastest * 1.05]
     parity = format_parity()
-    seconds, name, policy, tiling, peak = min(close, key=lambda f: (parity.get(f[1], {}).get("error", 1.0), f[0]))
+
+    def accuracy(candidate: tuple) -> tuple[float, float]:
+        error = parity.get(candidate[1], {}).get("error")
+        return (float("inf") if error is None else error, candidate[0])  # a format not measured comes last
+
+    seconds, name, policy, tiling, peak = min(close, key=accuracy)
     low, high = model.band(classes_of(FORMATS[name], policy, searched[0].full.batch))
     return {
         "precision": name,

@@ -15,7 +15,8 @@ from typing import Any
 
 from sdshape.core.errors import choices_error
 from sdshape.feasibility.catalog import GPU
-from sdshape.feasibility.formats import WeightFormat, call_cost
+from sdshape.feasibility.dequant import call_cost
+from sdshape.feasibility.formats import WeightFormat
 from sdshape.feasibility.policies import STAGES, Transfers, transfers
 from sdshape.feasibility.static import ShapeStatic, StageStatic
 from sdshape.feasibility.timing import ArchEfficiency, StageTime, stage_time

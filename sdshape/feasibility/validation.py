@@ -14,14 +14,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sdshape.feasibility.calibration import (
-    Conditions,
-    allocator_rows,
-    calibrate,
-    gpu_results,
-    measured_loops,
-    validate,
-)
+from sdshape.feasibility.agreement import allocator_rows, validate
+from sdshape.feasibility.calibration import Conditions, calibrate, gpu_results, measured_loops
 from sdshape.feasibility.catalog import load_catalog
 from sdshape.feasibility.figures import public_figures
 from sdshape.feasibility.formats import weight_format

@@ -7,6 +7,8 @@ a stage's memory is :meth:`Memory.standing_peak`'s decision, not this module's.
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.table import Table
 
@@ -55,6 +57,12 @@ def memory_cell(figure: Figure, caption_source: str, result: StageResult) -> str
     return units.size(figure.bytes) + ("" if figure.label == caption_source else f" ({figure.label})")
 
 
+def residency_label(c: Any) -> str:
+    """The policy a run held its weights under (with the VAE's tiling and slicing), as the conditions say it."""
+    vae = " and ".join(name for name, on in (("tiling", c.vae_tiling), ("slicing", c.vae_slicing)) if on)
+    return f"{c.policy} + VAE {vae} · " if vae else f"{c.policy} · "
+
+
 def conditions(result: StageResult) -> str:
     i, c, t = result.id, result.conditions, result.timing
     if t.stopping is not None and t.stopping.target_ci is not None:
@@ -65,7 +73,7 @@ def conditions(result: StageResult) -> str:
         f"{i.shape} · {i.backend} · {i.precision}"
         f"{f' (VAE {c.vae_precision}: force_upcast)' if c.vae_precision else ''} · batch {i.batch} · "
         f"{i.resolution}x{i.resolution} · "
-        f"{i.steps} steps · {guidance_label(c.guidance, c.guidance_scale)} · "
+        f"{i.steps} steps · {guidance_label(c.guidance, c.guidance_scale)} · {residency_label(c)}"
         f"{rounds} after {t.warmup_rounds} warm-up · timer {t.timer} · "
         f"{c.device_name}"
     )

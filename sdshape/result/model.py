@@ -191,6 +191,9 @@ class Conditions:
     family: str | None = None  # the denoiser's model family (unet, pixart, sd3, flux)
     guidance: str | None = None  # cfg (batch doubled), distilled (a guidance input), none
     vae_precision: str | None = None  # where the VAE ran in another precision (SDXL's force_upcast: fp32)
+    policy: str = "all_resident"  # residency policy (sdshape run --policy); rows written before it: all resident
+    vae_tiling: bool = False  # the VAE decoded in tiles (enable_tiling)
+    vae_slicing: bool = False  # the VAE decoded one image at a time (enable_slicing)
     composition_notes: list[str] = field(default_factory=list)  # how a composed shape adapted its parts
     seed: int | None = None  # for the random weights and the inputs
     weights: str | None = None  # random (from the published config), or the --weights folder

@@ -19,7 +19,9 @@ import torch
 from sdshape.backends import artifact_of
 from sdshape.backends.base import Artifact, FailedRunner, Runner
 from sdshape.config.identity import artifact_slot
+from sdshape.core.vocabulary import KIND_OF_STAGE, KINDS
 from sdshape.measurement.measure import classify_failure
+from sdshape.result.model import StageResult
 
 
 class Runners:
@@ -108,3 +110,13 @@ class Runners:
                 close()
         self.runners.clear()
         self._made_from.clear()
+
+
+def reused_broken(result: StageResult, artifacts: dict[str, Artifact]) -> list[str]:
+    """The reused cached artifacts a stage ran on, when its output held NaN or Inf (else none): corrupt,
+    whatever their checksum said, so the session rebuilds them and measures the stage again, once."""
+    found = result.parity
+    if result.status != "invalid" or found is None or not (found.nan or found.inf):
+        return []
+    kinds = [KIND_OF_STAGE[result.stage]] if result.stage in KIND_OF_STAGE else list(KINDS)
+    return [kind for kind in kinds if kind in artifacts and artifacts[kind].cache == "reused"]

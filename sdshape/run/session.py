@@ -20,7 +20,7 @@ import torch
 from sdshape.backends import get_backend
 from sdshape.backends.base import Artifact
 from sdshape.config.plan import Plan
-from sdshape.core.vocabulary import KIND_OF_STAGE, KINDS, STAGE_OF_KIND, STAGES, precision
+from sdshape.core.vocabulary import KINDS, STAGE_OF_KIND, STAGES, precision
 from sdshape.measurement import environment, parity
 from sdshape.measurement.energy import EnergyReading
 from sdshape.measurement.measure import Outcome, StageRecorder, classify_failure, release_memory
@@ -34,9 +34,10 @@ from sdshape.models.wiring import StageFacts, resident_weights, stage_facts, wir
 from sdshape.models.zoo import get_shape
 from sdshape.result.document import stats_dict
 from sdshape.result.model import StageResult
+from sdshape.run import residency
 from sdshape.run.recording import result_of
 from sdshape.run.reference import Reference, on_host
-from sdshape.run.runners import Runners
+from sdshape.run.runners import Runners, reused_broken
 
 # Memory may stay this far above the level before the previous session (library state such as
 # cuBLAS/cuDNN workspaces and loaded kernels, Python modules): at least 256 MiB, or half the
@@ -76,6 +77,7 @@ class Session:
     mapped_weight_files: list[str] = field(default_factory=list)
     torch_reserved_at_baseline: int | None = None  # what torch's allocator held when the baseline was read
     vram_cap: dict[str, Any] | None = None
+    residency: residency.Residency | None = None
 
     def __post_init__(self) -> None:
         self.source, self.nvml, self.nvml_reason = reading_source(self.plan.device)
@@ -158,6 +160,7 @@ class Session:
                 built = build.build_shape(shape, plan.device, self.dtype, plan.seed, announce, vae_dtype, storage)
             self.built = built
             self._advance(task, completed=3, description=f"{self.backend}: components built")
+            self.residency = residency.apply(built.modules, plan.device, plan.options)
             self._prepare(built)
         except UsageError:
             raise
@@ -188,6 +191,9 @@ class Session:
             for module in built.modules.values():
                 module.to("meta")
         self.resident_weights_bytes, self.mapped_weight_files = resident_weights(built, keeps, self.artifacts)
+        if self.residency is not None:  # offloaded weights live on the host: a GPU peak's floor is what stays
+            self.resident_weights_bytes = self.residency.floor(built.modules, plan.device, self.resident_weights_bytes)
+            self.stages["pipeline"].after_call = self.residency.end_of_call
 
     def close(self) -> None:
         """Drop everything that can hold memory: models, runners, stage inputs, the reference.
@@ -219,7 +225,7 @@ class Session:
         with torch.inference_mode():
             outcome = recorder.run_all(stopping, on_round=lambda: self._advance(task, advance=1))
         result = self.record(outcome, recorder)
-        reused = self._reused_broken(result)
+        reused = reused_broken(result, self.artifacts)
         if reused and self.runners is not None:
             # A cached artifact whose output holds NaN or Inf is corrupt, whatever its checksum said:
             # drop it, build it again, measure the stage again, once.
@@ -232,15 +238,6 @@ class Session:
             result = self.record(outcome, recorder)
         self._advance(task, description=f"{self.backend}: {stage}: {result.status}")
         return result
-
-    def _reused_broken(self, result: StageResult) -> list[str]:
-        """The reused artifacts a stage ran on, when its output held NaN or Inf (else none)."""
-        found = result.parity
-        if result.status != "invalid" or found is None or not (found.nan or found.inf):
-            return []
-        kinds = [KIND_OF_STAGE[result.stage]] if result.stage in KIND_OF_STAGE else list(KINDS)
-        artifacts = self.artifacts
-        return [kind for kind in kinds if kind in artifacts and artifacts[kind].cache == "reused"]
 
     @property
     def artifacts(self) -> dict[str, Artifact]:
