@@ -20,6 +20,8 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
+from sdshape.feasibility.validation import replace_between
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "sdshape" / "data" / "format_parity.json"
 FORMATS = ("fp16", "bf16", "fp8", "int8", "nf4", "gguf-q8_0", "gguf-q5_k", "gguf-q4_k", "gguf-q4_0")
@@ -68,8 +70,26 @@ def main() -> int:
         "formats": formats,
     }
     OUT.write_text(json.dumps(document, indent=1) + "\n")
-    print(f"wrote {OUT}")
+    replace_between(ROOT / "docs" / "static-model.md", "parity", markdown(document))
+    print(f"wrote {OUT} and the table in docs/static-model.md")
     return 0
+
+
+def markdown(document: dict) -> str:
+    """The parity table as the docs show it: per format, the largest error on each tiny family."""
+    lines = ["| format | " + " | ".join(SHAPES) + " | largest |", "|---" * (len(SHAPES) + 2) + "|"]
+    for name, entry in document["formats"].items():
+        cells = []
+        for shape in SHAPES:
+            cell = entry["by_shape"][shape]
+            cells.append(f"{max(cell.values()):.3f}" if isinstance(cell, dict) else "not run here")
+        largest = "-" if entry["error"] is None else f"{entry['error']:.3f}"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {largest} |")
+    versions = ", ".join(f"{k} {v}" for k, v in document["versions"].items())
+    lines.append("")
+    lines.append(f"Measured {document['measured']} on {document['machine']} ({versions}). fp16 does not run on the "
+                 "CPU (sdshape refuses it there).")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

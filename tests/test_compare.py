@@ -237,3 +237,22 @@ def test_a_metric_measured_under_two_methods_is_method_changed_not_a_regression(
     result = found[("denoise_loop", "eager")]
     assert code == 0 and result["verdict"] == "method_changed"
     assert result["metrics"]["memory"]["verdict"] == "method_changed" and "memory method 1 -> 2" in result["reason"]
+
+
+def test_a_change_of_residency_policy_is_not_a_regression(tmp_path):
+    """Offload moves weights inside the timed call: the same stage under model offload is slower by design."""
+    import dataclasses
+
+    from sdshape.regression.compare import Floors, compare_rows
+    from sdshape.result.model import Conditions, ResultId, StageResult, Timing
+
+    rid = ResultId("pipeline", "sd15", "eager", "fp16", 1, 512, 50)
+    base = StageResult(rid, timing=Timing(rounds_s=[1.0, 1.01, 0.99, 1.0, 1.0]), conditions=Conditions(device="cuda"))
+    new = dataclasses.replace(
+        base, timing=Timing(rounds_s=[3.0, 3.01, 2.99, 3.0, 3.0]),
+        conditions=Conditions(device="cuda", policy="model_offload"),
+    )  # fmt: skip
+    verdict = compare_rows(base, new, Floors())
+    assert verdict.verdict == "method_changed" and "all_resident -> model_offload" in verdict.reason
+    same = compare_rows(base, dataclasses.replace(new, conditions=Conditions(device="cuda")), Floors())
+    assert same.verdict == "regression"

@@ -194,11 +194,23 @@ def compare_scalar(
 def method_checked(metric: str, verdict: MetricVerdict, base: StageResult, new: StageResult) -> MetricVerdict:
     """A change measured under two method versions is "method changed", never a regression (when both
     sides have a figure: a metric neither side measured has no method to compare)."""
+    if verdict.base is None or verdict.new is None:
+        return verdict
+    held = [residency(row) for row in (base, new)]
+    if held[0] != held[1]:  # offload moves weights inside the timed call: a policy change is no regression
+        reason = f"residency {held[0]} -> {held[1]}: the figures are not comparable"
+        return replace(verdict, verdict="method_changed", reason=reason)
     before, after = base.conditions.methods.get(metric), new.conditions.methods.get(metric)
-    if before == after or verdict.base is None or verdict.new is None:
+    if before == after:
         return verdict
     reason = f"{metric} method {before} -> {after}: the figures are not comparable (sdshape.core.vocabulary.METHODS)"
     return replace(verdict, verdict="method_changed", reason=reason)
+
+
+def residency(row: StageResult) -> str:
+    """How a row held its weights: the policy, and the VAE's tiling and slicing."""
+    c = row.conditions
+    return c.policy + "".join(f" +{name}" for name, on in (("tiling", c.vae_tiling), ("slicing", c.vae_slicing)) if on)
 
 
 def compare_rows(base: StageResult, new: StageResult, floors: Floors, run_to_run: float | None = None) -> Verdict:
