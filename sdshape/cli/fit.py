@@ -105,7 +105,10 @@ def best_table(answer: dict) -> Table:
     """Per card, the fastest weight format and policy that fit, with the format's measured parity error."""
     table = Table(
         title="fastest format and policy that fit each card (formats searched: fp16, bf16, fp8, int8, nf4, GGUF)",
-        caption="parity: the format's largest relative L2 error against fp32 on the tiny models (format_parity.json)",
+        caption=(
+            "parity: the relative L2 error of the image against fp32 in this format, largest over the tiny models "
+            "(bench/format_parity.py)"
+        ),
     )
     for column in ("card", "format", "policy", "peak", "s/image", "band", "parity error"):
         table.add_column(column, justify="left" if column in ("card", "format", "policy") else "right")

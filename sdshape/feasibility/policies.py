@@ -11,10 +11,11 @@ context comes on top when a card's fit is judged. The policies (``sdshape.core.v
   component to the GPU before its stage (``module.to(device)``: one copy per tensor, from pageable memory)
   and back to the host when the next component's hook fires; both directions, every image.
 - ``group_offload_block``/``_leaf`` (``enable_group_offload``, block level with one block a group, or
-  leaf level): each group's weights are copied in before the group runs and dropped after (the host copy
-  is kept, so nothing moves back); the denoiser's weights cross once per step. Without streams the copies
-  come from pageable memory and stall the compute; with ``use_stream=True`` the host copy is pinned and
-  the next group is prefetched on a side stream while the current one computes.
+  leaf level): each group's weights are copied in before the group runs; the denoiser's weights cross
+  once per step. Without streams a group goes back with ``module.to(cpu)`` after it runs (a copy back into
+  fresh pageable memory, both stalling the compute); with ``use_stream=True`` the host copy is pinned and
+  kept (nothing moves back), and the next group is prefetched on a side stream while the current one
+  computes.
 - ``sequential_offload``: ``enable_sequential_cpu_offload``: ``accelerate.cpu_offload`` keeps every
   weight in a host state dict and copies each leaf layer's tensors in before its call (pageable, one copy
   per tensor), dropping them after; the denoiser's weights cross once per step.
@@ -110,6 +111,8 @@ def transfers(static: ShapeStatic, policy: str) -> Transfers:
         loop = steps * w["denoise_loop"]
         h2d = w["text_encoder"] + loop + w["vae_decode"]
         copies = n["text_encoder"] + steps * n["denoise_loop"] + n["vae_decode"]
+        if policy in GROUP and policy not in STREAMED:  # ModuleGroup.offload_: module.to(cpu), a copy back
+            return Transfers(h2d, h2d, 2 * copies, False, False, loop)
         return Transfers(h2d, 0, copies, policy in STREAMED, policy in STREAMED, loop)
     raise ValueError(policy)
 

@@ -161,20 +161,22 @@ def _linear_calls(module: torch.nn.Module) -> Iterator[list[tuple[int, int, int]
 def _largest_block_bytes(module: torch.nn.Module, width: int) -> int:
     """What ``enable_group_offload(offload_type="block_level", num_blocks_per_group=1)`` holds on the GPU at
     once: in each library model, every element of a direct child ModuleList or Sequential is a group, and all
-    the other direct children together are one more (diffusers' ``_apply_group_offloading_block_level``), so a
-    model without such a list (T5EncoderModel: ``shared`` and ``encoder``) is one group, whole."""
+    the other direct children together are one more (diffusers' ``_apply_group_offloading_block_level``),
+    onloaded when the model's forward starts and offloaded when it ends, so it is resident beside each block
+    (the SDXL UNet's mid block beside its largest up block). A model without such a list (T5EncoderModel:
+    ``shared`` and ``encoder``) is one group, whole."""
     from sdshape.models.quantize import library_models
 
     largest = 0
     for model in library_models(module):
-        unmatched = sum(p.numel() for p in model.parameters(recurse=False))
+        unmatched, biggest = sum(p.numel() for p in model.parameters(recurse=False)), 0
         for child in model.children():
             if isinstance(child, (torch.nn.ModuleList, torch.nn.Sequential)):
                 for block in child:
-                    largest = max(largest, sum(p.numel() for p in block.parameters()))
+                    biggest = max(biggest, sum(p.numel() for p in block.parameters()))
             else:
                 unmatched += sum(p.numel() for p in child.parameters())
-        largest = max(largest, unmatched)
+        largest = max(largest, unmatched + biggest)
     return largest * width
 
 
