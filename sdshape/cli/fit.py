@@ -106,8 +106,8 @@ def best_table(answer: dict) -> Table:
     table = Table(
         title="fastest format and policy that fit each card (formats searched: fp16, bf16, fp8, int8, nf4, GGUF)",
         caption=(
-            "parity: the relative L2 error of the image against fp32 in this format, largest over the tiny models "
-            "(bench/format_parity.py)"
+            "parity: one Linear's relative L2 error against fp32 in this format, then the image's on the tiny "
+            "models, largest over the families (measured on the CPU; docs/measurement.md)"
         ),
     )
     for column in ("card", "format", "policy", "peak", "s/image", "band", "parity error"):
@@ -117,7 +117,7 @@ def best_table(answer: dict) -> Table:
         if best is None:
             table.add_row(card["gpu"], "-", "does not fit in any format", "-", "-", "-", "-")
             continue
-        error = best["parity_error"]
+        error, image = best["parity_error"], best.get("parity_error_tiny_image")
         table.add_row(
             card["gpu"],
             best["precision"],
@@ -125,6 +125,6 @@ def best_table(answer: dict) -> Table:
             units.size(best["peak_bytes"]),
             f"{best['seconds_per_image']:.2f}",
             f"{best['seconds_band'][0]:.2f}-{best['seconds_band'][1]:.2f}",
-            "not measured" if error is None else f"{error:.3f}",
+            "not measured" if error is None else f"{error:.3f}" + ("" if image is None else f" / {image:.3f}"),
         )
     return table

@@ -195,12 +195,16 @@ def parse_backends(value: str, known: list[str]) -> list[str]:
 
 # Policies whose use_stream prefetches on a CUDA stream: diffusers refuses them on the CPU.
 POLICIES_NEEDING_CUDA = ("group_offload_block_stream", "group_offload_leaf_stream")
+# torch.compile modes that replay CUDA graphs on a GPU (captured on fixed weight addresses, which offload moves)
+GRAPH_MODES = ("max-autotune", "reduce-overhead")
 
 
-def check_policy(policy: str, device: str, specs: dict[str, tuple[str, dict]]) -> None:
+def check_policy(policy: str, device: str, specs: dict[str, tuple[str, dict]], precision: str = "fp32") -> None:
     """One line, exit 2, for a policy that is unknown, needs a GPU here, or a backend that runs no torch module
-    (ONNX Runtime and TensorRT hold their own copy of the weights: diffusers' hooks cannot move it)."""
-    from sdshape.core.vocabulary import DEFAULT_POLICY, POLICIES
+    (ONNX Runtime and TensorRT hold their own copy of the weights: diffusers' hooks cannot move it), replays
+    CUDA graphs (captured on weight addresses that offload changes), or rewrites layers after the hooks; and
+    for a weight format the policy's library cannot move (each refusal was seen failing on tiny)."""
+    from sdshape.core.vocabulary import DEFAULT_POLICY, POLICIES, PRECISIONS
 
     if policy not in POLICIES:
         raise choices_error("policy", policy, POLICIES)
@@ -211,6 +215,17 @@ def check_policy(policy: str, device: str, specs: dict[str, tuple[str, dict]]) -
         )
     if policy == DEFAULT_POLICY:
         return
+    storage = PRECISIONS[precision].storage if precision in PRECISIONS else None
+    if policy == "sequential_offload" and storage and storage != "fp8":
+        raise UsageError(
+            f"--policy sequential_offload with --precision {precision}: accelerate's cpu_offload rebuilds each "
+            "weight from a plain state dict, which quantized tensors do not survive (group_offload_leaf is nearest)"
+        )
+    if policy == "model_offload" and storage == "int8":
+        raise UsageError(
+            "--policy model_offload with --precision int8: module.to() cannot move torchao's int8 weights "
+            "(torch refuses to swap them); diffusers' group offload handles torchao's tensors"
+        )
     from sdshape.backends import get_backend
 
     for label, (name, options) in specs.items():
@@ -219,5 +234,12 @@ def check_policy(policy: str, device: str, specs: dict[str, tuple[str, dict]]) -
                 f"--policy {policy} moves torch modules with diffusers' hooks; backend {label} runs its own copy "
                 "of the weights (use eager or compile)"
             )
-        if options.get("cuda_graph"):
+        graphs = options.get("cuda_graph") or (options.get("compile_mode") in GRAPH_MODES and device == "cuda")
+        if graphs:
             raise UsageError(f"--policy {policy} moves weights between calls; {label} replays a captured graph")
+        rewritten = [flag for flag in ("channels_last", "fuse_qkv") if options.get(flag)]
+        if rewritten:  # a fused layer made after the hooks is in no offload group; a converted one is undone
+            raise UsageError(
+                f"--policy {policy}: {label} rewrites the layers ({', '.join(rewritten)}) after the offload hooks "
+                "hold their weights (use compile without them)"
+            )

@@ -227,9 +227,9 @@ def resolve(
                 "on the CPU there is no VRAM to cap"
             )
     specs = _backend_specs(backends, backend_flags or {}, device)
-    limits.check_policy(o.policy, device, specs)
     defaults = GPU_DEFAULTS if device == "cuda" else CPU_DEFAULTS
     precision = precision or defaults.precision
+    limits.check_policy(o.policy, device, specs, precision)
     limits.check_storage(precision, specs)
     if device == "cpu" and precision == "fp16":
         raise UsageError(

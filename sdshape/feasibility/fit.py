@@ -144,7 +144,7 @@ def fit_card(
 
 def best_combination(searched: list[Traced], gpu: GPU, model: TimeModel, backend: str, host: str) -> dict | None:
     """The fastest format and policy that fit the card; among those within 5% of the fastest, the one whose
-    format lost least accuracy on the tiny models (``format_parity``)."""
+    format rounds least (``format_parity``: one Linear's error against fp32, measured)."""
     efficiency = model.efficiency(gpu)[0]
     found = []
     for traced in searched:
@@ -163,7 +163,7 @@ def best_combination(searched: list[Traced], gpu: GPU, model: TimeModel, backend
     parity = format_parity()
 
     def accuracy(candidate: tuple) -> tuple[float, float]:
-        error = parity.get(candidate[1], {}).get("error")
+        error = parity.get(candidate[1], {}).get("linear_error")
         return (float("inf") if error is None else error, candidate[0])  # a format not measured comes last
 
     seconds, name, policy, tiling, peak = min(close, key=accuracy)
@@ -175,15 +175,16 @@ def best_combination(searched: list[Traced], gpu: GPU, model: TimeModel, backend
         "seconds_per_image": seconds,
         "seconds_band": [seconds * low, seconds * high],
         "peak_bytes": peak,
-        "parity_error": parity.get(name, {}).get("error"),
+        "parity_error": parity.get(name, {}).get("linear_error"),  # the format's own rounding, one Linear
+        "parity_error_tiny_image": parity.get(name, {}).get("error"),  # the image on the tiny models
         "parity_source": parity.get(name, {}).get("source"),
     }
 
 
 @cache
 def format_parity() -> dict[str, dict[str, Any]]:
-    """Each format's largest relative L2 error against fp32 on the tiny models, as measured by
-    ``bench/format_parity.py`` (``sdshape/data/format_parity.json``); empty when not measured."""
+    """Each format's measured error against fp32 (``sdshape/data/format_parity.json``, condensed by
+    ``bench/format_parity.py``): one Linear's, and the image's on the tiny models; empty when not measured."""
     try:
         data = json.loads(resources.files("sdshape.data").joinpath("format_parity.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from sdshape.core.errors import choices_error
-from sdshape.models.quantize import LAYERWISE_SKIP, layerwise_skip, library_models
+from sdshape.models.quantize import layerwise_skip, library_models
 
 NF4_BLOCK = 64
 CAST_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -47,8 +47,6 @@ BOTH = ("text_encoder", "denoiser")
 # GGML block formats: (elements per block, bytes per block), as the gguf package's GGML_QUANT_SIZES holds them
 # (ggml's ggml-common.h): a format's bytes are exact whether or not gguf is installed; a test holds the two equal.
 GGUF_BLOCKS = {"q8_0": (32, 34), "q5_k": (256, 176), "q4_k": (256, 144), "q4_0": (32, 18), "q4_1": (32, 20)}
-# The 32-block types llama.cpp falls back to where a row is not whole 256-blocks (sdshape.models.quantize).
-FALLBACK_BLOCKS = {"q5_0": (32, 22), "q5_1": (32, 24)}
 
 
 @dataclass(frozen=True)
@@ -127,15 +125,6 @@ def _walk(module: nn.Module, skip: callable, wanted: tuple[type, ...]) -> set[in
     return found
 
 
-def keep_unquantized(model: nn.Module) -> tuple[str, ...]:
-    """Name patterns of the layers bitsandbytes, torchao and GGUF loads leave unquantized in ``model``: its
-    class's ``_keep_in_fp32_modules`` (T5's ``wo``), which both libraries add to ``modules_to_not_convert``.
-    Read defensively: a list in transformers 4, a set in 5, None on most diffusers models."""
-    kept = layerwise_skip(model)[len(LAYERWISE_SKIP) :]  # the model's own names, after diffusers' defaults
-    skip = getattr(model, "_skip_layerwise_casting_patterns", None) or ()
-    return tuple(k for k in kept if k not in set([skip] if isinstance(skip, str) else skip))
-
-
 def _layerwise_cast(module: nn.Module) -> set[int]:
     """The layers diffusers' layerwise casting stores in fp8, found as it walks each library model: a
     module whose name (relative to that model) matches a skip pattern is skipped with its subtree."""
@@ -143,27 +132,19 @@ def _layerwise_cast(module: nn.Module) -> set[int]:
 
 
 def _quantized_linears(module: nn.Module, fmt: WeightFormat) -> set[int]:
-    """The Linear layers a bitsandbytes, torchao or GGUF load quantizes; a GGUF row that is not whole blocks of
-    its type or of the fallback type stays unquantized, as llama.cpp's quantizer leaves it."""
-    linears = _walk(module, keep_unquantized, (nn.Linear,))
-    if fmt.gguf_block is None:
-        return linears
-    return {
-        id(layer)
-        for layer in module.modules()
-        if id(layer) in linears and gguf_block_of(fmt, layer.weight.shape[-1]) is not None  # type: ignore[union-attr]
-    }
+    """The Linear layers a bitsandbytes, torchao or GGUF load quantizes, found as the runs find them
+    (:func:`sdshape.models.quantize.quantized_linears`: the class's ``_keep_in_fp32_modules``, a GGUF
+    checkpoint's unquantized layers, GGUF rows that are not whole blocks), so both count the same bytes."""
+    from sdshape.models.quantize import quantized_linears
+
+    return {id(layer) for _, _, layer in quantized_linears(module, fmt.name)}
 
 
 def gguf_block_of(fmt: WeightFormat, columns: int) -> tuple[int, int] | None:
-    """(elements, bytes) of the GGML block a row of ``columns`` is stored in: the format's own, or for a
-    K-quant the 32-block type llama.cpp falls back to (Q4_K to Q5_0, Q5_K to Q5_1); None: unquantized."""
-    name = fmt.name.removeprefix("gguf-")
-    fallback = {"q4_k": "q5_0", "q5_k": "q5_1"}.get(name)
-    for block in (GGUF_BLOCKS[name], FALLBACK_BLOCKS.get(fallback or "")):
-        if block is not None and columns % block[0] == 0:
-            return block
-    return None
+    """(elements, bytes) of the GGML block a row of ``columns`` is stored in; None: not whole blocks, so the
+    row stays unquantized (city96's converter, whose files diffusers' docs load, writes such tensors in F16)."""
+    block = GGUF_BLOCKS[fmt.name.removeprefix("gguf-")]
+    return block if columns % block[0] == 0 else None
 
 
 def _quantized_bytes(weight: torch.Tensor, fmt: WeightFormat) -> int:

@@ -5,8 +5,9 @@ Peaks are ``torch.cuda.max_memory_allocated`` figures (weights plus the traced a
 context comes on top when a card's fit is judged. The policies (``sdshape.core.vocabulary.POLICIES``):
 
 - ``all_resident``: every component on the GPU for the whole call; nothing moves.
-- ``text_encoders_dropped``: the text encoders are loaded, run and freed before the denoiser and VAE
-  load (diffusers' precomputed-embeddings recipe); per image they cross the link once, host to GPU.
+- ``text_encoders_dropped``: the text encoders are loaded, run and dropped before the denoiser and VAE
+  run (diffusers' precomputed-embeddings recipe); ``sdshape run`` makes each encoder one group of
+  ``apply_group_offloading`` without a stream, so per image they cross the link in and back.
 - ``model_offload``: ``enable_model_cpu_offload``: ``accelerate.cpu_offload_with_hook`` moves a whole
   component to the GPU before its stage (``module.to(device)``: one copy per tensor, from pageable memory)
   and back to the host when the next component's hook fires; both directions, every image.
@@ -103,8 +104,8 @@ def transfers(static: ShapeStatic, policy: str) -> Transfers:
     steps = static.steps
     if policy == "all_resident":
         return Transfers(0, 0, 0, False, False)
-    if policy == "text_encoders_dropped":
-        return Transfers(w["text_encoder"], 0, n["text_encoder"], False, False)
+    if policy == "text_encoders_dropped":  # one group each, without a stream: in for the call, back after it
+        return Transfers(w["text_encoder"], w["text_encoder"], 2 * n["text_encoder"], False, False)
     if policy == "model_offload":
         return Transfers(sum(w.values()), sum(w.values()), 2 * sum(n.values()), False, False)
     if policy in PER_CALL:

@@ -41,21 +41,34 @@ def token_ids(rows: int, sequence_length: int, vocab: int, device: torch.device,
     return torch.tensor([uncond] * half + [cond] * (rows - half), dtype=torch.long, device=device)
 
 
+AfterCall = Callable[[], None] | None
+
+
+def finished(after_call: AfterCall, output: Any) -> Any:
+    """A stage call's output, after what its residency policy does at the end of a call (model offload sends
+    the component back): inside the timed call, so every round pays the trip a pipeline call pays."""
+    if after_call is not None:
+        after_call()
+    return output
+
+
 class TextEncoderStage:
     name = "text_encoder"
+    after_call: AfterCall = None  # set by the session from its residency policy
 
     def __init__(self, runner: Runner, input_ids: tuple[torch.Tensor, ...]):
         self.runner = runner
         self.input_ids = input_ids
 
     def run(self, mark: Mark = None):
-        return self.runner(*self.input_ids)
+        return finished(self.after_call, self.runner(*self.input_ids))
 
 
 class DenoiseLoopStage:
     """The denoising loop, whatever the denoiser: ``steps`` evaluations and scheduler steps."""
 
     name = "denoise_loop"
+    after_call: AfterCall = None
 
     def __init__(
         self,
@@ -101,7 +114,7 @@ class DenoiseLoopStage:
             latents = family.scheduler_step(scheduler, prediction, t, latents)
             if mark is not None:
                 mark()
-        return latents
+        return finished(self.after_call, latents)
 
     def example_timestep(self) -> torch.Tensor:
         """The first timestep as the loop passes it: what an export or engine is traced with."""
@@ -110,6 +123,7 @@ class DenoiseLoopStage:
 
 class VAEDecodeStage:
     name = "vae_decode"
+    after_call: AfterCall = None
 
     def __init__(self, runner: Any, shapes: CallShapes, device: torch.device, dtype: torch.dtype, seed: int):
         self.runner = runner
@@ -117,28 +131,28 @@ class VAEDecodeStage:
         self.latents = torch.randn(shapes.vae["latents"], generator=generator).to(device=device, dtype=dtype)
 
     def run(self, mark: Mark = None, latents: torch.Tensor | None = None) -> torch.Tensor:
-        return self.runner(self.latents if latents is None else latents)
+        return finished(self.after_call, self.runner(self.latents if latents is None else latents))
 
 
 class PipelineStage:
-    """The three stages in sequence: prompt ids to pixels, as one image generation."""
+    """The three stages in sequence: prompt ids to pixels, as one image generation.
+
+    Each part ends with its own ``after_call``, so under model offload a component goes back to the host
+    after its part, where the next component's hook (or ``maybe_free_model_hooks``, for the VAE) would send
+    it: the same transfers as one call of the diffusers pipeline."""
 
     name = "pipeline"
 
     def __init__(self, text: TextEncoderStage, loop: DenoiseLoopStage, vae: VAEDecodeStage, dtype: torch.dtype):
         self.text, self.loop, self.vae = text, loop, vae
         self.dtype = dtype
-        self.after_call: Callable[[], None] | None = None  # what a pipeline does after its call (model offload)
 
     def run(self, mark: Mark = None) -> torch.Tensor:
         loop = self.loop
         conditioning = loop.family.conditioning(self.text.run(), loop.specs, loop.sizes)
         latents = loop.run(conditioning=conditioning.to(loop.device, self.dtype))
         latents = loop.family.to_vae_latents(latents, loop.specs, loop.sizes.resolution)
-        image = self.vae.run(latents=latents.to(self.vae.latents.dtype))  # an upcast VAE decodes in fp32
-        if self.after_call is not None:
-            self.after_call()  # inside the timed call: the components' trip back counts
-        return image
+        return self.vae.run(latents=latents.to(self.vae.latents.dtype))  # an upcast VAE decodes in fp32
 
 
 class VAEDecode(StageModule):

@@ -176,6 +176,17 @@ def residual_line(residual: Residual) -> str:
     )
 
 
+def host_line(results: list[StageResult]) -> str | None:
+    """Under an offload policy on a GPU, each stage's host RSS peak over the baseline: the weights the policy
+    keeps in host memory are there, not in the peak mem column (None: all resident, or on the CPU, where
+    peak mem already is host RSS)."""
+    first = results[0] if results else None
+    if first is None or first.device != "cuda" or first.conditions.policy == "all_resident":
+        return None
+    peaks = [f"{r.stage} {units.size(r.memory.figures.host_rss_peak_bytes)}" for r in results]
+    return f"host RSS peak under {first.conditions.policy} (offloaded weights live there): {' · '.join(peaks)}"
+
+
 def energy_lines(results: list[StageResult]) -> list[str]:
     """How energy was measured, or why it was not."""
     lines = []
@@ -231,6 +242,9 @@ def footnotes(results: list[StageResult]) -> list[str]:
     first = results[0] if results else None
     lines += [f"composition: {note}" for note in (first.conditions.composition_notes if first else [])]
     lines += energy_lines(results)
+    host = host_line(results)
+    if host is not None:
+        lines.append(host)
     lines.append(clock_line(results))
     lines.append("time %, energy %: of text_encoder + denoise_loop + vae_decode (one image); FLOPs: 1 MAC = 2 FLOPs")
     if first is not None and first.device == "cpu":

@@ -102,7 +102,9 @@ class Memory:
     def checked(self, device: str) -> Memory:
         """These readings with every figure that breaks a rule (``sdshape.result.rules``) set to None."""
         f = self.figures
-        resident = f.resident_weights_bytes or f.weights_bytes
+        # 0 resident (an offload policy keeps no weight on the GPU between calls): no floor. None (rows written
+        # before the figure existed): the stage's own weights.
+        resident = f.weights_bytes if f.resident_weights_bytes is None else f.resident_weights_bytes
         checked, error = check_memory(f.figures(), resident, device)
         if error is None:
             return self

@@ -32,7 +32,7 @@ import torch
 
 from sdshape.config.plan import Plan
 from sdshape.core.errors import UsageError
-from sdshape.core.vocabulary import STAGES
+from sdshape.core.vocabulary import DEFAULT_POLICY, STAGES
 from sdshape.measurement import energy
 from sdshape.measurement.nvml import reading_source
 from sdshape.result.model import ResultId, StageResult
@@ -78,7 +78,8 @@ class Campaign:
 
     @property
     def reference_in_run(self) -> bool:
-        return self.plan.precision == "fp32" and "eager" in self.plan.backends
+        resident = self.plan.options.policy == DEFAULT_POLICY
+        return self.plan.precision == "fp32" and "eager" in self.plan.backends and resident
 
     def _start(self) -> None:
         """Once per campaign, before any baseline: the CUDA context and the energy counter's period."""
@@ -115,12 +116,16 @@ class Campaign:
         session.__exit__(None, None, None)
 
     def reference_plan(self) -> Plan:
+        """Eager fp32 on the plan's inputs, all resident: a residency policy only moves weights, so its outputs
+        must match all resident's, and parity says whether they do. (The VAE's tiling and slicing are kept:
+        they change how the decode computes, not where weights live.)"""
         return dataclasses.replace(
             self.plan,
             precision="fp32",
             backends=["eager"],
             backend_specs={"eager": ("eager", {})},
             vram_cap_bytes=None,  # the reference runs uncapped, before any cap is set
+            options=dataclasses.replace(self.plan.options, policy=DEFAULT_POLICY),
         )
 
     def compute_reference(self) -> Reference | None:

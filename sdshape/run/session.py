@@ -20,7 +20,7 @@ import torch
 from sdshape.backends import get_backend
 from sdshape.backends.base import Artifact
 from sdshape.config.plan import Plan
-from sdshape.core.vocabulary import KINDS, STAGE_OF_KIND, STAGES, precision
+from sdshape.core.vocabulary import DEFAULT_POLICY, KINDS, STAGE_OF_KIND, STAGES, precision
 from sdshape.measurement import environment, parity
 from sdshape.measurement.energy import EnergyReading
 from sdshape.measurement.measure import Outcome, StageRecorder, classify_failure, release_memory
@@ -128,9 +128,11 @@ class Session:
 
     @property
     def is_reference(self) -> bool:
-        """Plain eager in fp32: the output every backend's parity is checked against."""
+        """Plain eager in fp32, all resident: the output every backend's (and every policy's) parity is checked
+        against."""
         plain = not any(self.plan.backend(self.backend)[1].values())
-        return self.backend_name == "eager" and plain and self.plan.precision == "fp32"
+        resident = self.plan.options.policy == DEFAULT_POLICY  # a policy must not change the numbers: checked
+        return self.backend_name == "eager" and plain and self.plan.precision == "fp32" and resident
 
     def _task(self, description: str, total: int | None = None):
         return None if self.progress is None else self.progress.add_task(description, total=total)
@@ -193,7 +195,7 @@ class Session:
         self.resident_weights_bytes, self.mapped_weight_files = resident_weights(built, keeps, self.artifacts)
         if self.residency is not None:  # offloaded weights live on the host: a GPU peak's floor is what stays
             self.resident_weights_bytes = self.residency.floor(built.modules, plan.device, self.resident_weights_bytes)
-            self.stages["pipeline"].after_call = self.residency.end_of_call
+            self.residency.attach(self.stages)
 
     def close(self) -> None:
         """Drop everything that can hold memory: models, runners, stage inputs, the reference.
