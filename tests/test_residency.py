@@ -86,8 +86,11 @@ def all_resident() -> dict[str, dict]:
     return {shape: stage_outputs(shape, "all_resident", "cpu")["outputs"] for shape in ("tiny", "tiny-flux")}
 
 
-@pytest.mark.parametrize("shape", ["tiny", "tiny-flux"])
-@pytest.mark.parametrize("policy", CPU_POLICIES)
+@pytest.mark.parametrize(
+    "policy, shape",
+    [(policy, "tiny") for policy in CPU_POLICIES]
+    + [("model_offload", "tiny-flux"), ("group_offload_block", "tiny-flux")],
+)  # every policy on one family; two encoders (FLUX's CLIP and T5) under the two hook kinds
 def test_every_policy_the_cpu_allows_fires_the_libraries_hooks_in_each_timed_call_and_matches_all_resident(
     policy, shape, all_resident, monkeypatch
 ):

@@ -30,15 +30,26 @@ TIME_MEDIAN_TARGET, TIME_MAX_TARGET, MEMORY_TARGET = 0.25, 1.0, 0.15
 
 
 @cache
+def _traced(shape: str, resolution: int, precision: str, batch: int, vae_fp16: bool, tiled: bool) -> ShapeStatic:
+    """One trace per compute dtype (``precision`` is the plain format of that dtype): its variants hold every
+    weight format of the dtype, so the figures' formats share it, as ``fit``'s traces do."""
+    fmt = weight_format(precision)
+    spec = SHAPE_SPECS[shape]
+    static = static_shape(spec, resolution, 1, batch, fmt, vae_fp16=vae_fp16)
+    return with_tiled_decode(static, spec, fmt, vae_fp16) if tiled else static
+
+
+PLAIN = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+
+
 def static_of(conditions: Conditions) -> ShapeStatic:
     fmt = weight_format(conditions.precision)
     if conditions.quantized is not None:
         fmt = dataclasses.replace(fmt, kinds=conditions.quantized)
-    shape = SHAPE_SPECS[conditions.shape]
-    static = static_shape(shape, conditions.resolution, 1, conditions.batch, fmt, vae_fp16=conditions.vae_fp16)
-    if conditions.tiled:
-        static = with_tiled_decode(static, shape, fmt, conditions.vae_fp16)
-    return static.as_format(fmt, conditions.keep_fp32)
+    plain = PLAIN[str(fmt.compute_dtype).removeprefix("torch.")]
+    base = _traced(conditions.shape, conditions.resolution, plain, conditions.batch, conditions.vae_fp16,
+                   conditions.tiled)  # fmt: skip
+    return base.as_format(fmt, conditions.keep_fp32)
 
 
 def run(write: bool) -> dict[str, Any]:
