@@ -30,6 +30,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from store_benchmark import cpu_model  # bench/ is the script's own folder: one CPU label for every benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "format-parity" / "format_parity.json"
 DOCS = ROOT / "docs" / "measurement.md"
@@ -101,17 +103,6 @@ def linear_error(precision: str) -> float:
             model = quantize(model, entry.storage)
         out = model(x.to(entry.dtype())).float()
     return float(f"{(torch.linalg.norm(out - reference) / torch.linalg.norm(reference)).item():.4g}")
-
-
-def cpu_model() -> str:
-    """The CPU's model name as the kernel reports it (platform.processor() is empty on most Linux builds)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def installed(name: str) -> str | None:
