@@ -28,6 +28,7 @@ from sdshape.core.units import GIB
 from sdshape.feasibility.catalog import GPU, match_measured
 from sdshape.feasibility.figures import Figure
 from sdshape.feasibility.formats import FORMATS
+from sdshape.feasibility.measured import ASSUMED_CONTEXT_BYTES
 from sdshape.feasibility.model import Fitted, TimeModel, project
 from sdshape.feasibility.policies import peak_bytes
 from sdshape.feasibility.static import ShapeStatic
@@ -35,7 +36,7 @@ from sdshape.feasibility.timing import ArchEfficiency, gpu_seconds
 from sdshape.result.io import ResultFile, load
 
 UNIT = ArchEfficiency(1.0, "datasheet rates")
-CONTEXT_GIB = 0.75  # the CUDA context, as fit assumes it: in a reserved or unstated peak, not an allocated one
+CONTEXT_GIB = ASSUMED_CONTEXT_BYTES / GIB  # fit's CUDA context: in a reserved or unstated peak, not an allocated one
 
 
 @dataclass(frozen=True)
