@@ -44,7 +44,9 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     results = compare.compare_files(base, new, thresholds, noise)
     environment = compare.environment_diff(base, new)
     if args.json:
-        print(json.dumps([result.to_json() for result in results], indent=2, default=str))
+        from sdshape.result.output import standard_json
+
+        print(standard_json([result.to_json() for result in results]))  # an infinite change is null
     else:
         print_verdicts(results, environment, base, new, console)
     return 1 if compare.failing(results) else 0

@@ -39,10 +39,32 @@ def median_ci(values: Any, confidence: float = CONFIDENCE) -> tuple[float, float
     return ordered[j - 1], ordered[n - j]
 
 
+def median(values: Any) -> float:
+    """The median, as :func:`statistics.median`, without its overflow: the mean of the two middle values
+    is taken as halves (two values near the largest float sum to infinity)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    if n == 0:
+        raise statistics.StatisticsError("no median for empty data")
+    if n % 2:
+        return ordered[n // 2]
+    low, high = ordered[n // 2 - 1], ordered[n // 2]
+    return low / 2 + high / 2
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    """numerator / denominator, or None where that is not a finite number (a zero or tiny denominator)."""
+    try:
+        value = numerator / denominator
+    except (ZeroDivisionError, OverflowError):
+        return None
+    return value if math.isfinite(value) else None
+
+
 def relative_ci(values: Any) -> float | None:
     """Half the interval's width over the median: 0.01 means the median is known to within 1%."""
     interval = median_ci(values)
     if interval is None:
         return None
-    median = statistics.median(values)
-    return (interval[1] - interval[0]) / 2 / median if median > 0 else None
+    middle = median(values)
+    return ratio(interval[1] / 2 - interval[0] / 2, middle) if middle > 0 else None

@@ -10,6 +10,7 @@ from rich.table import Table
 from sdshape.core import units
 from sdshape.core.vocabulary import ID_FIELDS
 from sdshape.result.io import ResultFile
+from sdshape.result.rules import CAUSES
 
 if TYPE_CHECKING:
     from sdshape.regression.compare import Verdict
@@ -82,5 +83,22 @@ def print_verdicts(
             "With --store (5+ runs of the series) or --run-to-run, a change must also clear the run-to-run noise.",
             highlight=False,
         )
+    _say_unjudged_memory(results, console)
     summary = {verdict: sum(r.verdict == verdict for r in results) for verdict, _ in GROUPS}
     console.print("summary: " + ", ".join(f"{k} {v}" for k, v in summary.items() if v), highlight=False)
+
+
+def _say_unjudged_memory(results: list[Verdict], console: Console) -> None:
+    """Ids whose memory was not compared because a figure broke a rule (a negative peak, say): said, not
+    left out of the table in silence."""
+    unjudged = [
+        m for r in results if (m := r.metrics.get("memory")) is not None and m.flagged and None in (m.base, m.new)
+    ]
+    if unjudged:
+        first = unjudged[0].flagged[0].replace(f" ({CAUSES})", "")
+        console.print(
+            f"memory not compared for {len(unjudged)} of {len(results)} ids: a figure broke a rule and no other "
+            f"stands in ({first})",
+            highlight=False,
+            soft_wrap=True,
+        )

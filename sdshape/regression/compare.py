@@ -16,7 +16,6 @@ their fields (``compare --json``).
 from __future__ import annotations
 
 import math
-import statistics
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sdshape.core.errors import UsageError
+from sdshape.core.statistics import median, ratio
 from sdshape.core.vocabulary import ID_FIELDS
 from sdshape.result.fingerprint import fingerprint_diff
 from sdshape.result.io import ResultFile
@@ -140,6 +140,15 @@ def smallest_p(n: int, m: int) -> float:
     return min(1.0, 2 * math.exp(-log_ways)) if log_ways < 700 else 0.0
 
 
+def relative_change(new: float, base: float) -> float:
+    """new / base - 1; infinite (a change beyond any floor, written as null in JSON) where the quotient is
+    not a finite number: a base of 0, or one so small that the quotient overflows."""
+    if base <= 0:
+        return math.inf if new > 0 else 0.0
+    quotient = ratio(new, base)
+    return quotient - 1 if quotient is not None else math.inf
+
+
 RUN_TO_RUN_Z = 5.0  # sigmas of run-to-run noise a change must stand clear of: 3 let 1.95% of A/A pairs through, 5 0.57%
 
 
@@ -155,8 +164,8 @@ def compare_time(
     result = MetricVerdict(metric="time", floor=floor, alpha=alpha, base_rounds=len(base), new_rounds=len(new))
     if not base or not new:
         return replace(result, verdict="undecided", reason="no raw rounds on one side")
-    base_median, new_median = statistics.median(base), statistics.median(new)
-    change = new_median / base_median - 1 if base_median > 0 else math.inf
+    base_median, new_median = median(base), median(new)
+    change = relative_change(new_median, base_median)
     result = replace(result, base=base_median, new=new_median, change=change)
     if abs(change) < floor:
         return replace(result, reason=f"below the {floor:.0%} floor")
@@ -184,7 +193,7 @@ def compare_scalar(
     result = MetricVerdict(metric=metric, floor=floor, base=base, new=new)
     if base is None or new is None:
         return replace(result, reason="not measured on both sides")
-    change = new / base - 1 if base > 0 else (math.inf if new > 0 else 0.0)
+    change = relative_change(new, base)
     result = replace(result, change=change)
     if abs(change) < floor or abs(new - base) < absolute:
         return replace(result, reason="below the floor")

@@ -26,7 +26,6 @@ The exit status is 1 when any timeline has a regression, so CI can gate on it.
 from __future__ import annotations
 
 import math
-import statistics
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sdshape.core.errors import UsageError
+from sdshape.core.statistics import median, ratio
 from sdshape.regression.points import Observation, Point, observations
 from sdshape.result.io import ResultFile, load
 from sdshape.result.model import StageResult
@@ -95,8 +95,9 @@ def best_split(points: list[Point], run_to_run: float = RUN_TO_RUN) -> tuple[int
     10,000 rows."""
     if len(points) < 2:
         return None
-    weights = [p.weight(run_to_run) for p in points]
-    levels = [w * p.median for w, p in zip(weights, points, strict=True)]
+    scale = median(p.median for p in points) or 1.0  # every level in the timeline's own unit
+    weights = [p.weight(run_to_run, scale) for p in points]
+    levels = [w * (p.median / scale) for w, p in zip(weights, points, strict=True)]
     total_weight, total_level = sum(weights), sum(levels)
     best = None
     left_weight = left_level = 0.0
@@ -104,10 +105,15 @@ def best_split(points: list[Point], run_to_run: float = RUN_TO_RUN) -> tuple[int
         left_weight += weights[k - 1]
         left_level += levels[k - 1]
         right_weight, right_level = total_weight - left_weight, total_level - left_level
+        if not (left_weight > 0 and right_weight > 0):  # rounding: the total less the left part
+            continue
         left_mean, right_mean = left_level / left_weight, right_level / right_weight
         z = abs(right_mean - left_mean) / math.sqrt(1 / left_weight + 1 / right_weight)
+        change = ratio(right_mean, left_mean)
+        if change is None or not math.isfinite(z):
+            continue
         if best is None or z > best[1]:
-            best = (k - 1, z, right_mean / left_mean - 1)
+            best = (k - 1, z, change - 1)
     return best
 
 
@@ -133,9 +139,12 @@ def observed_run_to_run(points: list[Point]) -> float:
     sqrt(2), robust to the few differences a real step makes. 0 with fewer than five runs."""
     if len(points) < 5:
         return 0.0
-    diffs = [(b.median - a.median) / a.median for a, b in pairwise(points)]
-    center = statistics.median(diffs)
-    return 1.4826 * statistics.median(abs(d - center) for d in diffs) / math.sqrt(2)
+    diffs = [r - 1 for a, b in pairwise(points) if (r := ratio(b.median, a.median)) is not None]
+    if len(diffs) < 4:
+        return 0.0
+    center = median(diffs)
+    spread = 1.4826 * median(abs(d - center) for d in diffs) / math.sqrt(2)
+    return spread if math.isfinite(spread) else 0.0
 
 
 def events_of(points: list[Point]) -> list[Event]:

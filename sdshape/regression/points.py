@@ -32,8 +32,15 @@ class Point:
         sigma = self.spread / 1.349 if self.spread else 0.0
         return sigma / math.sqrt(max(self.rounds, 1))
 
-    def weight(self, run_to_run: float) -> float:
-        return 1.0 / (self.standard_error**2 + (run_to_run * self.median) ** 2 or 1e-30)
+    def weight(self, run_to_run: float, scale: float = 1.0) -> float:
+        """1 / (standard error^2 + (run-to-run sigma * level)^2), in units of ``scale`` seconds (a split's z
+        is the same in any unit; in the timeline's own the squares stay far from overflow), kept within
+        1e-300 to 1e300 so that no sum or quotient of weights overflows or divides by zero."""
+        error, level = self.standard_error / scale, run_to_run * self.median / scale
+        variance = error * error + level * level  # a product overflows to inf; ** would raise
+        if not variance > 1e-300:
+            return 1e300
+        return max(1.0 / variance, 1e-300)
 
 
 @dataclass(frozen=True)

@@ -20,39 +20,108 @@ from typing import Any
 
 from sdshape.core.errors import UsageError
 from sdshape.core.vocabulary import ID_FIELDS
+from sdshape.result import rules
 from sdshape.result.model import StageResult
+from sdshape.result.records import MEMORY_FIGURES
 from sdshape.result.schema import version_of
 
 ID_TYPES = {"stage": str, "shape": str, "backend": str, "precision": str, "batch": int, "resolution": int, "steps": int}
 STAT_KEYS = ("min", "max", "mean", "median", "iqr", "stddev", "q1", "q3")
+MAX_COUNT = 2**31 - 1  # batch, resolution, steps: what a database integer column holds
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float (not a bool). An int of any size is finite: JSON allows 400-digit integers."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
 
 
-def _bad_numbers(info: dict[str, Any], stats: dict[str, Any] | None) -> str | None:
-    """What is wrong with the numbers a verdict is made from, or None: ids of the right types, rounds
-    that are finite positive seconds, statistics and energy that are finite."""
-    for field, kind in ID_TYPES.items():
-        value = info[field]
-        if not isinstance(value, kind) or isinstance(value, bool):
-            return f"id field {field} = {value!r} is not a {kind.__name__}"
-    if stats is not None:
-        data = stats.get("data")
-        if data is not None:
-            if not isinstance(data, list):
-                return f"stats.data is not a list of rounds ({type(data).__name__})"
-            for index, value in enumerate(data):
-                if not _number(value) or value <= 0:
-                    return f"stats.data[{index}] = {value!r} is not a positive, finite number of seconds"
-        for key in STAT_KEYS:
-            if key in stats and stats[key] is not None and not _number(stats[key]):
-                return f"stats.{key} = {stats[key]!r} is not a finite number"
+def _bad_round(name: str, value: Any) -> str | None:
+    """What is wrong with one round's seconds, or None: finite, positive, within what a round can take."""
+    if not _number(value) or value <= 0:
+        return f"{name} = {value!r} is not a positive, finite number of seconds"
+    if value > rules.MAX_ROUND_S:
+        return f"{name} = {value!r} s is longer than a day ({rules.MAX_ROUND_S:g} s): not a measurement"
+    if value < rules.MIN_ROUND_S:
+        return f"{name} = {value!r} s is shorter than a nanosecond: not a measurement"
+    return None
+
+
+def _bad_rounds(name: str, data: Any) -> str | None:
+    if not isinstance(data, (list, array)):
+        return f"{name} is not a list of rounds ({type(data).__name__})"
+    for index, value in enumerate(data):
+        problem = _bad_round(f"{name}[{index}]", value)
+        if problem:
+            return problem
+    return None
+
+
+def _bad_memory(memory: Any) -> str | None:
+    """Memory figures are byte counts within what any machine holds. A negative peak or rise is left to
+    the rules (``sdshape.result.rules``: flagged and nulled, as the first GPU run's files hold them);
+    every other figure is refused here."""
+    if memory is None:
+        return None
+    if not isinstance(memory, dict):
+        return f"memory is not an object of byte counts ({type(memory).__name__})"
+    for key in MEMORY_FIGURES:
+        value = memory.get(key)
+        if value is None:
+            continue
+        if not _number(value):
+            return f"memory.{key} = {value!r} is not a finite number of bytes"
+        if abs(value) > rules.MAX_MEMORY_BYTES:
+            return f"memory.{key} = {value!r} is beyond 1 PiB: not a memory figure"
+        if value < 0 and key not in rules.CHECKED:
+            return f"memory.{key} = {value!r}: a byte count cannot be negative"
+    return None
+
+
+def _bad_energy(info: dict[str, Any]) -> str | None:
     energy = info.get("energy_j")
     if energy is not None and (not _number(energy) or energy < 0):
         return f"energy_j = {energy!r} is not a finite, non-negative number of joules"
+    if energy is not None and energy > rules.MAX_ENERGY_J:
+        return f"energy_j = {energy!r} is beyond {rules.MAX_ENERGY_J:g} J (a day at 10 kW): not a measurement"
+    power = info.get("power_w_mean")
+    if power is not None and (not _number(power) or not 0 <= power <= rules.MAX_POWER_W):
+        return f"power_w_mean = {power!r} is not a power of 0 to {rules.MAX_POWER_W:g} W"
     return None
+
+
+def bad_numbers(info: dict[str, Any], stats: dict[str, Any] | None) -> str | None:
+    """What is wrong with the numbers a verdict is made from, or None: ids of the right types, rounds
+    that are positive seconds no longer than a day, statistics within the same bounds, memory within
+    1 PiB, energy within a day at 10 kW (``sdshape.result.rules``). Every reader, the store included,
+    applies it, so no stored figure can overflow what is computed from it."""
+    for field, kind in ID_TYPES.items():
+        value = info.get(field)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"id field {field} = {value!r} is not a {kind.__name__}"
+        if kind is int and not 0 <= value <= MAX_COUNT:
+            return f"id field {field} = {value!r} is not a count (0 to {MAX_COUNT})"
+    if stats is not None:
+        data = stats.get("data")
+        if data is not None:
+            problem = _bad_rounds("stats.data", data)
+            if problem:
+                return problem
+        for key in STAT_KEYS:
+            value = stats.get(key)
+            if value is None:
+                continue
+            if not _number(value):
+                return f"stats.{key} = {value!r} is not a finite number"
+            if not 0 <= value <= rules.MAX_ROUND_S:
+                return f"stats.{key} = {value!r} is not a time of 0 to {rules.MAX_ROUND_S:g} s"
+    device_rounds = info.get("device_rounds_s")
+    if device_rounds is not None:
+        problem = _bad_rounds("device_rounds_s", device_rounds)
+        if problem:
+            return problem
+    return _bad_memory(info.get("memory")) or _bad_energy(info)
 
 
 def _compact(info: dict[str, Any], stats: dict[str, Any] | None) -> None:
@@ -111,7 +180,7 @@ def load(path: str | Path) -> ResultFile:
         stats = bench.get("stats")
         if stats is not None and not isinstance(stats, dict):
             raise UsageError(f"{path}: benchmark {name!r} has malformed stats")
-        problem = _bad_numbers(info, stats)
+        problem = bad_numbers(info, stats)
         if problem:
             raise UsageError(f"{path}: benchmark {name!r}: {problem}")
         _compact(info, stats)

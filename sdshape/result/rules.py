@@ -46,6 +46,14 @@ CAUSES = (
     "a baseline read while earlier memory was still held reads low; so does host RSS whose baseline "
     "pages were evicted since, under memory pressure"
 )
+# What a figure in a results file can be at all; a file holding anything beyond is refused as it is read
+# (``sdshape.result.io``). A round longer than a day is not a measurement, nor one shorter than a
+# nanosecond (a few clock cycles); no device or host holds a pebibyte; no single device draws 10 kW.
+MAX_ROUND_S = 86_400.0
+MIN_ROUND_S = 1e-9
+MAX_MEMORY_BYTES = 1 << 50
+MAX_POWER_W = 10_000.0
+MAX_ENERGY_J = MAX_ROUND_S * MAX_POWER_W
 
 
 def _floor_for(key: str, device: str | None, resident_weights: int, unpaged: int = 0) -> int | None:
