@@ -181,6 +181,7 @@ def test_a_corrupt_store_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot be read" in err
     empty = tmp_path / "empty.sqlite"
+    empty.touch()
     assert main(["history", "--store", str(empty), "--out", str(tmp_path / "h")]) == 2
     assert "is empty" in capsys.readouterr().err
 

@@ -135,8 +135,8 @@ def build_parser(backend_flags: bool = False) -> Parser:
     matrix.add_argument("--declare-gpus", type=int, help="a local cluster with this many GPUs declared (CPU tests)")
     matrix.add_argument("--out", default="matrix-results", help="folder for the jobs' result files (%(default)s)")
     matrix.add_argument("--store", nargs="?", const="", help="ingest each job's results as it finishes")
-    store = sub.add_parser("store", help="the results store: add result files, list them")
-    actions = store.add_subparsers(dest="store_command", metavar="{add,list}")
+    store = sub.add_parser("store", help="the results store: add result files, list them, remove one")
+    actions = store.add_subparsers(dest="store_command", metavar="{add,list,remove}")
     actions.required = True
     add = actions.add_parser("add", help="ingest result files (the same file twice adds nothing)")
     add.add_argument("files", nargs="+")
@@ -144,4 +144,7 @@ def build_parser(backend_flags: bool = False) -> Parser:
     listing = actions.add_parser("list", help="the stored files")
     listing.add_argument("--store", help="a SQLite path or a postgresql:// URL (default: the user data directory)")
     listing.add_argument("--json", action="store_true", help="print JSON")
+    remove = actions.add_parser("remove", help="take one stored file out, with its rows and rounds")
+    remove.add_argument("hash", help="6 or more hex digits of its content hash (see store list), or its ingested path")
+    remove.add_argument("--store", help="a SQLite path or a postgresql:// URL (default: the user data directory)")
     return parser

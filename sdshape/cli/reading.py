@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,9 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         from sdshape.regression.points import stored_observations
         from sdshape.store.db import open_store
 
-        noise = run_to_run_lookup(collect(stored_observations(open_store(args.store or None, create=False))))
+        skipped: list[str] = []
+        noise = run_to_run_lookup(collect(stored_observations(open_store(args.store or None, False), skipped)))
+        _say_skipped(skipped, "left out of the run-to-run noise")
     results = compare.compare_files(base, new, thresholds, noise)
     environment = compare.environment_diff(base, new)
     if args.json:
@@ -61,7 +64,9 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         from sdshape.store.db import open_store
         from sdshape.store.read import result_files
 
-        sources += result_files(open_store(args.store or None, create=False))
+        skipped: list[str] = []
+        sources += result_files(open_store(args.store or None, create=False), skipped=skipped)
+        _say_skipped(skipped, "left out of the report")
     if not sources:
         raise UsageError("report: give result files, or --store")
     markdown_path, html_path = write(sources, Path(args.out), gpus, args.gpu_catalog)
@@ -83,11 +88,12 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
         from sdshape.regression.points import stored_observations
         from sdshape.store.db import open_store
 
-        files = stored_observations(open_store(args.store or None, create=False))
+        files = stored_observations(open_store(args.store or None, create=False), skipped)
         if not files:
             raise UsageError("history: the store holds no completed rows (sdshape store add FILES...)")
     else:
         files, skipped = files_under(Path(args.dir))
+    _say_skipped(skipped, "skipped")
     timelines = collect(files, key, args.threshold, args.run_to_run, args.gpu)
     report = write_report(timelines, key, Path(args.out), skipped, args.threshold)
     table = Table(title=f"history: {len(timelines)} timelines ({key.describe()})", title_justify="left")
@@ -100,6 +106,12 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
     found = regressions(timelines)
     console.print(f"{len(found)} regression(s); report: {report}", highlight=False)
     return 1 if found else 0
+
+
+def _say_skipped(notes: list[str], what: str) -> None:
+    """Each file a reading command leaves out, and why, one line each on stderr."""
+    for note in notes:
+        print(f"sdshape: {what}: {note}", file=sys.stderr)
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -120,14 +132,20 @@ def _load_either(reference: str, store: str | None) -> Any:
 
 def cmd_store(args: argparse.Namespace, console: Console) -> int:
     from sdshape.store.db import open_store
+    from sdshape.store.location import display
 
-    engine = open_store(args.store)
+    engine = open_store(args.store, create=args.store_command in ("add", "remove"))  # list never makes one
     if args.store_command == "add":
         from sdshape.store.ingest import add_file
 
         for path in args.files:
             done = add_file(engine, path)
-            console.print(f"{path}: {done.note}", highlight=False)
+            console.print(f"{display(path)}: {done.note}", highlight=False)
+        return 0
+    if args.store_command == "remove":
+        from sdshape.store.ingest import remove_file
+
+        console.print(remove_file(engine, args.hash).note, highlight=False)
         return 0
     from sdshape.store.read import stored_files
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
+from sdshape.core.errors import UsageError
 from sdshape.result import output
 
 
@@ -71,7 +72,11 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         from sdshape.store.ingest import add_file
 
         for path in written_files[:1]:  # one file holds the run; a second copy would add nothing
-            console.print(f"store: {add_file(engine, path).note}", highlight=False)
+            try:
+                console.print(f"store: {add_file(engine, path).note}", highlight=False)
+            except UsageError as error:  # a full disk, say: the results are in the file, not lost
+                print(f"sdshape: {error}; the results are in {path}", file=sys.stderr)
+                lost = True
     failed = [result for result in results if result.status != "ok"]
     if failed:
         console.print(f"[red]{len(failed)} stage(s) did not complete; their rows keep status and message[/red]")

@@ -67,12 +67,13 @@ def observations(files: list[ResultFile]) -> list[Observation]:
     return found
 
 
-def stored_observations(engine: Any) -> list[Observation]:
-    """The store's ok rows as observations, from its history columns (``sdshape.store.read.history_rows``)."""
+def stored_observations(engine: Any, skipped: list[str] | None = None) -> list[Observation]:
+    """The store's ok rows as observations, from its history columns (``sdshape.store.read.history_rows``);
+    a stored file holding a figure no results file may hold is left out, with a note in ``skipped``."""
     from sdshape.store.read import history_rows
 
     found = []
-    for machine, ident, row, when, path in history_rows(engine):
+    for machine, ident, row, when, path in history_rows(engine, skipped):
         values = values_of(ident, machine)
         methods = dict(row.methods or {})
         point = Point(when or "", values.get("hostname"), row.median_s, row.iqr_s or 0.0, row.n_rounds or 0,

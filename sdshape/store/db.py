@@ -7,8 +7,12 @@ serves SQLite on a laptop and PostgreSQL when several hosts write.
 
 SQLite runs in WAL mode with a 30 s busy timeout, and write transactions begin IMMEDIATE (they take the
 write lock up front, so two writers never deadlock on a lock upgrade); a "database is locked" that still
-escapes is retried. A file that is not a database, or a database without this schema, is a one-line
-usage error: never a silent empty history.
+escapes is retried. A file that is not a database, or a database without this schema (a table or column
+missing, a schema version that is not a number), is a one-line usage error for reading and writing
+commands alike: never a silent empty history, never a quiet rebuild. Reading never makes a store (its
+connections are query-only); writing makes the default store's folder, and checks that the store and
+its folder are writable before any work starts. Database errors later (a full disk) are one line, and
+the transaction they broke is rolled back.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,11 +43,11 @@ from sqlalchemy import (
     event,
     inspect,
 )
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from sdshape.core.errors import UsageError
+from sdshape.store.location import check_path, display, locate
 
-STORE_ENV = "SDSHAPE_STORE"
 STORE_SCHEMA_VERSION = 1
 metadata = MetaData()
 
@@ -99,32 +105,14 @@ Index("rows_by_file", rows.c.file_id)
 T = TypeVar("T")
 
 
-def default_location() -> Path:
-    from platformdirs import user_data_dir
-
-    return Path(os.environ.get(STORE_ENV) or Path(user_data_dir("sdshape")) / "store.sqlite")
-
-
-def url_of(spec: str | os.PathLike | None) -> str:
-    """``--store``: a PostgreSQL URL, or a path to the SQLite file (default: the user data directory)."""
-    text = str(spec) if spec is not None else str(default_location())
-    if text.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
-        return "postgresql+psycopg://" + text.split("://", 1)[1]
-    if "://" in text:
-        raise UsageError(f"--store {text}: not a store; valid: a SQLite file path or a postgresql:// URL")
-    path = Path(text).expanduser()
-    if path.is_dir():
-        raise UsageError(f"--store {path}: is a directory; give a file path such as {path / 'store.sqlite'}")
-    if not path.parent.is_dir():
-        raise UsageError(f"--store {path}: folder {path.parent} does not exist")
-    return f"sqlite:///{path}"
-
-
-def _sqlite_setup(dbapi_connection: Any, _: Any) -> None:
+def _sqlite_setup(write: bool, dbapi_connection: Any, _: Any) -> None:
     dbapi_connection.isolation_level = None  # transactions are begun below, IMMEDIATE
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout = 30000")
-    cursor.execute("PRAGMA journal_mode = WAL")
+    if write:
+        cursor.execute("PRAGMA journal_mode = WAL")
+    else:
+        cursor.execute("PRAGMA query_only = ON")  # a reading command writes nothing, not even a header
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
@@ -140,46 +128,118 @@ def writer(engine: Engine) -> Engine:
     return engine.execution_options(sdshape_write=True)
 
 
+def name_of(engine: Engine) -> str:
+    """The store as messages name it: the SQLite file, or the PostgreSQL host and database."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return display(url.database or "")
+    return f"{url.host}/{url.database}"
+
+
+def reason(error: BaseException) -> str:
+    """A database error's own words, one line (SQLAlchemy's wrapper adds the statement and a link)."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+@contextmanager
+def failures(engine: Engine, doing: str) -> Iterator[None]:
+    """A database error inside as one line naming the store and what failed. A write transaction that
+    breaks is rolled back, so nothing of it stays in the store."""
+    try:
+        yield
+    except DBAPIError as error:
+        raise UsageError(f"store {name_of(engine)}: {doing} ({reason(error)})") from None
+
+
 def open_store(spec: str | os.PathLike | None = None, create: bool = True) -> Engine:
-    """The store's engine, its schema created if new (``create``) and checked either way."""
-    url = url_of(spec)
-    shown = url.split("@")[-1] if url.startswith("postgresql") else url.removeprefix("sqlite:///")
-    engine = create_engine(url, future=True)
-    if url.startswith("sqlite"):
-        event.listen(engine, "connect", _sqlite_setup)
+    """The store's engine, its schema checked. ``create`` is for the writing commands: the default folder
+    and a new store are made, and the store must be writable. Without it (the reading commands) nothing
+    is made or written: a missing store is a usage error, and the connections are query-only."""
+    where = locate(spec)
+    existed = check_path(where, create) if where.path is not None else True
+    engine = create_engine(where.url, future=True)
+    if where.path is not None:
+        event.listen(engine, "connect", partial(_sqlite_setup, create))
         event.listen(engine, "begin", _sqlite_begin)
     try:
         with_retries(lambda: _prepare(engine, create))
-    except (DatabaseError, sqlite3.DatabaseError) as error:
-        reason = str(getattr(error, "orig", error)).splitlines()[0]
-        raise UsageError(f"store {shown}: cannot be read ({reason}); is it an sdshape store?") from None
+        return engine
     except StoreError as error:
-        raise UsageError(f"store {shown}: {error}") from None
-    return engine
+        message = f"store {where.shown}: {error}"
+    except (DBAPIError, sqlite3.Error) as error:
+        why = reason(error)
+        if "not a database" in why or "malformed" in why:
+            message = f"store {where.shown}: cannot be read ({why}): not an sdshape store, or damaged"
+        else:
+            message = f"store {where.shown}: cannot be {'written' if create else 'read'} ({why})"
+    engine.dispose()
+    if not existed and where.path is not None:
+        _remove_unmade(where.path)
+    raise UsageError(message)
+
+
+def _remove_unmade(path: Path) -> None:
+    """A store file this call began and could not make (a full disk, say): removed with its journal, unless
+    it holds tables (another process made the store meanwhile)."""
+    try:
+        with closing(sqlite3.connect(os.fsencode(path))) as connection:
+            if connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                return
+    except sqlite3.Error:
+        pass
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(os.fsdecode(os.fsencode(path) + suffix.encode())).unlink(missing_ok=True)
 
 
 class StoreError(Exception):
     pass
 
 
+DAMAGED = "damaged, or not an sdshape store"
+
+
 def _prepare(engine: Engine, create: bool) -> None:
-    existing = set(inspect(engine).get_table_names())
-    ours = set(metadata.tables)
-    if existing and not existing & ours:
-        raise StoreError(f"holds other tables ({', '.join(sorted(existing)[:5])}), not an sdshape store")
-    if not ours <= existing:
-        if existing & ours and not create:
-            raise StoreError(f"lacks tables {', '.join(sorted(ours - existing))}: damaged or from another tool")
-        if not create:
-            raise StoreError("is empty: ingest files with `sdshape store add`")
-        with writer(engine).begin() as connection:  # one creator at a time; the others find it made
-            metadata.create_all(connection, checkfirst=True)
-            if connection.execute(store_info.select()).first() is None:
-                connection.execute(store_info.insert().values(key="schema_version", value=str(STORE_SCHEMA_VERSION)))
     with engine.connect() as connection:
+        existing = set(inspect(connection).get_table_names())
+    if not existing and create:
+        with writer(engine).begin() as connection:  # one creator at a time; the others find it made
+            if not inspect(connection).get_table_names():
+                metadata.create_all(connection)
+                connection.execute(store_info.insert().values(key="schema_version", value=str(STORE_SCHEMA_VERSION)))
+        with engine.connect() as connection:
+            existing = set(inspect(connection).get_table_names())
+    if not existing:
+        raise StoreError("is empty: ingest files with `sdshape store add`")
+    _check_schema(engine, existing)
+
+
+def _check_schema(engine: Engine, existing: set[str]) -> None:
+    """The store's tables, columns and schema version as this sdshape wrote them; anything else is refused
+    by reading and writing commands alike (never rebuilt: a damaged store is the user's to look at)."""
+    ours = set(metadata.tables)
+    if not existing & ours:
+        raise StoreError(f"holds other tables ({', '.join(sorted(existing)[:5])}), not an sdshape store")
+    if ours - existing:
+        raise StoreError(f"lacks tables {', '.join(sorted(ours - existing))}: {DAMAGED}")
+    with engine.connect() as connection:
+        inspector = inspect(connection)
+        for table in metadata.sorted_tables:
+            held = {column["name"] for column in inspector.get_columns(table.name)}
+            lacking = [column.name for column in table.columns if column.name not in held]
+            if lacking:
+                raise StoreError(f"table {table.name} lacks columns {', '.join(lacking)}: {DAMAGED}")
         found = connection.execute(store_info.select().where(store_info.c.key == "schema_version")).first()
-    if found is None or int(found.value) > STORE_SCHEMA_VERSION:
-        raise StoreError(f"store schema {found.value if found else '?'} is newer than this sdshape's; upgrade")
+    if found is None:
+        raise StoreError(f"records no schema version: {DAMAGED}")
+    try:
+        version = int(found.value)
+    except (TypeError, ValueError):
+        raise StoreError(f"schema version {found.value!r} is not a number: {DAMAGED}") from None
+    if version < 1:
+        raise StoreError(f"schema version {version} is not one sdshape writes: {DAMAGED}")
+    if version > STORE_SCHEMA_VERSION:
+        raise StoreError(f"store schema {version} is newer than this sdshape's; upgrade")
 
 
 def with_retries(work: Callable[[], T], attempts: int = 8) -> T:

@@ -1,9 +1,11 @@
-"""``sdshape store add FILES...``: result files into the store, one transaction per file.
+"""``sdshape store add FILES...`` and ``sdshape store remove HASH``: result files into the store and
+out of it, one transaction per file.
 
 A file is identified by the SHA-256 of its bytes: the same file twice adds nothing. It is read and
 checked as ``compare`` reads it (a hostile or malformed file is refused with one line, and nothing of
 it is stored). Its rows, raw rounds, conditions and full environment then go in within one
-transaction, so a process killed mid-ingest leaves the file wholly in the store or not at all.
+transaction, so a process killed mid-ingest, or a write that fails (a full disk), leaves the file
+wholly in the store or not at all. Removing a file takes its rows and rounds with it, also at once.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from sdshape.core.errors import UsageError
 from sdshape.result.io import load
-from sdshape.store.db import files, rounds, rows, with_retries, writer
+from sdshape.store.db import failures, files, name_of, reason, rounds, rows, with_retries, writer
+from sdshape.store.location import display
+from sdshape.store.read import one_file
 from sdshape.store.series import SERIES_FIELDS, digest, row_values
 
 
@@ -41,10 +45,21 @@ def add_file(engine: Engine, path: str | Path) -> Ingested:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise UsageError(f"{path}: cannot read: {error.strerror or error}") from None
+        raise UsageError(f"{display(path)}: cannot read: {error.strerror or error}") from None
     checked = load(path)  # the same checks as compare: a bad file is one line, and nothing is stored
     document = json.loads(data)
-    return with_retries(lambda: _insert(engine, path, content_hash(data), document, checked, document["benchmarks"]))
+    try:
+        return with_retries(
+            lambda: _insert(engine, path, content_hash(data), document, checked, document["benchmarks"])
+        )
+    except (DBAPIError, UnicodeError) as error:  # the transaction was rolled back: nothing of the file is in
+        why = f"could not add {display(path)} ({reason(error)}); nothing of it was stored"
+        raise UsageError(f"store {name_of(engine)}: {why}") from None
+
+
+def _text(value: Any) -> Any:
+    """Text as a database takes it: characters that are not Unicode (undecodable bytes) escaped."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(value, str) else value
 
 
 def _insert(engine: Engine, path: Path, hashed: str, document: dict, checked: Any, entries: list) -> Ingested:
@@ -57,9 +72,9 @@ def _insert(engine: Engine, path: Path, hashed: str, document: dict, checked: An
             file_id = connection.execute(
                 files.insert().values(
                     content_hash=hashed,
-                    path=str(path.resolve()),
-                    datetime=document.get("datetime"),
-                    host=machine.get("node"),
+                    path=display(path.resolve()),
+                    datetime=_text(document.get("datetime")),
+                    host=_text(machine.get("node")),
                     machine_info=machine,
                     options=document.get("options"),
                     ingested_at=time.time(),
@@ -96,3 +111,37 @@ def _row_record(file_id: int, row: Any, entry: dict, machine: dict) -> dict[str,
         "extra_info": entry["extra_info"],
         "stats": {key: value for key, value in stats.items() if key != "data"} if isinstance(stats, dict) else None,
     }
+
+
+@dataclass(frozen=True)
+class Removed:
+    hash: str
+    path: str
+    rows: int
+    rounds: int
+
+    @property
+    def note(self) -> str:
+        return f"removed {self.hash[:12]} ({self.path}): {self.rows} rows, {self.rounds} rounds"
+
+
+def remove_file(engine: Engine, reference: str) -> Removed:
+    """A stored file, by a content hash prefix (6 or more hex digits) or the path it was ingested from, out
+    of the store with its rows and rounds, in one transaction. An unknown or ambiguous reference is a
+    one-line usage error, and nothing is removed."""
+
+    def work() -> Removed:
+        with writer(engine).begin() as connection:
+            file = one_file(connection, reference)
+            row_ids = select(rows.c.id).where(rows.c.file_id == file.id)
+            counted = select(func.count()).select_from(rounds).where(rounds.c.row_id.in_(row_ids))
+            n_rounds = connection.execute(counted).scalar_one()
+            held = select(func.count()).select_from(rows).where(rows.c.file_id == file.id)
+            n_rows = connection.execute(held).scalar_one()
+            connection.execute(delete(rounds).where(rounds.c.row_id.in_(row_ids)))
+            connection.execute(delete(rows).where(rows.c.file_id == file.id))
+            connection.execute(delete(files).where(files.c.id == file.id))
+            return Removed(file.content_hash, file.path, n_rows, n_rounds)
+
+    with failures(engine, f"could not remove {reference}; nothing was removed"):
+        return with_retries(work)
