@@ -13,13 +13,13 @@ from sdshape.core.errors import UsageError
 
 
 def cmd_fit(args: argparse.Namespace, console: Console) -> int:
-    from sdshape.config.limits import check_resolution
+    from sdshape.config.limits import check_resolution, check_shape_resolution
     from sdshape.core.errors import choices_error
     from sdshape.feasibility.catalog import load_catalog, pick
     from sdshape.feasibility.fit import fit
     from sdshape.feasibility.formats import weight_format
     from sdshape.feasibility.model import BACKENDS, bundled_time_model
-    from sdshape.models.zoo import get_shape
+    from sdshape.models.zoo import get_shape, shape_components
 
     shape = get_shape(args.shape)
     check_resolution(args.resolution)
@@ -32,7 +32,7 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
             raise UsageError(f"{flag} must be at least 1, got {value}")
     gpus = pick(load_catalog(args.gpu_catalog), args.gpu)
     resolution = args.resolution or shape.native_resolution
-    check_shape_resolution(shape, resolution)
+    check_shape_resolution(shape_components(shape), resolution)
     model = bundled_time_model()
     if args.host not in model.hosts:
         raise choices_error("host", args.host, list(model.hosts))
@@ -47,22 +47,6 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     console.print(fit_table(answer))
     console.print(best_table(answer))
     return 0
-
-
-def check_shape_resolution(shape: object, resolution: int) -> None:
-    """A resolution the denoiser's position table cannot hold is one line naming the largest it can."""
-    from sdshape.models.zoo import shape_components
-
-    denoiser = shape_components(shape)["denoiser"]  # type: ignore[arg-type]
-    table = denoiser.config.get("pos_embed_max_size")
-    patch = denoiser.config.get("patch_size") or 1
-    if table:
-        largest = int(table) * int(patch) * 8
-        if resolution > largest:
-            raise UsageError(
-                f"--resolution {resolution}: {denoiser.name}'s position table holds {table}x{table} patches, "
-                f"so the largest image it supports is {largest} px"
-            )
 
 
 def fit_table(answer: dict) -> Table:

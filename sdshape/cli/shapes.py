@@ -21,6 +21,7 @@ CLIP_TOKENS = 77  # CLIP's context; T5 encoders are capped to it in compositions
 def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
     from sdshape.config.limits import check_resolution
     from sdshape.explorer import chart, compositions
+    from sdshape.models.zoo import get_shape
 
     if not args.budget > 0:
         raise UsageError(f"--budget must be a positive number of parameters, got {args.budget:g}")
@@ -44,14 +45,18 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         plan = resolve(replace(options, shape=shape, backend=backend), backend_flags=backend_flags(vars(args)))
         if len(plan.backends) != 1:
             raise UsageError("shapes --measure takes one backend")
-    # Without --measure: the budget's FLOPs at SD 1.5's native size and a GPU run's steps.
-    resolution = plan.resolution if plan else (options.resolution or NATIVE_RESOLUTION)
+    # Without --measure: the budget's FLOPs at SD 1.5's native size (the tiny shape's for tiny components)
+    # and a GPU run's steps.
+    native = get_shape("tiny").native_resolution if args.family == "tiny" else NATIVE_RESOLUTION
+    resolution = plan.resolution if plan else (options.resolution or native)
     steps = plan.steps if plan else (options.steps or GPU_DEFAULTS.steps)
     found, skipped = compositions.enumerate_shapes(
         args.budget, args.family, resolution, steps, options.sequence_length or CLIP_TOKENS
     )
     if not found:
-        raise UsageError(f"no composition of the {args.family} components fits {args.budget:.3g} parameters")
+        beyond = skipped.get("beyond the position table", 0)
+        why = f" at {resolution} px ({beyond} beyond their denoiser's position table)" if beyond else ""
+        raise UsageError(f"no composition of the {args.family} components fits {args.budget:.3g} parameters{why}")
     measured = None
     if plan is not None:
         from sdshape.run.progress import make_progress

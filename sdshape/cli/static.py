@@ -67,9 +67,9 @@ def cmd_zoo(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
-    from sdshape.config.limits import check_resolution
+    from sdshape.config.limits import check_resolution, check_shape_resolution
     from sdshape.models.inspection import inspect_shape
-    from sdshape.models.zoo import get_shape
+    from sdshape.models.zoo import get_shape, shape_components
 
     if args.all or args.shape is None:
         if args.shape is not None or not args.all:
@@ -82,7 +82,9 @@ def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
     steps = shape.steps if args.steps is None else args.steps
     if steps < 1:
         raise UsageError(f"--steps must be at least 1, got {steps}")
-    report = inspect_shape(shape, args.resolution or shape.native_resolution, steps)
+    resolution = args.resolution or shape.native_resolution
+    check_shape_resolution(shape_components(shape), resolution)
+    report = inspect_shape(shape, resolution, steps)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -178,8 +178,23 @@ def positive(name: str, value: int | None, minimum: int = 1, maximum: int | None
 
 
 def check_resolution(value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % 8):
-        raise UsageError(f"--resolution must be a positive multiple of 8 (latents are 1/8 of the image), got {value}")
+    if value is not None:
+        RESOLUTION.check("--resolution", value)
+
+
+def check_shape_resolution(specs: dict[str, Any], resolution: int, flag: str = "--resolution") -> None:
+    """A resolution the denoiser's position table cannot hold is one line naming the largest it can
+    (diffusers would raise deep inside the first denoiser call)."""
+    from sdshape.models.families.base import largest_resolution
+
+    denoiser, vae = specs["denoiser"], specs["vae"]
+    largest = largest_resolution(denoiser, vae)
+    if largest is not None and resolution > largest:
+        table = denoiser.config["pos_embed_max_size"]
+        raise UsageError(
+            f"{flag} {resolution}: {denoiser.name}'s position table holds {table}x{table} patches, "
+            f"so the largest image it supports is {largest} px"
+        )
 
 
 def parse_backends(value: str, known: list[str]) -> list[str]:

@@ -27,7 +27,7 @@ from sdshape.config.options import (
 from sdshape.core.errors import UsageError, choices_error, whole_number
 from sdshape.core.vocabulary import DEVICES, PRECISION_NAMES
 from sdshape.measurement.stopping import Stopping
-from sdshape.models.zoo import ShapeSpec, get_shape
+from sdshape.models.zoo import ShapeSpec, get_shape, shape_components
 
 GUIDANCE_WITH_WEIGHTS = 7.5  # --weights folders name no pipeline defaults; SD's is used
 
@@ -245,6 +245,8 @@ def resolve(
     if steps is None:  # the pipeline's own default on a GPU; a few steps on the CPU
         steps = shape_spec.steps if (shape_spec and device == "cuda") else defaults.steps
         chosen.append(f"{steps} steps")
+    if shape_spec is not None:
+        limits.check_shape_resolution(shape_components(shape_spec), resolution)
     if auto_rounds:
         rounds = None
     elif rounds is None:

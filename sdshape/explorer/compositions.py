@@ -16,6 +16,7 @@ from sdshape.core.vocabulary import KINDS, weight_bytes_by_precision
 from sdshape.models.build import meta_module, spec_params
 from sdshape.models.call_inputs import call_shapes
 from sdshape.models.families import family_of
+from sdshape.models.families.base import largest_resolution
 from sdshape.models.flops import count_flops, meta_inputs
 from sdshape.models.zoo import COMPONENTS, ShapeSpec
 from sdshape.models.zoo.compose import compose
@@ -102,7 +103,7 @@ def enumerate_shapes(
     pools = candidates(family)
     counter = _Counter(resolution, steps)
     found: list[Composition] = []
-    skipped = {"over budget": 0, "incompatible": 0}
+    skipped = {"over budget": 0, "incompatible": 0, "beyond the position table": 0}
     for te, denoiser, vae in itertools.product(pools["text_encoder"], pools["denoiser"], pools["vae"]):
         seq = sequence_length
         if "max_position_embeddings" in te.config:
@@ -118,6 +119,10 @@ def enumerate_shapes(
             skipped["incompatible"] += 1
             continue
         specs = shape.specs or {}
+        largest = largest_resolution(specs["denoiser"], specs["vae"])
+        if largest is not None and resolution > largest:
+            skipped["beyond the position table"] += 1  # SD3's learned positions end there
+            continue
         params = {kind: counter.params(specs[kind]) for kind in KINDS}
         if sum(params.values()) > budget:
             skipped["over budget"] += 1

@@ -16,6 +16,7 @@ from torch import nn
 
 from sdshape.core.errors import UsageError
 from sdshape.models.build import BuiltShape, library_class, make_each, stage_module
+from sdshape.models.config_check import check_config, config_class
 from sdshape.models.families import REGISTERED, family_name_of, get_family
 from sdshape.models.families.base import Family
 from sdshape.models.quantize import store
@@ -33,14 +34,37 @@ def read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def _spec_from_config(name: str, kind: ComponentKind, folder: Path, default_class: str, **extra: Any) -> ComponentSpec:
-    config = read_config(folder / "config.json")
+def _class_of(config: dict[str, Any], path: Path, kind: str, default_class: str) -> str:
+    """The library class a config names (``architectures[0]`` for a text encoder, ``_class_name`` else)."""
     if kind == "text_encoder":
-        library_class = (config.get("architectures") or [default_class])[0]
+        named = config.get("architectures") or [default_class]
+        if not isinstance(named, list) or not named or not isinstance(named[0], str):
+            raise UsageError(f"--weights: {path}: field 'architectures' is {named!r}; expected a list of class names")
+        name = named[0]
     else:
-        library_class = config.get("_class_name", default_class)
+        name = config.get("_class_name", default_class)
+        if not isinstance(name, str) or not name:
+            raise UsageError(f"--weights: {path}: field '_class_name' is {name!r}; expected a class name")
+    return name
+
+
+def checked_config(path: Path, kind: str, default_class: str) -> tuple[dict[str, Any], str]:
+    """A component's config and class name, every field checked against the types its class's constructor
+    declares (:mod:`sdshape.models.config_check`): a bad value is one line naming the file and the field."""
+    config = read_config(path)
+    name = _class_of(config, path, kind, default_class)
+    try:
+        cls = library_class(name)
+    except ValueError:
+        raise UsageError(f"--weights: {path}: no diffusers or transformers class named {name!r}") from None
+    check_config(config, config_class(cls), f"--weights: {path}")
+    return config, name
+
+
+def _spec_from_config(name: str, kind: ComponentKind, folder: Path, default_class: str, **extra: Any) -> ComponentSpec:
+    config, library_class_name = checked_config(folder / "config.json", kind, default_class)
     return ComponentSpec(
-        name, kind, library_class, config, source=str(folder), description=f"loaded from {folder}", **extra
+        name, kind, library_class_name, config, source=str(folder), description=f"loaded from {folder}", **extra
     )
 
 
@@ -51,27 +75,57 @@ def _denoiser_folder(folder: Path) -> tuple[Path, Family]:
     for sub in dict.fromkeys(layouts):
         config_file = folder / sub / "config.json"
         if config_file.is_file():
-            config = read_config(config_file)
             default = "UNet2DConditionModel" if sub == "unet" else ""
-            return folder / sub, get_family(family_name_of(config.get("_class_name", default)))
+            _, name = checked_config(config_file, "denoiser", default)
+            try:
+                return folder / sub, get_family(family_name_of(name))
+            except UsageError as error:
+                raise UsageError(f"--weights: {config_file}: field '_class_name': {error}") from None
     wanted = " or ".join(f"{sub}/config.json" for sub in dict.fromkeys(layouts))
     raise UsageError(f"--weights {folder}: not a diffusers pipeline folder (no {wanted})")
 
 
-def weights_native_resolution(folder: Path) -> int:
-    """Check that ``folder`` looks like a diffusers pipeline; return its native image side."""
+def check_folder(folder: Path) -> tuple[Path, Family]:
+    """Check a pipeline folder before anything is built: its layout, and every config it holds (the text
+    encoders, the denoiser, the VAE, the scheduler and ``model_index.json``) field by field."""
     folder = Path(folder)
-    denoiser_dir, _ = _denoiser_folder(folder)
+    denoiser_dir, family = _denoiser_folder(folder)
     missing = [sub for sub in ("text_encoder", "vae") if not (folder / sub / "config.json").is_file()]
     if missing:
         raise UsageError(
             f"--weights {folder}: not a diffusers pipeline folder (no {', '.join(s + '/config.json' for s in missing)})"
         )
+    for sub in family.weights_folders["text_encoder"]:
+        if (folder / sub / "config.json").is_file():
+            checked_config(folder / sub / "config.json", "text_encoder", "CLIPTextModel")
+    checked_config(folder / "vae" / "config.json", "vae", "AutoencoderKL")
+    scheduler = folder / "scheduler" / "scheduler_config.json"
+    if scheduler.is_file():
+        import diffusers
+
+        config = read_config(scheduler)
+        name = config.get("_class_name")
+        if isinstance(name, str) and isinstance(getattr(diffusers, name, None), type):
+            check_config(config, getattr(diffusers, name), f"--weights: {scheduler}")
+    index = folder / "model_index.json"
+    if index.is_file():
+        name = read_config(index).get("_class_name", "")
+        if not isinstance(name, str):
+            raise UsageError(f"--weights: {index}: field '_class_name' is {name!r}; expected a pipeline class name")
+    return denoiser_dir, family
+
+
+def weights_native_resolution(folder: Path) -> int:
+    """Check that ``folder`` is a diffusers pipeline with sound configs; return its native image side."""
+    folder = Path(folder)
+    denoiser_dir, _ = check_folder(folder)
     denoiser = read_config(denoiser_dir / "config.json")
     vae = read_config(folder / "vae" / "config.json")
-    return int(denoiser.get("sample_size", 128 if denoiser_dir.name == "transformer" else 64)) * 2 ** (
-        len(vae.get("block_out_channels", [0] * 4)) - 1
-    )
+    sample = denoiser.get("sample_size") or (128 if denoiser_dir.name == "transformer" else 64)
+    if isinstance(sample, list | tuple):  # a (height, width) pair: its longer side
+        sample = max(sample)
+    levels = vae.get("block_out_channels") or [0] * 4
+    return int(sample) * 2 ** (len(levels) - 1)
 
 
 def load_weights(
@@ -85,8 +139,7 @@ def load_weights(
     """Load a local diffusers pipeline folder, laid out as its family lays it out (``unet/`` or
     ``transformer/``, ``text_encoder[_2][_3]/``, ``vae/``)."""
     folder = Path(folder)
-    weights_native_resolution(folder)
-    denoiser_dir, family = _denoiser_folder(folder)
+    denoiser_dir, family = check_folder(folder)
     label = folder.name
     te_parts = [
         _spec_from_config(f"{label}/{sub}", "text_encoder", folder / sub, "CLIPTextModel")

@@ -277,6 +277,15 @@ def vae_scale_factor(spec: ComponentSpec) -> int:
     return 2 ** (len(levels) - 1)
 
 
+def largest_resolution(denoiser: ComponentSpec, vae: ComponentSpec) -> int | None:
+    """The largest image side the denoiser's learned position table holds (SD3's ``pos_embed_max_size``
+    patches of ``patch_size`` latents), or None where positions are computed (UNets, PixArt, FLUX's RoPE)."""
+    table = denoiser.config.get("pos_embed_max_size")
+    if not table:
+        return None
+    return int(table) * int(denoiser.config.get("patch_size") or 1) * vae_scale_factor(vae)
+
+
 def width(spec: ComponentSpec) -> int:
     """Hidden width of one text encoder (CLIP: hidden_size, T5: d_model)."""
     return spec.config["hidden_size"] if "hidden_size" in spec.config else spec.config["d_model"]
