@@ -91,7 +91,7 @@ def test_pareto_front():
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["--budget", "0"], "--budget must be a positive number"),
+        (["--budget", "0"], "--budget must be a number of parameters above 0"),
         (["--budget", "1e9", "--family", "huge"], "unknown component family 'huge'"),
         (["--budget", "1e3"], "no composition of the zoo components fits"),
         (["--budget", "1e9", "--resolution", "100"], "multiple of 8"),

@@ -58,7 +58,7 @@ def test_user_catalog_adds_cards_and_rejects_malformed_ones(tmp_path):
     fields = "bandwidth_gbs = 616\nfp16_tflops_fp32_acc = 1\nfp16_tflops_fp16_acc = 1\n"
     cases = {
         "vram_gib = 11\n" + fields: "missing source",
-        "vram_gib = -11\n" + fields + 'source = "x"\n': "not a positive number",
+        "vram_gib = -11\n" + fields + 'source = "x"\n': "vram_gib must be at least 0.5 GiB, got -11",
         "vram_gib = 11\n" + fields + 'source = ""\n': "needs a source",
         "vram_gb = 11\n" + fields + 'source = "x"\n': "unknown fields ['vram_gb']",
     }

@@ -214,7 +214,7 @@ def test_fit_traces_every_family(shape, capsys, monkeypatch, trace_cache):
         (["fit", "sd15", "--policy", "swap"], "unknown policy 'swap'"),
         (["fit", "sd15", "--backend", "tensorrt"], "unknown backend 'tensorrt'; valid choices: eager, compile"),
         (["fit", "sd15", "--steps", "0"], "--steps must be at least 1"),
-        (["fit", "sd15", "--resolution", "500"], "positive multiple of 8"),
+        (["fit", "sd15", "--resolution", "500"], "--resolution must be a multiple of 8"),
     ],
 )
 def test_fit_bad_input_is_one_line_and_exit_2(argv, message, capsys):

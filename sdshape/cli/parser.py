@@ -9,8 +9,12 @@ reading commands start without torch.
 from __future__ import annotations
 
 import argparse
+import re
+from typing import Any
 
 from sdshape import __version__
+from sdshape.config import limits
+from sdshape.core.bounds import FRACTION, SIGNIFICANCE, Bounds
 from sdshape.core.errors import UsageError
 from sdshape.regression.compare import Floors
 from sdshape.regression.history import RUN_TO_RUN, STEP_FLOOR
@@ -20,7 +24,16 @@ class Parser(argparse.ArgumentParser):
     """argparse that raises instead of printing usage and exiting."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        # a number's bounds refuse it as "argument --steps: must be at least 1, got 0"
+        message = re.sub(r"^argument (\S+): must be ", r"\1 must be ", message)
         raise UsageError(f"{self.prog}: {message}")
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> Any:
+        """A bounded number's help says its range (so ``--help`` and the command reference do)."""
+        bounds = kwargs.get("type")
+        if isinstance(bounds, Bounds) and kwargs.get("help"):
+            kwargs["help"] += f"; {bounds.noun + ' ' if bounds.noun else ''}{bounds.describe()}".replace("%", "%%")
+        return super().add_argument(*args, **kwargs)
 
 
 def build_parser(backend_flags: bool = False) -> Parser:
@@ -37,16 +50,18 @@ def build_parser(backend_flags: bool = False) -> Parser:
         "--all", action="store_true", help="every published system at its native settings: shares by component"
     )
     inspect.add_argument("--chart", help="with --all: draw the field chart to this PNG")
-    inspect.add_argument("--resolution", type=int, help="image side in pixels (default: the shape's native)")
-    inspect.add_argument("--steps", type=int, help="denoising steps per image (default: the pipeline's own)")
+    inspect.add_argument(
+        "--resolution", type=limits.RESOLUTION, help="image side in pixels (default: the shape's native)"
+    )
+    inspect.add_argument("--steps", type=limits.STEPS, help="denoising steps per image (default: the pipeline's own)")
     inspect.add_argument("--json", action="store_true", help="print JSON")
     fit = sub.add_parser("fit", help="which cards a shape fits, under which policy, how fast (model, no GPU)")
     fit.add_argument("shape", help="a zoo shape (see `sdshape zoo`)")
     fit.add_argument("--gpu", action="append", help="a catalog card (repeat for several; default: the whole catalog)")
     fit.add_argument("--gpu-catalog", help="TOML file with your own cards, same form as the bundled catalog")
-    fit.add_argument("--resolution", type=int, help="image side in pixels (default: the shape's native)")
-    fit.add_argument("--steps", type=int, help="denoising steps per image (default: the pipeline's own)")
-    fit.add_argument("--batch", type=int, default=1, help="images per prompt batch (default 1)")
+    fit.add_argument("--resolution", type=limits.RESOLUTION, help="image side in pixels (default: the shape's native)")
+    fit.add_argument("--steps", type=limits.STEPS, help="denoising steps per image (default: the pipeline's own)")
+    fit.add_argument("--batch", type=limits.BATCH, default=1, help="images per prompt batch (default 1)")
     fit.add_argument(
         "--precision",
         default="fp16",
@@ -69,16 +84,19 @@ def build_parser(backend_flags: bool = False) -> Parser:
     compare.add_argument("new")
     floors = Floors()
     compare.add_argument(
-        "--threshold", type=float, default=floors.time, help="minimum time change that counts (%(default)s)"
+        "--threshold", type=FRACTION, default=floors.time, help="minimum time change that counts (%(default)s)"
     )
     compare.add_argument(
-        "--memory-threshold", type=float, default=floors.memory, help="minimum memory change (%(default)s)"
+        "--memory-threshold", type=FRACTION, default=floors.memory, help="minimum memory change (%(default)s)"
     )
     compare.add_argument(
-        "--energy-threshold", type=float, default=floors.energy, help="minimum energy change (%(default)s)"
+        "--energy-threshold", type=FRACTION, default=floors.energy, help="minimum energy change (%(default)s)"
     )
     compare.add_argument(
-        "--alpha", type=float, default=floors.alpha, help="time: Mann-Whitney U's p must be below this (%(default)s)"
+        "--alpha",
+        type=SIGNIFICANCE,
+        default=floors.alpha,
+        help="time: Mann-Whitney U's p must be below this (%(default)s)",
     )
     compare.add_argument("--thresholds", help="TOML file of per-id overrides ([[override]] tables)")
     compare.add_argument(
@@ -86,7 +104,7 @@ def build_parser(backend_flags: bool = False) -> Parser:
     )
     compare.add_argument(
         "--run-to-run",
-        type=float,
+        type=FRACTION,
         help="time: the run-to-run sigma a change must stand 5 sigmas clear of (with --store: read per series "
         "from the store's history, when it holds 5 or more runs)",
     )
@@ -100,7 +118,7 @@ def build_parser(backend_flags: bool = False) -> Parser:
     report.add_argument("--gpu-catalog", help="TOML file with your own cards, same form as the bundled catalog")
     report.add_argument("--out", default="report", help="output folder (default report/)")
     shapes = sub.add_parser("shapes", help="compositions within a parameter budget; --measure for their costs")
-    shapes.add_argument("--budget", type=float, required=True, help="parameter budget, e.g. 1.07e9")
+    shapes.add_argument("--budget", type=limits.BUDGET, required=True, help="parameter budget, e.g. 1.07e9")
     shapes.add_argument("--family", default="zoo", help="zoo (real architectures) or tiny (test-sized)")
     shapes.add_argument("--measure", action="store_true", help="measure each distinct component once and compose")
     if backend_flags:  # the run options that apply to --measure, declared once in sdshape.config.options
@@ -119,11 +137,14 @@ def build_parser(backend_flags: bool = False) -> Parser:
     history.add_argument("--gpu", help="only this GPU (a substring of its name)")
     history.add_argument("--out", default="history-report", help="where the Markdown and charts go")
     history.add_argument(
-        "--threshold", type=float, default=STEP_FLOOR, help="smallest level shift that is a step (%(default)s)"
+        "--threshold",
+        type=FRACTION,
+        default=STEP_FLOOR,
+        help="smallest level shift that is a step (%(default)s)",
     )
     history.add_argument(
         "--run-to-run",
-        type=float,
+        type=FRACTION,
         default=RUN_TO_RUN,
         help="least run-to-run variation allowed for, a fraction (%(default)s)",
     )
@@ -132,7 +153,9 @@ def build_parser(backend_flags: bool = False) -> Parser:
     matrix = sub.add_parser("matrix", help="shapes x backends x precisions x settings as jobs, one GPU each, on Ray")
     matrix.add_argument("matrix", help="a TOML file: shapes, backends, precisions lists and [[settings]] tables")
     matrix.add_argument("--ray", help="a Ray cluster's address, or auto (default: a local cluster)")
-    matrix.add_argument("--declare-gpus", type=int, help="a local cluster with this many GPUs declared (CPU tests)")
+    matrix.add_argument(
+        "--declare-gpus", type=limits.DECLARED_GPUS, help="a local cluster with this many GPUs declared (CPU tests)"
+    )
     matrix.add_argument("--out", default="matrix-results", help="folder for the jobs' result files (%(default)s)")
     matrix.add_argument("--store", nargs="?", const="", help="ingest each job's results as it finishes")
     store = sub.add_parser("store", help="the results store: add result files, list them, remove one")

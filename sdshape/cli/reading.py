@@ -14,27 +14,15 @@ from rich.table import Table
 from sdshape.core.errors import UsageError
 
 
-def _check_fractions(args: argparse.Namespace, *names: str) -> None:
-    """Thresholds are fractions (0.05 = 5%); a percentage or a negative number is a usage error."""
-    for name in names:
-        value = getattr(args, name)
-        if not 0 <= value < 10:
-            raise UsageError(f"--{name.replace('_', '-')} must be a fraction such as 0.05, got {value}")
-
-
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     from sdshape.present.compare_table import print_verdicts
     from sdshape.regression import compare
 
-    _check_fractions(args, "threshold", "memory_threshold", "energy_threshold")
-    if not 0 < args.alpha < 1:
-        raise UsageError(f"--alpha must be a significance level between 0 and 1 such as 0.05, got {args.alpha}")
     floors = compare.Floors(args.threshold, args.memory_threshold, args.energy_threshold, args.alpha)
     thresholds = compare.load_thresholds(args.thresholds, floors) if args.thresholds else compare.Thresholds(floors)
     base, new = _load_either(args.base, args.store), _load_either(args.new, args.store)
     noise = None
     if args.run_to_run is not None:
-        _check_fractions(args, "run_to_run")
         noise = lambda row, machine: args.run_to_run  # noqa: E731  (one figure for every row)
     elif args.store is not None:  # each row's series history in the store tells its run-to-run noise
         from sdshape.regression.history import collect, run_to_run_lookup
@@ -79,7 +67,6 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
     from sdshape.regression.history import collect, files_under, regressions
     from sdshape.store.series import SeriesKey
 
-    _check_fractions(args, "threshold", "run_to_run")
     key = SeriesKey.chosen(_names(args.series_by), _names(args.ignore) or ())
     if (args.dir is None) == (args.store is None):
         raise UsageError("history: give a folder of result files or --store (one of them)")

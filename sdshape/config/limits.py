@@ -13,13 +13,35 @@ from pathlib import Path
 from typing import Any
 
 from sdshape.core import units
-from sdshape.core.errors import UsageError, choices_error, whole_number
+from sdshape.core.bounds import Bounds, whole_number
+from sdshape.core.errors import UsageError, choices_error
 
 MAX_ROUNDS = 10_000
 MAX_WARMUP = 1_000
 # torch.Generator takes a signed 64-bit seed; the inputs use seed + 1 and seed + 2.
 MAX_SEED = 2**63 - 9
-DEFAULT_TRAIN_TIMESTEPS = 1000
+DEFAULT_TRAIN_TIMESTEPS = 1000  # every zoo scheduler's
+# At 16384 px SD's VAE decoder alone holds two 128-channel full-resolution fp16 tensors: 128 GiB, more than any card.
+MAX_RESOLUTION = 16_384
+MAX_BATCH = 4_096
+MAX_BUDGET = 1e12  # parameters: 60 times the largest zoo system (FLUX.1-dev, 16.9 G)
+MAX_DECLARED_GPUS = 1_024
+
+# Every number a flag takes, declared once: the flags take these as argparse's type=, and the plan and the
+# shapes files check values that came another way with the same objects (sdshape.core.bounds).
+RESOLUTION = Bounds(int, 8, MAX_RESOLUTION, multiple=8, why="latents are 1/8 of the image")
+STEPS = Bounds(int, 1, DEFAULT_TRAIN_TIMESTEPS)  # and at most the scheduler's training timesteps
+BATCH = Bounds(int, 1, MAX_BATCH)
+SEQUENCE_LENGTH = Bounds(int, 1)  # the most is the text encoder's, or what memory allows (check_size)
+ROUNDS = Bounds(int, 1, MAX_ROUNDS)
+MOST_ROUNDS = Bounds(int, 5, MAX_ROUNDS)
+WARMUP = Bounds(int, 0, MAX_WARMUP)
+SEED = Bounds(int, 0, MAX_SEED)
+TARGET_CI = Bounds(float, 0, 1, above=True, below=True, noun="a fraction")
+MAX_TIME = Bounds(float, 0, 3600, above=True, unit="seconds")
+SAMPLE_INTERVAL = Bounds(float, 0, 3600, unit="seconds (0: no sampler thread)")
+BUDGET = Bounds(float, 0, MAX_BUDGET, above=True, noun="a number of parameters")
+DECLARED_GPUS = Bounds(int, 1, MAX_DECLARED_GPUS)
 
 
 def train_timesteps(scheduler: dict[str, Any] | None) -> int:

@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from sdshape.config import limits
+from sdshape.core.bounds import Bounds
 from sdshape.core.vocabulary import DEFAULT_POLICY, DEVICES, POLICIES, PRECISION_NAMES
 
 RUN, BENCH, SHAPES = "run", "bench", "shapes"  # where an option applies
@@ -48,7 +50,7 @@ def option(
     help: str,
     default: Any = None,
     *,
-    kind: type | None = None,
+    kind: Bounds | None = None,
     action: Any = None,
     aliases: tuple[str, ...] = (),
     where: tuple[str, ...] = (RUN, BENCH),
@@ -86,7 +88,10 @@ class RunOptions:
     )
     vae: str | None = option("--vae", "swap in any zoo VAE (e.g. taesd)")
     sequence_length: int | None = option(
-        "--seq-len", "text sequence length (default: the shape's; CLIP's maximum is 77)", kind=int, where=HARNESSES
+        "--seq-len",
+        "text sequence length (default: the shape's; CLIP's maximum is 77)",
+        kind=limits.SEQUENCE_LENGTH,
+        where=HARNESSES,
     )
     shapes_file: str | None = option(
         "--shapes-file", "TOML of named compositions: [shape.NAME] text_encoder, unet, vae"
@@ -122,27 +127,32 @@ class RunOptions:
     resolution: int | None = option(
         "--resolution",
         f"image side in pixels, a multiple of 8 (default: native; {CPU_DEFAULTS.resolution_cap} on the CPU)",
-        kind=int,
+        kind=limits.RESOLUTION,
         where=HARNESSES,
     )
-    steps: int | None = option("--steps", "denoising steps", kind=int, where=HARNESSES)
-    batch: int = option("--batch", "images per prompt batch", 1, kind=int)
+    steps: int | None = option("--steps", "denoising steps", kind=limits.STEPS, where=HARNESSES)
+    batch: int = option("--batch", "images per prompt batch", 1, kind=limits.BATCH)
     rounds: str | None = option(
         "--rounds", "timed rounds per stage, or auto: until the median's 95%% CI is within --target-ci", where=HARNESSES
     )
     target_ci: float = option(
-        "--target-ci", "--rounds auto stops once the median's 95%% CI is within this fraction of it", 0.01, kind=float
+        "--target-ci",
+        "--rounds auto stops once the median's 95%% CI is within this fraction of it",
+        0.01,
+        kind=limits.TARGET_CI,
     )
-    max_rounds: int = option("--max-rounds", "--rounds auto: at most this many rounds", 100, kind=int)
-    max_time_s: float = option("--max-time", "--rounds auto: at most this many seconds per stage", 60.0, kind=float)
+    max_rounds: int = option("--max-rounds", "--rounds auto: at most this many rounds", 100, kind=limits.MOST_ROUNDS)
+    max_time_s: float = option(
+        "--max-time", "--rounds auto: at most this many seconds per stage", 60.0, kind=limits.MAX_TIME
+    )
     profile: bool | None = option(
         "--profile",
         "one profiled round per stage: GPU busy fraction and time by kernel class (--no-profile: none)",
         action=argparse.BooleanOptionalAction,
     )
-    warmup: int | None = option("--warmup", "untimed warm-up rounds per stage", kind=int, where=HARNESSES)
+    warmup: int | None = option("--warmup", "untimed warm-up rounds per stage", kind=limits.WARMUP, where=HARNESSES)
     weights: str | None = option("--weights", "local diffusers pipeline folder to load instead of random weights")
-    seed: int = option("--seed", "seed for weights and inputs", 0, kind=int)
+    seed: int = option("--seed", "seed for weights and inputs", 0, kind=limits.SEED)
     cache_dir: str | None = option(
         "--cache-dir", "exported models and engines (default $SDSHAPE_CACHE_DIR, ~/.cache/sdshape)"
     )
@@ -154,7 +164,7 @@ class RunOptions:
         "--sample-interval",
         "seconds between the sampler's readings (0: no sampler thread, open/close readings only)",
         0.02,
-        kind=float,
+        kind=limits.SAMPLE_INTERVAL,
     )
     force_size: bool = option(
         "--force-size",
@@ -191,6 +201,14 @@ class RunOptions:
         """The options in a parsed namespace (argparse's or pytest's); absent ones keep their defaults."""
         known = {f.name: values[f.name] for f in fields(cls) if f.name in values}
         return cls(**known)
+
+    def check(self) -> None:
+        """Every number against the bounds declared with its flag (for values that came without the parser:
+        options built in code, pytest's)."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(f.metadata["kind"], Bounds) and value is not None:
+                f.metadata["kind"].check(f.metadata["flag"], value)
 
     def given(self) -> dict[str, Any]:
         """The options that differ from their defaults, as a result document records them."""

@@ -24,7 +24,7 @@ from sdshape.config.options import (
     RunOptions,
     backend_flags,
 )
-from sdshape.core.errors import UsageError, choices_error, whole_number
+from sdshape.core.errors import UsageError, choices_error
 from sdshape.core.vocabulary import DEVICES, PRECISION_NAMES
 from sdshape.measurement.stopping import Stopping
 from sdshape.models.zoo import ShapeSpec, get_shape, shape_components
@@ -124,7 +124,7 @@ def _backend_specs(
 
 
 def check_rounds(o: RunOptions) -> tuple[bool, int | str | None]:
-    """--rounds (a count or auto), its criterion and caps, --warmup and --sample-interval."""
+    """--rounds: a count or auto (its criterion, caps and the other numbers: :meth:`RunOptions.check`)."""
     rounds = o.rounds
     auto_rounds = rounds == "auto"
     if isinstance(rounds, str) and not auto_rounds:
@@ -132,18 +132,8 @@ def check_rounds(o: RunOptions) -> tuple[bool, int | str | None]:
             rounds = int(rounds)
         except ValueError:
             raise UsageError(f"--rounds must be a whole number or auto, got {rounds!r}") from None
-    if not auto_rounds:
-        limits.positive("--rounds", rounds, maximum=limits.MAX_ROUNDS)
-    whole_number("--max-rounds", o.max_rounds, minimum=5, maximum=limits.MAX_ROUNDS)
-    if not 0 < o.target_ci < 1:  # NaN fails this too
-        raise UsageError(f"--target-ci must be a fraction between 0 and 1 such as 0.01, got {o.target_ci}")
-    if not 0 < o.max_time_s <= 3600:
-        raise UsageError(f"--max-time must be between 0 and 3600 seconds, got {o.max_time_s}")
-    limits.positive("--warmup", o.warmup, minimum=0, maximum=limits.MAX_WARMUP)
-    if not 0 <= o.sample_interval_s <= 3600:  # NaN fails this too
-        raise UsageError(
-            f"--sample-interval must be between 0 (no sampler thread) and 3600 seconds, got {o.sample_interval_s}"
-        )
+    if not auto_rounds and rounds is not None:
+        limits.ROUNDS.check("--rounds", rounds)
     return auto_rounds, rounds
 
 
@@ -173,8 +163,7 @@ def resolve(
     shape_name = shape or DEFAULT_SHAPE
     if weights is not None and shape is not None:
         raise UsageError("--weights and --shape both given: the architecture comes from the --weights folder")
-    limits.positive("--seq-len", sequence_length)
-    whole_number("--seed", seed, minimum=0, maximum=limits.MAX_SEED)
+    o.check()  # every number within the bounds declared with its flag
     shape_spec = None
     if weights is None:
         from sdshape.models.zoo.compose import load_shapes_file, with_overrides
@@ -199,10 +188,8 @@ def resolve(
         raise choices_error("device", device, DEVICES)
     if precision is not None and precision not in PRECISION_NAMES:
         raise choices_error("precision", precision, PRECISION_NAMES)
-    limits.check_resolution(resolution)
     scheduler, vae_config = limits.run_configs(shape_spec, Path(weights) if weights is not None else None)
     limits.positive("--steps", steps, maximum=limits.train_timesteps(scheduler))
-    limits.positive("--batch", batch)
     auto_rounds, rounds = check_rounds(o)
     backends = limits.parse_backends(o.backend or DEFAULT_BACKEND, known_backends or backend_names())
 

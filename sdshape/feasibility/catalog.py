@@ -12,10 +12,19 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from sdshape.core.bounds import Bounds
 from sdshape.core.errors import UsageError, choices_error
 from sdshape.core.units import GIB
 
-REQUIRED = {"vram_gib": float, "bandwidth_gbs": float, "fp16_tflops_fp32_acc": float, "fp16_tflops_fp16_acc": float}
+# Each figure's range, wide around every card sold (the bundled ones span 8-141 GiB, 272-4800 GB/s and
+# 25-989 TFLOP/s): a figure outside is a unit slip or a typo, and would give no answer or an infinite one.
+REQUIRED = {
+    "vram_gib": Bounds(float, 0.5, 4096, unit="GiB"),
+    "bandwidth_gbs": Bounds(float, 10, 100_000, unit="GB/s"),
+    "fp16_tflops_fp32_acc": Bounds(float, 0.1, 100_000, unit="TFLOP/s"),
+    "fp16_tflops_fp16_acc": Bounds(float, 0.1, 100_000, unit="TFLOP/s"),
+}
+SMS = Bounds(int, 1, 999)
 # What the static model (``sdshape fit``) also needs; a user's card without them is still a catalog card.
 ARCHITECTURES = ("turing", "ampere", "ada", "hopper", "blackwell")
 FP8_ARCHITECTURES = ("ada", "hopper", "blackwell")  # fp8 tensor cores: compute in fp8 needs one of these
@@ -73,10 +82,8 @@ def _parse_catalog(text: str, origin: str) -> dict[str, GPU]:
         if unknown or missing:
             problem = f"unknown fields {sorted(unknown)}" if unknown else f"missing {', '.join(missing)}"
             raise UsageError(f"{origin}: gpu {name!r}: {problem}; fields: {', '.join(REQUIRED)}, source")
-        for key in REQUIRED:
-            value = entry[key]
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 100_000:
-                raise UsageError(f"{origin}: gpu {name!r}: {key} = {value!r} is not a positive number in its unit")
+        for key, bounds in REQUIRED.items():
+            bounds.check(f"{origin}: gpu {name!r}: {key}", entry[key])
         if not isinstance(entry["source"], str) or not entry["source"].strip():
             raise UsageError(f"{origin}: gpu {name!r}: every figure needs a source (a non-empty string)")
         extra = _optional_fields(entry, origin, name)
@@ -91,8 +98,7 @@ def _optional_fields(entry: dict, origin: str, name: str) -> dict:
             raise choices_error(f"{origin}: gpu {name!r}: architecture", entry["architecture"], list(ARCHITECTURES))
         extra["architecture"] = entry["architecture"]
     if "sms" in entry:
-        if not isinstance(entry["sms"], int) or isinstance(entry["sms"], bool) or not 0 < entry["sms"] < 1000:
-            raise UsageError(f"{origin}: gpu {name!r}: sms = {entry['sms']!r} is not a count of multiprocessors")
+        SMS.check(f"{origin}: gpu {name!r}: sms (streaming multiprocessors)", entry["sms"])
         extra["sms"] = entry["sms"]
     if "pcie" in entry:
         found = re.fullmatch(r"([345])\.0 x(1|2|4|8|16)", str(entry["pcie"]))

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from sdshape.core.bounds import FRACTION, SIGNIFICANCE
 from sdshape.core.errors import UsageError
 from sdshape.core.statistics import median, ratio
 from sdshape.core.vocabulary import ID_FIELDS
@@ -120,9 +121,10 @@ def load_thresholds(path: str | Path, default: Floors) -> Thresholds:
                 f"valid: {', '.join([*ID_FIELDS, *names])}"
             )
         values = {k: entry[k] for k in names if k in entry}
-        for key, value in values.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 10:
-                raise UsageError(f"--thresholds {path}: override #{index + 1}: {key} = {value!r} is not a fraction")
+        for key, value in values.items():  # the rules of the flags
+            (SIGNIFICANCE if key == "alpha" else FRACTION).check(
+                f"--thresholds {path}: override #{index + 1}: {key}", value
+            )
         if not values:
             raise UsageError(f"--thresholds {path}: override #{index + 1} sets none of {', '.join(names)}")
         overrides.append(({k: entry[k] for k in ID_FIELDS if k in entry}, values))

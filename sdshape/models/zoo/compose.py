@@ -13,7 +13,8 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from sdshape.core.errors import UsageError, whole_number
+from sdshape.core.bounds import whole_number
+from sdshape.core.errors import UsageError
 from sdshape.models.call_inputs import max_tokens, vae_scale_factor
 from sdshape.models.families import family_name_of, family_of
 from sdshape.models.zoo import SHAPE_SPECS, ShapeSpec, get_component, get_shape
