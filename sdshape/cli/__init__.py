@@ -1,7 +1,9 @@
 """The ``sdshape`` command: zoo, inspect, fit, backends, run, compare, history, report, shapes, store, matrix.
 
 User mistakes raise :class:`~sdshape.core.errors.UsageError` and end as one line on
-stderr with exit status 2; anything else is a bug and keeps its traceback. Each
+stderr with exit status 2; an output that cannot be written once the work is done
+(:class:`~sdshape.core.errors.WriteError`) is one line and exit status 1; anything
+else is a bug and keeps its traceback. Each
 command lives in its own module, imported only when it runs, so the reading
 commands (compare, history, report) start fast and without torch.
 """
@@ -13,7 +15,7 @@ import sys
 
 from rich.console import Console
 
-from sdshape.core.errors import UsageError
+from sdshape.core.errors import UsageError, WriteError
 
 COMMANDS = {
     "zoo": "static:cmd_zoo",
@@ -60,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             message = f"sdshape: error: {message}"
         print(message, file=sys.stderr)
         return 2
+    except WriteError as error:  # the work was done; an output could not be written
+        print(f"sdshape: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("sdshape: interrupted", file=sys.stderr)
         return 130

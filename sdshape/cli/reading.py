@@ -45,7 +45,9 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from sdshape.present.report import write
+    from sdshape.result.output import folder_target
 
+    folder_target(args.out, "--out")  # before the store is read
     gpus = [name.strip() for name in args.gpus.split(",") if name.strip()] if args.gpus else None
     sources: list[Any] = list(args.results)
     if args.store is not None:
@@ -65,8 +67,10 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 def cmd_history(args: argparse.Namespace, console: Console) -> int:
     from sdshape.present.history_report import step_text, write_report
     from sdshape.regression.history import collect, files_under, regressions
+    from sdshape.result.output import folder_target
     from sdshape.store.series import SeriesKey
 
+    folder_target(args.out, "--out")  # before any file is read (the thresholds are checked by the parser)
     key = SeriesKey.chosen(_names(args.series_by), _names(args.ignore) or ())
     if (args.dir is None) == (args.store is None):
         raise UsageError("history: give a folder of result files or --store (one of them)")

@@ -16,10 +16,10 @@ from sdshape.result import output
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from sdshape.config.plan import plan_from
 
-    plan = plan_from(vars(args))
     json_path = output.file_target(args.json_path, "--json") if args.json_path is not None else None
     saving = args.save or (args.store is not None and args.json_path is None)  # the store indexes files
     results_dir = output.folder_target(args.results_dir, "--results-dir") if saving else None
+    plan = plan_from(vars(args))  # after the outputs: before it traces the shape on the meta device
     engine = None
     if args.store is not None:
         from sdshape.store.db import open_store

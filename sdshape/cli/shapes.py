@@ -12,7 +12,7 @@ from rich.table import Table
 from sdshape.config.options import DEFAULT_BACKEND, DEFAULT_SHAPE, GPU_DEFAULTS, RunOptions
 from sdshape.core import units
 from sdshape.core.errors import UsageError
-from sdshape.result.output import folder_target, standard_json, write_atomic
+from sdshape.result.output import folder_target, make_folder, standard_json, write_or_fall_back
 
 NATIVE_RESOLUTION = 512  # SD 1.5's
 CLIP_TOKENS = 77  # CLIP's context; T5 encoders are capped to it in compositions
@@ -86,16 +86,20 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         from sdshape.explorer.measure import cost_per_100m
 
         document["cost_per_100m"] = cost_per_100m(found, measured["components"])
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        write_atomic(out / "shapes.json", standard_json(document))
-        if measured is not None:
+    lost = False
+    if out is not None:  # the document falls back to a printed file like run's results; a chart cannot
+        from sdshape.cli.run import say_written
+
+        written, why = write_or_fall_back(make_folder(out) / "shapes.json", standard_json(document), "shapes")
+        say_written(Console(stderr=True), "shapes written to", out / "shapes.json", written, why)
+        lost = why is not None
+        if measured is not None and not lost:
             chart.pareto_chart(document["shapes"], out / "pareto.png", chart.conditions(document))
     if args.json:
         print(json.dumps(document, indent=2, default=str))
     else:
         _print_shapes(document, console)
-    return 0
+    return 1 if lost else 0
 
 
 def _print_shapes(document: dict[str, Any], console: Console) -> None:

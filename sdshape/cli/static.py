@@ -147,7 +147,7 @@ def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
 def cmd_inspect_all(args: argparse.Namespace, console: Console) -> int:
     """The seed question, answered from the configs: where each system spends parameters, bytes and FLOPs."""
     from sdshape.models.inspection import PARTS, field_rows
-    from sdshape.result.output import file_target, write_atomic
+    from sdshape.result.output import file_target, write_output
 
     if args.resolution or args.steps:
         raise UsageError("--all uses each system's own resolution and steps; --resolution/--steps go with a SHAPE")
@@ -157,7 +157,7 @@ def cmd_inspect_all(args: argparse.Namespace, console: Console) -> int:
     if chart is not None:
         from sdshape.present.report.field_chart import field_png
 
-        write_atomic(chart, field_png(rows))
+        write_output(chart, field_png(rows))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from sdshape.core.errors import UsageError
-from sdshape.result.output import figure_png, write_atomic
+from sdshape.result.output import figure_png, write_output
 
 
 def pareto_chart(shapes: list[dict[str, Any]], path: Any, conditions: str) -> None:
@@ -42,7 +42,7 @@ def pareto_chart(shapes: list[dict[str, Any]], path: Any, conditions: str) -> No
         axis.set_title(f"{label} vs parameters (line: the Pareto front)", fontsize=9)
     figure.suptitle(conditions, fontsize=8)
     figure.tight_layout()
-    write_atomic(path, figure_png(figure))
+    write_output(path, figure_png(figure))
 
 
 def conditions(document: dict[str, Any]) -> str:

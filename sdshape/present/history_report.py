@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sdshape.regression.history import MIN_RUNS_AFTER, Z_MIN, Timeline
-from sdshape.result.output import figure_png, folder_target, slug, write_atomic
+from sdshape.result.output import figure_png, folder_target, make_folder, slug, write_output
 from sdshape.store.series import SeriesKey
 
 
@@ -76,12 +76,11 @@ def charts(timelines: list[Timeline], out: Path) -> dict[str, Path]:
         axes.set_title(timeline.name, fontsize=9)
         figure.tight_layout()
         name = slug(timeline.name)[:120]
-        written[timeline.name] = write_atomic(out / f"{name}.png", figure_png(figure))
+        written[timeline.name] = write_output(out / f"{name}.png", figure_png(figure))
     return written
 
 
 def write_report(timelines: list[Timeline], key: SeriesKey, out: Path, skipped: list[str], floor: float) -> Path:
-    out = folder_target(out, "--out")
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(folder_target(out, "--out"))
     drawn = charts(timelines, out)
-    return write_atomic(out / "history.md", markdown(timelines, key, drawn, skipped, floor))
+    return write_output(out / "history.md", markdown(timelines, key, drawn, skipped, floor))

@@ -2,14 +2,18 @@
 
 - Every location is checked before any work starts (:func:`file_target`,
   :func:`folder_target`): a missing or read-only folder, a folder where a file
-  is wanted (or the reverse), an empty path, each a one-line usage error.
+  is wanted (or the reverse), an empty path, a name longer than the file system
+  allows (with the temporary file's 14 bytes), a name that is not UTF-8, each a
+  one-line usage error.
 - Every file is written to a temporary file beside its target, flushed to disk
   and renamed into place (:func:`write_atomic`): a full disk leaves the old
   file, or none, never a truncated one.
 - JSON is standard JSON (:func:`standard_json`): a NaN or an infinity becomes
   null, and the document lists where and what it was.
 - When a results file still cannot be written at the end, the results go to a
-  fallback file whose path is printed (:func:`write_or_fall_back`), never lost.
+  fallback file whose path is printed (:func:`write_or_fall_back`), never lost;
+  another output file that cannot be written (a report's page, a chart) is a
+  :class:`~sdshape.core.errors.WriteError` naming it and why (:func:`write_output`).
 """
 
 from __future__ import annotations
@@ -25,13 +29,76 @@ from array import array
 from pathlib import Path
 from typing import Any
 
-from sdshape.core.errors import UsageError
+from sdshape.core.errors import UsageError, WriteError
+
+# tempfile.mkstemp's name beside a target: "." + name + "." + 8 random characters + ".tmp"
+TEMPORARY_EXTRA = 14
+# What a folder target must leave room for inside it: a subfolder and a file name (run --save's machine
+# folder and dated name, report's and history's charts), each within one name's limit.
+INSIDE_A_FOLDER = 2 * 256
+
+
+def _shown(text: str | os.PathLike) -> str:
+    """A path as a one-line message can print it: undecodable bytes escaped, a long path shortened."""
+    shown = os.fsencode(text).decode("utf-8", "backslashreplace")
+    return shown if len(shown) <= 80 else f"{shown[:40]}...{shown[-30:]}"
+
+
+def _name_limits(path: str) -> tuple[int, int]:
+    """The file system's longest name and longest path, where ``path`` would be made."""
+    existing = os.path.abspath(path)
+    while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    try:
+        return os.pathconf(existing, "PC_NAME_MAX"), os.pathconf(existing, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf here: the usual Linux limits
+        return 255, 4096
+
+
+def _usable_name(text: str | os.PathLike, flag: str, extra_name: int, extra_path: int) -> None:
+    """A path that is UTF-8 and that the file system can hold, with ``extra_name`` bytes more on its last
+    name (the temporary file beside it) and ``extra_path`` more on the whole (what goes inside a folder)."""
+    try:
+        os.fspath(text).encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(
+            f"{flag} {_shown(text)}: not a UTF-8 name (it could not be printed); give a UTF-8 path"
+        ) from None
+    name_max, path_max = _name_limits(os.fspath(text))
+    parts = Path(text).parts
+    for index, part in enumerate(parts):
+        size = len(os.fsencode(part)) + (extra_name if index == len(parts) - 1 else 0)
+        if size > name_max:
+            extra = f" ({size} as the temporary file written beside it)" if size > len(os.fsencode(part)) else ""
+            raise UsageError(
+                f"{flag} {_shown(text)}: the name {_shown(part)} is {len(os.fsencode(part))} bytes{extra}; "
+                f"this file system allows {name_max}"
+            )
+    size = len(os.fsencode(os.path.abspath(text))) + extra_path
+    if size > path_max:
+        raise UsageError(
+            f"{flag} {_shown(text)}: the path is {size - extra_path} bytes ({size} with room for what is written "
+            f"there); this file system allows {path_max}"
+        )
+
+
+def _probe(text: str | os.PathLike, flag: str, check: Any) -> Any:
+    """``check()``; a file system error while looking (a folder that cannot be searched) is a usage error."""
+    try:
+        return check()
+    except OSError as error:
+        raise UsageError(f"{flag} {_shown(text)}: cannot use this path ({error.strerror or error})") from None
 
 
 def file_target(text: str | os.PathLike, flag: str) -> Path:
     """A file that will be written at the end: it can be, or this is a one-line usage error now."""
     if not str(text).strip():
         raise UsageError(f"{flag}: empty path; give a file path")
+    _usable_name(text, flag, TEMPORARY_EXTRA, TEMPORARY_EXTRA)
+    return _probe(text, flag, lambda: _file_target(text, flag))
+
+
+def _file_target(text: str | os.PathLike, flag: str) -> Path:
     target = Path(text)
     parent = target.parent if str(target.parent) else Path(".")
     if target.is_dir():
@@ -51,6 +118,11 @@ def folder_target(text: str | os.PathLike, flag: str) -> Path:
     """A folder that files will be written into: it exists and is writable, or can be made so."""
     if not str(text).strip():
         raise UsageError(f"{flag}: empty path; give a folder")
+    _usable_name(text, flag, 0, INSIDE_A_FOLDER)
+    return _probe(text, flag, lambda: _folder_target(text, flag))
+
+
+def _folder_target(text: str | os.PathLike, flag: str) -> Path:
     folder = Path(text)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{flag} {text}: is a file, not a folder")
@@ -142,16 +214,41 @@ def fallback_path(stem: str) -> Path:
     return Path(tempfile.gettempdir()) / f"sdshape-{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
 
 
+def _why(error: OSError) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
 def write_or_fall_back(path: Path, text: str, stem: str = "results") -> tuple[Path, str | None]:
     """Write ``text`` to ``path``; if that fails, to a fallback file. Returns where it went, and why not
-    to ``path`` (None when it went there)."""
+    to ``path`` (None when it went there). When the fallback fails too: :class:`WriteError`, naming both."""
     try:
         return write_atomic(path, text), None
     except OSError as error:
-        reason = f"{type(error).__name__}: {error}"
+        reason = _why(error)
     fallback = fallback_path(stem)
-    write_atomic(fallback, text)
+    try:
+        write_atomic(fallback, text)
+    except OSError as error:
+        raise WriteError(f"could not write {_shown(path)} ({reason}), nor {fallback} ({_why(error)})") from None
     return fallback, reason
+
+
+def write_output(path: Path, data: str | bytes) -> Path:
+    """:func:`write_atomic` for one of a command's output files (a report's page, a chart): a failure is a
+    :class:`WriteError` naming the file and why; the file is left as it was, or absent."""
+    try:
+        return write_atomic(path, data)
+    except OSError as error:
+        raise WriteError(f"could not write {_shown(path)} ({_why(error)})") from None
+
+
+def make_folder(folder: Path) -> Path:
+    """The output folder, made if missing (checked by :func:`folder_target` before the work)."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise WriteError(f"could not make the folder {_shown(folder)} ({_why(error)})") from None
+    return Path(folder)
 
 
 def slug(text: str) -> str:

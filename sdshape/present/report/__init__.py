@@ -12,17 +12,16 @@ from typing import Any
 
 from sdshape.present.report.content import build
 from sdshape.present.report.sections import Picture, html_page, markdown
-from sdshape.result.output import folder_target, write_atomic
+from sdshape.result.output import folder_target, make_folder, write_output
 
 
 def write(paths: list[Any], out: Path, gpu_names: list[str] | None, catalog_file: str | None) -> tuple[Path, Path]:
     """report.md with its PNGs beside it, and report.html with the same content self-contained."""
-    out = folder_target(out, "--out")
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(folder_target(out, "--out"))
     sections = build(paths, gpu_names, catalog_file, out)
     for section in sections:
         if isinstance(section, Picture):
-            write_atomic(out / section.name, section.png)
-    markdown_path = write_atomic(out / "report.md", markdown(sections))
-    html_path = write_atomic(out / "report.html", html_page(sections, "sdshape report"))
+            write_output(out / section.name, section.png)
+    markdown_path = write_output(out / "report.md", markdown(sections))
+    html_path = write_output(out / "report.html", html_page(sections, "sdshape report"))
     return markdown_path, html_path
