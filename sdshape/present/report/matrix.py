@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sdshape.feasibility import measured as feasibility
-from sdshape.feasibility.catalog import GPU
+from sdshape.feasibility.catalog import GPU, load_catalog
 from sdshape.feasibility.matrix import committed_matrix
 from sdshape.present.report.sections import Cell, Grid, Heading, Section, Text
 from sdshape.result.io import ResultFile
@@ -55,7 +55,8 @@ def model_matrix_sections(runs: list[Run], gpus: list[GPU]) -> list[Section]:
     matrix = committed_matrix()
     rows = matrix["rows"]
     grid = Grid(["GPU", *(f"{r['shape']} {r['resolution']} px {r['steps']} st" for r in rows)])
-    wanted = {gpu.name for gpu in gpus}
+    own = own_cards(gpus, {card["gpu"] for card in rows[0]["cards"]})
+    wanted = {gpu.name for gpu in gpus} - {gpu.name for gpu in own}
     for index, card in enumerate(rows[0]["cards"]):
         if card["gpu"] not in wanted:
             continue
@@ -64,6 +65,8 @@ def model_matrix_sections(runs: list[Run], gpus: list[GPU]) -> list[Section]:
             entry = row["cards"][index]
             line.append(_measured_cell(runs, entry["gpu"], row) or _model_cell(entry))
         grid.rows.append(line)
+    for gpu in own:
+        grid.rows.append([Cell(f"{gpu.name} (your catalog)"), *(Cell("not modelled here", "no") for _ in rows)])
     return [
         Heading("Feasibility matrix"),
         Text(
@@ -75,4 +78,27 @@ def model_matrix_sections(runs: list[Run], gpus: list[GPU]) -> list[Section]:
             True,
         ),
         grid,
+        *own_cards_note(own),
+    ]
+
+
+def own_cards(gpus: list[GPU], in_matrix: set[str]) -> list[GPU]:
+    """The cards a --gpu-catalog adds, or redefines with its own figures: the committed matrix has no cell
+    for them (it is computed ahead, for the bundled catalog's figures)."""
+    bundled = load_catalog()
+    return [gpu for gpu in gpus if gpu.name not in in_matrix or bundled.get(gpu.name) != gpu]
+
+
+def own_cards_note(own: list[GPU]) -> list[Section]:
+    if not own:
+        return []
+    names = ", ".join(f"`{gpu.name}`" for gpu in own)
+    return [
+        Text(
+            f"Not modelled in this matrix: {names}, from your --gpu-catalog. The matrix is computed ahead for "
+            "the bundled catalog's figures (`python bench/feasibility_matrix.py`, with torch); "
+            '`sdshape fit SHAPE --gpu-catalog FILE --gpu "NAME"` answers for your cards. Their measured memory '
+            "per policy is in each run's section below.",
+            True,
+        )
     ]
