@@ -133,7 +133,9 @@ class RunOptions:
     steps: int | None = option("--steps", "denoising steps", kind=limits.STEPS, where=HARNESSES)
     batch: int = option("--batch", "images per prompt batch", 1, kind=limits.BATCH)
     rounds: str | None = option(
-        "--rounds", "timed rounds per stage, or auto: until the median's 95%% CI is within --target-ci", where=HARNESSES
+        "--rounds",
+        f"timed rounds per stage (1 to {limits.MAX_ROUNDS}), or auto: until the median's 95%% CI is within --target-ci",
+        where=HARNESSES,
     )
     target_ci: float = option(
         "--target-ci",
