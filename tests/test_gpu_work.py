@@ -107,15 +107,45 @@ def test_the_stopping_rule():
     assert rule.record("ci", steady)["rel_ci"] == pytest.approx(statistics.relative_ci(steady))
 
 
-def test_rounds_auto_on_the_cpu_stops_by_its_criterion_and_says_which(tmp_path):
+class ScriptedClock:
+    """The measurement module's clock, scripted: every reading advances it by ``tick_s``, so each round
+    lasts the same and the stopping rule's verdict does not depend on how busy the machine is."""
+
+    def __init__(self, tick_s: float):
+        import time
+
+        self._time, self.tick_s, self.now_s = time, tick_s, 0.0
+
+    def perf_counter(self) -> float:
+        self.now_s += self.tick_s
+        return self.now_s
+
+    def perf_counter_ns(self) -> int:
+        return int(self.perf_counter() * 1e9)
+
+    def __getattr__(self, name: str):
+        return getattr(self._time, name)
+
+
+@pytest.mark.parametrize(
+    ("tick_s", "criterion", "rounds"),
+    [
+        (0.001, "ci", 6),  # equal rounds: the CI is zero once the order statistics bracket the median (n = 6)
+        (0.4, "max_time", 1),  # each round reads the clock twice and the rule once: 1.2 s after one round
+    ],
+)
+def test_rounds_auto_stops_by_its_criterion_and_says_which(tick_s, criterion, rounds, tmp_path, monkeypatch):
+    from sdshape.measurement import measure
+
+    monkeypatch.setattr(measure, "time", ScriptedClock(tick_s))
     out = tmp_path / "auto.json"
     argv = ["run", "--shape", "tiny", "--device", "cpu", "--steps", "1", "--rounds", "auto", "--max-time", "1"]
     assert main([*argv, "--target-ci", "0.02", "--json", str(out)]) == 0
     for bench in json.loads(out.read_text())["benchmarks"]:
         record = bench["extra_info"]["stopping"]
-        assert record["criterion"] in ("ci", "max_rounds", "max_time") and record["rounds"] >= 5
-        assert record["rounds"] == len(bench["stats"]["data"])
-        if record["criterion"] == "ci":
+        assert record["criterion"] == criterion, record
+        assert record["rounds"] == len(bench["stats"]["data"]) == rounds
+        if criterion == "ci":
             assert record["rel_ci"] <= 0.02
 
 
@@ -143,12 +173,27 @@ def test_profile_on_the_cpu_splits_ops_by_class_and_says_why_busy_is_null(tmp_pa
     rows = {b["extra_info"]["stage"]: b["extra_info"] for b in json.loads(out.read_text())["benchmarks"]}
     kernels = rows["vae_decode"]["kernels"]
     assert kernels["busy_fraction"] is None and "no device" in kernels["busy_note"]
-    assert max(kernels["by_class"], key=kernels["by_class"].get) == "convolution"  # a VAE decoder is convolutions
+    assert kernels["by_class"]["convolution"] > 0 and kernels["kernel_s"] == pytest.approx(
+        sum(kernels["by_class"].values())
+    )
     assert rows["vae_decode"]["host_bound"] is None
     assert main(["report", str(out), "--out", str(tmp_path / "report"), "--gpus", "RTX 4090"]) == 0
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert "## Where in each stage the time goes" in markdown and "![kernel classes" in markdown
     assert (tmp_path / "report" / "kernel-classes.png").stat().st_size > 10_000
+
+
+def test_cpu_ops_are_ranked_by_class_from_a_scripted_profile():
+    """The ranking logic on a scripted profile (a VAE decoder's ops): real CPU times depend on the load."""
+    from sdshape.measurement.profiling import summarize_cpu_ops
+
+    ops = [("aten::conv2d", 0.030), ("aten::group_norm", 0.012), ("aten::conv2d", 0.020), ("aten::silu", 0.004)]
+    ops += [("aten::upsample_nearest2d", 0.003), ("aten::scaled_dot_product_attention", 0.002)]
+    summary = summarize_cpu_ops(ops, timed_median_s=0.08)
+    by_class = summary["by_class"]
+    assert max(by_class, key=by_class.get) == "convolution" and by_class["convolution"] == pytest.approx(0.05)
+    assert by_class["normalization"] == pytest.approx(0.012) and by_class["attention"] == pytest.approx(0.002)
+    assert summary["top"][0]["name"] == "aten::conv2d" and summary["busy_fraction"] is None
 
 
 # -- CUDA-graph replay --------------------------------------------------------------------------

@@ -113,9 +113,7 @@ def _folder(tmp_path, shape: str):
     family_dirs = {"UNet2DConditionModel": "unet"}
     denoiser_dir = family_dirs.get(specs["denoiser"].library_class, "transformer")
     parts = specs["text_encoder"].parts or (specs["text_encoder"],)
-    files = {
-        f"text_encoder{'' if i == 0 else f'_{i + 1}'}/config.json": _config(part) for i, part in enumerate(parts)
-    }
+    files = {f"text_encoder{'' if i == 0 else f'_{i + 1}'}/config.json": _config(part) for i, part in enumerate(parts)}
     files[f"{denoiser_dir}/config.json"] = _config(specs["denoiser"])
     files["vae/config.json"] = _config(specs["vae"])
     files["scheduler/scheduler_config.json"] = {"_class_name": "EulerDiscreteScheduler", "num_train_timesteps": 1000}

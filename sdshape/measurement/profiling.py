@@ -174,11 +174,13 @@ def profile_round(run: Any, device: Any, timed_median_s: float | None) -> dict[s
     import torch
     from torch.profiler import ProfilerActivity, profile
 
+    from sdshape.core.quiet import filtered_native_stderr
+
     on_gpu = device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
     if on_gpu:
         torch.cuda.synchronize(device)
-    with profile(activities=activities) as profiler:
+    with filtered_native_stderr(), profile(activities=activities) as profiler:
         start = time.perf_counter()
         run()
         if on_gpu:

@@ -91,7 +91,7 @@ def declared_fields(cls: type) -> dict[str, Any]:
         hint = parameter.annotation
         if isinstance(hint, str):
             try:
-                hint = eval(hint, namespace)  # noqa: S307 - a library's own annotation text
+                hint = eval(hint, namespace)  # the library's own annotation text (transformers writes strings)
             except Exception:
                 hint = Any
         if hint is inspect.Parameter.empty:
