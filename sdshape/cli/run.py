@@ -19,12 +19,12 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     json_path = output.file_target(args.json_path, "--json") if args.json_path is not None else None
     saving = args.save or (args.store is not None and args.json_path is None)  # the store indexes files
     results_dir = output.folder_target(args.results_dir, "--results-dir") if saving else None
-    plan = plan_from(vars(args))  # after the outputs: before it traces the shape on the meta device
     engine = None
-    if args.store is not None:
+    if args.store is not None:  # with the outputs: a missing, read-only or damaged store is refused now
         from sdshape.store.db import open_store
 
-        engine = open_store(args.store or None)  # a bad store is refused before anything is measured
+        engine = open_store(args.store or None)
+    plan = plan_from(vars(args))  # after the outputs: before it traces the shape on the meta device
     errors = Console(stderr=True)
     for note in plan.notes:
         errors.print(f"sdshape: {note}", highlight=False, soft_wrap=True)
