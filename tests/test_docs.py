@@ -27,3 +27,23 @@ def test_every_docs_page_is_in_the_navigation():
     nav = (ROOT / "mkdocs.yml").read_text()
     for page in (ROOT / "docs").glob("*.md"):
         assert f": {page.name}" in nav, f"docs/{page.name} is not in mkdocs.yml's nav"
+
+
+def test_the_install_commands_use_the_tested_versions():
+    """The README's install and .ci/run resolve the versions CI tested (constraints.txt), torch excepted so
+    that GPU users keep their CUDA build; a release that breaks sdshape cannot reach a fresh install."""
+    root = ROOT
+    readme = (root / "README.md").read_text()
+    ci = (root / ".ci" / "run").read_text()
+    install = next(line for line in readme.splitlines() if line.startswith("python3 -m venv"))
+    assert "-c constraints.txt" in install
+    assert "pip install -c constraints.txt torch==2.13.0" in ci
+    pins = {}
+    for line in (root / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not a pin"
+            pins[name.lower()] = version
+    assert "torch" not in pins
+    for package in ("diffusers", "transformers", "accelerate", "sqlalchemy", "pytest-benchmark", "gguf"):
+        assert package in pins, package
