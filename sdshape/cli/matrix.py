@@ -14,15 +14,17 @@ from sdshape.core.errors import UsageError
 
 def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
     from sdshape.fleet.matrix import load_matrix
-    from sdshape.fleet.runner import ray_module, run_matrix
     from sdshape.result.output import folder_target
 
-    jobs = load_matrix(args.matrix)
+    jobs = load_matrix(args.matrix)  # the whole matrix, by sdshape run's rules: nothing of Ray before it passes
     if args.declare_gpus is not None and (args.ray or args.declare_gpus < 1):
         raise UsageError("--declare-gpus N (N >= 1) is for a local Ray cluster only, not with --ray")
     out = folder_target(args.out, "--out")
-    out.mkdir(parents=True, exist_ok=True)
+    from sdshape.fleet.runner import check_reachable, ray_module, run_matrix
+
     ray_module()  # Ray missing is one line, before anything starts
+    check_reachable(args.ray)  # a cluster that does not answer too
+    out.mkdir(parents=True, exist_ok=True)
     engine = None
     if args.store is not None:
         from sdshape.store.db import open_store

@@ -180,9 +180,10 @@ def run_vae_precision(
     return "fp32" if upcasts else precision
 
 
-def check_storage(precision: str, backend_specs: dict[str, tuple[str, dict[str, Any]]]) -> None:
+def check_storage(precision: str, backend_specs: dict[str, tuple[str, dict[str, Any]]], library: bool = True) -> None:
     """A quantized weight format runs with eager PyTorch only: ONNX export and TensorRT take plain dtypes,
-    and torch.compile of these layers is not what the libraries' recipes run."""
+    and torch.compile of these layers is not what the libraries' recipes run; with ``library``, its library
+    must be installed here."""
     from sdshape.core.vocabulary import PRECISIONS
     from sdshape.models.quantize import check_available
 
@@ -191,7 +192,8 @@ def check_storage(precision: str, backend_specs: dict[str, tuple[str, dict[str, 
     others = [label for label, (name, _) in backend_specs.items() if name != "eager"]
     if others:
         raise UsageError(f"--precision {precision} runs with --backend eager only; not with {', '.join(others)}")
-    check_available(precision)
+    if library:
+        check_available(precision)
 
 
 def positive(name: str, value: int | None, minimum: int = 1, maximum: int | None = None) -> None:

@@ -102,9 +102,9 @@ def cuda_available() -> bool:
 
 
 def _backend_specs(
-    labels: list[str], flags: dict[str, dict[str, Any]], device: str
+    labels: list[str], flags: dict[str, dict[str, Any]], device: str, here: bool = True
 ) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Canonical label -> (name, options), each resolved by its backend and checked to be available here.
+    """Canonical label -> (name, options), each resolved by its backend and (``here``) checked to be available.
 
     A backend flag is checked by its backend even when that backend is not in the run: a typo is an
     error, not a silently ignored flag."""
@@ -116,7 +116,7 @@ def _backend_specs(
     for label in labels:
         name = label.partition(":")[0]
         canonical, name, options = resolve(label, flags.get(name, {}), device)
-        ok, reason = get_backend(name, options).available()
+        ok, reason = get_backend(name, options).available() if here else (True, None)
         if not ok:
             raise UsageError(f"backend {name!r} is not available here: {reason}")
         specs[canonical] = (name, options)
@@ -143,12 +143,16 @@ def resolve(
     *,
     backend_flags: dict[str, dict[str, Any]] | None = None,
     known_backends: list[str] | None = None,
+    here: bool = True,
     **given: Any,
 ) -> Plan:
     """Validate user options and fill in defaults for the device that will run.
 
     ``options`` as parsed (:meth:`RunOptions.from_values`), or the options as keywords
-    (``resolve(shape="tiny", device="cpu")``), named as :class:`RunOptions` names them."""
+    (``resolve(shape="tiny", device="cpu")``), named as :class:`RunOptions` names them.
+    ``here=False`` checks only what holds on any machine (``sdshape matrix`` checks jobs that run on other
+    hosts): no device given means a GPU; whether a backend or a format's library is installed, whether
+    the device exists, its memory and the cache folder are left to the job."""
     if options is None:
         options = RunOptions(**given)
     elif given:
@@ -195,10 +199,10 @@ def resolve(
 
     notes: list[str] = []
     if device is None:
-        device = "cuda" if cuda_available() else "cpu"
+        device = "cuda" if not here or cuda_available() else "cpu"
         if device == "cpu":
             notes.append("no CUDA GPU found: running on the CPU")
-    elif device == "cuda" and not cuda_available():
+    elif here and device == "cuda" and not cuda_available():
         raise UsageError(
             f"--device cuda: no CUDA GPU is usable (torch {torch.__version__}, "
             f"built with CUDA {torch.version.cuda or 'none'}); valid choices here: cpu"
@@ -213,11 +217,11 @@ def resolve(
                 f"--vram-cap {vram_cap}: needs a CUDA GPU (it caps torch's per-process GPU memory); "
                 "on the CPU there is no VRAM to cap"
             )
-    specs = _backend_specs(backends, backend_flags or {}, device)
+    specs = _backend_specs(backends, backend_flags or {}, device, here)
     defaults = GPU_DEFAULTS if device == "cuda" else CPU_DEFAULTS
     precision = precision or defaults.precision
     limits.check_policy(o.policy, device, specs, precision)
-    limits.check_storage(precision, specs)
+    limits.check_storage(precision, specs, library=here)
     if device == "cpu" and precision == "fp16":
         raise UsageError(
             "--precision fp16 on the CPU: PyTorch's CPU fp16 kernels are unusably slow "
@@ -245,8 +249,9 @@ def resolve(
         notes.append("CPU defaults chosen: " + ", ".join(chosen) + " (set --resolution/--steps/--rounds to change)")
     tokens = shape_spec.sequence_length if shape_spec else (sequence_length or 77)
     element = 4 if precision == "fp32" else 2
-    limits.check_size(vae_config, resolution, batch, tokens, element, device, o.force_size, shape_spec, precision)
-    cache_root, cache_fallback = cache_location(o.cache_dir, notes)
+    if here:
+        limits.check_size(vae_config, resolution, batch, tokens, element, device, o.force_size, shape_spec, precision)
+    cache_root, cache_fallback = cache_location(o.cache_dir, notes) if here else (None, None)
     vae_upcast = limits.run_vae_precision(precision, vae_config, shape_spec, weights, o.vae_fp16, notes) != precision
 
     return Plan(

@@ -12,6 +12,7 @@ error rows, and the others go on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,69 @@ from sdshape.fleet.matrix import Job
 from sdshape.result.output import standard_json, write_atomic
 
 INSTALL_HINT = "the Ray runner needs Ray: pip install 'sdshape[fleet]'"
+CONNECT_TIMEOUT_S = 5.0  # a cluster's address must answer a TCP connect within this (Ray retries for minutes)
+RAY_CLIENT_PORT = 10001  # ray:// without a port: the Ray Client server's default
 
 
 def ray_module() -> Any:
+    from sdshape.core.quiet import quiet_ray
+
+    quiet_ray()  # before the import: Ray reads its environment then
     try:
         import ray
     except ImportError:
         raise UsageError(INSTALL_HINT) from None
     return ray
+
+
+def cluster_endpoint(address: str, label: str | None = None) -> tuple[str, int] | None:
+    """The host and port ``ray.init(address=...)`` would connect to (None: it starts a local cluster);
+    "auto" as Ray finds it (RAY_ADDRESS, then the cluster ``ray start`` last recorded on this machine).
+    ``label``: how the user gave the address, for the messages (default ``--ray ADDRESS``)."""
+    label = label or f"--ray {address}"
+    form = "a cluster is host:port (e.g. 10.0.0.5:6379), ray://host[:port] or auto"
+    if address == "local":
+        return None
+    if "://" in address:
+        scheme, _, rest = address.partition("://")
+        rest = rest.rstrip("/")
+        if scheme != "ray" or not rest:
+            raise UsageError(f"{label}: {form}")
+        host, colon, port = rest.rpartition(":")
+        return (host.strip("[]"), int(port)) if colon and port.isdigit() else (rest, RAY_CLIENT_PORT)
+    if address == "auto":
+        from ray._private import services
+
+        try:
+            address = services.canonicalize_bootstrap_address(address) or ""
+        except ConnectionError:
+            raise UsageError(
+                f"{label}: no Ray cluster found on this machine (RAY_ADDRESS is not set and `ray start` "
+                "recorded none); start one with `ray start --head` or give its address"
+            ) from None
+    host, colon, port = address.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"{label}: {form}")
+    return host.strip("[]"), int(port)
+
+
+def check_reachable(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """One line, before ``ray.init``, when nothing answers at the cluster's address (``--ray``, else
+    RAY_ADDRESS, which ``ray.init`` reads): Ray itself retries a dead address for minutes, printing its
+    own warnings (20 tries of about 40 s each in Ray 2.60)."""
+    label = f"--ray {address}" if address else f"RAY_ADDRESS={os.environ.get('RAY_ADDRESS')}"
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    endpoint = cluster_endpoint(address, label) if address else None
+    if endpoint is None:
+        return
+    try:
+        socket.create_connection(endpoint, timeout=timeout_s).close()
+    except OSError as error:
+        why = "no answer" if isinstance(error, TimeoutError) else (error.strerror or str(error))
+        raise UsageError(
+            f"{label}: nothing answers at {endpoint[0]}:{endpoint[1]} within {timeout_s:g} s ({why}); "
+            "is the cluster up (`ray start --head`) and its port open?"
+        ) from None
 
 
 def gpu_identity(index: str | int | None) -> dict[str, Any]:
@@ -150,6 +206,57 @@ class Registry:
         ]
 
 
+GCS_TRIES = 5  # connecting to a cluster: Ray's tries to reach its GCS, about a second each (Ray's own default: 20)
+
+
+@contextlib.contextmanager
+def _held_stderr() -> Iterator[Any]:
+    """File descriptor 2 into a temporary file while Ray starts: its C++ core logs there directly, past
+    Python's logging (``gcs_client.cc: Failed to get cluster ID ...``). Yields the file."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile("w+b") as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield held
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def start_ray(ray: Any, options: dict[str, Any]) -> None:
+    """``ray.init`` with Ray's own output held back. Connecting to a cluster (``address``): Ray tries its GCS
+    GCS_TRIES times, and an address that answers but holds no Ray cluster (another service, another Ray
+    version) is one line; a local cluster that fails to start shows Ray's output and its error as they are."""
+    address = options.get("address")
+    wait = "RAY_gcs_server_port_wait_time_s"  # read by Ray at each connect: its number of tries
+    set_here = address is not None and wait not in os.environ
+    if set_here:
+        os.environ[wait] = str(GCS_TRIES)
+    try:
+        with _held_stderr() as held:
+            try:
+                ray.init(**options)
+                return
+            except Exception as error:
+                failure = error
+        if address is None:
+            sys.stderr.write(held_text(held))
+            raise failure
+        ray.shutdown()
+        first = (str(failure).strip().splitlines() or [type(failure).__name__])[0][:200]
+        raise UsageError(f"--ray {address}: it answers, but no Ray cluster could be joined there ({first})") from None
+    finally:
+        if set_here:
+            os.environ.pop(wait, None)
+
+
+def held_text(held: Any) -> str:
+    held.seek(0)
+    return held.read().decode(errors="replace")
+
+
 def run_matrix(
     jobs: list[Job],
     out: Path,
@@ -159,13 +266,16 @@ def run_matrix(
 ) -> list[Path]:
     """Every job on Ray, one GPU each; each finished job's document is written to ``out`` and handed to
     ``on_done`` (the store's ingest) as it arrives."""
+    from sdshape.core.quiet import quiet_ray
+
     ray = ray_module()
-    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    options: dict[str, Any] = {"include_dashboard": False, **quiet_ray()}
+    check_reachable(address)
     if address:
         options["address"] = address
     elif declared_gpus is not None:
         options["num_gpus"] = declared_gpus
-    ray.init(**options)
+    start_ray(ray, options)
     try:
         registry = ray.remote(Registry).options(num_cpus=0).remote()
         task = ray.remote(num_gpus=1, max_retries=0)(run_job)
