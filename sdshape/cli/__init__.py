@@ -11,6 +11,7 @@ commands (compare, history, report) start fast and without torch.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from rich.console import Console
@@ -34,10 +35,33 @@ COMMANDS = {
 WITH_BACKEND_FLAGS = ("run", "shapes")
 
 
+# A reader that stops reading stdout (`| head`, a pager that quits): exit 141, as a shell reports a process that
+# SIGPIPE ended, with a line on stderr; never 1, which compare and history give a regression.
+CLOSED_OUTPUT = 141
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """rich's own ends the process with status 1 and no word; :func:`main` says what happened instead."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def make_console() -> Console:
     """Stdout console; logs and pipes get 160 columns so the table is not folded."""
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
+    console = _Console()
+    return console if console.is_terminal else _Console(width=160)
+
+
+def _closed_output() -> int:
+    """stdout onto /dev/null (what is still buffered for it cannot fail at exit), and one line on stderr."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        print("sdshape: the output was closed before it was all written (its reader stopped)", file=sys.stderr)
+    except (OSError, ValueError):
+        pass  # stderr closed too: nothing can be said
+    return CLOSED_OUTPUT
 
 
 def _command_of(argv: list[str]) -> str | None:
@@ -65,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     except WriteError as error:  # the work was done; an output could not be written
         print(f"sdshape: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        return _closed_output()
     except KeyboardInterrupt:
         print("sdshape: interrupted", file=sys.stderr)
         return 130

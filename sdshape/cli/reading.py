@@ -59,7 +59,11 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         _say_skipped(skipped, "left out of the report")
     if not sources:
         raise UsageError("report: give result files, or --store")
-    markdown_path, html_path = write(sources, Path(args.out), gpus, args.gpu_catalog)
+    from sdshape.present.report.progress import LateProgress
+    from sdshape.run.progress import make_progress
+
+    with LateProgress(lambda: make_progress(Console(stderr=True))) as progress:  # shown once it runs long
+        markdown_path, html_path = write(sources, Path(args.out), gpus, args.gpu_catalog, progress)
     console.print(f"report written: {markdown_path} and {html_path}", highlight=False)
     return 0
 

@@ -159,6 +159,12 @@ def load(path: str | Path) -> ResultFile:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise UsageError(f"{path}: not JSON ({error.msg} at line {error.lineno})") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not a results file (JSON nested deeper than Python's reader follows)") from None
+    except ValueError as error:  # an integer of more than 4300 digits (Python's int_max_str_digits)
+        raise UsageError(f"{path}: not a results file ({str(error).partition(';')[0]})") from None
+    except MemoryError:
+        raise UsageError(f"{path}: {len(text):,} characters do not fit in this machine's memory as JSON") from None
     del text  # a long run's file is tens of MB: not held while its rows are built
     if not isinstance(document, dict) or not isinstance(document.get("benchmarks"), list):
         raise UsageError(f"{path}: not a results file (expected a JSON object with a 'benchmarks' list)")

@@ -11,17 +11,26 @@ from pathlib import Path
 from typing import Any
 
 from sdshape.present.report.content import build
+from sdshape.present.report.progress import LateProgress
 from sdshape.present.report.sections import Picture, html_page, markdown
 from sdshape.result.output import folder_target, make_folder, write_output
 
 
-def write(paths: list[Any], out: Path, gpu_names: list[str] | None, catalog_file: str | None) -> tuple[Path, Path]:
-    """report.md with its PNGs beside it, and report.html with the same content self-contained."""
+def write(
+    paths: list[Any], out: Path, gpu_names: list[str] | None, catalog_file: str | None, progress: Any = None
+) -> tuple[Path, Path]:
+    """report.md with its PNGs beside it, and report.html with the same content self-contained; ``progress``:
+    where long work shows how far it is (:class:`~sdshape.present.report.progress.LateProgress`)."""
     out = make_folder(folder_target(out, "--out"))
-    sections = build(paths, gpu_names, catalog_file, out)
-    for section in sections:
-        if isinstance(section, Picture):
-            write_output(out / section.name, section.png)
+    progress = progress or LateProgress()
+    sections = build(paths, gpu_names, catalog_file, out, progress)
+    pictures = [section for section in sections if isinstance(section, Picture)]
+    task = progress.add_task("report: writing", total=len(pictures) + 2)
+    for section in pictures:
+        write_output(out / section.name, section.png)
+        progress.update(task, advance=1)
     markdown_path = write_output(out / "report.md", markdown(sections))
+    progress.update(task, advance=1)
     html_path = write_output(out / "report.html", html_page(sections, "sdshape report"))
+    progress.update(task, advance=1)
     return markdown_path, html_path

@@ -17,18 +17,19 @@ from typing import Any
 
 from sdshape.core import units
 from sdshape.core.errors import UsageError
-from sdshape.core.vocabulary import PER_IMAGE_STAGES, STAGES
+from sdshape.core.vocabulary import STAGES
 from sdshape.feasibility import measured as feasibility
 from sdshape.feasibility.catalog import GPU, load_catalog, pick
 from sdshape.measurement.profiling import CLASSES, class_shares
-from sdshape.present.report.charts import kernel_chart, pareto_png, share_chart
+from sdshape.present.report.charts import kernel_chart, pareto_png
 from sdshape.present.report.field_chart import committed_rows, field_png
 from sdshape.present.report.matrix import model_matrix_sections
+from sdshape.present.report.progress import LateProgress
+from sdshape.present.report.runs import MAX_SHARE_CHARTS, rows_by_run, run_sections
 from sdshape.present.report.sections import Bullets, Cell, Grid, Heading, Picture, Section, Text, cells
 from sdshape.result.io import ResultFile, load
 from sdshape.result.model import StageResult
 
-VERDICT_CSS = {"fits": "fits", "needs offload": "offload", "does not fit": "no"}
 COST_COLUMNS = ("kind", "component", "params", "s/image", "s per 100 M params", "activations per 100 M")
 INTRO = (
     "The feasibility matrix is the **static model's** (`sdshape fit`): memory from traced activation peaks and "
@@ -56,15 +57,17 @@ def shapes_document(path: str) -> dict[str, Any] | None:
 
     try:
         document = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):  # ValueError: bad JSON
         return None  # result.io.load gives the proper one-line error
     return document if is_shapes_document(document) else None
 
 
-def gather(paths: list[Any], gpu_names: list[str] | None, catalog_file: str | None) -> Inputs:
+def gather(paths: list[Any], gpu_names: list[str] | None, catalog_file: str | None, progress: Any = None) -> Inputs:
     """``paths``: result files and shapes documents by path, or result files already read (from the store)."""
     catalog = load_catalog(catalog_file)
     inputs = Inputs(pick(catalog, gpu_names))
+    progress = progress or LateProgress()
+    task = progress.add_task("report: reading files", total=len(paths))
     for given in paths:
         if isinstance(given, ResultFile):
             result, path = given, str(given.path)
@@ -81,6 +84,7 @@ def gather(paths: list[Any], gpu_names: list[str] | None, catalog_file: str | No
         inputs.runs += [(run, str(path), result) for run in found]
         inputs.capped += [(str(path), row) for row in result.rows.values() if row.cap]
         inputs.profiled += [row for row in result.rows.values() if class_shares(row.kernels)]
+        progress.update(task, advance=1)
     if not inputs.runs and not inputs.explorations and not inputs.capped and not inputs.profiled:
         why = f" ({'; '.join(inputs.skipped)})" if inputs.skipped else ""
         raise UsageError(
@@ -88,54 +92,6 @@ def gather(paths: list[Any], gpu_names: list[str] | None, catalog_file: str | No
             f"and no measured shapes.json in the given files{why}"
         )
     return inputs
-
-
-def _shares(result: ResultFile, run: feasibility.RunProfile) -> dict[str, dict[str, float | None]]:
-    rows = {r.stage: r for r in result.rows.values() if r.id.run_key == tuple(run.key.values())}
-    memory = {s: run.stages[s].weights + run.stages[s].activations for s in PER_IMAGE_STAGES}
-    total_memory = sum(memory.values()) or 1
-    return {
-        stage: {
-            "params": rows[stage].cost.param_share,
-            "time": rows[stage].timing.time_share,
-            "memory": memory[stage] / total_memory,
-            "energy": rows[stage].energy.share,
-        }
-        for stage in PER_IMAGE_STAGES
-    }
-
-
-def _fit_css(fits: bool) -> str:
-    return "fits" if fits else "no"
-
-
-def _run_sections(
-    index: int, run: feasibility.RunProfile, file: str, result: ResultFile, gpus: list[GPU]
-) -> list[Section]:
-    matrix = [feasibility.feasibility(run, gpu) for gpu in gpus]
-    chart = share_chart(run.label, _shares(result, run))
-    stages = Grid(["stage", "weights", "activations", "activations from"])
-    for stage, cost in run.stages.items():
-        sizes = units.size(cost.weights), units.size(cost.activations)
-        stages.rows.append(cells(stage, *sizes, cost.activations_source))
-    sections: list[Section] = [
-        Heading(run.label),
-        Text(f"Measured on {run.measured_on}; file `{file}`."),
-        Picture(f"shares-{index}.png", chart, f"shares of {run.label}"),
-        stages,
-        Text(f"CUDA context: {units.size(run.context)} ({run.context_source})."),
-    ]
-    policies = list(feasibility.POLICIES)
-    per_gpu = Grid(["GPU", "VRAM", "verdict (measured memory)", *policies])
-    for item, gpu in zip(matrix, gpus, strict=True):
-        needs = [
-            Cell(f"{units.size(item['needs_bytes'][p])} {'ok' if fits else 'no'}", _fit_css(fits))
-            for p, fits in ((p, item["fits"][p]) for p in policies)
-        ]
-        verdict = Cell(item["verdict"], VERDICT_CSS[item["verdict"]])
-        per_gpu.rows.append([Cell(gpu.name), Cell(f"{gpu.vram_gib:g} GiB"), verdict, *needs])
-    note = "Memory at this run's own conditions; for time on other cards and other settings, `sdshape fit`."
-    return [*sections, per_gpu, Text(note, note=True)]
 
 
 def _kernel_sections(inputs: Inputs) -> list[Section]:
@@ -166,10 +122,13 @@ def _kernel_sections(inputs: Inputs) -> list[Section]:
 def _cap_sections(inputs: Inputs) -> list[Section]:
     """The fits measured under --vram-cap, each next to the model's prediction for the same cap."""
     grid = Grid(["file", "run", "stage", "cap", "measured", "model: VRAM needed (all resident)", "model predicts"])
+    models: dict[tuple, feasibility.RunProfile] = {}
+    for run, _, _ in inputs.runs:
+        models.setdefault(tuple(run.key.values()), run)  # the first given run of a configuration, as before
     for file, row in sorted(inputs.capped, key=lambda item: (item[0], STAGES.index(item[1].stage))):
         cap = row.cap
         measured = {True: "fits", False: "oom"}.get(cap.fits, row.status)
-        model = next((run for run, _, _ in inputs.runs if tuple(run.key.values()) == row.id.run_key), None)
+        model = models.get(row.id.run_key)
         if model is None:
             need, predicted = "-", "no uncapped run of this configuration given"
         else:
@@ -244,13 +203,31 @@ def _field_sections() -> list[Section]:
     ]
 
 
-def build(paths: list[str], gpu_names: list[str] | None, catalog_file: str | None, out: Path) -> list[Section]:
-    """The whole report as sections; ``out`` receives the Pareto charts as they are drawn."""
-    inputs = gather(paths, gpu_names, catalog_file)
+def build(
+    paths: list[str], gpu_names: list[str] | None, catalog_file: str | None, out: Path, progress: Any = None
+) -> list[Section]:
+    """The whole report as sections; ``out`` receives the Pareto charts as they are drawn. ``progress``: an
+    ``add_task``/``update`` display (:class:`~sdshape.present.report.progress.LateProgress`)."""
+    progress = progress or LateProgress()
+    inputs = gather(paths, gpu_names, catalog_file, progress)
     sections: list[Section] = [Heading("sdshape report", 1), Text(INTRO)]
     sections += model_matrix_sections(inputs.runs, inputs.gpus)
+    if len(inputs.runs) > MAX_SHARE_CHARTS:
+        sections.append(
+            Text(
+                f"{len(inputs.runs)} runs: the first {MAX_SHARE_CHARTS} have their shares drawn as charts, the "
+                "others as tables.",
+                note=True,
+            )
+        )
+    task = progress.add_task("report: runs", total=len(inputs.runs))
+    grouped: dict[int, dict[tuple, dict[str, StageResult]]] = {}
     for index, (run, file, result) in enumerate(inputs.runs, start=1):
-        sections += _run_sections(index, run, file, result, inputs.gpus)
+        if id(result) not in grouped:
+            grouped[id(result)] = rows_by_run(result)
+        rows = grouped[id(result)][tuple(run.key.values())]
+        sections += run_sections(index, run, file, rows, inputs.gpus, chart=index <= MAX_SHARE_CHARTS)
+        progress.update(task, advance=1)
     if inputs.profiled:
         sections += _kernel_sections(inputs)
     if inputs.capped:

@@ -79,6 +79,8 @@ def markdown(sections: list[Section]) -> str:
 
 def _inline(text: str) -> str:
     escaped = html.escape(text)
+    if "`" not in text and "*" not in text:  # most table cells: no markup to look for
+        return escaped
     escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
     return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", escaped)
 
