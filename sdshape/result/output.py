@@ -39,9 +39,10 @@ INSIDE_A_FOLDER = 2 * 256
 
 
 def _shown(text: str | os.PathLike) -> str:
-    """A path as a one-line message can print it: undecodable bytes escaped, a long path shortened."""
+    """A path as a one-line message can print it: undecodable bytes escaped; only a path far beyond any
+    real one (a 4,200-byte path) shortened, so the user can still copy the path a message names."""
     shown = os.fsencode(text).decode("utf-8", "backslashreplace")
-    return shown if len(shown) <= 80 else f"{shown[:40]}...{shown[-30:]}"
+    return shown if len(shown) <= 400 else f"{shown[:200]}...{shown[-150:]}"
 
 
 def _name_limits(path: str) -> tuple[int, int]:
