@@ -57,6 +57,11 @@ def verdicts(tmp_path, base_rows, new_rows, *options, machine_new=None, capsys=N
 
 
 def test_planted_slowdown_is_a_regression(tmp_path, capsys):
+    base = write(tmp_path / "base.json", [row(data=rounds(1.00, 0.01, 10, 1))])
+    new = write(tmp_path / "new.json", [row(data=rounds(1.10, 0.01, 10, 2))])
+    assert main(["compare", str(base), str(new), "--json"]) == 1
+    err = capsys.readouterr().err.strip()  # exit 1 says why on stderr too: a --json reader is not left guessing
+    assert err == "sdshape: 1 of 1 ids regressed or got a worse status"
     code, found = verdicts(
         tmp_path, [row(data=rounds(1.00, 0.01, 10, 1))], [row(data=rounds(1.10, 0.01, 10, 2))], capsys=capsys
     )

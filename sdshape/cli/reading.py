@@ -40,7 +40,10 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         print(standard_json([result.to_json() for result in results]))  # an infinite change is null
     else:
         print_verdicts(results, environment, base, new, console)
-    return 1 if compare.failing(results) else 0
+    failing = [result for result in results if result.failing]
+    if failing:  # exit 1 says so on stderr too, so that a --json reader or a CI log is never left guessing
+        print(f"sdshape: {len(failing)} of {len(results)} ids regressed or got a worse status", file=sys.stderr)
+    return 1 if failing else 0
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
