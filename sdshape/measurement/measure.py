@@ -204,15 +204,22 @@ class StageRecorder:
             if len(timed.power_samples) >= 10:
                 return energy.from_power(timed.power_samples, len(self.rounds_s), timed.duration_s)
         median = sorted(self.rounds_s)[len(self.rounds_s) // 2] if self.rounds_s else 0.0
-        calls = energy.calls_for(needed * 1.1, median)
+        batch, calls = energy.calls_for(needed * 1.1, median), 0
         try:
             synchronize(self.device)
             opened = self.sampler.open_window()
             start = time.perf_counter()
-            for _ in range(calls):
-                self.stage.run(None)
-            synchronize(self.device)
-            window_s = time.perf_counter() - start
+            while True:
+                for _ in range(batch):
+                    self.stage.run(None)
+                calls += batch
+                synchronize(self.device)
+                window_s = time.perf_counter() - start
+                if window_s >= needed or calls >= energy.MAX_CALLS:
+                    break
+                # The rounds' median overstated a call (a host busy during the rounds, clocks that rose
+                # since): extend the window at the rate just seen rather than return a window too short.
+                batch = min(energy.MAX_CALLS - calls, energy.calls_for(needed * 1.1 - window_s, window_s / calls))
             closed = self.sampler.close_window(opened)
         except Exception as error:
             return EnergyReading(None, None, calls, note=f"energy window failed: {classify_failure(error)[1]}")
