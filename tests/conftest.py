@@ -51,3 +51,32 @@ def tiny_session(tiny_plan):
     with Session(tiny_plan, "eager") as session:
         session.build()
         yield session
+
+
+class WorkStarted(BaseException):
+    """Raised by the ``no_work`` guard; a BaseException, so that no ``except Exception`` (a run keeps a failed
+    build as a row) can swallow it."""
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fails the test if its command builds or loads a model, or reads a results file: a refusal must come
+    before any work. Checked by what runs, not by the clock, so a busy machine cannot change the verdict."""
+    import sdshape.models.build as build
+    import sdshape.models.weights_folder as weights_folder
+    import sdshape.present.report.content as report_content
+    import sdshape.regression.history as history
+    import sdshape.result.io as io
+
+    def refuse(*args, **kwargs):
+        raise WorkStarted("work started before the refusal")
+
+    for module, name in (
+        (build, "build_shape"),
+        (build, "build_random"),
+        (weights_folder, "load_weights"),
+        (io, "load"),
+        (history, "load"),
+        (report_content, "load"),
+    ):
+        monkeypatch.setattr(module, name, refuse)

@@ -9,7 +9,6 @@ import argparse
 import errno
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -60,12 +59,9 @@ OUTPUTS = {
 
 
 @pytest.mark.parametrize("command", sorted(OUTPUTS))
-def test_a_name_longer_than_the_file_system_allows_is_refused_up_front(command, tmp_path, capsys):
-    build_parser(backend_flags=True)  # the backends' flags import torch once; that is not work on the run
-    started = time.perf_counter()
+def test_a_name_longer_than_the_file_system_allows_is_refused_up_front(command, tmp_path, capsys, no_work):
     argv = OUTPUTS[command](str(tmp_path / LONG), tmp_path)
-    one_line(argv, capsys, 2, "is 300 bytes", "this file system allows 255")
-    assert time.perf_counter() - started < 5  # before building, measuring or reading anything
+    one_line(argv, capsys, 2, "is 300 bytes", "this file system allows 255")  # before building or reading
     assert list(tmp_path.iterdir()) in ([], [tmp_path / "matrix.toml"])
 
 
@@ -239,10 +235,8 @@ ABSURD = [
 
 
 @pytest.mark.parametrize("argv,expected", ABSURD, ids=[" ".join(a) for a, _ in ABSURD])
-def test_absurd_numbers_are_one_line_before_anything_is_read(argv, expected, capsys):
-    started = time.perf_counter()
+def test_absurd_numbers_are_one_line_before_anything_is_read(argv, expected, capsys, no_work):
     one_line(argv, capsys, 2, expected)
-    assert time.perf_counter() - started < 5
 
 
 def test_numbers_that_come_without_the_parser_meet_the_same_bounds():

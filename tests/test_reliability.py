@@ -11,7 +11,6 @@ import json
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -46,10 +45,8 @@ def one_line_exit_2(argv: list[str], capsys, *expected: str) -> str:
     ],
     ids=["empty", "missing-dir", "directory", "file-valued-results-dir"],
 )
-def test_output_locations_are_checked_before_any_work(argv, expected, capsys):
-    started = time.perf_counter()
-    one_line_exit_2([*TINY, *argv], capsys, expected)
-    assert time.perf_counter() - started < 5  # refused up front, not after building and measuring
+def test_output_locations_are_checked_before_any_work(argv, expected, capsys, no_work):
+    one_line_exit_2([*TINY, *argv], capsys, expected)  # refused up front, not after building and measuring
 
 
 @pytest.mark.parametrize("command", [["report", str(RESULTS)], ["history", str(RESULTS.parent)]])
@@ -109,7 +106,6 @@ def test_results_are_standard_json():
 
 
 def test_bench_checks_its_json_path_before_running(tmp_path):
-    started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "pytest", str(ROOT / "bench"), "-q", "-p", "no:cacheprovider", "--shape", "tiny",
          "--device", "cpu", "--benchmark-json", "/missing/dir/x.json"],
@@ -117,7 +113,7 @@ def test_bench_checks_its_json_path_before_running(tmp_path):
     )  # fmt: skip
     assert done.returncode == 4  # pytest's usage error, before any benchmark
     assert "--benchmark-json /missing/dir/x.json" in done.stderr and "does not exist" in done.stderr
-    assert "Traceback" not in done.stderr and time.perf_counter() - started < 60
+    assert "Traceback" not in done.stderr and "passed" not in done.stdout  # no benchmark ran
 
 
 # -- 2. absurd sizes are refused before they allocate ----------------------------------------
@@ -137,10 +133,8 @@ def test_bench_checks_its_json_path_before_running(tmp_path):
     ],
     ids=["steps", "resolution", "batch", "seq-len", "seed-huge", "seed-negative", "rounds", "warmup"],
 )
-def test_absurd_sizes_are_refused(argv, expected, capsys):
-    started = time.perf_counter()
+def test_absurd_sizes_are_refused(argv, expected, capsys, no_work):
     one_line_exit_2([*TINY, *argv], capsys, expected)
-    assert time.perf_counter() - started < 5
 
 
 def test_a_run_in_which_no_stage_completed_exits_1(monkeypatch, capsys):
@@ -307,10 +301,21 @@ def test_a_thresholds_file_of_the_wrong_shape_is_one_line(tmp_path, capsys):
 # -- 6. big inputs stay fast ---------------------------------------------------------------------
 
 
-def test_the_smallest_p_value_of_long_runs_is_computed_in_logarithms():
+def test_the_smallest_p_value_of_long_runs_is_computed_in_logarithms(monkeypatch):
     from sdshape.regression.compare import smallest_p
 
     assert smallest_p(3, 3) == pytest.approx(0.1) and smallest_p(4, 4) == pytest.approx(2 / 70)
-    started = time.perf_counter()
     assert smallest_p(620_000, 620_000) == 0.0  # 53 s and 601 MB as an exact binomial
-    assert time.perf_counter() - started < 0.01
+    with monkeypatch.context() as patched:  # in logarithms: the binomial with 370,000 digits is never formed
+        patched.setattr(math, "comb", lambda *a: pytest.fail("smallest_p formed the exact binomial"))
+        assert smallest_p(620_000, 620_000) == 0.0
+
+
+def test_the_no_work_guard_catches_a_command_that_works(tmp_path, no_work, capsys):
+    """The guard the up-front refusals are checked with fails a run that builds, and a compare that reads."""
+    from tests.conftest import WorkStarted
+
+    with pytest.raises(WorkStarted):
+        main([*TINY, "--rounds", "1", "--warmup", "0"])
+    with pytest.raises(WorkStarted):
+        main(["compare", str(RESULTS), str(RESULTS)])
