@@ -118,14 +118,23 @@ def build_parser(backend_flags: bool = False) -> Parser:
     report.add_argument("--gpu-catalog", help="TOML file with your own cards, same form as the bundled catalog")
     report.add_argument("--out", default="report", help="output folder (default report/)")
     shapes = sub.add_parser("shapes", help="compositions within a parameter budget; --measure for their costs")
-    shapes.add_argument("--budget", type=limits.BUDGET, required=True, help="parameter budget, e.g. 1.07e9")
+    shapes.add_argument("--budget", type=limits.BUDGET, help="parameter budget, e.g. 1.07e9 (or --budget-bytes)")
+    shapes.add_argument(
+        "--budget-bytes", help="budget in bytes of weights stored in --precision, e.g. 4GB (with --gpu)"
+    )
+    shapes.add_argument(
+        "--gpu", action="append", help="price every composition on this catalog card (static model; repeatable)"
+    )
+    shapes.add_argument("--gpu-catalog", help="TOML file with your own cards, same form as the bundled catalog")
     shapes.add_argument("--family", default="zoo", help="zoo (real architectures) or tiny (test-sized)")
     shapes.add_argument("--measure", action="store_true", help="measure each distinct component once and compose")
     if backend_flags:  # the run options that apply to --measure, declared once in sdshape.config.options
         from sdshape.config.options import SHAPES, add_options
 
         add_options(shapes.add_argument, SHAPES)
-    shapes.add_argument("--out", help="folder for shapes.json, shapes.md and (with --measure) pareto.png")
+    shapes.add_argument(
+        "--out", help="folder for shapes.json; with --gpu shapes.md and priced.png; with --measure pareto.png"
+    )
     shapes.add_argument("--json", action="store_true", help="print JSON")
     history = sub.add_parser(
         "history", help="timelines over time: steps, the events that caused them; exit 1 on a regression"

@@ -1,4 +1,5 @@
-"""``sdshape shapes``: compositions within a parameter budget, and with ``--measure`` their costs."""
+"""``sdshape shapes``: compositions within a parameter budget, with ``--gpu`` priced on catalog cards by the static
+model, and with ``--measure`` their measured costs."""
 
 from __future__ import annotations
 
@@ -23,7 +24,16 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
     from sdshape.explorer import chart, compositions
     from sdshape.models.zoo import get_shape
 
-    if not args.budget > 0:
+    budget_bytes = None
+    if args.budget_bytes is not None:
+        from sdshape.config.limits import BUDGET_BYTES
+
+        budget_bytes = BUDGET_BYTES.check("--budget-bytes", units.parse_size(args.budget_bytes, "--budget-bytes"))
+        if not args.gpu:
+            raise UsageError("--budget-bytes counts the weights as a card's precision stores them: give --gpu CARD")
+    if args.budget is None and budget_bytes is None:
+        raise UsageError("shapes: give --budget (parameters) or --budget-bytes (with --gpu)")
+    if args.budget is not None and not args.budget > 0:
         raise UsageError(f"--budget must be a positive number of parameters, got {args.budget:g}")
     check_resolution(args.resolution)
     out = folder_target(args.out, "--out") if args.out is not None else None
@@ -45,18 +55,26 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         plan = resolve(replace(options, shape=shape, backend=backend), backend_flags=backend_flags(vars(args)))
         if len(plan.backends) != 1:
             raise UsageError("shapes --measure takes one backend")
+    pricing = _pricing(args, options, plan) if args.gpu else None  # the cards and the format, checked first
     # Without --measure: the budget's FLOPs at SD 1.5's native size (the tiny shape's for tiny components)
     # and a GPU run's steps.
     native = get_shape("tiny").native_resolution if args.family == "tiny" else NATIVE_RESOLUTION
     resolution = plan.resolution if plan else (options.resolution or native)
     steps = plan.steps if plan else (options.steps or GPU_DEFAULTS.steps)
+    params = args.budget
+    if budget_bytes is not None:  # no composition above bytes / the format's narrowest storage can fit
+        from sdshape.config.limits import MAX_BUDGET
+        from sdshape.explorer.priced import least_bytes_per_param
+
+        bound = min(MAX_BUDGET, budget_bytes / least_bytes_per_param(pricing["format"]))
+        params = bound if params is None else min(params, bound)
     found, skipped = compositions.enumerate_shapes(
-        args.budget, args.family, resolution, steps, options.sequence_length or CLIP_TOKENS
+        params, args.family, resolution, steps, options.sequence_length or CLIP_TOKENS
     )
     if not found:
         beyond = skipped.get("beyond the position table", 0)
         why = f" at {resolution} px ({beyond} beyond their denoiser's position table)" if beyond else ""
-        raise UsageError(f"no composition of the {args.family} components fits {args.budget:.3g} parameters{why}")
+        raise UsageError(f"no composition of the {args.family} components fits {_budget_text(args, budget_bytes)}{why}")
     measured = None
     if plan is not None:
         from sdshape.run.progress import make_progress
@@ -65,6 +83,11 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
             from sdshape.explorer.measure import measure
 
             measured = measure(found, plan, progress)
+    priced = None
+    if pricing is not None:
+        priced, skipped["over byte budget"] = _price(found, pricing, resolution, steps, budget_bytes)
+        if not priced:
+            raise UsageError(f"no composition of the {args.family} components fits {_budget_text(args, budget_bytes)}")
     document = {
         "budget": args.budget,
         "family": args.family,
@@ -73,6 +96,9 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         "skipped": skipped,
         "shapes": [c.as_dict(steps) for c in found],
     }
+    if priced is not None:
+        document["shapes"] = [{**c.as_dict(steps), "priced": entry} for c, entry in priced["rows"]]
+        document["priced_conditions"] = {**priced["conditions"], "budget_bytes": budget_bytes}
     if measured is not None:
         document["measured_conditions"] = {
             "device": plan.device.type,
@@ -95,11 +121,104 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         lost = why is not None
         if measured is not None and not lost:
             chart.pareto_chart(document["shapes"], out / "pareto.png", chart.conditions(document))
+        if priced is not None and not lost:
+            from sdshape.explorer.priced import markdown
+            from sdshape.result.output import write_output
+
+            write_output(out / "shapes.md", markdown(document))
+            chart.priced_chart(document, out / "priced.png")
     if args.json:
         print(json.dumps(document, indent=2, default=str))
+    elif priced is not None:
+        _print_priced(document, console)
+        if measured is not None:
+            _print_shapes(document, console)
     else:
         _print_shapes(document, console)
     return 1 if lost else 0
+
+
+def _budget_text(args: argparse.Namespace, budget_bytes: int | None) -> str:
+    parts = [f"{args.budget:.3g} parameters"] if args.budget is not None else []
+    if budget_bytes is not None:
+        parts.append(f"{units.size(budget_bytes)} of {args.precision or 'fp16'} weights")
+    return " and ".join(parts)
+
+
+def _pricing(args: argparse.Namespace, options: RunOptions, plan: Any) -> dict[str, Any]:
+    """The cards, the format and the time model for ``--gpu``, checked before anything is traced."""
+    from sdshape.feasibility.catalog import load_catalog, pick
+    from sdshape.feasibility.formats import weight_format
+    from sdshape.feasibility.model import BACKENDS, bundled_time_model
+
+    gpus = pick(load_catalog(args.gpu_catalog), args.gpu)
+    missing = [g.name for g in gpus if g.sms is None or g.architecture is None]
+    if missing:
+        raise UsageError(f"cards without 'architecture' and 'sms' in the catalog cannot be modelled: {missing}")
+    fmt = weight_format(options.precision or (plan.precision if plan else "fp16"))
+    # the model's backends: eager (host launch costs) or compile (CUDA graphs); a measured backend prices as eager
+    backend = options.backend if options.backend in BACKENDS else "eager"
+    return {"gpus": gpus, "format": fmt, "model": bundled_time_model(), "backend": backend,
+            "vae_fp16": bool(getattr(args, "vae_fp16", False))}  # fmt: skip
+
+
+def _price(found: list, pricing: dict[str, Any], resolution: int, steps: int, budget_bytes: int | None) -> tuple:
+    """Every composition priced on the cards (progress on stderr while tracing): the rows and the conditions."""
+    from sdshape.explorer.priced import price
+    from sdshape.feasibility.fit import CONTEXT_BYTES
+    from sdshape.feasibility.model import DEFAULT_HOST
+
+    fmt, model = pricing["format"], pricing["model"]
+    with Console(stderr=True).status("tracing on the meta device") as status:
+        rows, over, traces = price(found, pricing["gpus"], model, fmt, resolution, steps, budget_bytes,
+                                   pricing["backend"], DEFAULT_HOST, pricing["vae_fp16"], status.update)  # fmt: skip
+    conditions = {
+        "precision": fmt.name,
+        "precision_note": fmt.description,
+        "backend": pricing["backend"],
+        "host": DEFAULT_HOST,
+        "batch": 1,
+        "context_bytes": CONTEXT_BYTES,
+        "cards": [
+            {
+                "name": g.name,
+                "vram_bytes": g.vram_bytes,
+                "architecture": g.architecture,
+                "calibrated": model.efficiency(g)[1],
+            }
+            for g in pricing["gpus"]
+        ],
+        "stage_traces": {"traced": len(traces.traced), "read_from_cache": traces.read, "which": traces.traced},
+        "label": "model: static memory trace and calibrated roofline projection (sdshape fit's); no GPU",
+    }
+    return {"rows": rows, "conditions": conditions}, over
+
+
+def _print_priced(document: dict[str, Any], console: Console) -> None:
+    from sdshape.explorer.priced import CAPTION, COLUMNS, priced_rows, title
+
+    context = units.size(document["priced_conditions"]["context_bytes"])
+    measured = "measured_conditions" in document
+    for card in document["priced_conditions"]["cards"]:
+        table = Table(title=title(document, card["name"]), caption=CAPTION.format(context=context))
+        for column in COLUMNS:  # the composition's name whole (folded), the other columns as they fit
+            left = column in ("composition", "zoo", "policy", "bound")
+            table.add_column(column, justify="left" if left else "right", overflow="fold")
+        if measured:
+            table.add_column("measured s/image", justify="right")
+        by_name = {s["name"]: s for s in document["shapes"]}
+        for row in priced_rows(document, card["name"]):
+            cells = [str(row[c]) for c in COLUMNS]
+            if measured:
+                costs = by_name[row["composition"]].get("measured") or {}
+                cells.append(units.seconds(costs.get("seconds_per_image")))
+            table.add_row(*cells)
+        console.print(table)
+    skipped = document["skipped"]
+    console.print("left out: " + ", ".join(f"{n} {why}" for why, n in skipped.items() if n), highlight=False)
+    for shape in document["shapes"]:
+        for note in shape["adaptation"]:
+            console.print(f"  {shape['name']}: {note}", highlight=False)
 
 
 def _print_shapes(document: dict[str, Any], console: Console) -> None:
@@ -107,7 +226,7 @@ def _print_shapes(document: dict[str, Any], console: Console) -> None:
 
     measured = "measured_conditions" in document
     table = Table(
-        title=f"compositions within {document['budget']:.3g} parameters "
+        title=f"compositions within {document['budget'] or 0:.3g} parameters "
         f"({document['resolution']}px, {document['steps']} steps, CFG)"
     )
     columns = ["composition", "text enc.", "UNet", "VAE", "total", "split te/unet/vae", "FLOPs/image", "fp16 weights"]

@@ -41,6 +41,7 @@ TARGET_CI = Bounds(float, 0, 1, above=True, below=True, noun="a fraction")
 MAX_TIME = Bounds(float, 0, 3600, above=True, unit="seconds")
 SAMPLE_INTERVAL = Bounds(float, 0, 3600, unit="seconds (0: no sampler thread)")
 BUDGET = Bounds(float, 0, MAX_BUDGET, above=True, noun="a number of parameters")
+BUDGET_BYTES = Bounds(int, 0, 4 * MAX_BUDGET, above=True, noun="a number of bytes")  # fp32 weights
 DECLARED_GPUS = Bounds(int, 1, MAX_DECLARED_GPUS)
 
 

@@ -43,13 +43,13 @@ def count(value: float | None) -> str:
     return f"{value:.0f}"
 
 
-def parse_size(text: str) -> int:
+def parse_size(text: str, flag: str = "--vram-cap") -> int:
     """'8GiB', '12GB', '24G', '8192MiB' -> bytes (GB and G are read as GiB, as cards are marketed)."""
     match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(GiB|GB|G|MiB|MB|M)\s*", text, flags=re.IGNORECASE)
     if not match:
-        raise UsageError(f"--vram-cap {text!r}: not a size; write e.g. 8GiB, 12GB or 8192MiB")
+        raise UsageError(f"{flag} {text!r}: not a size; write e.g. 8GiB, 12GB or 8192MiB")
     value, unit = float(match.group(1)), match.group(2).lower()
     size = int(value * (GIB if unit.startswith("g") else 2**20))
     if size <= 0:
-        raise UsageError(f"--vram-cap {text!r}: must be positive")
+        raise UsageError(f"{flag} {text!r}: must be positive")
     return size

@@ -66,3 +66,53 @@ def _pareto(points: list[tuple[float, float, Any]]) -> list[tuple[float, float, 
         if not front or y < front[-1][1]:
             front.append((x, y, c))
     return sorted(front, key=lambda p: p[0])
+
+
+def priced_chart(document: dict[str, Any], path: Any) -> None:
+    """Seconds per image against peak VRAM on each priced card, the Pareto front drawn and the published zoo
+    systems among the compositions marked (``sdshape shapes --gpu``; from the document alone)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sdshape.explorer.priced import pareto_front
+
+    cards = [card["name"] for card in document["priced_conditions"]["cards"]]
+    figure, axes = plt.subplots(1, len(cards), figsize=(6.5 * len(cards), 4.8), squeeze=False)
+    for axis, card in zip(axes[0], cards, strict=True):
+        points = []
+        for shape in document["shapes"]:
+            entry = ((shape.get("priced") or {}).get("cards") or {}).get(card) or {}
+            if entry.get("seconds_per_image") is not None:
+                points.append((entry["peak_bytes"] / 2**30, entry["seconds_per_image"], shape))
+        axis.scatter([p[0] for p in points], [p[1] for p in points], s=18, color="#888")
+        front = pareto_front(points)
+        axis.plot([p[0] for p in front], [p[1] for p in front], color="C0", marker="o", label="Pareto front")
+        for x, y, shape in front:
+            axis.annotate(
+                shape["name"].replace("+", "\n"), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points"
+            )
+        zoo = [p for p in points if p[2]["priced"]["zoo"]]
+        if zoo:
+            axis.scatter([p[0] for p in zoo], [p[1] for p in zoo], s=90, marker="*", color="C3", label="zoo system")
+            for x, y, shape in zoo:
+                axis.annotate(shape["priced"]["zoo"], (x, y), fontsize=8, color="C3", xytext=(4, -10),
+                              textcoords="offset points")  # fmt: skip
+        axis.axvline(document_vram(document, card) / 2**30, color="#c44", linestyle=":", label="card memory")
+        axis.set_xlabel("peak VRAM under the chosen policy (GiB)")
+        axis.set_ylabel("seconds per image (model)")
+        axis.set_title(f"{card}: seconds per image vs peak VRAM", fontsize=9)
+        axis.legend(fontsize=7)
+    c = document["priced_conditions"]
+    figure.suptitle(
+        f"{document['resolution']}x{document['resolution']}, {document['steps']} steps, batch 1, CFG; "
+        f"{c['precision']}, {c['backend']}; static model, not measurement",
+        fontsize=8,
+    )
+    figure.tight_layout()
+    write_output(path, figure_png(figure))
+
+
+def document_vram(document: dict[str, Any], card: str) -> int:
+    return next(c["vram_bytes"] for c in document["priced_conditions"]["cards"] if c["name"] == card)
