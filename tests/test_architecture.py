@@ -67,7 +67,7 @@ LAYERS: dict[str, set[str]] = {
     "config": {"core", "models", "measurement", "backends"},
     "feasibility": {"core", "result", "models", "backends"},
     "run": {"core", "result", "measurement", "models", "config", "backends"},
-    "explorer": {"core", "result", "models", "run"},
+    "explorer": {"core", "result", "models", "run", "feasibility"},  # shapes --gpu prices with the static model
     "fleet": {"core", "result", "config"},
     "present": {"core", "result", "regression", "store", "measurement", "feasibility", "explorer"},
     "cli": {

@@ -8,11 +8,11 @@ import json
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from sdshape.config.options import DEFAULT_BACKEND, DEFAULT_SHAPE, GPU_DEFAULTS, RunOptions
 from sdshape.core import units
 from sdshape.core.errors import UsageError
+from sdshape.present.shapes_tables import print_priced, print_shapes
 from sdshape.result.output import folder_target, make_folder, standard_json, write_or_fall_back
 
 NATIVE_RESOLUTION = 512  # SD 1.5's
@@ -130,11 +130,11 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps(document, indent=2, default=str))
     elif priced is not None:
-        _print_priced(document, console)
+        print_priced(document, console)
         if measured is not None:
-            _print_shapes(document, console)
+            print_shapes(document, console)
     else:
-        _print_shapes(document, console)
+        print_shapes(document, console)
     return 1 if lost else 0
 
 
@@ -192,117 +192,3 @@ def _price(found: list, pricing: dict[str, Any], resolution: int, steps: int, bu
         "label": "model: static memory trace and calibrated roofline projection (sdshape fit's); no GPU",
     }
     return {"rows": rows, "conditions": conditions}, over
-
-
-def _print_priced(document: dict[str, Any], console: Console) -> None:
-    from sdshape.explorer.priced import CAPTION, COLUMNS, priced_rows, title
-
-    context = units.size(document["priced_conditions"]["context_bytes"])
-    measured = "measured_conditions" in document
-    for card in document["priced_conditions"]["cards"]:
-        table = Table(title=title(document, card["name"]), caption=CAPTION.format(context=context))
-        for column in COLUMNS:  # the composition's name whole (folded), the other columns as they fit
-            left = column in ("composition", "zoo", "policy", "bound")
-            table.add_column(column, justify="left" if left else "right", overflow="fold")
-        if measured:
-            table.add_column("measured s/image", justify="right")
-        by_name = {s["name"]: s for s in document["shapes"]}
-        for row in priced_rows(document, card["name"]):
-            cells = [str(row[c]) for c in COLUMNS]
-            if measured:
-                costs = by_name[row["composition"]].get("measured") or {}
-                cells.append(units.seconds(costs.get("seconds_per_image")))
-            table.add_row(*cells)
-        console.print(table)
-    skipped = document["skipped"]
-    console.print("left out: " + ", ".join(f"{n} {why}" for why, n in skipped.items() if n), highlight=False)
-    for shape in document["shapes"]:
-        for note in shape["adaptation"]:
-            console.print(f"  {shape['name']}: {note}", highlight=False)
-
-
-def _print_shapes(document: dict[str, Any], console: Console) -> None:
-    from sdshape.explorer import chart
-
-    measured = "measured_conditions" in document
-    table = Table(
-        title=f"compositions within {document['budget'] or 0:.3g} parameters "
-        f"({document['resolution']}px, {document['steps']} steps, CFG)"
-    )
-    columns = ["composition", "text enc.", "UNet", "VAE", "total", "split te/unet/vae", "FLOPs/image", "fp16 weights"]
-    if measured:
-        columns += ["s/image", "±CI", "rank", "peak mem"]
-    for column in columns:
-        table.add_column(column, justify="left" if column == "composition" else "right")
-    for shape in document["shapes"]:
-        p = shape["params_by_kind"]
-        split = " / ".join(units.share(shape["param_shares"][k]) for k in ("text_encoder", "denoiser", "vae"))
-        row = [
-            shape["name"],
-            units.count(p["text_encoder"]),
-            units.count(p["denoiser"]),
-            units.count(p["vae"]),
-            units.count(shape["params"]),
-            split,
-            units.count(shape["flops_per_image"]),
-            units.size(shape["weight_bytes"]["fp16"]),
-        ]
-        if measured:
-            costs = shape.get("measured") or {}
-            seconds, half = costs.get("seconds_per_image"), costs.get("ci_s")
-            ci = f"±{half / seconds:.1%}" if seconds and half is not None else "-"
-            rank = f"{costs['rank']}{'=' if costs.get('tied') else ''}" if costs.get("rank") else "-"
-            row += [units.seconds(seconds), ci, rank, units.size(costs.get("peak_bytes"))]
-        table.add_row(*row)
-    console.print(table)
-    skipped = document["skipped"]
-    console.print(
-        f"left out: {skipped['over budget']} over budget, {skipped['incompatible']} incompatible", highlight=False
-    )
-    for shape in document["shapes"]:
-        for note in shape["adaptation"]:
-            console.print(f"  {shape['name']}: {note}", highlight=False)
-    if measured:
-        per = Table(title="cost per 100 M parameters, by component kind (" + chart.conditions(document) + ")")
-        columns = ("kind", "component", "params", "s/image", "±CI", "GPU busy", "s per 100 M params", "act. per 100 M")
-        for column in columns:
-            per.add_column(column, justify="left" if column in ("kind", "component") else "right")
-        components = document.get("components") or {}
-        for row in document["cost_per_100m"]:
-            cost = components.get(row["component"], {})
-            rel, busy = cost.get("rel_ci"), cost.get("busy_fraction")
-            per.add_row(
-                row["kind"],
-                row["component"],
-                units.count(row["params"]),
-                units.seconds(row["seconds_per_image"]),
-                f"±{rel:.1%}" if rel is not None else "-",
-                ("n/a" if busy is None else f"{busy:.0%}") + (" host-bound" if cost.get("host_bound") else ""),
-                units.seconds(row["seconds_per_100m"]),
-                units.size(row["activation_bytes_per_100m"]),
-            )
-        console.print(per)
-        check = document["check"]
-        if check:
-            console.print(check_line(check), highlight=False)
-        console.print(
-            "  rank: by s/image; '=' marks compositions whose difference is inside their combined 95% CI (tied, "
-            "not ordered by noise)",
-            highlight=False,
-        )
-
-
-def check_line(check: dict[str, Any]) -> str:
-    """The composition rule's check: agreement within the combined CI, or the component that is off."""
-    difference = f"{check['difference']:+.1%}" if check.get("difference") is not None else "-"
-    line = (
-        f"check: {check['name']} end to end {units.seconds(check['end_to_end_s'])}, composed "
-        f"{units.seconds(check['composed_s'])} ({difference})"
-    )
-    combined = check.get("combined_ci_s")
-    if check.get("agrees"):
-        return f"{line}: agrees within the combined CI of {units.seconds(combined)}"
-    if check.get("agrees") is False:
-        spread = f"the combined CI of {units.seconds(combined)}" if combined is not None else "their CIs"
-        return f"{line}: [yellow]outside {spread}; the {check.get('off')} component is off[/yellow]"
-    return line
