@@ -207,6 +207,7 @@ def test_every_committed_result_file_still_reads():
             assert row.to_extra_info()["id"] == row.id.as_dict()
 
 
+@pytest.mark.slow
 def test_a_file_from_before_the_redesign_compares_cleanly_with_one_from_after(tmp_path, capsys):
     """The committed 10-round tiny run (written before the typed results) against the same run now:
     every id on both sides, same statuses, memory from the same source: no spurious difference."""

@@ -52,6 +52,7 @@ def test_three_backends_side_by_side_with_parity(three_backends):
     assert rows[("compile", "denoise_loop")]["artifact"]["build_s"] > 0  # compile time, apart from the rounds
 
 
+@pytest.mark.slow
 def test_second_run_reuses_the_exports(three_backends, tmp_path, capsys):
     out = tmp_path / "again.json"
     assert main([*RUN, "--backend", "eager,onnxruntime", "--json", str(out)]) == 0

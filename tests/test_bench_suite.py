@@ -76,6 +76,7 @@ def test_one_benchmark_per_stage_and_backend_with_raw_rounds(bench_json):
     assert all(b["extra_info"]["artifact"]["cache"] == "built" for b in compiled)
 
 
+@pytest.mark.slow
 def test_machine_info_holds_the_environment_fingerprint(bench_json):
     info = bench_json["machine_info"]
     for key in (
@@ -100,6 +101,7 @@ def test_bad_bench_option_is_a_usage_error(tmp_path):
     assert "unknown shape 'sd9'" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_failing_stage_stays_in_the_json(tmp_path):
     """Inconsistent weights (UNet expects 64-wide text, the encoder gives 32): the UNet loop and the
     pipeline fail, their rows stay in the JSON with status and message, the other stages are ok."""

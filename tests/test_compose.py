@@ -93,6 +93,7 @@ def test_vae_latent_channels_must_match(monkeypatch):
         compose("tiny-clip", "tiny-unet", "wide-vae")
 
 
+@pytest.mark.slow
 def test_shapes_file_and_a_composed_run(tmp_path, capsys):
     shapes = tmp_path / "shapes.toml"
     shapes.write_text(

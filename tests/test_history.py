@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from sdshape.cli import main
 from sdshape.regression.history import detect_steps
 from sdshape.regression.points import Point
@@ -80,6 +82,7 @@ def test_save_never_overwrites(tmp_path):
     assert cpu.parent.name == "cpu-amd-epyc" and cpu.name.endswith("-tiny-eager+compile-fp32.json")
 
 
+@pytest.mark.slow
 def test_run_save(tmp_path, capsys):
     argv = [
         "run",

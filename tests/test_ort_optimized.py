@@ -27,6 +27,7 @@ def _tiny(kind: str):
     return module, inputs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gpu", [True, False], ids=["cuda-fusions", "cpu-fusions"])
 def test_the_unet_is_fused_and_the_counts_are_recorded(gpu, tmp_path):
     module, inputs = _tiny("unet")
@@ -50,6 +51,7 @@ def test_a_model_whose_fusions_do_not_apply_says_so(tmp_path):
     assert any("fused nothing" in note for note in artifact.notes)
 
 
+@pytest.mark.slow
 def test_optimized_graphs_are_cached_checked_and_rebuilt(tmp_path):
     module, inputs = _tiny("unet")
     slot = ArtifactSlot(tmp_path, {"component": "tiny-unet"})

@@ -92,7 +92,9 @@ def test_a_small_card_chooses_the_first_policy_that_fits(tmp_path):
     assert chosen and any(name != "all_resident" for name in chosen)
 
 
-@pytest.mark.parametrize("precision", ["fp16", "fp32", "nf4"])
+@pytest.mark.parametrize(
+    "precision", ["fp16", pytest.param("fp32", marks=pytest.mark.slow), pytest.param("nf4", marks=pytest.mark.slow)]
+)
 def test_a_byte_budget_counts_the_weights_as_the_precision_stores_them(precision):
     budget = 2 * 2**20
     document = run_json([*TINY[:2], "tiny", "--budget-bytes", "2MiB", "--steps", "4", "--gpu", CARD,
@@ -124,6 +126,7 @@ def test_the_zoo_systems_are_marked(priced):
     assert marks["tiny-t5+tiny-unet+tiny-vae"] is None  # an adapted UNet is no published system
 
 
+@pytest.mark.slow
 def test_each_distinct_component_is_traced_once(priced, tmp_path, monkeypatch):
     traced = priced["priced_conditions"]["stage_traces"]["which"]
     assert len(traced) == len(set(traced))

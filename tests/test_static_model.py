@@ -94,6 +94,7 @@ def validation():
     return run(write=False)
 
 
+@pytest.mark.slow
 def test_static_peaks_reproduce_the_h100_allocator_peaks_within_10_percent(validation):
     """The GPU run's own counters (torch's, untouched by the NVML baseline defect) are the test."""
     rows = [r for r in validation["rows"] if r["kind"] == "allocated_peak_gib"]
@@ -102,6 +103,7 @@ def test_static_peaks_reproduce_the_h100_allocator_peaks_within_10_percent(valid
         assert row["error"] < 0.10, row
 
 
+@pytest.mark.slow
 def test_every_class_meets_its_targets_and_the_committed_model_is_this_calibration(validation):
     """Per class (resident, offload, format, batch): median time error 25% or less, no figure over 2x,
     known-counter memory within 15%, every published OOM predicted. CI fails when one breaks."""
@@ -122,6 +124,7 @@ def test_every_class_meets_its_targets_and_the_committed_model_is_this_calibrati
         assert committed["bands"][name] == pytest.approx(band, rel=1e-6), name
 
 
+@pytest.mark.slow
 def test_no_figure_both_calibrates_and_validates(validation):
     from sdshape.feasibility.figures import public_figures
 
@@ -189,6 +192,7 @@ def test_fit_marks_a_precision_a_card_cannot_run_and_honours_one_policy(capsys, 
     assert card["transfers"]["d2h_bytes_per_batch"] == 0 and not card["transfers"]["pinned"]
 
 
+@pytest.mark.slow
 def test_fit_keeps_the_vae_in_fp16_when_asked(capsys, monkeypatch, trace_cache):
     answer = fit_json(capsys, monkeypatch, trace_cache, "sdxl", "--gpu", "RTX 4090", "--vae-fp16")
     assert answer["stages"]["vae_decode"]["dtype"] == "float16"
