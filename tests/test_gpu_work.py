@@ -132,21 +132,55 @@ class ScriptedClock:
     [
         (0.001, "ci", 6),  # equal rounds: the CI is zero once the order statistics bracket the median (n = 6)
         (0.4, "max_time", 1),  # each round reads the clock twice and the rule once: 1.2 s after one round
+        (0.0001, "max_rounds", 7),  # max_rounds 7 below what the CI would need with a noisy stage
     ],
 )
-def test_rounds_auto_stops_by_its_criterion_and_says_which(tick_s, criterion, rounds, tmp_path, monkeypatch):
+def test_rounds_auto_stops_by_its_criterion_and_says_which(tick_s, criterion, rounds, monkeypatch):
+    """The recorder under a scripted clock: which criterion ends the rounds, and the record it leaves."""
+    from sdshape.measurement import measure
+    from sdshape.measurement.sampling import Sampler
+
+    clock = ScriptedClock(tick_s)
+    monkeypatch.setattr(measure, "time", clock)
+
+    class Stage:
+        name = "denoise_loop"
+        calls = 0
+
+        def run(self, mark=None):
+            Stage.calls += 1
+            if criterion == "max_rounds":  # every other round twice as long: the CI never closes in
+                clock.now_s += tick_s * (Stage.calls % 2)
+
+    class Quiet:
+        def read(self):
+            return {"host_rss_bytes": 1}
+
+        def energy_mj(self):
+            return None
+
+    sampler = Sampler(Quiet(), interval_s=0.0)
+    sampler.start()
+    rule = stopping.Stopping(target_ci=0.02, max_rounds=7 if criterion == "max_rounds" else 50, max_time_s=1.0)
+    outcome = measure.StageRecorder(Stage(), torch.device("cpu"), sampler, warmup=1).run_all(rule)
+    sampler.stop()
+    assert outcome.stopping["criterion"] == criterion, outcome.stopping
+    assert outcome.stopping["rounds"] == len(outcome.rounds_s) == rounds
+    if criterion == "ci":
+        assert outcome.stopping["rel_ci"] <= 0.02
+
+
+def test_rounds_auto_in_a_run_records_how_its_rounds_stopped(tmp_path, monkeypatch):
+    """The wiring, once: a run with --rounds auto writes each stage's stopping record beside its rounds."""
     from sdshape.measurement import measure
 
-    monkeypatch.setattr(measure, "time", ScriptedClock(tick_s))
+    monkeypatch.setattr(measure, "time", ScriptedClock(0.4))
     out = tmp_path / "auto.json"
     argv = ["run", "--shape", "tiny", "--device", "cpu", "--steps", "1", "--rounds", "auto", "--max-time", "1"]
-    assert main([*argv, "--target-ci", "0.02", "--json", str(out)]) == 0
+    assert main([*argv, "--warmup", "0", "--no-parity", "--json", str(out)]) == 0
     for bench in json.loads(out.read_text())["benchmarks"]:
         record = bench["extra_info"]["stopping"]
-        assert record["criterion"] == criterion, record
-        assert record["rounds"] == len(bench["stats"]["data"]) == rounds
-        if criterion == "ci":
-            assert record["rel_ci"] <= 0.02
+        assert record["criterion"] == "max_time" and record["rounds"] == len(bench["stats"]["data"]) == 1
 
 
 BAD_STOPPING = [
@@ -165,6 +199,7 @@ def test_bad_stopping_flags(argv, expected, capsys):
 # -- profiling on the CPU -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_profile_on_the_cpu_splits_ops_by_class_and_says_why_busy_is_null(tmp_path, capsys):
     out = tmp_path / "profiled.json"
     argv = ["run", "--shape", "tiny", "--device", "cpu", "--steps", "1", "--rounds", "2", "--warmup", "0"]

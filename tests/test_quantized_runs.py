@@ -38,7 +38,9 @@ def build(shape: str, kind: str, storage: str | None) -> nn.Module:
     return build_random(spec, torch.device("cpu"), torch.bfloat16, family=family, storage=storage)
 
 
-@pytest.mark.parametrize("precision", ["fp8", "int8", "nf4"])
+@pytest.mark.parametrize(
+    "precision", ["fp8", pytest.param("int8", marks=pytest.mark.slow), pytest.param("nf4", marks=pytest.mark.slow)]
+)
 def test_a_quantized_run_is_parity_checked_and_stores_fewer_bytes(precision, tmp_path, monkeypatch):
     monkeypatch.setenv("SDSHAPE_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "out.json"
@@ -97,7 +99,11 @@ def test_an_fp8_run_stores_the_layers_the_static_model_counts(shape):
 # About 10-20 s each on 2 cores; Q5_K's run takes the same path as Q4_K's (its packing has its own fast tests).
 # Each block kind once (32-block Q8_0 and Q4_0, 256-block Q4_K), on three families; Q5_K's packing is held by
 # the block tests below.
-GGUF_RUNS = [("tiny", "gguf-q4_k"), ("tiny-flux", "gguf-q8_0"), ("tiny-sd3", "gguf-q4_0")]
+GGUF_RUNS = [
+    ("tiny", "gguf-q4_k"),
+    pytest.param("tiny-flux", "gguf-q8_0", marks=pytest.mark.slow),
+    pytest.param("tiny-sd3", "gguf-q4_0", marks=pytest.mark.slow),
+]
 
 
 @pytest.mark.parametrize("shape, precision", GGUF_RUNS)
