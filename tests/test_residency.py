@@ -89,8 +89,11 @@ def all_resident() -> dict[str, dict]:
 @pytest.mark.parametrize(
     "policy, shape",
     [(policy, "tiny") for policy in CPU_POLICIES]
-    + [("model_offload", "tiny-flux"), ("group_offload_block", "tiny-flux")],
-)  # every policy on one family; two encoders (FLUX's CLIP and T5) under the two hook kinds
+    + [
+        pytest.param("model_offload", "tiny-flux", marks=pytest.mark.slow),
+        pytest.param("group_offload_block", "tiny-flux", marks=pytest.mark.slow),
+    ],
+)  # every policy on one family; two encoders (FLUX's CLIP and T5) under the two hook kinds (slow set)
 def test_every_policy_the_cpu_allows_fires_the_libraries_hooks_in_each_timed_call_and_matches_all_resident(
     policy, shape, all_resident, monkeypatch
 ):
