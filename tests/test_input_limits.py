@@ -16,16 +16,7 @@ from sdshape.config.limits import check_shape_resolution
 from sdshape.core.errors import UsageError
 from sdshape.models.families.base import largest_resolution
 from sdshape.models.zoo import SHAPE_SPECS, shape_components
-
-
-def one_line_exit_2(argv: list[str], capsys, *expected: str) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "Traceback" not in err, err
-    for text in expected:
-        assert text in err, err
-    return err
-
+from tests.test_reliability import one_line_exit_2
 
 # -- position tables ---------------------------------------------------------------------------
 
