@@ -157,7 +157,8 @@ class Backend(Protocol):
     - ``available()``: whether it can run here, and if not, why (missing package, no GPU).
     - ``prepare(module, example_inputs, precision, device, cache)``: a runner for one stage module. The
       module takes and returns plain tensors; its ``returns_tuple`` says whether the output is a tuple
-      (the runner keeps that structure) and its ``ort_model_type`` names ONNX Runtime's optimizer model.
+      (the runner keeps that structure). What the backend calls the graph is its own map (ONNX Runtime's
+      optimizer types: ``backends/ort_optimize.py``).
     """
 
     name: str

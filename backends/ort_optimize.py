@@ -39,6 +39,7 @@ import torch
 from sdshape.backends import onnx_export
 from sdshape.backends.base import Artifact
 from sdshape.backends.cache import ArtifactSlot
+from sdshape.core.errors import UsageError
 
 CUDA_ONLY_FUSIONS = (
     "enable_nhwc_conv",
@@ -51,14 +52,34 @@ CUDA_ONLY_FUSIONS = (
 )
 
 
-def model_type(module: torch.nn.Module) -> str:
-    """ORT's optimizer type for a stage module: what a denoiser's family declares (``unet``, ``mmdit``),
-    ``vae``, or for text encoders ``clip`` (``t5`` when any encoder is a T5)."""
-    declared = module.ort_model_type
-    if declared:
-        return declared
-    encoders = getattr(module, "encoders", [])
-    return "t5" if any("T5" in type(encoder).__name__ for encoder in encoders) else "clip"
+# ONNX Runtime's transformer-optimizer model type for each denoiser class a stage module wraps: the
+# UNet's fusions also match PixArt's DiT blocks (attention, layer norms); SD3's and FLUX's MMDiTs have
+# their own. A class not listed gets no fusions (None): plain ORT, stated in the artifact notes.
+DENOISER_TYPES: dict[str, str] = {
+    "UNet2DConditionModel": "unet",
+    "PixArtTransformer2DModel": "unet",
+    "SD3Transformer2DModel": "mmdit",
+    "FluxTransformer2DModel": "mmdit",
+}
+# ... and for each kind of text encoder (sdshape.models.text_kinds); ORT has no type for decoder LLMs here.
+TEXT_TYPES: dict[str, str | None] = {"clip": "clip", "t5": "t5", "decoder_llm": None}
+
+
+def model_type(module: torch.nn.Module) -> str | None:
+    """ORT's optimizer type for a stage module, from what it wraps: ``vae`` for a VAE decode, the
+    denoiser's class's type for a denoiser step, and for text encoders their kind's (the stack's non-CLIP
+    kind where there is one: ``t5`` for SD3's and FLUX's stacks). None: no fusions."""
+    from sdshape.models.text_kinds import CLIP, kind_of_class
+
+    if getattr(module, "vae", None) is not None:
+        return "vae"
+    for wrapped in ("unet", "transformer"):
+        denoiser = getattr(module, wrapped, None)
+        if denoiser is not None:
+            return DENOISER_TYPES.get(type(denoiser).__name__)
+    kinds = {kind_of_class(type(encoder).__name__) for encoder in getattr(module, "encoders", [])}
+    other = sorted(kind.name for kind in kinds if kind is not CLIP)
+    return TEXT_TYPES[other[0]] if other else "clip"
 
 
 def keeps_fp32(module: torch.nn.Module) -> bool:
@@ -174,6 +195,11 @@ def ensure_optimized(
     """The cached optimized graph for this module, precision and provider, built now if missing or corrupt."""
     fp32_path, fp32_artifact = onnx_export.ensure_fp32_onnx(module, example_inputs, slot)
     kind = model_type(module)
+    if kind is None:
+        raise UsageError(
+            f"ONNX Runtime's optimizer has no model type for {type(module).__name__} (see DENOISER_TYPES and "
+            "TEXT_TYPES in backends/ort_optimize.py): run it unoptimized, --backend onnxruntime:plain"
+        )
     upcast = keeps_fp32(module)
     fp16 = precision == "fp16" and not upcast
     parts = {

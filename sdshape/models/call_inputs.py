@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sdshape.models.families import family_of
 from sdshape.models.families.base import Sizes, stream_lengths, text_parts, vae_scale_factor, width
+from sdshape.models.text_kinds import kind_of
 from sdshape.models.zoo import ComponentKind, ComponentSpec
 
 # Inputs that are integers (token ids, attention masks); every other input is floating point.
@@ -28,12 +29,12 @@ def text_hidden_size(spec: ComponentSpec) -> int:
 
 
 def max_tokens(spec: ComponentSpec) -> int | None:
-    """The longest sequence the text encoder takes when it is all CLIP (its position table); else None:
-    a T5 stream has no limit, and CLIP towers beside one read their own 77 tokens."""
+    """The longest sequence the text encoder takes when every part has a position table (CLIP's); else
+    None: a T5 or decoder-LLM stream has no limit, and CLIP towers beside one read their own 77 tokens."""
     parts = text_parts(spec)
-    if any(part.library_class.startswith("T5") for part in parts):
+    if any(kind_of(part).length_key is None for part in parts):
         return None
-    limits = [part.config["max_position_embeddings"] for part in parts if "max_position_embeddings" in part.config]
+    limits = [limit for part in parts if (limit := kind_of(part).length_limit(part))]
     return min(limits) if limits else None
 
 

@@ -162,7 +162,6 @@ class VAEDecode(StageModule):
     (``latents / scaling_factor + shift_factor``, as their pipelines decode).
     """
 
-    ort_model_type = "vae"
     returns_tuple = False  # one tensor of pixels
 
     def __init__(self, vae: nn.Module):

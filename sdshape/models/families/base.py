@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
+from sdshape.models.text_kinds import T5, kind_of
 from sdshape.models.zoo.specs import ComponentSpec
 
 Guidance = Literal["cfg", "distilled", "none"]
@@ -70,7 +71,7 @@ class Conditioning:
 
 
 def is_t5(spec: ComponentSpec) -> bool:
-    return spec.library_class.startswith("T5")
+    return kind_of(spec) is T5
 
 
 def text_parts(spec: ComponentSpec) -> tuple[ComponentSpec, ...]:
@@ -78,22 +79,23 @@ def text_parts(spec: ComponentSpec) -> tuple[ComponentSpec, ...]:
 
 
 def stream_of_parts(spec: ComponentSpec) -> list[int]:
-    """Which token stream each text encoder reads: CLIP towers share one (77 tokens, their position table),
-    T5 reads its own (the shape's sequence length), as pipelines tokenize them with separate tokenizers."""
+    """Which token stream each text encoder reads: encoders of one kind share one (CLIP towers: 77 tokens,
+    their position table), each kind reads its own, as pipelines tokenize them with separate tokenizers."""
     parts = text_parts(spec)
-    kinds = ["t5" if is_t5(part) else "clip" for part in parts]
+    kinds = [kind_of(part).name for part in parts]
     order = list(dict.fromkeys(kinds))
     return [order.index(kind) for kind in kinds]
 
 
 def stream_lengths(spec: ComponentSpec, sequence_length: int) -> list[int]:
-    """Tokens per stream: a CLIP stream beside a T5 one is padded to CLIP's maximum, as SD3 and FLUX do."""
+    """Tokens per stream: a stream with a position table beside one without (CLIP beside T5) is padded to
+    its table's length, as SD3 and FLUX do; otherwise every stream reads the shape's sequence length."""
     parts = text_parts(spec)
     lengths: dict[int, int] = {}
     mixed = len(set(stream_of_parts(spec))) > 1
     for part, stream in zip(parts, stream_of_parts(spec), strict=True):
-        limit = part.config.get("max_position_embeddings")
-        lengths[stream] = int(limit) if (mixed and limit and not is_t5(part)) else sequence_length
+        limit = kind_of(part).length_limit(part)
+        lengths[stream] = limit if (mixed and limit) else sequence_length
     return [lengths[index] for index in sorted(lengths)]
 
 
@@ -119,11 +121,10 @@ def encode(
 class StageModule(nn.Module):
     """What every stage module declares for the backends that run it (plain tensors in and out).
 
-    ``returns_tuple``: the output is a tuple, whose structure a backend's runner keeps;
-    ``ort_model_type``: ONNX Runtime's optimizer model type for its graph (None: no fusions)."""
+    ``returns_tuple``: the output is a tuple, whose structure a backend's runner keeps. What a backend
+    calls a graph (ONNX Runtime's optimizer model type, say) is the backend's own map, not declared here."""
 
     returns_tuple: ClassVar[bool] = False
-    ort_model_type: ClassVar[str | None] = None
 
 
 class TextEncoders(StageModule):
@@ -172,19 +173,15 @@ def reference_latents(
 
 
 class Family:
-    """The defaults are the Stable Diffusion 1.x shape of things; each family overrides what differs."""
+    """What every family declares (name, classes, folders, scheduler), and the behaviour most share: CFG by
+    batch doubling, the VAE's latent layout. No family's layout is a default: each declares its own."""
 
     name: str = ""
     description: str = ""
     denoiser_classes: tuple[str, ...] = ()
     # diffusers pipeline folder layout: where each component's config and weights are.
-    weights_folders: ClassVar[dict[str, tuple[str, ...]]] = {
-        "text_encoder": ("text_encoder",),
-        "denoiser": ("unet",),
-        "vae": ("vae",),
-    }
-    scheduler_class = "EulerDiscreteScheduler"
-    ort_model_type = "unet"  # onnxruntime.transformers.optimizer model type of the denoiser
+    weights_folders: ClassVar[dict[str, tuple[str, ...]]]
+    scheduler_class: ClassVar[str]  # the diffusers scheduler class its pipeline steps with
     onnx_notes = ""  # what export and TensorRT need to know about this denoiser (shown by `sdshape zoo --json`)
 
     # -- guidance ------------------------------------------------------------------------------
@@ -287,12 +284,12 @@ def largest_resolution(denoiser: ComponentSpec, vae: ComponentSpec) -> int | Non
 
 
 def width(spec: ComponentSpec) -> int:
-    """Hidden width of one text encoder (CLIP: hidden_size, T5: d_model)."""
-    return spec.config["hidden_size"] if "hidden_size" in spec.config else spec.config["d_model"]
+    """Hidden width of one text encoder (CLIP: hidden_size, T5: d_model), where its kind keeps it."""
+    return kind_of(spec).width(spec)
 
 
 def pooled_width(spec: ComponentSpec) -> int | None:
-    """Width of one encoder's pooled output as :func:`encode` returns it (T5 has none)."""
-    if is_t5(spec):
+    """Width of one encoder's pooled output as :func:`encode` returns it (T5 and decoder LLMs have none)."""
+    if not kind_of(spec).pooled:
         return None
     return spec.config["projection_dim"] if spec.library_class.endswith("WithProjection") else width(spec)

@@ -54,8 +54,6 @@ class PooledAndStates(TextEncoders):
 class FluxStep(StageModule):
     """One FLUX transformer evaluation on packed latents (timestep given on the 0-1000 scale)."""
 
-    ort_model_type = "mmdit"
-
     def __init__(self, transformer: nn.Module):
         super().__init__()
         self.transformer = transformer
@@ -103,7 +101,6 @@ class FluxFamily(Family):
         "vae": ("vae",),
     }
     scheduler_class = "FlowMatchEulerDiscreteScheduler"
-    ort_model_type = "mmdit"
     onnx_notes = (
         "exported as FluxStep(sample, timestep, encoder_hidden_states, pooled_projections, txt_ids, img_ids"
         "[, guidance]); over 2 GB of weights: external data"

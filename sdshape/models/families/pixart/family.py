@@ -50,8 +50,6 @@ class MaskedTextEncoder(TextEncoders):
 class PixArtStep(StageModule):
     """One PixArt DiT evaluation, returning the noise half of its prediction."""
 
-    ort_model_type = "unet"  # ORT fuses its attention and layer norms as it does the UNet's transformer blocks
-
     def __init__(self, transformer: nn.Module):
         super().__init__()
         self.transformer = transformer
@@ -94,7 +92,6 @@ class PixArtFamily(Family):
         "vae": ("vae",),
     }
     scheduler_class = "DPMSolverMultistepScheduler"
-    ort_model_type = "unet"
     onnx_notes = (
         "exported as PixArtStep(sample, timestep, encoder_hidden_states, encoder_attention_mask"
         "[, resolution, aspect_ratio])"

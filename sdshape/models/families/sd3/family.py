@@ -57,8 +57,6 @@ class JointText(TextEncoders):
 class SD3Step(StageModule):
     """One MMDiT evaluation."""
 
-    ort_model_type = "mmdit"
-
     def __init__(self, transformer: nn.Module):
         super().__init__()
         self.transformer = transformer
@@ -94,7 +92,6 @@ class SD3Family(Family):
         "vae": ("vae",),
     }
     scheduler_class = "FlowMatchEulerDiscreteScheduler"
-    ort_model_type = "mmdit"
     onnx_notes = "exported as SD3Step(sample, timestep, encoder_hidden_states, pooled_projections)"
 
     def text_module(self, encoders: list[nn.Module], spec: ComponentSpec) -> nn.Module:

@@ -61,8 +61,6 @@ class TextEncoderModule(StageModule):
 class UNetStep(StageModule):
     """One UNet evaluation: the unit a backend compiles, exports or builds an engine for."""
 
-    ort_model_type = "unet"
-
     def __init__(self, unet: nn.Module):
         super().__init__()
         self.unet = unet
@@ -100,7 +98,6 @@ class UNetFamily(Family):
         "vae": ("vae",),
     }
     scheduler_class = "EulerDiscreteScheduler"
-    ort_model_type = "unet"
     onnx_notes = "exported as UNetStep(sample, timestep, encoder_hidden_states[, text_embeds, time_ids])"
 
     def text_module(self, encoders: list[nn.Module], spec: ComponentSpec) -> nn.Module:
