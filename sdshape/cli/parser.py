@@ -56,6 +56,17 @@ def build_parser(backend_flags: bool = False) -> Parser:
     inspect.add_argument("--steps", type=limits.STEPS, help="denoising steps per image (default: the pipeline's own)")
     inspect.add_argument("--json", action="store_true", help="print JSON")
     fit = sub.add_parser("fit", help="which cards a shape fits, under which policy, how fast (model, no GPU)")
+    inspect.add_argument(
+        "--quality",
+        action="store_true",
+        help="with --all: published quality figures beside bytes, peak VRAM and seconds on a card (static model)",
+    )
+    inspect.add_argument("--gpu", help='with --all --quality: the catalog card to price on (default "RTX 4090")')
+    inspect.add_argument("--gpu-catalog", help="TOML file with your own cards, same form as the bundled catalog")
+    inspect.add_argument(
+        "--precision", help="with --all --quality: weights and compute, as fit takes it (default bf16)"
+    )
+    inspect.add_argument("--out", help="with --all --quality: folder for quality.json, quality.md and quality.png")
     fit.add_argument("shape", help="a zoo shape (see `sdshape zoo`)")
     fit.add_argument("--gpu", action="append", help="a catalog card (repeat for several; default: the whole catalog)")
     fit.add_argument("--gpu-catalog", help="TOML file with your own cards, same form as the bundled catalog")

@@ -67,10 +67,14 @@ def cmd_zoo(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
+    from sdshape.cli.quality import check_quality_flags
     from sdshape.config.limits import check_resolution, check_shape_resolution
     from sdshape.models.inspection import inspect_shape
     from sdshape.models.zoo import get_shape, shape_components
 
+    check_quality_flags(args)
+    if args.quality and not args.all:
+        raise UsageError("--quality goes with --all: every published system's figures beside its cost")
     if args.all or args.shape is None:
         if args.shape is not None or not args.all:
             raise UsageError("inspect: give a SHAPE or --all (not both); see `sdshape zoo` for the shapes")
@@ -152,6 +156,10 @@ def cmd_inspect_all(args: argparse.Namespace, console: Console) -> int:
     if args.resolution or args.steps:
         raise UsageError("--all uses each system's own resolution and steps; --resolution/--steps go with a SHAPE")
     chart = file_target(args.chart, "--chart") if args.chart else None  # checked before the work
+    if args.quality:
+        from sdshape.cli.quality import cmd_inspect_quality
+
+        return cmd_inspect_quality(args, console, lambda progress: field_rows(progress=progress), chart)
     with console.status("counting on the meta device") as status:
         rows = field_rows(progress=lambda name: status.update(f"counting {name} on the meta device"))
     if chart is not None:

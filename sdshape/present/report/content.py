@@ -25,6 +25,7 @@ from sdshape.present.report.charts import kernel_chart, pareto_png
 from sdshape.present.report.field_chart import committed_rows, field_png
 from sdshape.present.report.matrix import model_matrix_sections
 from sdshape.present.report.progress import LateProgress
+from sdshape.present.report.quality_section import committed_document, quality_sections
 from sdshape.present.report.runs import MAX_SHARE_CHARTS, rows_by_run, run_sections
 from sdshape.present.report.sections import Bullets, Cell, Grid, Heading, Picture, Section, Text, cells
 from sdshape.result.io import ResultFile, load
@@ -235,6 +236,7 @@ def build(
     for index, (file, document) in enumerate(inputs.explorations, start=1):
         sections += _exploration_sections(index, file, document, out)
     sections += _field_sections()
+    sections += quality_sections(committed_document())
     if inputs.skipped:
         sections += [Heading("Runs left out"), Bullets(inputs.skipped)]
     sections += [Heading("Policies"), Bullets([f"`{name}`: {text}" for name, text in feasibility.POLICIES.items()])]
