@@ -1,4 +1,5 @@
-"""The ``sdshape`` command: zoo, inspect, fit, backends, run, compare, history, report, shapes, store, matrix.
+"""The ``sdshape`` command: zoo, inspect, fit, backends, run, compare, history, publish, report, shapes, store,
+matrix.
 
 User mistakes raise :class:`~sdshape.core.errors.UsageError` and end as one line on
 stderr with exit status 2; an output that cannot be written once the work is done
@@ -26,6 +27,7 @@ COMMANDS = {
     "run": "run:cmd_run",
     "compare": "reading:cmd_compare",
     "history": "reading:cmd_history",
+    "publish": "publish:cmd_publish",
     "report": "reading:cmd_report",
     "shapes": "shapes:cmd_shapes",
     "store": "reading:cmd_store",

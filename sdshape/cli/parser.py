@@ -170,6 +170,25 @@ def build_parser(backend_flags: bool = False) -> Parser:
     )
     history.add_argument("--series-by", help="comma list: only these fields make the series key")
     history.add_argument("--ignore", help="comma list: leave these fields out of the series key")
+    publish = sub.add_parser(
+        "publish", help="the store's history as a static HTML site: an index and a page per timeline"
+    )
+    publish.add_argument(
+        "--store", nargs="?", const="", help="read the results store (default: the user's; or a path or URL)"
+    )
+    publish.add_argument("--out", default="site", help="the site's folder, replaced whole (default site/)")
+    publish.add_argument("--gpu", help="only this GPU (a substring of its name)")
+    publish.add_argument(
+        "--threshold", type=FRACTION, default=STEP_FLOOR, help="smallest level shift that is a step (%(default)s)"
+    )
+    publish.add_argument(
+        "--run-to-run",
+        type=FRACTION,
+        default=RUN_TO_RUN,
+        help="least run-to-run variation allowed for, a fraction (%(default)s)",
+    )
+    publish.add_argument("--series-by", help="comma list: only these fields make the series key")
+    publish.add_argument("--ignore", help="comma list: leave these fields out of the series key")
     matrix = sub.add_parser("matrix", help="shapes x backends x precisions x settings as jobs, one GPU each, on Ray")
     matrix.add_argument("matrix", help="a TOML file: shapes, backends, precisions lists and [[settings]] tables")
     matrix.add_argument("--ray", help="a Ray cluster's address, or auto (default: a local cluster)")

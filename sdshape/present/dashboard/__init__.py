@@ -1,0 +1,1 @@
+"""``sdshape publish``: the store's history as a static HTML site (an index and one page per timeline)."""
