@@ -72,7 +72,7 @@ def schema_reference() -> str:
     sections = [model.Conditions, model.Cost, model.Memory, model.Energy, model.Timing, model.BackendRun]
     nested = [
         records.MemoryFigures, records.Baseline, records.Parity, records.StoppingRecord, records.Residual,
-        records.Kernels, records.KernelCall, records.ArtifactRecord, records.Sampler, records.Throttle,
+        records.Kernels, records.KernelCall, records.ArtifactRecord, records.Sampler, records.Throttle, records.Clocks,
         records.VramCap,
     ]  # fmt: skip
     parts = [

@@ -12,6 +12,7 @@ from sdshape.measurement import nvml
 
 class FakeNvml:
     NVML_CLOCK_SM = 1
+    NVML_CLOCK_MEM = 2
 
     def __init__(self, processes, energy_mj=123_456, has_event_reasons=True):
         self.processes = processes
@@ -29,8 +30,7 @@ class FakeNvml:
         return 0x20
 
     def nvmlDeviceGetClockInfo(self, handle, kind):
-        assert kind == self.NVML_CLOCK_SM
-        return 1755
+        return {self.NVML_CLOCK_SM: 1755, self.NVML_CLOCK_MEM: 2619}[kind]
 
     def nvmlDeviceGetMaxClockInfo(self, handle, kind):
         return 1980
@@ -75,6 +75,7 @@ def test_reading_units_and_own_process(fake):
         "nvml_process_bytes": 3 * 2**30,
         "power_w": pytest.approx(250.5),
         "sm_clock_mhz": 1755,
+        "mem_clock_mhz": 2619,
         "clock_event_reasons": 0x4,
     }
     assert source.energy_mj() == 123_456.0

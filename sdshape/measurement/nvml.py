@@ -77,20 +77,52 @@ class NvmlSource:
         handle = self.device.handle
         memory = _call("nvmlDeviceGetMemoryInfo", handle)
         power_mw = _call("nvmlDeviceGetPowerUsage", handle)
-        reasons = _call("nvmlDeviceGetCurrentClocksEventReasons", handle)
-        if reasons is None:
-            reasons = _call("nvmlDeviceGetCurrentClocksThrottleReasons", handle)
         return {
             "nvml_device_bytes": memory.used if memory is not None else None,
             "nvml_process_bytes": self._process_bytes(),
             "power_w": power_mw / 1e3 if power_mw is not None else None,
             "sm_clock_mhz": _call("nvmlDeviceGetClockInfo", handle, pynvml.NVML_CLOCK_SM),
-            "clock_event_reasons": reasons,
+            "mem_clock_mhz": _call("nvmlDeviceGetClockInfo", handle, pynvml.NVML_CLOCK_MEM),
+            "clock_event_reasons": clock_event_reasons(handle),
         }
 
     def energy_mj(self) -> float | None:
         value = _call("nvmlDeviceGetTotalEnergyConsumption", self.device.handle)
         return float(value) if value is not None else None
+
+
+def clock_event_reasons(handle: Any) -> int | None:
+    """The clock-event (throttle) reasons bit mask now: CUDA 12's name first, then the one older drivers and
+    nvidia-ml-py releases have (the same bits; ``sdshape.measurement.clocks``). None when neither answers."""
+    reasons = _call("nvmlDeviceGetCurrentClocksEventReasons", handle)
+    return reasons if reasons is not None else _call("nvmlDeviceGetCurrentClocksThrottleReasons", handle)
+
+
+def _application_clock(handle: Any, kind: int, clock_id: int, older: str) -> int | None:
+    """An application clock by ``nvmlDeviceGetClock`` (the current query), else by its deprecated
+    ``nvmlDeviceGetApplicationsClock``-style function ``older``."""
+    value = _call("nvmlDeviceGetClock", handle, kind, clock_id)
+    return value if value is not None else _call(older, handle, kind)
+
+
+def clock_settings(device: NvmlDevice) -> dict[str, Any]:
+    """The clock settings in force: the application clocks (``nvidia-smi -ac MEM,SM``) against their
+    defaults, and persistence mode. NVML has no query for clocks locked with ``nvidia-smi -lgc``: the SM
+    clock's range over a window (min equal to max) is what shows a lock."""
+    pynvml = _pynvml()
+    handle = device.handle
+    target, default = pynvml.NVML_CLOCK_ID_APP_CLOCK_TARGET, pynvml.NVML_CLOCK_ID_APP_CLOCK_DEFAULT
+    settings: dict[str, Any] = {}
+    for name, kind in (("sm", pynvml.NVML_CLOCK_SM), ("mem", pynvml.NVML_CLOCK_MEM)):
+        settings[f"applications_{name}_mhz"] = _application_clock(
+            handle, kind, target, "nvmlDeviceGetApplicationsClock"
+        )
+        settings[f"default_applications_{name}_mhz"] = _application_clock(
+            handle, kind, default, "nvmlDeviceGetDefaultApplicationsClock"
+        )
+    mode = _call("nvmlDeviceGetPersistenceMode", handle)
+    settings["persistence_mode"] = None if mode is None else mode == pynvml.NVML_FEATURE_ENABLED
+    return settings
 
 
 def device_facts(device: NvmlDevice) -> dict[str, Any]:

@@ -19,21 +19,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sdshape.measurement import clocks
+
 # Keys of a reading. Memory keys are peaks over the window minus the baseline.
 MEMORY_KEYS = ("nvml_process_bytes", "nvml_device_bytes", "host_rss_bytes")
 # The file-backed (and shared-memory) part of host RSS: read beside it, so that pages the kernel evicts
 # are not mistaken for memory the process gave back (see ``_growth``).
 HOST_FILE_KEY = "host_file_bytes"
-
-# NVML clock-event (throttle) reason bits that mean the run was slowed down.
-# Idle, application-clock settings, sync boost and display clocks are benign.
-SLOWDOWN_REASONS = {
-    0x4: "sw_power_cap",
-    0x8: "hw_slowdown",
-    0x20: "sw_thermal_slowdown",
-    0x40: "hw_thermal_slowdown",
-    0x80: "hw_power_brake_slowdown",
-}
 
 
 class ReadingSource(Protocol):
@@ -57,7 +49,12 @@ class WindowStats:
     energy_j: float | None
     power_w_mean: float | None
     sm_clock_mhz: dict[str, float] | None
+    # Clock-event reasons seen in the window (``sdshape.measurement.clocks``): the throttling ones, the others.
     slowdown_reasons: list[str] = field(default_factory=list)
+    other_reasons: list[str] = field(default_factory=list)
+    reason_readings: int = 0  # readings that had the reasons (0: NVML did not report them)
+    mem_clock_mhz: dict[str, float] | None = None
+    clock_readings: int = 0  # readings that had the SM clock
     # (time, watts) of every power reading in the window: integrated when there is no energy counter.
     power_samples: list[tuple[float, float]] = field(default_factory=list, repr=False)
 
@@ -182,10 +179,7 @@ def summarize(
         rise = _peak([_growth(r, opening, key) for r in readings]) if (opening or {}).get(key) is not None else None
         rises[key] = None if rise is None else int(rise)
     powers = [r["power_w"] for r in readings if r.get("power_w") is not None]
-    clocks = [r["sm_clock_mhz"] for r in readings if r.get("sm_clock_mhz") is not None]
-    reasons = 0
-    for r in readings:
-        reasons |= int(r.get("clock_event_reasons") or 0)
+    reasons = clocks.union(r.get("clock_event_reasons") for r in readings)
     energy = None
     if energy_start_mj is not None and energy_end_mj is not None:
         energy = (energy_end_mj - energy_start_mj) / 1e3
@@ -197,8 +191,12 @@ def summarize(
         rises=rises,
         energy_j=energy,
         power_w_mean=statistics.fmean(powers) if powers else None,
-        sm_clock_mhz={"min": min(clocks), "median": statistics.median(clocks), "max": max(clocks)} if clocks else None,
-        slowdown_reasons=[name for bit, name in SLOWDOWN_REASONS.items() if reasons & bit],
+        sm_clock_mhz=clocks.spread(r.get("sm_clock_mhz") for r in readings),
+        slowdown_reasons=clocks.throttling(reasons or 0),
+        other_reasons=clocks.other(reasons or 0),
+        reason_readings=sum(r.get("clock_event_reasons") is not None for r in readings),
+        mem_clock_mhz=clocks.spread(r.get("mem_clock_mhz") for r in readings),
+        clock_readings=sum(r.get("sm_clock_mhz") is not None for r in readings),
     )
 
 

@@ -25,6 +25,7 @@ from sdshape.result.records import (
     MEMORY_FIGURES,
     ArtifactRecord,
     Baseline,
+    Clocks,
     Kernels,
     MemoryFigures,
     Parity,
@@ -202,7 +203,8 @@ class Conditions:
     components: dict[str, str] | None = None  # kind -> zoo component name
     sm_clock_mhz: dict[str, float] | None = None  # min, median, max over the stage's window
     methods: dict[str, int] = field(default_factory=dict)  # metric -> method version (core.vocabulary.METHODS)
-    throttle: Throttle | None = record(Throttle)
+    throttle: Throttle | None = record(Throttle)  # clock-event reasons seen while timed: a throttled row is flagged
+    clocks: Clocks | None = record(Clocks)  # SM and memory clocks seen, the clock settings
     sampler: Sampler | None = record(Sampler)
 
 
@@ -275,6 +277,12 @@ class StageResult:
     @property
     def rankable(self) -> bool:
         """Measured, and its output matched eager fp32 (or it is eager fp32)."""
+    @property
+    def throttled(self) -> str | None:
+        """``throttled: REASONS`` when NVML reported a throttling reason while the row was timed, else None:
+        its time is the machine's state as much as the code's (``sdshape.measurement.clocks``)."""
+        return self.conditions.throttle.label if self.conditions.throttle else None
+
         return self.status == "ok" and bool(self.parity and self.parity.ok)
 
     # -- JSON ----------------------------------------------------------------------------

@@ -7,6 +7,9 @@ lists keys by hand: the fields are the list (``sdshape.result.model`` maps the f
 
 :class:`MemoryFigures` is the one place a memory figure is named; every other module reads them as
 attributes, and a producer handing over an unknown name fails at construction.
+
+Length: over 300 lines, because every nested record of a row is declared here, a few lines each, beside
+the mapping they share: the schema reference (docs/results-schema.md) is generated from this one file.
 """
 
 from __future__ import annotations
@@ -208,10 +211,35 @@ class Sampler(Record):
 
 @dataclass(kw_only=True)
 class Throttle(Record):
-    """NVML's clock-event reasons seen in the window that mean the GPU was slowed down."""
+    """NVML's clock-event reasons seen during the timed rounds (``sdshape.measurement.clocks`` sorts them)."""
 
-    reasons: list[str] = field(default_factory=list)  # sw_power_cap, hw_slowdown, thermal, ...
-    throttled: bool | None = None  # any of them seen
+    reasons: list[str] = field(default_factory=list)  # the throttling ones: sw_power_cap, hw_slowdown, *_thermal_*, ...
+    throttled: bool | None = None  # any of them seen; null: not read (no NVML: on the CPU)
+    other_reasons: list[str] = field(default_factory=list)  # seen, not throttling: applications_clocks_setting, ...
+    readings: int | None = None  # readings of the reasons in the window
+    available: bool | None = None  # NVML reported the reasons (null: a file written before this was recorded)
+    note: str | None = None  # why they were not read
+
+    @property
+    def label(self) -> str | None:
+        """``throttled: hw_thermal_slowdown`` for a throttled row, as tables flag it; None otherwise."""
+        return f"throttled: {', '.join(self.reasons) or 'reason not named'}" if self.throttled else None
+
+
+@dataclass(kw_only=True)
+class Clocks(Record):
+    """The GPU's clocks during the timed rounds, and the clock settings in force (NVML)."""
+
+    available: bool | None = None  # NVML reported the clocks
+    note: str | None = None  # why they were not read
+    readings: int | None = None  # readings of the SM clock in the window
+    sm_mhz: dict[str, float] | None = None  # min, median, max SM clock over the readings
+    mem_mhz: dict[str, float] | None = None  # min, median, max memory clock over the readings
+    applications_sm_mhz: int | None = None  # SM application clock in force (nvidia-smi -ac MEM,SM)
+    applications_mem_mhz: int | None = None  # memory application clock in force
+    default_applications_sm_mhz: int | None = None  # the board's default (nvidia-smi -rac restores it)
+    default_applications_mem_mhz: int | None = None  # the board's default memory application clock
+    persistence_mode: bool | None = None  # nvidia-smi -pm 1: the driver keeps settings with no process running
 
 
 @dataclass(kw_only=True)

@@ -16,6 +16,8 @@ from sdshape.core import units
 from sdshape.core.vocabulary import KINDS_OF_STAGE, METHODS
 from sdshape.measurement.energy import EnergyReading
 from sdshape.measurement.measure import Outcome
+from sdshape.measurement.nvml import clock_settings
+from sdshape.measurement.sampling import WindowStats
 from sdshape.models.flops import FLOPS_NOTE
 from sdshape.models.mapped_weights import unpaged_bytes
 from sdshape.result.fingerprint import device_label
@@ -32,6 +34,7 @@ from sdshape.result.model import (
 from sdshape.result.records import (
     ArtifactRecord,
     Baseline,
+    Clocks,
     MemoryFigures,
     Parity,
     Sampler,
@@ -111,6 +114,33 @@ def memory_of(session: Any, outcome: Outcome, weights: int | None) -> Memory:
     return Memory(MemoryFigures(**figures), notes, error, baseline).checked(session.plan.device.type)
 
 
+def clock_records(session: Any, window: WindowStats | None) -> tuple[Throttle | None, Clocks | None]:
+    """What NVML saw of the clocks while the stage was timed (None, None: it never reached its timed rounds).
+    Without NVML (on the CPU) both records say so, with the reason, and hold nothing else."""
+    if window is None:
+        return None, None
+    if session.nvml is None:
+        reason = session.nvml_reason or "NVML unavailable"
+        return Throttle(available=False, note=reason), Clocks(available=False, note=reason)
+    if window.reason_readings:
+        throttle = Throttle(
+            reasons=window.slowdown_reasons, throttled=window.throttled, other_reasons=window.other_reasons,
+            readings=window.reason_readings, available=True,
+        )  # fmt: skip
+    else:
+        note = "NVML answered neither nvmlDeviceGetCurrentClocksEventReasons nor its older ThrottleReasons name"
+        throttle = Throttle(readings=0, available=False, note=note)
+    clocks = Clocks(
+        available=window.clock_readings > 0,
+        note=None if window.clock_readings else "NVML did not report the SM clock (nvmlDeviceGetClockInfo)",
+        readings=window.clock_readings,
+        sm_mhz=window.sm_clock_mhz,
+        mem_mhz=window.mem_clock_mhz,
+        **clock_settings(session.nvml),
+    )
+    return throttle, clocks
+
+
 def artifact_of_stage(session: Any, stage: str) -> dict[str, Any] | None:
     """How the stage's runner(s) were made: built now, reused from the cache, or nothing to build."""
     artifacts = [session.artifacts[kind] for kind in KINDS_OF_STAGE[stage] if kind in session.artifacts]
@@ -147,6 +177,7 @@ def result_of(
     note = None
     if energy is None:
         note = (reading.note if reading else None) or session.nvml_reason or "energy was not measured"
+    throttle, clocks = clock_records(session, window)
     rid = ResultId(
         stage, built.name if built else plan.shape, session.backend, plan.precision, plan.batch, plan.resolution,
         plan.steps,
@@ -169,7 +200,8 @@ def result_of(
         components={kind: spec.name for kind, spec in built.specs.items()} if built else None,
         sm_clock_mhz=window.sm_clock_mhz if window else None,
         methods=dict(METHODS),
-        throttle=Throttle(reasons=window.slowdown_reasons, throttled=window.throttled) if window else None,
+        throttle=throttle,
+        clocks=clocks,
         sampler=Sampler(
             interval_s=session.sampler.interval_s,
             samples_in_window=window.samples if window else 0,
