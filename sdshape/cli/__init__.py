@@ -32,6 +32,7 @@ COMMANDS = {
     "shapes": "shapes:cmd_shapes",
     "store": "reading:cmd_store",
     "matrix": "matrix:cmd_matrix",
+    "bisect": "bisect:cmd_bisect",
 }
 # Commands whose parser carries the flags the backends declare (loading them imports torch).
 WITH_BACKEND_FLAGS = ("run", "shapes")
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     console = make_console()
     try:
         args = build_parser(backend_flags=_command_of(argv) in WITH_BACKEND_FLAGS).parse_args(argv)
+        args.argv = argv  # `sdshape run` records its own command in its rows (sdshape.cli.recorded)
         module, _, function = COMMANDS[args.command].partition(":")
         command = getattr(importlib.import_module(f"sdshape.cli.{module}"), function)
         return command(args, console)

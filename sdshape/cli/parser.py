@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from sdshape import __version__
+from sdshape.cli.confirm_options import add_bisect_parser, add_confirm_options
 from sdshape.config import limits
 from sdshape.core.bounds import FRACTION, SIGNIFICANCE, Bounds
 from sdshape.core.errors import UsageError
@@ -120,6 +121,7 @@ def build_parser(backend_flags: bool = False) -> Parser:
         "from the store's history, when it holds 5 or more runs)",
     )
     compare.add_argument("--json", action="store_true", help="print JSON")
+    add_confirm_options(compare, "a verdict is undecided")
     report = sub.add_parser("report", help="Markdown + HTML report: shares per stage, GPU feasibility matrix")
     report.add_argument(
         "results", nargs="*", help="result files (run --json/--save, pytest --benchmark-json) and shapes.json files"
@@ -180,6 +182,8 @@ def build_parser(backend_flags: bool = False) -> Parser:
     publish.add_argument("--gpu", help="only this GPU (a substring of its name)")
     publish.add_argument(
         "--threshold", type=FRACTION, default=STEP_FLOOR, help="smallest level shift that is a step (%(default)s)"
+    add_confirm_options(history, "the last step is suspicious (too few runs after it)")
+    add_bisect_parser(sub)
     )
     publish.add_argument(
         "--run-to-run",

@@ -32,6 +32,11 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         skipped: list[str] = []
         noise = run_to_run_lookup(collect(stored_observations(open_store(args.store or None, False), skipped)))
         _say_skipped(skipped, "left out of the run-to-run noise")
+    from sdshape.cli import confirming
+
+    if confirming.wanted(args):  # rerun while a verdict is undecided; NEW's rounds pooled with the reruns'
+        judge = lambda pooled: compare.compare_files(base, pooled, thresholds, noise)  # noqa: E731
+        new = confirming.confirm_compare(args, new, judge)
     results = compare.compare_files(base, new, thresholds, noise)
     environment = compare.environment_diff(base, new)
     if args.json:
@@ -73,7 +78,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_history(args: argparse.Namespace, console: Console) -> int:
     from sdshape.present.history_report import step_text, write_report
-    from sdshape.regression.history import collect, files_under, regressions
+    from sdshape.regression.history import collect, files_under, regressions, throttled_note
     from sdshape.result.output import folder_target
     from sdshape.store.series import SeriesKey
 
@@ -93,6 +98,11 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
         files, skipped = files_under(Path(args.dir))
     _say_skipped(skipped, "skipped")
     timelines = collect(files, key, args.threshold, args.run_to_run, args.gpu)
+    from sdshape.cli import confirming
+
+    if confirming.wanted(args):  # rerun while the last step waits for runs after it; the store reread each time
+        again = lambda observed: collect(observed, key, args.threshold, args.run_to_run, args.gpu)  # noqa: E731
+        timelines = confirming.confirm_history(args, again)
     report = write_report(timelines, key, Path(args.out), skipped, args.threshold)
     table = Table(title=f"history: {len(timelines)} timelines ({key.describe()})", title_justify="left")
     for column in ("timeline", "runs", "events", "steps"):
@@ -112,6 +122,9 @@ def _say_skipped(notes: list[str], what: str) -> None:
         print(f"sdshape: {what}: {note}", file=sys.stderr)
 
 
+    throttled = throttled_note(timelines)
+    if throttled:
+        console.print(throttled, highlight=False)
 def _names(text: str | None) -> list[str] | None:
     return [name.strip() for name in text.split(",") if name.strip()] if text else None
 

@@ -44,6 +44,12 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
     with make_progress(errors) as progress:
         Campaign(plan, progress).run(on_session=collect)
+    if getattr(args, "argv", None):  # main() sets it; a rerun (compare --confirm, bisect) needs the command
+        from sdshape.cli.recorded import recorded_command
+
+        command = recorded_command(args.argv)
+        for result in results:
+            result.conditions.command = command
     doc = document(results, environment, plan.resolved_options())
     for backend in dict.fromkeys(result.id.backend for result in results):
         print_allocation([result for result in results if result.id.backend == backend], console)

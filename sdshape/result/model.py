@@ -207,6 +207,7 @@ class Conditions:
     clocks: Clocks | None = record(Clocks)  # SM and memory clocks seen, the clock settings
     sampler: Sampler | None = record(Sampler)
 
+    command: list[str] | None = None  # the `sdshape run` arguments that made the row, less --json and --store
 
 @dataclass
 class Cost:
