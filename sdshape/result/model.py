@@ -276,14 +276,14 @@ class StageResult:
         return self.kernels.host_bound if self.kernels else None
 
     @property
-    def rankable(self) -> bool:
-        """Measured, and its output matched eager fp32 (or it is eager fp32)."""
-    @property
     def throttled(self) -> str | None:
         """``throttled: REASONS`` when NVML reported a throttling reason while the row was timed, else None:
         its time is the machine's state as much as the code's (``sdshape.measurement.clocks``)."""
         return self.conditions.throttle.label if self.conditions.throttle else None
 
+    @property
+    def rankable(self) -> bool:
+        """Measured, and its output matched eager fp32 (or it is eager fp32)."""
         return self.status == "ok" and bool(self.parity and self.parity.ok)
 
     # -- JSON ----------------------------------------------------------------------------
