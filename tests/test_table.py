@@ -41,7 +41,7 @@ def test_the_footer_states_the_clock_and_throttling():
     throttled = _results("sd15-eager-fp16.json")[:1]
     throttled[0].conditions.sm_clock_mhz = {"min": 1400, "median": 1500, "max": 1980}
     throttled[0].conditions.throttle = Throttle(reasons=["sw_power_cap"], throttled=True)
-    assert "throttled (sw_power_cap)" in clock_line(throttled)
+    assert f"throttled ({throttled[0].stage} sw_power_cap)" in clock_line(throttled)
     throttled[0].conditions.sm_clock_mhz = None
     assert clock_line(throttled).startswith("SM clock: n/a")
 

@@ -112,6 +112,9 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
             table.add_row(timeline.name, str(len(timeline.points)), str(len(timeline.events)), step_text(timeline))
     console.print(table)
     found = regressions(timelines)
+    throttled = throttled_note(timelines)
+    if throttled:
+        console.print(throttled, highlight=False)
     console.print(f"{len(found)} regression(s); report: {report}", highlight=False)
     return 1 if found else 0
 
@@ -122,9 +125,6 @@ def _say_skipped(notes: list[str], what: str) -> None:
         print(f"sdshape: {what}: {note}", file=sys.stderr)
 
 
-    throttled = throttled_note(timelines)
-    if throttled:
-        console.print(throttled, highlight=False)
 def _names(text: str | None) -> list[str] | None:
     return [name.strip() for name in text.split(",") if name.strip()] if text else None
 

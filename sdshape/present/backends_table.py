@@ -61,6 +61,8 @@ def backends_table(results: list[StageResult]) -> Table | None:
                 time_cell = f"[red]{units.seconds(median)} invalid[/red]"
             if backend == fastest:
                 time_cell += " ★"
+            if result.throttled:
+                time_cell += f" [red]{result.throttled}[/red]"
             # Speed does not depend on parity: an unchecked row shows its speedup; an invalid one does not.
             speedup = f"{eager_time / median:.2f}x" if eager_time and median and result.status == "ok" else "-"
             peak = result.standing_peak()

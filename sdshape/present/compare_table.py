@@ -72,7 +72,7 @@ def print_verdicts(
                 _value(r.metric, r.new),
                 f"{change:+.1%}" if isinstance(change, (int, float)) else "-",
                 f"{r.p_value:.3g}" if r.p_value is not None else "-",
-                str(r.reason or ""),
+                str(r.reason or "") + "".join(f" [red]({side})[/red]" for side in r.throttled),
             )
         console.print(table)
     timed = [r.metrics["time"] for r in results if "time" in r.metrics]
@@ -84,6 +84,7 @@ def print_verdicts(
             highlight=False,
         )
     _say_unjudged_memory(results, console)
+    _say_throttled(results, console)
     summary = {verdict: sum(r.verdict == verdict for r in results) for verdict, _ in GROUPS}
     console.print("summary: " + ", ".join(f"{k} {v}" for k, v in summary.items() if v), highlight=False)
 
@@ -99,6 +100,21 @@ def _say_unjudged_memory(results: list[Verdict], console: Console) -> None:
         console.print(
             f"memory not compared for {len(unjudged)} of {len(results)} ids: a figure broke a rule and no other "
             f"stands in ({first})",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _say_throttled(results: list[Verdict], console: Console) -> None:
+    """Ids where either side was timed under a power or thermal slowdown: their time verdicts stand, with
+    the reason to doubt them said beside."""
+    throttled = [r for r in results if r.throttled]
+    if throttled:
+        first = f"{throttled[0].id.get('stage')}: {throttled[0].throttled[0]}"
+        console.print(
+            f"throttled: {len(throttled)} of {len(results)} ids were timed while a GPU was throttled on one side "
+            f"or both ({first}); their time verdicts are as judged, but part of a change may be the GPU's power "
+            "or temperature, not the code",
             highlight=False,
             soft_wrap=True,
         )

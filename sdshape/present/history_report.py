@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sdshape.regression.history import MIN_RUNS_AFTER, Z_MIN, Timeline
+from sdshape.regression.history import MIN_RUNS_AFTER, Z_MIN, Timeline, throttled_note
 from sdshape.result.output import figure_png, folder_target, make_folder, slug, write_output
 from sdshape.store.series import SeriesKey
 
@@ -18,6 +18,15 @@ def step_text(timeline: Timeline) -> str:
         shared = f" (the event's effect: {step.shared_with + 1} machines step there)" if step.shared_with else ""
         parts.append(f"{step.verdict} {step.change:+.1%} {where}{cause}{shared}; {step.why} (z = {step.z:.1f})")
     return "<br>".join(parts) or "none"
+
+
+def throttled_lines(timelines: list[Timeline]) -> list[str]:
+    """Each run left out of step detection for being throttled, under the count (none: nothing)."""
+    note = throttled_note(timelines)
+    if note is None:
+        return []
+    runs = [f"- {t.name}: {p.label}: {p.throttled}" for t in timelines for p in t.throttled]
+    return ["", f"{note}:", *runs]
 
 
 def markdown(
@@ -34,14 +43,17 @@ def markdown(
         "|---|---|---|---|---|---|---|",
     ]
     for timeline in timelines:
-        first, last = timeline.points[0].median, timeline.points[-1].median
+        ends = (timeline.points[0], timeline.points[-1]) if timeline.points else ()  # all throttled: no point
+        first, last = (f"{p.median * 1e3:.1f} ms" for p in ends) if ends else ("-", "-")
         events = "<br>".join(f"{e.label} (after {timeline.points[e.after].label})" for e in timeline.events) or "-"
+        runs = f"{len(timeline.points)}" + (f" (+{len(timeline.throttled)} throttled)" if timeline.throttled else "")
         lines.append(
-            f"| {timeline.name} | {len(timeline.points)} | {timeline.run_to_run:.1%} | {first * 1e3:.1f} ms | "
-            f"{last * 1e3:.1f} ms | {events} | {step_text(timeline)} |"
+            f"| {timeline.name} | {runs} | {timeline.run_to_run:.1%} | {first} | {last} | {events} | "
+            f"{step_text(timeline)} |"
         )
     for title, chart in charts.items():
         lines += ["", f"![{title}]({chart.name})"]
+    lines += throttled_lines(timelines)
     if skipped:
         lines += ["", "Skipped files:", *(f"- {note}" for note in skipped)]
     return "\n".join(lines) + "\n"

@@ -47,6 +47,8 @@ def status_cell(result: StageResult) -> str:
     busy = result.kernels.busy_fraction if result.kernels else None
     if result.host_bound and busy is not None:
         status += f" [yellow]host-bound: GPU busy {busy:.0%}[/yellow]"
+    if result.throttled:
+        status += f" [red]{result.throttled}[/red]"
     return status
 
 
@@ -203,16 +205,25 @@ def energy_lines(results: list[StageResult]) -> list[str]:
     return lines
 
 
+def _clock_range(spreads: list[dict[str, float]]) -> str:
+    """Several windows' min/median/max as one: the median of their medians, the outermost range."""
+    low, high = min(c["min"] for c in spreads), max(c["max"] for c in spreads)
+    return f"median {sorted(c['median'] for c in spreads)[len(spreads) // 2]:.0f} MHz (range {low:.0f}-{high:.0f})"
+
+
 def clock_line(results: list[StageResult]) -> str:
-    """SM clock under load and whether any stage was throttled, as nvbench prints it."""
+    """SM and memory clocks while timed and whether any stage was throttled, as nvbench prints it."""
     clocks = [r.conditions.sm_clock_mhz for r in results if r.conditions.sm_clock_mhz]
     if not clocks:
-        return "SM clock: n/a (no NVIDIA GPU in use)"
-    reasons = sorted({reason for r in results if r.conditions.throttle for reason in r.conditions.throttle.reasons})
-    low, high = min(c["min"] for c in clocks), max(c["max"] for c in clocks)
-    middle = sorted(c["median"] for c in clocks)[len(clocks) // 2]
-    throttled = f"[red]throttled ({', '.join(reasons)}): do not trust these times[/red]" if reasons else "not throttled"
-    return f"SM clock under load: median {middle:.0f} MHz (range {low:.0f}-{high:.0f}) · {throttled}"
+        record = next((r.conditions.clocks for r in results if r.conditions.clocks and r.conditions.clocks.note), None)
+        return f"SM clock: n/a: {record.note if record else 'no NVIDIA GPU in use'}"
+    memory = [r.conditions.clocks.mem_mhz for r in results if r.conditions.clocks and r.conditions.clocks.mem_mhz]
+    throttled = [f"{r.stage} {r.throttled.removeprefix('throttled: ')}" for r in results if r.throttled]
+    verdict = "not throttled"
+    if throttled:
+        verdict = f"[red]throttled ({'; '.join(throttled)}): do not trust these times[/red]"
+    line = f"SM clock under load: {_clock_range(clocks)}"
+    return line + (f" · memory clock {_clock_range(memory)}" if memory else "") + f" · {verdict}"
 
 
 def footnotes(results: list[StageResult]) -> list[str]:

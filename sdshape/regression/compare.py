@@ -7,7 +7,8 @@ at least the effect floor (default 5%). When the rounds are too few for any
 outcome to reach p < alpha (3 against 3, say, whose smallest possible p is 0.1),
 a change above the floor is ``undecided``, not a guess. Memory and energy have one reading per result: a
 change beyond their own floors counts (memory also needs 16 MiB in absolute
-terms). A status going from ok to oom, error or invalid is a change for the worse.
+terms). A status going from ok to oom, error or invalid is a change for the worse. A side timed while
+its GPU was throttled (``sdshape.measurement.clocks``) is named in ``throttled``; the verdict is the same.
 
 Verdicts are typed (:class:`Verdict`, one :class:`MetricVerdict` per metric) and written as JSON by
 their fields (``compare --json``).
@@ -75,6 +76,8 @@ class Verdict(MetricVerdict):
     new_status: str | None = None
     worse: bool | None = None  # a status change for the worse (ok -> oom, error, invalid)
     metrics: dict[str, MetricVerdict] = field(default_factory=dict)  # time, memory and energy, each judged
+    # "base: throttled: hw_thermal_slowdown" per side timed under a power or thermal slowdown (verdict unchanged)
+    throttled: list[str] = field(default_factory=list)
 
     @property
     def failing(self) -> bool:
@@ -255,7 +258,9 @@ def compare_rows(base: StageResult, new: StageResult, floors: Floors, run_to_run
     else:
         verdict, chosen = "unchanged", metrics["time"]
     deciding = {name: getattr(chosen, name) for name in ("metric", "base", "new", "change", "p_value", "reason")}
-    return Verdict(**entry, **deciding, verdict=verdict, metrics=metrics)
+    # A note, not a verdict: a throttled side's time holds its GPU's power or temperature then, as well as the code.
+    throttled = [f"{side}: {row.throttled}" for side, row in (("base", base), ("new", new)) if row.throttled]
+    return Verdict(**entry, **deciding, verdict=verdict, metrics=metrics, throttled=throttled)
 
 
 def environment_diff(base: ResultFile, new: ResultFile) -> list[dict[str, Any]]:

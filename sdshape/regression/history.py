@@ -21,6 +21,10 @@ up to three steps per timeline. Then each step is judged:
   one, and called out as the event's effect when timelines of several machines step at that event.
 
 The exit status is 1 when any timeline has a regression, so CI can gate on it.
+
+A run timed while NVML reported a power or thermal slowdown (``sdshape.measurement.clocks``) is no point
+of its timeline: it is kept in the timeline's ``throttled`` list, left out of step detection, and counted
+in what history prints ("2 throttled runs left out of step detection").
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ class Timeline:
     events: list[Event] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     run_to_run: float = RUN_TO_RUN
+    throttled: list[Point] = field(default_factory=list)  # runs timed while throttled: not in points, nor in steps
 
     @property
     def machine(self) -> tuple:
@@ -206,9 +211,11 @@ def collect(
         name = digest(values, key.timeline_fields)
         timeline = timelines.setdefault(name, Timeline({f: values.get(f) for f in key.timeline_fields}, name))
         observation.point.versions = {f: values.get(f) for f in key.events}
-        timeline.points.append(observation.point)
+        # A throttled run's time is its GPU's power or temperature then: a step there would be the machine's.
+        (timeline.throttled if observation.point.throttled else timeline.points).append(observation.point)
     for timeline in timelines.values():
         timeline.points.sort(key=lambda p: (p.when, str(p.path)))
+        timeline.throttled.sort(key=lambda p: (p.when, str(p.path)))
         timeline.run_to_run = max(run_to_run, observed_run_to_run(timeline.points))
         timeline.events = events_of(timeline.points)
         timeline.steps = detect_steps(timeline.points, floor, timeline.run_to_run)
@@ -266,6 +273,15 @@ def run_to_run_lookup(
         return timeline.run_to_run if timeline and len(timeline.points) >= MIN_NOISE_RUNS else None
 
     return lookup
+
+
+def throttled_note(timelines: list[Timeline]) -> str | None:
+    """``2 throttled runs left out of step detection``, or None when no run was throttled."""
+    count = sum(len(timeline.throttled) for timeline in timelines)
+    if not count:
+        return None
+    runs = f"{count} throttled run{'s' if count > 1 else ''}"
+    return f"{runs} left out of step detection (timed under a power or thermal slowdown)"
 
 
 def regressions(timelines: list[Timeline]) -> list[tuple[Timeline, Step]]:

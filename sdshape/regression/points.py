@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sdshape.result.io import ResultFile, machine_label
+from sdshape.result.records import Throttle
 from sdshape.store.series import row_values, values_of
 
 
@@ -22,6 +23,7 @@ class Point:
     path: Path
     versions: dict[str, Any]
     methods: dict[str, int]
+    throttled: str | None = None  # ``throttled: REASONS``: timed under a power or thermal slowdown (not a step point)
 
     @property
     def label(self) -> str:
@@ -61,7 +63,7 @@ def observations(files: list[ResultFile]) -> list[Observation]:
             values = row_values(row, result.machine_info)
             point = Point(
                 result.datetime or "", values.get("hostname"), row.median, row.timing.iqr or 0.0, len(row.rounds),
-                result.path, {}, row.conditions.methods,
+                result.path, {}, row.conditions.methods, throttled=row.throttled,
             )  # fmt: skip
             found.append(Observation(values, point, result.gpu))
     return found
@@ -76,7 +78,8 @@ def stored_observations(engine: Any, skipped: list[str] | None = None) -> list[O
     for machine, ident, row, when, path in history_rows(engine, skipped):
         values = values_of(ident, machine)
         methods = dict(row.methods or {})
+        throttle = Throttle.from_json(row.throttle) if isinstance(row.throttle, dict) else None
         point = Point(when or "", values.get("hostname"), row.median_s, row.iqr_s or 0.0, row.n_rounds or 0,
-                      Path(path), {}, methods)  # fmt: skip
+                      Path(path), {}, methods, throttled=throttle.label if throttle else None)  # fmt: skip
         found.append(Observation(values, point, machine_label(machine)))
     return found

@@ -130,6 +130,7 @@ def history_rows(engine: Engine, skipped: list[str] | None = None) -> list[tuple
             rows.c.file_id, rows.c.stage, rows.c.shape, rows.c.backend, rows.c.precision, rows.c.batch,
             rows.c.resolution, rows.c.steps, rows.c.median_s, rows.c.iqr_s, rows.c.n_rounds, rows.c.methods,
             rows.c.backend_options,
+            rows.c.extra_info["throttle"].label("throttle"),  # a small object: no whole row's JSON parsed
         ).where(rows.c.status == "ok", rows.c.median_s.is_not(None))  # fmt: skip
         found = []
         refused: dict[int, str] = {}

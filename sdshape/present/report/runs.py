@@ -42,6 +42,15 @@ def shares_of(rows: dict[str, StageResult], run: feasibility.RunProfile) -> dict
     }
 
 
+def throttle_note(throttled: list[str]) -> str:
+    """What a run's throttled stages mean for its times, in words."""
+    return (
+        f"Throttled while timed: {'; '.join(throttled)}: NVML reported a power or thermal slowdown during the "
+        "rounds, so these times hold the machine's state as much as the model's (kept, flagged, and left out "
+        "of history's step detection)"
+    )
+
+
 def _fit_css(fits: bool) -> str:
     return "fits" if fits else "no"
 
@@ -73,6 +82,9 @@ def run_sections(
         stages,
         Text(f"CUDA context: {units.size(run.context)} ({run.context_source})."),
     ]
+    throttled = [f"{stage} ({row.throttled})" for stage, row in rows.items() if row.throttled]
+    if throttled:
+        sections.append(Text(f"{throttle_note(throttled)}.", note=True))
     policies = list(feasibility.POLICIES)
     per_gpu = Grid(["GPU", "VRAM", "verdict (measured memory)", *policies])
     for item, gpu in zip(matrix, gpus, strict=True):
