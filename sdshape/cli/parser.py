@@ -140,7 +140,17 @@ def build_parser(backend_flags: bool = False) -> Parser:
     )
     shapes.add_argument("--gpu-catalog", help="TOML file with your own cards, same form as the bundled catalog")
     shapes.add_argument("--family", default="zoo", help="zoo (real architectures) or tiny (test-sized)")
-    shapes.add_argument("--measure", action="store_true", help="measure each distinct component once and compose")
+    shapes.add_argument(
+        "--measure",
+        action="store_true",
+        help="measure each distinct component once and compose (with --gpu: the priced table's first --top N)",
+    )
+    shapes.add_argument(
+        "--top",
+        type=limits.TOP,
+        help="with --gpu and --measure: measure the first N compositions of the priced table that fit the card "
+        "(default 5), beside the model's figures",
+    )
     if backend_flags:  # the run options that apply to --measure, declared once in sdshape.config.options
         from sdshape.config.options import SHAPES, add_options
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from sdshape.config.options import DEFAULT_BACKEND, DEFAULT_SHAPE, GPU_DEFAULTS, RunOptions
 from sdshape.core import units
 from sdshape.core.errors import UsageError
-from sdshape.present.shapes_tables import print_priced, print_shapes
+from sdshape.present.shapes_tables import print_beside, print_priced, print_shapes
 from sdshape.result.output import folder_target, make_folder, standard_json, write_or_fall_back
 
 NATIVE_RESOLUTION = 512  # SD 1.5's
@@ -36,6 +36,7 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
     if args.budget is not None and not args.budget > 0:
         raise UsageError(f"--budget must be a positive number of parameters, got {args.budget:g}")
     check_resolution(args.resolution)
+    _check_measure_flags(args)
     out = folder_target(args.out, "--out") if args.out is not None else None
     options = RunOptions.from_values(vars(args))
     for flag, value in (("--steps", options.steps), ("--seq-len", options.sequence_length)):
@@ -75,19 +76,27 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         beyond = skipped.get("beyond the position table", 0)
         why = f" at {resolution} px ({beyond} beyond their denoiser's position table)" if beyond else ""
         raise UsageError(f"no composition of the {args.family} components fits {_budget_text(args, budget_bytes)}{why}")
-    measured = None
-    if plan is not None:
-        from sdshape.run.progress import make_progress
-
-        with make_progress(Console(stderr=True)) as progress:
-            from sdshape.explorer.measure import measure
-
-            measured = measure(found, plan, progress)
     priced = None
-    if pricing is not None:
+    if pricing is not None:  # priced first: with --measure the priced table chooses what is measured
         priced, skipped["over byte budget"] = _price(found, pricing, resolution, steps, budget_bytes)
         if not priced:
             raise UsageError(f"no composition of the {args.family} components fits {_budget_text(args, budget_bytes)}")
+    measured, chosen, top = None, found, None
+    if plan is not None:
+        from sdshape.run.progress import make_progress
+
+        if priced is not None:
+            from sdshape.explorer.beside import DEFAULT_TOP, ranked_first
+
+            card, top = pricing["gpus"][0].name, args.top or DEFAULT_TOP
+            chosen = ranked_first(priced["rows"], card, top)
+            if not chosen:
+                raise UsageError(f"the model fits none of the {len(priced['rows'])} compositions on {card}: "
+                                 "nothing to measure beside it")  # fmt: skip
+        with make_progress(Console(stderr=True)) as progress:
+            from sdshape.explorer.measure import measure
+
+            measured = measure(chosen, plan, progress)
     document = {
         "budget": args.budget,
         "family": args.family,
@@ -100,18 +109,24 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         document["shapes"] = [{**c.as_dict(steps), "priced": entry} for c, entry in priced["rows"]]
         document["priced_conditions"] = {**priced["conditions"], "budget_bytes": budget_bytes}
     if measured is not None:
+        machine = measured["machine"]
         document["measured_conditions"] = {
             "device": plan.device.type,
+            "device_name": machine.get("gpu_name") or machine.get("cpu_model"),
             "precision": plan.precision,
             "backend": plan.backends[0],
             "rounds": plan.rounds,
             "warmup": plan.warmup,
+            # with --gpu: the priced table's first `top` that fit the card; without: every composition
+            "top": top,
         }
         document["components"] = measured["components"]
         document["check"] = measured["check"]
         from sdshape.explorer.measure import cost_per_100m
 
-        document["cost_per_100m"] = cost_per_100m(found, measured["components"])
+        document["cost_per_100m"] = cost_per_100m(chosen, measured["components"])
+        if priced is not None:
+            _beside_model(document, pricing, plan, measured["machine"], len(chosen))
     lost = False
     if out is not None:  # the document falls back to a printed file like run's results; a chart cannot
         from sdshape.cli.run import say_written
@@ -127,15 +142,52 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
 
             write_output(out / "shapes.md", markdown(document))
             chart.priced_chart(document, out / "priced.png")
+            if measured is not None:
+                chart.beside_chart(document, out / "beside.png")
     if args.json:
         print(json.dumps(document, indent=2, default=str))
     elif priced is not None:
         print_priced(document, console)
         if measured is not None:
-            print_shapes(document, console)
+            print_beside(document, console)
+            just_measured = [s for s in document["shapes"] if "measured" in s]
+            print_shapes({**document, "shapes": just_measured}, console, "the measured compositions")
     else:
         print_shapes(document, console)
     return 1 if lost else 0
+
+
+def _check_measure_flags(args: argparse.Namespace) -> None:
+    """``--top`` chooses among priced compositions, and the measurement is set beside one card's model."""
+    if args.top is not None and not (args.gpu and args.measure):
+        raise UsageError(f"--top {args.top} chooses which priced compositions --measure times: give --gpu CARD and "
+                         "--measure")  # fmt: skip
+    if args.measure and args.gpu and len(args.gpu) > 1:
+        raise UsageError(f"shapes --measure sets the measurement beside one priced card: give --gpu once, got "
+                         f"{', '.join(args.gpu)}")  # fmt: skip
+
+
+def _beside_model(document: dict[str, Any], pricing: dict[str, Any], plan: Any, machine: dict, count: int) -> None:
+    """Each measured composition's figures beside the model's on the priced card, and where it was measured."""
+    from sdshape.explorer.beside import RANKED_BY, against_model, device_of, model_backend, statement
+
+    card = pricing["gpus"][0].name
+    device = device_of(machine, pricing["catalog"], card)
+    exact = model_backend(*plan.backend(plan.backends[0]))[1]
+    for shape in document["shapes"]:
+        if "measured" in shape:
+            shape["measured"]["against_model"] = against_model(shape, card, device["same_card"], exact)
+    document["comparison"] = {
+        "card": card,
+        **device,
+        "statement": statement(card, device),
+        "model_backend": pricing["backend"],
+        "measured_backend": plan.backends[0],
+        "backend_counterpart": exact,
+        "measured": count,
+        "top": document["measured_conditions"]["top"],
+        "ranked_by": RANKED_BY,
+    }
 
 
 def _budget_text(args: argparse.Namespace, budget_bytes: int | None) -> str:
@@ -151,14 +203,20 @@ def _pricing(args: argparse.Namespace, options: RunOptions, plan: Any) -> dict[s
     from sdshape.feasibility.formats import weight_format
     from sdshape.feasibility.model import BACKENDS, bundled_time_model
 
-    gpus = pick(load_catalog(args.gpu_catalog), args.gpu)
+    catalog = load_catalog(args.gpu_catalog)
+    gpus = pick(catalog, args.gpu)
     missing = [g.name for g in gpus if g.sms is None or g.architecture is None]
     if missing:
         raise UsageError(f"cards without 'architecture' and 'sms' in the catalog cannot be modelled: {missing}")
     fmt = weight_format(options.precision or (plan.precision if plan else "fp16"))
-    # the model's backends: eager (host launch costs) or compile (CUDA graphs); a measured backend prices as eager
+    # the model's backends: eager (host launch costs) or compile (CUDA graphs); a measured backend prices as its
+    # counterpart (eager CUDA-graph replay as compile), one without a counterpart as eager
     backend = options.backend if options.backend in BACKENDS else "eager"
-    return {"gpus": gpus, "format": fmt, "model": bundled_time_model(), "backend": backend,
+    if plan is not None:
+        from sdshape.explorer.beside import model_backend
+
+        backend = model_backend(*plan.backend(plan.backends[0]))[0]
+    return {"gpus": gpus, "format": fmt, "model": bundled_time_model(), "backend": backend, "catalog": catalog,
             "vae_fp16": bool(getattr(args, "vae_fp16", False))}  # fmt: skip
 
 

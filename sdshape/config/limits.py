@@ -26,6 +26,7 @@ MAX_RESOLUTION = 16_384
 MAX_BATCH = 4_096
 MAX_BUDGET = 1e12  # parameters: 60 times the largest zoo system (FLUX.1-dev, 16.9 G)
 MAX_DECLARED_GPUS = 1_024
+MAX_TOP = 1_000  # compositions `shapes --measure` times: each is a GPU session per new component
 
 # Every number a flag takes, declared once: the flags take these as argparse's type=, and the plan and the
 # shapes files check values that came another way with the same objects (sdshape.core.bounds).
@@ -43,6 +44,7 @@ SAMPLE_INTERVAL = Bounds(float, 0, 3600, unit="seconds (0: no sampler thread)")
 BUDGET = Bounds(float, 0, MAX_BUDGET, above=True, noun="a number of parameters")
 BUDGET_BYTES = Bounds(int, 0, 4 * MAX_BUDGET, above=True, noun="a number of bytes")  # fp32 weights
 DECLARED_GPUS = Bounds(int, 1, MAX_DECLARED_GPUS)
+TOP = Bounds(int, 1, MAX_TOP)
 
 
 def train_timesteps(scheduler: dict[str, Any] | None) -> int:

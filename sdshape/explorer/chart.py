@@ -116,3 +116,49 @@ def priced_chart(document: dict[str, Any], path: Any) -> None:
 
 def document_vram(document: dict[str, Any], card: str) -> int:
     return next(c["vram_bytes"] for c in document["priced_conditions"]["cards"] if c["name"] == card)
+
+
+def beside_chart(document: dict[str, Any], path: Any) -> None:
+    """Per measured composition, the model's seconds (its band as the bar) and all-resident peak beside the
+    measured ones (``sdshape shapes --gpu CARD --measure``; from the document alone). Log scales: a CPU's
+    seconds beside a card's model differ by orders of magnitude, and the title says when they are not comparable.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = [(s["name"], s["measured"]["against_model"]) for s in document["shapes"]
+             if (s.get("measured") or {}).get("against_model")]  # fmt: skip
+    comparison = document["comparison"]
+    figure, axes = plt.subplots(1, 2, figsize=(12, 1.6 + 0.5 * len(pairs)), squeeze=False)
+    ys = list(range(len(pairs)))
+    seconds, memory = axes[0]
+    for y, (_, pair) in zip(ys, pairs, strict=True):
+        model, band = pair["model_seconds_per_image"], pair["model_band"]
+        seconds.errorbar(model, y + 0.15, xerr=[[model - band[0]], [band[1] - model]], fmt="o", color="C0",
+                         capsize=3, label="model (band)" if y == 0 else None)  # fmt: skip
+        if pair["measured_seconds_per_image"] is not None:
+            half = pair["measured_ci_s"] or 0.0
+            seconds.errorbar(pair["measured_seconds_per_image"], y - 0.15, xerr=half, fmt="s", color="C3", capsize=3,
+                             label="measured (95% CI)" if y == 0 else None)  # fmt: skip
+        memory.scatter(pair["model_peak_bytes_all_resident"] / 2**20, y + 0.15, marker="o", color="C0",
+                       label="model, all resident" if y == 0 else None)  # fmt: skip
+        if pair["measured_peak_bytes"] is not None:
+            memory.scatter(pair["measured_peak_bytes"] / 2**20, y - 0.15, marker="s", color="C3",
+                           label="measured" if y == 0 else None)  # fmt: skip
+    for axis, label in ((seconds, "seconds per image"), (memory, "peak (MiB)")):
+        axis.set_xscale("log")
+        axis.set_yticks(ys, [name.replace("+", "\n") for name, _ in pairs], fontsize=6)
+        axis.invert_yaxis()
+        axis.set_xlabel(label)
+        axis.legend(fontsize=7)
+    measured = document["measured_conditions"]
+    figure.suptitle(
+        f"{comparison['statement']}\n{document['resolution']}x{document['resolution']}, {document['steps']} steps, "
+        f"batch 1, CFG; model {comparison['model_backend']} {document['priced_conditions']['precision']}, measured "
+        f"{measured['backend']} {measured['precision']}",
+        fontsize=8,
+    )
+    figure.tight_layout()
+    write_output(path, figure_png(figure))

@@ -27,6 +27,7 @@ def measure(compositions: list[Composition], plan: Any, progress: Any = None, ch
 
     campaign = Campaign(plan, progress)
     measured: dict[str, dict[str, Any]] = {}  # component name -> {seconds, weights, activations, energy}
+    machine: dict[str, Any] = {}  # where it ran, as the first session's fingerprint names it
     for composition in compositions:
         specs = composition.shape.specs or {}
         missing = [kind for kind in KINDS if specs[kind].name not in measured]
@@ -35,6 +36,7 @@ def measure(compositions: list[Composition], plan: Any, progress: Any = None, ch
         session = campaign.open(plan.backends[0], plan=_plan_for(plan, composition))
         try:
             session.build()
+            machine = machine or machine_of(session.environment)
             for kind in missing:
                 measured[specs[kind].name] = component_cost(session.measure(STAGE_OF_KIND[kind]), kind, plan.steps)
         finally:
@@ -52,7 +54,13 @@ def measure(compositions: list[Composition], plan: Any, progress: Any = None, ch
         finally:
             campaign.close(session)
         checked = composition_check(target, stages)
-    return {"components": measured, "check": checked}
+    return {"components": measured, "check": checked, "machine": machine}
+
+
+def machine_of(environment: dict[str, Any]) -> dict[str, Any]:
+    """The device a measurement ran on, as torch and NVML name it (``shapes --gpu`` compares it with the card)."""
+    keys = ("device", "gpu_name", "gpu_memory_bytes", "cpu_model")
+    return {key: environment.get(key) for key in keys}
 
 
 def _half_ci(result: StageResult) -> float | None:

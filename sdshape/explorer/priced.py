@@ -266,4 +266,8 @@ def markdown(document: dict[str, Any]) -> str:
         lines += ["", CAPTION.format(context=context), ""]
     skipped = document["skipped"]
     lines.append("Left out: " + ", ".join(f"{n} {why}" for why, n in skipped.items() if n) + ".")
+    if "comparison" in document:  # --measure: the priced table's first compositions beside the model
+        from sdshape.explorer.beside import markdown_section
+
+        lines += ["", *markdown_section(document)]
     return "\n".join(lines) + "\n"

@@ -38,14 +38,28 @@ def print_priced(document: dict[str, Any], console: Console) -> None:
             console.print(f"  {shape['name']}: {note}", highlight=False)
 
 
-def print_shapes(document: dict[str, Any], console: Console) -> None:
+def print_beside(document: dict[str, Any], console: Console) -> None:
+    """The measured compositions beside the model's figures on the priced card, and where they were measured."""
+    from sdshape.explorer.beside import MEASURED_CAPTION, beside_rows, beside_title
+
+    columns, rows = beside_rows(document)
+    table = Table(title=beside_title(document), caption=MEASURED_CAPTION)
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("composition", "verdict") else "right", overflow="fold")
+    for row in rows:
+        table.add_row(*(row[c] for c in columns))
+    console.print(table)
+    console.print(document["comparison"]["statement"], highlight=False)
+
+
+def print_shapes(document: dict[str, Any], console: Console, which: str | None = None) -> None:
+    """The compositions with their parameters and FLOPs, and with ``--measure`` their measured costs; ``which``
+    names the rows when they are not every composition within the budget."""
     from sdshape.explorer import chart
 
     measured = "measured_conditions" in document
-    table = Table(
-        title=f"compositions within {document['budget'] or 0:.3g} parameters "
-        f"({document['resolution']}px, {document['steps']} steps, CFG)"
-    )
+    which = which or f"compositions within {document['budget'] or 0:.3g} parameters"
+    table = Table(title=f"{which} ({document['resolution']}px, {document['steps']} steps, CFG)")
     columns = ["composition", "text enc.", "UNet", "VAE", "total", "split te/unet/vae", "FLOPs/image", "fp16 weights"]
     if measured:
         columns += ["s/image", "±CI", "rank", "peak mem"]
