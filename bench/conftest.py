@@ -104,6 +104,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output
     if _pool is not None:
         output_json["benchmarks"].extend(_pool.failed_rows)
         output_json["options"] = _pool.plan.resolved_options()
+        _pool.stamp_reference_workload(output_json["benchmarks"])
     finalize_entries(output_json["benchmarks"])
 
 

@@ -159,6 +159,13 @@ class RunOptions:
         "--cache-dir", "exported models and engines (default $SDSHAPE_CACHE_DIR, ~/.cache/sdshape)"
     )
     parity: bool = option("--no-parity", "skip the comparison with eager fp32 outputs", True, action="store_false")
+    reference_workload: bool = option(
+        "--no-reference",
+        "skip the reference workload (a fixed GEMM and memory copies measured once per run, so history can tell "
+        "a machine or driver change from a software one; under a second on the CPU)",
+        True,
+        action="store_false",
+    )
     vram_cap: str | None = option(
         "--vram-cap", "GPU only: emulate a smaller card, e.g. 8GiB; records per stage fit or OOM"
     )

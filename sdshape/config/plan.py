@@ -54,6 +54,7 @@ class Plan:
     backend_specs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     cache_dir: Path | None = None
     parity: bool = DEFAULTS.parity
+    reference_workload: bool = DEFAULTS.reference_workload  # measure the reference workload (--no-reference: not)
     vram_cap_bytes: int | None = None
     shape_spec: ShapeSpec | None = None  # set for compositions and shapes-file shapes
     sequence_length: int = 77  # CLIP's context, when the shape names none
@@ -261,6 +262,7 @@ def resolve(
         cache_dir=cache_root,
         cache_fallback=cache_fallback,
         parity=o.parity,
+        reference_workload=o.reference_workload,
         vram_cap_bytes=vram_cap_bytes,
         shape_spec=shape_spec,
         sequence_length=tokens,

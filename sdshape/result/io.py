@@ -121,7 +121,28 @@ def bad_numbers(info: dict[str, Any], stats: dict[str, Any] | None) -> str | Non
         problem = _bad_rounds("device_rounds_s", device_rounds)
         if problem:
             return problem
-    return _bad_memory(info.get("memory")) or _bad_energy(info)
+    return _bad_memory(info.get("memory")) or _bad_energy(info) or _bad_reference(info.get("reference"))
+
+
+MAX_THROUGHPUT = 1e9  # TFLOP/s or GB/s: a thousand times any machine's; beyond it a figure is not a measurement
+
+
+def _bad_reference(reference: Any) -> str | None:
+    """The reference workload's figures (``history`` divides by them): an object whose figures' medians and
+    spreads are finite, the medians positive and within :data:`MAX_THROUGHPUT`."""
+    if reference is None:
+        return None
+    if not isinstance(reference, dict) or not isinstance(reference.get("figures", []), list):
+        return f"reference is not an object with a list of figures ({type(reference).__name__})"
+    for index, figure in enumerate(reference.get("figures", [])):
+        if not isinstance(figure, dict):
+            return f"reference.figures[{index}] is not an object"
+        value, spread = figure.get("median"), figure.get("spread")
+        if value is not None and (not _number(value) or not 0 < value <= MAX_THROUGHPUT):
+            return f"reference.figures[{index}].median = {value!r} is not a throughput of 0 to {MAX_THROUGHPUT:g}"
+        if spread is not None and (not _number(spread) or not 0 <= spread <= MAX_THROUGHPUT):
+            return f"reference.figures[{index}].spread = {spread!r} is not a finite, non-negative fraction"
+    return None
 
 
 def _compact(info: dict[str, Any], stats: dict[str, Any] | None) -> None:

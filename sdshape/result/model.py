@@ -29,6 +29,7 @@ from sdshape.result.records import (
     Kernels,
     MemoryFigures,
     Parity,
+    ReferenceWorkload,
     Residual,
     Sampler,
     StoppingRecord,
@@ -247,6 +248,7 @@ class StageResult:
     parity: Parity | None = None
     cap: VramCap | None = None  # --vram-cap: the cap, what it counted, and whether the stage fit
     kernels: Kernels | None = None  # the profiled round: busy fraction, time by kernel class, top kernels
+    reference: ReferenceWorkload | None = None  # the run's reference workload (the same in every row of a run)
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as they are
 
     @property
@@ -302,6 +304,8 @@ class StageResult:
             id=self.id.as_dict(),
             host_bound=self.host_bound,
         )
+        if self.reference is not None:  # rows of runs without one (--no-reference, older files) hold no key
+            info["reference"] = self.reference.to_json()
         info.update(self.extra)
         return info
 
@@ -329,13 +333,14 @@ class StageResult:
             Parity.from_json(info.get("parity")),
             VramCap.from_json(info.get("vram_cap")),
             Kernels.from_json(info.get("kernels")),
-            {key: value for key, value in info.items() if key not in KNOWN_KEYS},
+            reference=ReferenceWorkload.from_json(info.get("reference")),
+            extra={key: value for key, value in info.items() if key not in KNOWN_KEYS},
         )
 
 
 # Keys a row holds beside its sections' fields: the id, and what is derived from the row.
 ROW_KEYS = {*ID_FIELDS, "schema_version", "rounds", "parity", "vram_cap", "kernels", "status", "message", "id",
-            "host_bound"}  # fmt: skip
+            "host_bound", "reference"}  # fmt: skip
 KNOWN_KEYS = frozenset(
     ROW_KEYS.union(*(keys_of(section) for section in (Conditions, Cost, Memory, Energy, Timing, BackendRun)))
 )

@@ -295,3 +295,49 @@ class MemoryFigures(Record):
 
 
 MEMORY_FIGURES = tuple(f.name for f in section_fields(MemoryFigures))
+
+
+@dataclass(kw_only=True)
+class ReferenceFigure(Record):
+    """One fixed workload of the run's reference workload (``sdshape.measurement.reference_workload``):
+    its throughput over the timed repetitions, and the conditions under which two runs' figures compare."""
+
+    name: str | None = None  # gemm | device_copy | host_to_device
+    unit: str | None = None  # TFLOP/s (GEMM) or GB/s (copies: bytes copied per second, 1 GB = 1e9 bytes)
+    median: float | None = None  # median throughput over the repetitions; null: not applicable, or failed
+    low: float | None = None  # the slowest repetition's throughput
+    high: float | None = None  # the fastest repetition's throughput
+    spread: float | None = None  # the repetitions' IQR over their median
+    repetitions: list[float] = field(default_factory=list)  # each timed repetition's throughput
+    calls_per_repetition: int | None = None  # calls timed together in one repetition (one synchronize)
+    warmup: int | None = None  # untimed repetitions before the timed ones
+    conditions: str | None = None  # what two runs' figures must share to compare (size, dtype, device)
+    note: str | None = None  # why there is no figure: not applicable here (host-to-device on the CPU), or failed
+
+
+@dataclass(kw_only=True)
+class ReferenceWorkload(Record):
+    """The reference workload: fixed operations measured once per run beside the model, so that ``history``
+    can tell a step of the machine or driver (the reference moved with the model) from one of the software
+    (only the model moved). Not the parity reference (eager fp32 outputs, ``parity.reference``)."""
+
+    method: int | None = None  # the reference's method version: figures of different versions never compare
+    device: str | None = None  # cuda | cpu
+    device_name: str | None = None  # the GPU's name, or the CPU's torch thread count
+    timer: str | None = None  # CUDA events around each repetition, or perf_counter on the CPU
+    cost_s: float | None = None  # wall time of the whole reference, warm-up and allocation included
+    figures: list[ReferenceFigure] = field(default_factory=list, metadata={"records": ReferenceFigure})
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """name -> what ``history`` compares (median, spread, unit, conditions with the method), for the
+        figures that were measured: the form the store keeps in its ``reference`` column."""
+        return {
+            f.name: {
+                "median": f.median,
+                "spread": f.spread,
+                "unit": f.unit,
+                "conditions": f"{f.conditions} (method {self.method})",
+            }
+            for f in self.figures
+            if f.name and f.median is not None
+        }

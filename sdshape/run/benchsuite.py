@@ -77,6 +77,16 @@ class SessionPool:
             self.campaign.close(self.current)
             self.current = None
 
+    def stamp_reference_workload(self, entries: list[dict[str, Any]]) -> None:
+        """At the end of the suite (pytest-benchmark's JSON hook): the last session closed, the reference
+        workload measured once, as ``sdshape run`` does, and put in every benchmark's ``extra_info``."""
+        self.close()
+        reference = self.campaign.measure_reference_workload()
+        if reference is not None:
+            for entry in entries:
+                if isinstance(entry.get("extra_info"), dict):
+                    entry["extra_info"]["reference"] = reference.to_json()
+
 
 def run_stage_benchmark(benchmark: Any, session: Session, stage: str, pool: SessionPool) -> None:
     """Benchmark one stage under pytest-benchmark's pedantic mode; failures become rows."""

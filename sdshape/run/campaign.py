@@ -10,6 +10,10 @@ the explorer:
   on the host;
 - each backend's session, closed and its memory released before the next one's
   baseline is read (:meth:`Campaign.open` passes it the level to come back to).
+- once, after the last session is closed: the reference workload (a fixed GEMM and
+  copies, ``sdshape.measurement.reference_workload``; ``--no-reference`` skips it),
+  stamped on every row of the run. Last, so that what it leaves in the process
+  (cuBLAS's workspace) sits in no session's baseline.
 
 With ``isolate`` (``sdshape run --isolate``) each session (and the reference)
 runs in a fresh process, as optimum-benchmark's process launcher does: within
@@ -36,6 +40,7 @@ from sdshape.core.vocabulary import DEFAULT_POLICY, STAGES
 from sdshape.measurement import energy
 from sdshape.measurement.nvml import reading_source
 from sdshape.result.model import ResultId, StageResult
+from sdshape.result.records import ReferenceWorkload
 from sdshape.run.reference import Reference, untimed_reference
 from sdshape.run.session import Session
 
@@ -65,6 +70,7 @@ class Campaign:
         self.plan = plan
         self.progress = progress
         self.reference: Reference | None = None
+        self.reference_workload: ReferenceWorkload | None = None  # measured at the end of run()
         self._level: dict[str, Any] | None = None
         self._weights = 0
         self._context: int | None = None
@@ -156,16 +162,38 @@ class Campaign:
             self.close(session)
 
     def run(self, on_session: OnSession | None = None) -> None:
-        """Measure every backend of the plan in turn, with parity against eager fp32."""
-        if self.plan.isolate:
-            run_isolated(self, on_session)
-            return
-        if self.plan.parity and not self.reference_in_run:
-            self.reference = self.compute_reference()
-        for label in self.labels:
-            results, environment = self.measure(label)
+        """Measure every backend of the plan in turn, with parity against eager fp32, then the reference
+        workload, which every row handed to ``on_session`` then carries (the same objects: a caller that
+        keeps them, as ``sdshape run`` does, writes them after this returns)."""
+        handed: list[StageResult] = []
+
+        def keep(results: list[StageResult], environment: dict[str, Any]) -> None:
+            handed.extend(results)
             if on_session is not None:
                 on_session(results, environment)
+
+        if self.plan.isolate:
+            run_isolated(self, keep)
+        else:
+            if self.plan.parity and not self.reference_in_run:
+                self.reference = self.compute_reference()
+            for label in self.labels:
+                keep(*self.measure(label))
+        stamp_reference(handed, self.measure_reference_workload())
+
+    def measure_reference_workload(self) -> ReferenceWorkload | None:
+        """The reference workload on the plan's device, once (None with ``--no-reference``)."""
+        if self.plan.reference_workload and self.reference_workload is None:
+            from sdshape.measurement.reference_workload import measure
+
+            self.reference_workload = measure(self.plan.device, self.progress)
+        return self.reference_workload
+
+
+def stamp_reference(results: list[StageResult], reference: ReferenceWorkload | None) -> None:
+    """Every row of the run carries the run's reference workload (rows are compared one by one)."""
+    for result in results:
+        result.reference = reference
 
 
 # -- --isolate: each session in a fresh process ----------------------------------------
