@@ -56,7 +56,6 @@ def build_parser(backend_flags: bool = False) -> Parser:
     )
     inspect.add_argument("--steps", type=limits.STEPS, help="denoising steps per image (default: the pipeline's own)")
     inspect.add_argument("--json", action="store_true", help="print JSON")
-    fit = sub.add_parser("fit", help="which cards a shape fits, under which policy, how fast (model, no GPU)")
     inspect.add_argument(
         "--quality",
         action="store_true",
@@ -68,6 +67,7 @@ def build_parser(backend_flags: bool = False) -> Parser:
         "--precision", help="with --all --quality: weights and compute, as fit takes it (default bf16)"
     )
     inspect.add_argument("--out", help="with --all --quality: folder for quality.json, quality.md and quality.png")
+    fit = sub.add_parser("fit", help="which cards a shape fits, under which policy, how fast (model, no GPU)")
     fit.add_argument("shape", help="a zoo shape (see `sdshape zoo`)")
     fit.add_argument("--gpu", action="append", help="a catalog card (repeat for several; default: the whole catalog)")
     fit.add_argument("--gpu-catalog", help="TOML file with your own cards, same form as the bundled catalog")
@@ -182,6 +182,8 @@ def build_parser(backend_flags: bool = False) -> Parser:
     )
     history.add_argument("--series-by", help="comma list: only these fields make the series key")
     history.add_argument("--ignore", help="comma list: leave these fields out of the series key")
+    add_confirm_options(history, "the last step is suspicious (too few runs after it)")
+    add_bisect_parser(sub)
     publish = sub.add_parser(
         "publish", help="the store's history as a static HTML site: an index and a page per timeline"
     )
@@ -192,8 +194,6 @@ def build_parser(backend_flags: bool = False) -> Parser:
     publish.add_argument("--gpu", help="only this GPU (a substring of its name)")
     publish.add_argument(
         "--threshold", type=FRACTION, default=STEP_FLOOR, help="smallest level shift that is a step (%(default)s)"
-    add_confirm_options(history, "the last step is suspicious (too few runs after it)")
-    add_bisect_parser(sub)
     )
     publish.add_argument(
         "--run-to-run",
