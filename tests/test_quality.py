@@ -178,6 +178,7 @@ def test_the_report_has_the_section_with_every_figure_and_its_source(tmp_path):
     assert "| sd15 | 1.07 G | 1.99 GiB | all_resident |" in section and NO_FIGURE in section
     assert "### Text-encoder share beside quality" in section and "| pixart-alpha | 4.76 G | 87.3% |" in section
     assert "sd3-without-t5-at-inference" in section and "human-preference win rate, typography (%) 38" in section
+    assert "none recorded (the note says why)" in section and "19.05 GB" in section
     for number, figure in enumerate(load_quality().figures, start=1):
         assert f"- [{number}] {figure.system} " in section and figure.source in section
     assert (tmp_path / "quality.png").read_bytes()[:4] == b"\x89PNG"

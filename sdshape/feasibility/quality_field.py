@@ -138,7 +138,7 @@ COST_COLUMNS = ("system", "params", "stored weights", "policy", "peak VRAM", "s/
                 *(m.label for m in METRICS.values()))  # fmt: skip
 SHARE_COLUMNS = ("system", "text-encoder params", "TE share of params", "TE share of bytes",
                  *(m.label for m in METRICS.values()))  # fmt: skip
-ABLATION_COLUMNS = ("study", "variable", "published numbers", "finding", "source")
+ABLATION_COLUMNS = ("study", "variable", "published numbers", "finding", "source", "note")
 
 
 def cost_rows(document: dict[str, Any]) -> list[list[str]]:
@@ -168,7 +168,8 @@ def ablation_rows(document: dict[str, Any]) -> list[list[str]]:
     rows = []
     for a in document["ablations"]:
         points = "; ".join(f"{p['setting']}: {p['metric']} {p['value']:g}" for p in a["points"])
-        rows.append([a["study"], a["variable"], points or "none printed (curves only)", a["finding"], a["source"]])
+        rows.append([a["study"], a["variable"], points or "none recorded (the note says why)", a["finding"],
+                     a["source"], a["note"]])  # fmt: skip
     return rows
 
 

@@ -66,8 +66,8 @@ def quality_sections(document: dict[str, Any], picture: str = "quality.png") -> 
         Grid(list(SHARE_COLUMNS), [cells(*row) for row in share_rows(document)]),
         Heading("The controlled evidence: published ablations", 3),
         Text(
-            "One variable changed, the rest of the recipe fixed. Only numbers the papers print are given; where a "
-            "paper gives curves alone, the row says so.",
+            "One variable changed, the rest of the recipe fixed. Only numbers the papers print are given; where "
+            "none are recorded, the note says why (curves only, or the paper not read).",
             note=True,
         ),
         Grid(list(ABLATION_COLUMNS), [cells(*row) for row in ablation_rows(document)]),
