@@ -163,12 +163,21 @@ def test_no_import_cycle_among_module_level_imports():
             visit(name, [name])
 
 
-def test_modules_stay_small_or_say_why():
-    for path in SOURCES:
-        lines = path.read_text().splitlines()
-        if len(lines) > 300:
-            docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
-            assert "Length:" in docstring, f"{path.relative_to(ROOT)} has {len(lines)} lines and no stated reason"
+# The modules allowed over 300 lines, each with its reason. A docstring cannot grant itself the exception;
+# an entry that no longer needs it fails too, so the list stays true.
+LONG_MODULES = {
+    "sdshape/result/records.py": "every nested record of a row beside the one mapping they share",
+    "sdshape/result/model.py": "the row's sections and their JSON mapping stay together",
+}
+
+
+def test_modules_stay_small_or_are_listed():
+    long = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in SOURCES}
+    long = {path: count for path, count in long.items() if count > 300}
+    unlisted = {path: count for path, count in long.items() if path not in LONG_MODULES}
+    assert not unlisted, f"over 300 lines and not in LONG_MODULES: {unlisted}"
+    stale = sorted(set(LONG_MODULES) - set(long))
+    assert not stale, f"in LONG_MODULES but no longer over 300 lines: {stale}"
 
 
 def test_every_package_is_installed():
