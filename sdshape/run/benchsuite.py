@@ -30,7 +30,7 @@ PYTEST_TIMER = "pytest-benchmark time.perf_counter around a synchronized call"
 
 
 class SessionPool:
-    """The campaign (``sdshape.run.session.Campaign``) as pytest drives it: one backend resident at a time.
+    """The campaign (``sdshape.run.campaign.Campaign``) as pytest drives it: one backend resident at a time.
 
     Benchmarks run backend by backend (``bench/conftest.py`` orders them so), each
     backend's four stages in pipeline order. The first benchmark of a backend closes

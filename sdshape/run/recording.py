@@ -43,7 +43,7 @@ from sdshape.result.records import (
     VramCap,
 )
 
-# The peaks over the baseline, per judged memory (``baseline.judged_keys``).
+# The peaks over the baseline, per judged memory (``sdshape.measurement.memory.judged_keys``).
 BASELINE_PEAKS = {
     "host_rss_bytes": ("host_rss_peak_bytes",),
     "nvml_process_bytes": ("nvml_process_peak_bytes", "nvml_device_peak_bytes"),

@@ -2,7 +2,7 @@
 
 Order matters and is the point of this module: the sampler's baseline is taken
 before any model is loaded, and only once the previous session's memory is back
-down (``baseline.settle``; otherwise peaks come out too small, or negative, as
+down (``sdshape.measurement.memory.settle``; otherwise peaks come out too small, or negative, as
 on the first GPU run); components are built next, backends prepare their runners
 (compile, export, engine build; timed apart), allocator peaks are reset after
 loading, and each stage's window covers its timed rounds only. Lifetimes across
@@ -201,7 +201,7 @@ class Session:
         """Drop everything that can hold memory: models, runners, stage inputs, the reference.
 
         The campaign collects and releases memory after this, and reads the next
-        session's baseline only once memory is back down (``baseline.settle``).
+        session's baseline only once memory is back down (``sdshape.measurement.memory.settle``).
         """
         if self.runners is not None:
             self.runners.close()
