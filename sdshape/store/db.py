@@ -13,6 +13,11 @@ commands alike: never a silent empty history, never a quiet rebuild. Reading nev
 connections are query-only); writing makes the default store's folder, and checks that the store and
 its folder are writable before any work starts. Database errors later (a full disk) are one line, and
 the transaction they broke is rolled back.
+
+Store schema versions: 1, the first; 2 (2026-12-04) adds ``rows.reference``, the run's reference workload
+as ``history`` compares it. A writing command migrates an older store in one transaction (the column
+added, and filled from each row's ``extra_info``); a reading command reads it as it is, the columns it
+lacks read as null (:func:`row_columns`).
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sdshape.core.errors import UsageError
 from sdshape.store.location import check_path, display, locate
 
-STORE_SCHEMA_VERSION = 1
+STORE_SCHEMA_VERSION = 2
 metadata = MetaData()
 
 store_info = Table(
@@ -91,6 +96,7 @@ rows = Table(
     Column("backend_options", JSON),
     Column("extra_info", JSON, nullable=False),
     Column("stats", JSON),  # pytest-benchmark's statistics without the rounds
+    Column("reference", JSON),  # the run's reference workload as history compares it (store schema 2)
 )
 rounds = Table(
     "rounds",
@@ -99,6 +105,8 @@ rounds = Table(
     Column("idx", Integer, primary_key=True),
     Column("seconds", Float, nullable=False),
 )
+# Columns later store versions added: a store of an earlier version lacks them, and is read without them.
+ADDED_IN = {("rows", "reference"): 2}
 Index("rows_by_series", rows.c.series)
 Index("rows_by_file", rows.c.file_id)
 
@@ -211,25 +219,26 @@ def _prepare(engine: Engine, create: bool) -> None:
             existing = set(inspect(connection).get_table_names())
     if not existing:
         raise StoreError("is empty: ingest files with `sdshape store add`")
-    _check_schema(engine, existing)
+    version = _check_schema(engine, existing)
+    if create and version < STORE_SCHEMA_VERSION:
+        from sdshape.store.migrate import migrate
+
+        migrate(engine)
 
 
-def _check_schema(engine: Engine, existing: set[str]) -> None:
-    """The store's tables, columns and schema version as this sdshape wrote them; anything else is refused
-    by reading and writing commands alike (never rebuilt: a damaged store is the user's to look at)."""
+def _check_schema(engine: Engine, existing: set[str]) -> int:
+    """The store's schema version, its tables and columns checked to be those this sdshape or an earlier one
+    wrote at that version; anything else is refused by reading and writing commands alike (never rebuilt: a
+    damaged store is the user's to look at)."""
     ours = set(metadata.tables)
     if not existing & ours:
         raise StoreError(f"holds other tables ({', '.join(sorted(existing)[:5])}), not an sdshape store")
     if ours - existing:
         raise StoreError(f"lacks tables {', '.join(sorted(ours - existing))}: {DAMAGED}")
     with engine.connect() as connection:
-        inspector = inspect(connection)
-        for table in metadata.sorted_tables:
-            held = {column["name"] for column in inspector.get_columns(table.name)}
-            lacking = [column.name for column in table.columns if column.name not in held]
-            if lacking:
-                raise StoreError(f"table {table.name} lacks columns {', '.join(lacking)}: {DAMAGED}")
         found = connection.execute(store_info.select().where(store_info.c.key == "schema_version")).first()
+        inspector = inspect(connection)
+        held = {table.name: {c["name"] for c in inspector.get_columns(table.name)} for table in metadata.sorted_tables}
     if found is None:
         raise StoreError(f"records no schema version: {DAMAGED}")
     try:
@@ -240,6 +249,22 @@ def _check_schema(engine: Engine, existing: set[str]) -> None:
         raise StoreError(f"schema version {version} is not one sdshape writes: {DAMAGED}")
     if version > STORE_SCHEMA_VERSION:
         raise StoreError(f"store schema {version} is newer than this sdshape's; upgrade")
+    for table in metadata.sorted_tables:
+        lacking = [
+            c.name
+            for c in table.columns
+            if c.name not in held[table.name] and ADDED_IN.get((table.name, c.name), 1) <= version
+        ]
+        if lacking:
+            raise StoreError(f"table {table.name} lacks columns {', '.join(lacking)}: {DAMAGED}")
+    return version
+
+
+def row_columns(connection: Any) -> list[Column]:
+    """The ``rows`` table's columns this store holds (one of an earlier version lacks those added since), for
+    a query that must read an older store as it is."""
+    held = {column["name"] for column in inspect(connection).get_columns("rows")}
+    return [column for column in rows.columns if column.name in held]
 
 
 def with_retries(work: Callable[[], T], attempts: int = 8) -> T:

@@ -110,6 +110,7 @@ def _row_record(file_id: int, row: Any, entry: dict, machine: dict) -> dict[str,
         "backend_options": row.backend.options,
         "extra_info": entry["extra_info"],
         "stats": {key: value for key, value in stats.items() if key != "data"} if isinstance(stats, dict) else None,
+        "reference": (row.reference.summary() or None) if row.reference is not None else None,
     }
 
 

@@ -12,14 +12,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, or_, select
+from sqlalchemy import Connection, Engine, Row, null, or_, select
 
 from sdshape.core.errors import UsageError
 from sdshape.core.vocabulary import ID_FIELDS
 from sdshape.result.io import ResultFile, bad_numbers
 from sdshape.result.model import StageResult
 from sdshape.result.rules import MAX_ROUND_S, MIN_ROUND_S
-from sdshape.store.db import failures, files, rounds, rows
+from sdshape.store.db import failures, files, rounds, row_columns, rows
 from sdshape.store.location import display
 
 
@@ -35,7 +35,7 @@ def result_files(
             query = query.where(files.c.id.in_(file_ids))
         stored = connection.execute(query).all()
         wanted = [f.id for f in stored]
-        row_query = select(rows).where(rows.c.file_id.in_(wanted)).order_by(rows.c.id)
+        row_query = select(*row_columns(connection)).where(rows.c.file_id.in_(wanted)).order_by(rows.c.id)
         stored_rows = connection.execute(row_query).all()
         taken: dict[int, list[float]] = defaultdict(list)
         round_query = (
@@ -121,15 +121,16 @@ def stored_files(engine: Engine) -> list[dict[str, Any]]:
 
 def history_rows(engine: Engine, skipped: list[str] | None = None) -> list[tuple[Any, ...]]:
     """(machine_info, the row's id, backend options and methods, its statistics) for every ok row: what
-    ``history`` needs, read from the columns the store keeps for it (no row JSON parsed). A file with a
-    median or IQR no results file may hold is left out whole, with a note in ``skipped``."""
+    ``history`` needs, read from the columns the store keeps for it (no row JSON parsed; ``reference`` is
+    null in a store older than that column). A file with a median or IQR no results file may hold is left
+    out whole, with a note in ``skipped``."""
     with failures(engine, "cannot be read"), engine.connect() as connection:
         stored = {f.id: f for f in connection.execute(select(files))}
         machines = {f.id: (dict(f.machine_info), f.datetime, f.path) for f in stored.values()}
         query = select(
             rows.c.file_id, rows.c.stage, rows.c.shape, rows.c.backend, rows.c.precision, rows.c.batch,
             rows.c.resolution, rows.c.steps, rows.c.median_s, rows.c.iqr_s, rows.c.n_rounds, rows.c.methods,
-            rows.c.backend_options,
+            rows.c.backend_options, reference_column(connection),
             rows.c.extra_info["throttle"].label("throttle"),  # a small object: no whole row's JSON parsed
         ).where(rows.c.status == "ok", rows.c.median_s.is_not(None))  # fmt: skip
         found = []
@@ -145,6 +146,12 @@ def history_rows(engine: Engine, skipped: list[str] | None = None) -> list[tuple
     if skipped is not None:
         skipped += [_refused(stored[file_id], problem) for file_id, problem in refused.items()]
     return [entry for entry in found if entry[2].file_id not in refused]
+
+
+def reference_column(connection: Connection) -> Any:
+    """``rows.reference``, or a null in its place in a store of schema 1 (read as it is, not migrated)."""
+    held = {column.name for column in row_columns(connection)}
+    return rows.c.reference if "reference" in held else null().label("reference")
 
 
 def _bad_history_row(row: Row) -> str | None:
