@@ -9,7 +9,7 @@ performance tests for the same reason.
 
 On a GPU: fp16 GEMM 4096 x 4096 x 4096, copies of 256 MiB, timed by CUDA events around each repetition
 (several calls per repetition, so launch gaps do not dominate a 0.2 ms GEMM). On the CPU: fp32 GEMM
-512 x 512 x 512 and a 32 MiB host copy, timed by ``perf_counter`` (CPU kernels return when done); a
+384 x 384 x 384 and a 16 MiB host copy, timed by ``perf_counter`` (CPU kernels return when done); a
 host-to-device copy does not exist there and is recorded as not applicable, with no figure. Warm-up
 repetitions are excluded; the figure is the median of the timed repetitions, with their spread.
 
@@ -47,7 +47,7 @@ class Sizes:
 
 
 GPU_SIZES = Sizes(gemm=4096, gemm_dtype=torch.float16, gemm_calls=20, copy_bytes=256 * MIB, copy_calls=10)
-CPU_SIZES = Sizes(gemm=512, gemm_dtype=torch.float32, gemm_calls=1, copy_bytes=32 * MIB, copy_calls=1)
+CPU_SIZES = Sizes(gemm=384, gemm_dtype=torch.float32, gemm_calls=1, copy_bytes=16 * MIB, copy_calls=1)
 DTYPE_NAMES = {torch.float16: "fp16", torch.float32: "fp32"}
 HOST_TO_DEVICE_ON_CPU = "not applicable: the CPU has no separate device memory to copy to"
 

@@ -16,7 +16,10 @@ def step_text(timeline: Timeline) -> str:
         where = f"after {timeline.points[step.after].label}"
         cause = f", at {step.cause}" if step.cause else ""
         shared = f" (the event's effect: {step.shared_with + 1} machines step there)" if step.shared_with else ""
-        parts.append(f"{step.verdict} {step.change:+.1%} {where}{cause}{shared}; {step.why} (z = {step.z:.1f})")
+        reference = f"; reference: {step.attribution.text}" if step.attribution else ""
+        parts.append(
+            f"{step.verdict} {step.change:+.1%} {where}{cause}{shared}; {step.why} (z = {step.z:.1f}){reference}"
+        )
     return "<br>".join(parts) or "none"
 
 
@@ -37,7 +40,9 @@ def markdown(
         "",
         f"Timelines: the {key.describe()}. Points are runs in time order; a step needs z >= {Z_MIN:g}, at "
         f"least {floor:.0%}, and {MIN_RUNS_AFTER} runs after it before it is a regression. Each timeline's "
-        "run-to-run sigma is the larger of the floor and its own successive differences'.",
+        "run-to-run sigma is the larger of the floor and its own successive differences'. Each step names "
+        "whose it is by the reference workload recorded in every run (a fixed GEMM and copies): machine/driver "
+        "when it moved with the model beyond its own noise, software when only the model moved.",
         "",
         "| timeline | runs | run-to-run | first | last | events | steps |",
         "|---|---|---|---|---|---|---|",

@@ -20,6 +20,10 @@ up to three steps per timeline. Then each step is judged:
 - **regression** or **improvement** otherwise, attributed to the event at the same place when there is
   one, and called out as the event's effect when timelines of several machines step at that event.
 
+Each step is also attributed, by the reference workload measured in every run, to the machine or
+driver (the reference moved with the model) or to the software (only the model moved):
+``sdshape.regression.attribution``.
+
 The exit status is 1 when any timeline has a regression, so CI can gate on it.
 
 A run timed while NVML reported a power or thermal slowdown (``sdshape.measurement.clocks``) is no point
@@ -39,6 +43,7 @@ from typing import Any
 
 from sdshape.core.errors import UsageError
 from sdshape.core.statistics import median, ratio
+from sdshape.regression.attribution import Attribution, attribute_steps
 from sdshape.regression.points import Observation, Point, observations
 from sdshape.result.io import ResultFile, load
 from sdshape.result.model import StageResult
@@ -70,6 +75,7 @@ class Step:
     cause: str | None = None  # the event at the step, in words
     why: str = ""
     shared_with: int = 0  # other timelines stepping at the same event
+    attribution: Attribution | None = None  # machine/driver or software, by the reference workload
 
 
 @dataclass
@@ -220,6 +226,7 @@ def collect(
         timeline.events = events_of(timeline.points)
         timeline.steps = detect_steps(timeline.points, floor, timeline.run_to_run)
         judge(timeline)
+        attribute_steps(timeline.points, timeline.steps)
     _share_events(list(timelines.values()))
     return sorted(timelines.values(), key=lambda t: t.name)
 

@@ -23,6 +23,8 @@ class Point:
     path: Path
     versions: dict[str, Any]
     methods: dict[str, int]
+    # the run's reference workload as history compares it (``ReferenceWorkload.summary``); None: not recorded
+    reference: dict[str, dict[str, Any]] | None = None
     throttled: str | None = None  # ``throttled: REASONS``: timed under a power or thermal slowdown (not a step point)
 
     @property
@@ -63,7 +65,8 @@ def observations(files: list[ResultFile]) -> list[Observation]:
             values = row_values(row, result.machine_info)
             point = Point(
                 result.datetime or "", values.get("hostname"), row.median, row.timing.iqr or 0.0, len(row.rounds),
-                result.path, {}, row.conditions.methods, throttled=row.throttled,
+                result.path, {}, row.conditions.methods, row.reference.summary() if row.reference else None,
+                throttled=row.throttled,
             )  # fmt: skip
             found.append(Observation(values, point, result.gpu))
     return found
@@ -80,6 +83,7 @@ def stored_observations(engine: Any, skipped: list[str] | None = None) -> list[O
         methods = dict(row.methods or {})
         throttle = Throttle.from_json(row.throttle) if isinstance(row.throttle, dict) else None
         point = Point(when or "", values.get("hostname"), row.median_s, row.iqr_s or 0.0, row.n_rounds or 0,
-                      Path(path), {}, methods, throttled=throttle.label if throttle else None)  # fmt: skip
+                      Path(path), {}, methods, row.reference or None,
+                      throttled=throttle.label if throttle else None)  # fmt: skip
         found.append(Observation(values, point, machine_label(machine)))
     return found
