@@ -12,10 +12,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-MATRIX_SHAPES = (
-    "sd15", "sd21", "sdxl", "pixart-alpha", "pixart-sigma", "sd3-medium", "sd35-medium", "sd35-large",
-    "flux-dev", "flux-schnell",
-)  # fmt: skip
+from sdshape.models.zoo import published_shapes
+
+MATRIX_SHAPES = tuple(shape.name for shape in published_shapes())  # the zoo's published systems, by year
 MATRIX_FILE = Path(__file__).resolve().parents[1] / "data" / "feasibility_matrix.json"
 CARD_KEYS = ("gpu", "fits", "policy", "vae_tiling", "peak_bytes", "seconds_per_image", "seconds_band", "loop_it_s",
              "bound", "supported", "calibrated", "best")  # fmt: skip

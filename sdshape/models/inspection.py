@@ -14,7 +14,7 @@ from sdshape.models.build import count_buffers, count_params, meta_module
 from sdshape.models.call_inputs import call_shapes
 from sdshape.models.families import family_of
 from sdshape.models.flops import FLOPS_NOTE, flops_by_class, meta_inputs
-from sdshape.models.zoo import ShapeSpec, shape_components
+from sdshape.models.zoo import ShapeSpec, published_shapes, shape_components
 
 
 def inspect_shape(shape: ShapeSpec, resolution: int, steps: int) -> dict[str, Any]:
@@ -78,19 +78,8 @@ def inspect_shape(shape: ShapeSpec, resolution: int, steps: int) -> dict[str, An
     }
 
 
-# (shape, year of release): the order of the chart, 2022 to 2024.
-SYSTEMS = (
-    ("sd15", 2022),
-    ("sd21", 2022),
-    ("sdxl", 2023),
-    ("pixart-alpha", 2023),
-    ("sd3-medium", 2024),
-    ("pixart-sigma", 2024),
-    ("flux-dev", 2024),
-    ("flux-schnell", 2024),
-    ("sd35-large", 2024),
-    ("sd35-medium", 2024),
-)
+# (shape, year of publication): the published systems, in the chart's order (the zoo's ``year`` field).
+SYSTEMS = tuple((shape.name, shape.year) for shape in published_shapes())
 PARTS = ("text_encoder", "denoise_loop", "vae_decode")
 
 

@@ -48,8 +48,14 @@ __all__ = [
     "ShapeSpec",
     "get_component",
     "get_shape",
+    "published_shapes",
     "shape_components",
 ]
+
+
+def published_shapes() -> tuple[ShapeSpec, ...]:
+    """The published systems, by year of publication, then in the order their families register them."""
+    return tuple(sorted((s for s in _shapes().values() if s.year is not None), key=lambda s: s.year or 0))
 
 
 def get_component(name: str) -> ComponentSpec:

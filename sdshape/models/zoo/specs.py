@@ -64,6 +64,10 @@ class ShapeSpec:
     # A composition carries its (possibly adapted) component specs; named shapes look theirs up.
     specs: dict[str, ComponentSpec] | None = None
     notes: tuple[str, ...] = ()
+    # The year the system was published; None for compositions, tiny and test shapes. The published systems
+    # (``sdshape.models.zoo.published_shapes``) are the shapes with a year, and every list of them derives
+    # from it: inspect --all, the field chart, the feasibility matrix.
+    year: int | None = None
 
     def components(self) -> dict[str, str]:
         return {"text_encoder": self.text_encoder, "denoiser": self.denoiser, "vae": self.vae}

@@ -134,6 +134,7 @@ FLOW_MATCH_SCHNELL = {**_SHIFT, "shift": 1.0, "use_dynamic_shifting": False}  # 
 
 FLUX_DEV = ShapeSpec(
     name="flux-dev",
+    year=2024,
     text_encoder=FLUX_TEXT_ENCODERS.name,
     denoiser=FLUX_DEV_DIT.name,
     vae=FLUX_VAE.name,
@@ -147,6 +148,7 @@ FLUX_DEV = ShapeSpec(
 )
 FLUX_SCHNELL = ShapeSpec(
     name="flux-schnell",
+    year=2024,
     text_encoder=FLUX_TEXT_ENCODERS.name,
     denoiser=FLUX_SCHNELL_DIT.name,
     vae=FLUX_VAE.name,

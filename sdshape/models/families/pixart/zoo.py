@@ -94,6 +94,7 @@ _PIXART_DEFAULTS = {"steps": 20, "guidance_scale": 4.5, "native_resolution": 102
 
 PIXART_ALPHA = ShapeSpec(
     name="pixart-alpha",
+    year=2023,
     text_encoder="t5-v1.1-xxl",
     denoiser=PIXART_ALPHA_XL.name,
     vae="sd-vae",
@@ -105,6 +106,7 @@ PIXART_ALPHA = ShapeSpec(
 
 PIXART_SIGMA = ShapeSpec(
     name="pixart-sigma",
+    year=2024,
     text_encoder="t5-v1.1-xxl",
     denoiser=PIXART_SIGMA_XL.name,
     vae="sdxl-vae",

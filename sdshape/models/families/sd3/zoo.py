@@ -204,6 +204,7 @@ _SD3_PARTS = {"text_encoder": SD3_TEXT_ENCODERS.name, "vae": SD3_VAE.name, "sche
 
 SD3_MEDIUM = ShapeSpec(
     name="sd3-medium",
+    year=2024,
     denoiser=SD3_MEDIUM_MMDIT.name,
     description="Stable Diffusion 3 medium (CLIP-L + bigG + T5-XXL, MMDiT, 16-channel VAE)",
     source="https://huggingface.co/stabilityai/stable-diffusion-3-medium-diffusers",
@@ -212,6 +213,7 @@ SD3_MEDIUM = ShapeSpec(
 )
 SD35_MEDIUM = ShapeSpec(
     name="sd35-medium",
+    year=2024,
     denoiser=SD35_MEDIUM_MMDIT.name,
     description="Stable Diffusion 3.5 medium (MMDiT-X)",
     source="https://huggingface.co/stabilityai/stable-diffusion-3.5-medium",
@@ -220,6 +222,7 @@ SD35_MEDIUM = ShapeSpec(
 )
 SD35_LARGE = ShapeSpec(
     name="sd35-large",
+    year=2024,
     denoiser=SD35_LARGE_MMDIT.name,
     description="Stable Diffusion 3.5 large (MMDiT, 8.1 B)",
     source="https://huggingface.co/stabilityai/stable-diffusion-3.5-large",

@@ -217,6 +217,7 @@ _SD_BETAS = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.0
 
 SD15 = ShapeSpec(
     name="sd15",
+    year=2022,
     text_encoder="clip-vit-l-14",
     denoiser="sd15-unet",
     vae="sd-vae",
@@ -228,6 +229,7 @@ SD15 = ShapeSpec(
 
 SD21 = ShapeSpec(
     name="sd21",
+    year=2022,
     text_encoder="openclip-vit-h-14",
     denoiser="sd21-unet",
     vae="sd21-vae",
@@ -239,6 +241,7 @@ SD21 = ShapeSpec(
 
 SDXL = ShapeSpec(
     name="sdxl",
+    year=2023,
     text_encoder="sdxl-clip-l+bigg",
     denoiser="sdxl-unet",
     vae="sdxl-vae",
