@@ -73,13 +73,13 @@ def schema_reference() -> str:
     nested = [
         records.MemoryFigures, records.Baseline, records.Parity, records.StoppingRecord, records.Residual,
         records.Kernels, records.KernelCall, records.ArtifactRecord, records.Sampler, records.Throttle, records.Clocks,
-        records.VramCap,
+        records.VramCap, records.ReferenceWorkload, records.ReferenceFigure,
     ]  # fmt: skip
     parts = [
         "## The row: `extra_info`, flat keys by section\n",
         "Besides these: the id fields, `id` (the same as an object), `schema_version`, `rounds` (the count; "
-        "the rounds are `stats.data`), `parity`, `vram_cap`, `kernels` (records below), `status`, `message` "
-        "and `host_bound`.\n",
+        "the rounds are `stats.data`), `parity`, `vram_cap`, `kernels`, `reference` (the run's reference "
+        "workload, absent when none was measured; records below), `status`, `message` and `host_bound`.\n",
         *(record_table(section) for section in sections),
         "## Nested records\n",
         *(record_table(record) for record in nested),
