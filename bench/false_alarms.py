@@ -29,7 +29,7 @@ from itertools import combinations
 from pathlib import Path
 
 from sdshape.regression.compare import Floors, Thresholds, compare_files
-from sdshape.regression.history import collect, run_to_run_lookup
+from sdshape.regression.history import MIN_RUNS_AFTER, RUN_TO_RUN, STEP_FLOOR, Z_MIN, collect, run_to_run_lookup
 from sdshape.result.io import ResultFile, load
 
 CONFIG = ["--shape", "tiny", "--device", "cpu", "--steps", "2", "--rounds", "20", "--warmup", "2", "--no-parity"]
@@ -136,7 +136,10 @@ def main() -> int:
         "machine": runs[0].gpu,
         "python": platform.python_version(),
         "config": " ".join(CONFIG),
-        "defaults": {"compare": vars(Floors()), "history": "z >= 4, 5% floor, 2 runs after a step"},
+        "defaults": {
+            "compare": vars(Floors()),
+            "history": {"z_min": Z_MIN, "floor": STEP_FLOOR, "run_to_run": RUN_TO_RUN, "runs_after": MIN_RUNS_AFTER},
+        },
         **measure(runs),
     }
     (out / "false-alarms.json").write_text(json.dumps(report, indent=2) + "\n")

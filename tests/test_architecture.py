@@ -198,7 +198,8 @@ def test_every_committed_result_file_still_reads():
         if path.name.endswith("loop-vs-diffusers.json"):  # bench/loop_vs_diffusers.py's figures
             assert {"torch", "rows"} <= set(document) and all(0 < r["ratio"] < 2 for r in document["rows"]), path
             continue
-        if path.name in ("false-alarms.json", "store-benchmark.json", "format_parity.json"):  # bench scripts' figures
+        bench_figures = ("false-alarms.json", "store-benchmark.json", "format_parity.json", "detection.json")
+        if path.name in bench_figures:  # bench scripts' figures
             assert {"measured", "machine"} <= set(document), path
             continue
         if path.name == "checks.json":  # bench/checks.py's verdicts; their rounds are in rounds-auto.json

@@ -9,10 +9,12 @@ A *step* is a level shift found by binary segmentation: the split maximizing
     z = |mean_right - mean_left| / sqrt(1/W_left + 1/W_right)
 
 where each point's weight is 1 / (its standard error^2 + (run-to-run sigma * level)^2). The run-to-run
-sigma is the larger of ``--run-to-run`` (default 1%, a dedicated GPU's) and the timeline's own, read
-robustly from its successive differences (so a shared CPU's 3% noise is not taken for steps). A split
-counts when z >= 4 and the level moves by at least ``--threshold`` (5%); each side is searched again,
-up to three steps per timeline. Then each step is judged:
+sigma is the larger of ``--run-to-run`` (default 1.5%: an H200's A/A runs scattered 1.1% compiled and
+1.4% in eager's GPU-bound VAE) and the timeline's own, read robustly from its successive differences (so a
+shared CPU's noise is not taken for steps). A split counts when z >= 4 and the level moves by at least
+``--threshold`` (3%: with a 5% floor, half of all 5% steps measured just under it); each side is searched
+again, up to three steps per timeline. ``bench/detection.py`` measured these defaults on labelled series
+(docs/regression-tracking.md, "How well it detects"). Then each step is judged:
 
 - **suspicious**: fewer than two runs after it, or a single run out of line (a step up and straight
   back down): not called a regression until it persists;
@@ -50,8 +52,8 @@ from sdshape.result.model import StageResult
 from sdshape.store.series import HARDWARE_FIELDS, SeriesKey, digest, row_values
 
 Z_MIN = 4.0
-RUN_TO_RUN = 0.01
-STEP_FLOOR = 0.05
+RUN_TO_RUN = 0.015  # the least run-to-run sigma: H200 A/A runs measured 1.1% (compiled) to 1.4% (eager VAE)
+STEP_FLOOR = 0.03  # with RUN_TO_RUN 1.5%: 90%+ of 5% steps found on GPU-like noise (bench/detection.py)
 MAX_STEPS = 3
 MIN_RUNS_AFTER = 2
 
