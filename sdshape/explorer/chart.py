@@ -120,8 +120,8 @@ def document_vram(document: dict[str, Any], card: str) -> int:
 
 def beside_chart(document: dict[str, Any], path: Any) -> None:
     """Per measured composition, the model's seconds (its band as the bar) and all-resident peak beside the
-    measured ones (``sdshape shapes --gpu CARD --measure``; from the document alone). Log scales: a CPU's
-    seconds beside a card's model differ by orders of magnitude, and the title says when they are not comparable.
+    measured ones (``sdshape shapes --gpu CARD --measure``; from the document alone). Seconds on a log scale: a
+    CPU's beside a card's model differ by orders of magnitude, and the title says when they are not comparable.
     """
     import matplotlib
 
@@ -147,10 +147,11 @@ def beside_chart(document: dict[str, Any], path: Any) -> None:
         if pair["measured_peak_bytes"] is not None:
             memory.scatter(pair["measured_peak_bytes"] / 2**20, y - 0.15, marker="s", color="C3",
                            label="measured" if y == 0 else None)  # fmt: skip
-    for axis, label in ((seconds, "seconds per image"), (memory, "peak (MiB)")):
-        axis.set_xscale("log")
+    seconds.set_xscale("log")
+    memory.set_xlim(left=0)
+    for axis, label in ((seconds, "seconds per image (log)"), (memory, "peak (MiB)")):
         axis.set_yticks(ys, [name.replace("+", "\n") for name, _ in pairs], fontsize=6)
-        axis.invert_yaxis()
+        axis.set_ylim(len(pairs) - 0.5, -0.5)  # the first composition on top
         axis.set_xlabel(label)
         axis.legend(fontsize=7)
     measured = document["measured_conditions"]
