@@ -61,18 +61,23 @@ DENOISER_TYPES: dict[str, str] = {
     "SD3Transformer2DModel": "mmdit",
     "FluxTransformer2DModel": "mmdit",
 }
-# ... and for each kind of text encoder (sdshape.models.text_kinds); ORT has no type for decoder LLMs here.
+# ... for each kind of text encoder (sdshape.models.text_kinds); ORT has no type for decoder LLMs here.
 TEXT_TYPES: dict[str, str | None] = {"clip": "clip", "t5": "t5", "decoder_llm": None}
+# ... and for each VAE class: ORT's "vae" fusions are written for Stable Diffusion's AutoencoderKL decoder
+# (AutoencoderTiny's convolutions take them too); another autoencoder (Sana's deep-compression one, whose
+# linear attention the "vae" fusions break: an invalid Transpose) gets none.
+VAE_TYPES: dict[str, str] = {"AutoencoderKL": "vae", "AutoencoderTiny": "vae"}
 
 
 def model_type(module: torch.nn.Module) -> str | None:
-    """ORT's optimizer type for a stage module, from what it wraps: ``vae`` for a VAE decode, the
-    denoiser's class's type for a denoiser step, and for text encoders their kind's (the stack's non-CLIP
+    """ORT's optimizer type for a stage module, from what it wraps: the VAE's class's type for a VAE decode,
+    the denoiser's class's type for a denoiser step, and for text encoders their kind's (the stack's non-CLIP
     kind where there is one: ``t5`` for SD3's and FLUX's stacks). None: no fusions."""
     from sdshape.models.text_kinds import CLIP, kind_of_class
 
-    if getattr(module, "vae", None) is not None:
-        return "vae"
+    vae = getattr(module, "vae", None)
+    if vae is not None:
+        return VAE_TYPES.get(type(vae).__name__)
     for wrapped in ("unet", "transformer"):
         denoiser = getattr(module, wrapped, None)
         if denoiser is not None:
@@ -197,8 +202,8 @@ def ensure_optimized(
     kind = model_type(module)
     if kind is None:
         raise UsageError(
-            f"ONNX Runtime's optimizer has no model type for {type(module).__name__} (see DENOISER_TYPES and "
-            "TEXT_TYPES in backends/ort_optimize.py): run it unoptimized, --backend onnxruntime:plain"
+            f"ONNX Runtime's optimizer has no model type for {type(module).__name__} (see DENOISER_TYPES, "
+            "TEXT_TYPES and VAE_TYPES in backends/ort_optimize.py): run it unoptimized, --backend onnxruntime:plain"
         )
     upcast = keeps_fp32(module)
     fp16 = precision == "fp16" and not upcast

@@ -72,6 +72,7 @@ def test_ort_optimizer_types_are_the_backends_map():
     assert model_type(Step("transformer", named("FluxTransformer2DModel"))) == "mmdit"
     assert model_type(Step("transformer", named("SanaTransformer2DModel"))) is None  # not listed: no fusions
     assert model_type(Step("vae", named("AutoencoderKL"))) == "vae"
+    assert model_type(Step("vae", named("AutoencoderDC"))) is None  # the "vae" fusions are AutoencoderKL's
     assert model_type(Text("CLIPTextModel", "CLIPTextModelWithProjection")) == "clip"
     assert model_type(Text("CLIPTextModel", "CLIPTextModelWithProjection", "T5EncoderModel")) == "t5"
     assert model_type(Text("Gemma2Model")) is None

@@ -17,7 +17,7 @@ from torch import nn
 from sdshape.core.errors import UsageError
 from sdshape.models.build import BuiltShape, library_class, make_each, stage_module
 from sdshape.models.config_check import check_config, config_class
-from sdshape.models.families import REGISTERED, family_name_of, get_family
+from sdshape.models.families import family_name_of, get_family, registered
 from sdshape.models.families.base import Family
 from sdshape.models.quantize import store
 from sdshape.models.zoo import ComponentKind, ComponentSpec
@@ -71,7 +71,9 @@ def _spec_from_config(name: str, kind: ComponentKind, folder: Path, default_clas
 def _denoiser_folder(folder: Path) -> tuple[Path, Family]:
     """The folder holding the denoiser (``unet/`` or ``transformer/``, as the families lay them out) and its
     family, from the config's ``_class_name``."""
-    layouts = {sub: module.NAME for module in REGISTERED for sub in get_family(module.NAME).weights_folders["denoiser"]}
+    layouts = {
+        sub: module.NAME for module in registered() for sub in get_family(module.NAME).weights_folders["denoiser"]
+    }
     for sub in dict.fromkeys(layouts):
         config_file = folder / sub / "config.json"
         if config_file.is_file():

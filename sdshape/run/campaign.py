@@ -28,6 +28,7 @@ dies without answering leaves error rows that say how it ended.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import multiprocessing
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +40,7 @@ from sdshape.core.errors import UsageError
 from sdshape.core.vocabulary import DEFAULT_POLICY, STAGES
 from sdshape.measurement import energy
 from sdshape.measurement.nvml import reading_source
+from sdshape.models import families
 from sdshape.result.model import ResultId, StageResult
 from sdshape.result.records import ReferenceWorkload
 from sdshape.run.reference import Reference, untimed_reference
@@ -199,8 +201,11 @@ def stamp_reference(results: list[StageResult], reference: ReferenceWorkload | N
 # -- --isolate: each session in a fresh process ----------------------------------------
 
 
-def _worker(plan: Any, label: str | None, reference: Any, queue: Any) -> None:
-    """In the fresh process: one session (or the reference); the answer goes back through ``queue``."""
+def _worker(plan: Any, label: str | None, reference: Any, queue: Any, families_added: tuple[str, ...] = ()) -> None:
+    """In the fresh process: one session (or the reference); the answer goes back through ``queue``.
+
+    ``families_added``: the family modules the parent registered at run time (``families.register``), which
+    a spawned process, starting with the built-in and installed families only, registers again first."""
     from rich.console import Console
 
     from sdshape.run.progress import LineProgress
@@ -208,6 +213,8 @@ def _worker(plan: Any, label: str | None, reference: Any, queue: Any) -> None:
     campaign = Campaign(plan, LineProgress(Console(stderr=True)))
     campaign.reference = Reference.from_portable(reference)
     try:
+        for module in families_added:
+            families.register(importlib.import_module(module))
         if label is None:
             computed = campaign.compute_reference()
             queue.put(("reference", computed.portable() if computed else None))
@@ -228,7 +235,8 @@ def _in_process(plan: Any, label: str | None, reference: Reference | None) -> tu
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     portable = reference.portable() if reference else None
-    process = context.Process(target=_worker, args=(plan, label, portable, queue), name=f"sdshape-{label}")
+    args = (plan, label, portable, queue, families.added_modules())
+    process = context.Process(target=_worker, args=args, name=f"sdshape-{label}")
     process.start()
     answer = None
     while answer is None:
