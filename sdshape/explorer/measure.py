@@ -33,26 +33,20 @@ def measure(compositions: list[Composition], plan: Any, progress: Any = None, ch
         missing = [kind for kind in KINDS if specs[kind].name not in measured]
         if not missing:
             continue
-        session = campaign.open(plan.backends[0], plan=_plan_for(plan, composition))
-        try:
+        with campaign.session(plan.backends[0], plan=_plan_for(plan, composition)) as session:
             session.build()
             machine = machine or machine_of(session.environment)
             for kind in missing:
                 measured[specs[kind].name] = component_cost(session.measure(STAGE_OF_KIND[kind]), kind, plan.steps)
-        finally:
-            campaign.close(session)
     for composition in compositions:
         composition.measured = compose_costs(composition, measured)
     rank_with_ties(compositions)
     checked = None
     if compositions:
         target = compositions[min(check, len(compositions) - 1)]
-        session = campaign.open(plan.backends[0], plan=_plan_for(plan, target))
-        try:
+        with campaign.session(plan.backends[0], plan=_plan_for(plan, target)) as session:
             session.build()
             stages = {stage: session.measure(stage) for stage in STAGES}
-        finally:
-            campaign.close(session)
         checked = composition_check(target, stages)
     return {"components": measured, "check": checked, "machine": machine}
 

@@ -30,7 +30,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -123,6 +124,16 @@ class Campaign:
         self._weights = session.resident_weights_bytes or 0
         session.__exit__(None, None, None)
 
+    @contextmanager
+    def session(self, label: str, reference: Reference | None = None, plan: Plan | None = None) -> Iterator[Session]:
+        """``with campaign.session(label) as session:`` an opened session, closed however the block ends.
+        (``open``/``close`` stay for the pytest-benchmark pool, which keeps a session across tests.)"""
+        session = self.open(label, reference, plan)
+        try:
+            yield session
+        finally:
+            self.close(session)
+
     def reference_plan(self) -> Plan:
         """Eager fp32 on the plan's inputs, all resident: a residency policy only moves weights, so its outputs
         must match all resident's, and parity says whether they do. (The VAE's tiling and slicing are kept:
@@ -141,27 +152,21 @@ class Campaign:
 
         Returns None when the reference cannot be built (parity then reads as not checked).
         """
-        session = self.open("eager", plan=self.reference_plan())
-        try:
+        with self.session("eager", plan=self.reference_plan()) as session:
             session.build()
             if session.build_error is not None:
                 return None
             task = session._task("reference: eager fp32 outputs for parity", total=len(STAGES))
             return untimed_reference(session.stages, self.progress, task)
-        finally:
-            self.close(session)
 
     def measure(self, label: str) -> tuple[list[StageResult], dict[str, Any]]:
         """One backend's session, all four stages; it becomes the reference when it is eager fp32."""
-        session = self.open(label, self.reference)
-        try:
+        with self.session(label, self.reference) as session:
             session.build()
             results = session.measure_all()
             if self.reference is None and self.plan.parity:
                 self.reference = session.as_reference()
             return results, session.environment
-        finally:
-            self.close(session)
 
     def run(self, on_session: OnSession | None = None) -> None:
         """Measure every backend of the plan in turn, with parity against eager fp32, then the reference
