@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from sdshape.feasibility.matrix import MATRIX_FILE, build_matrix, matrix_markdown
+from sdshape.feasibility.card_matrix import MATRIX_FILE, build_matrix, matrix_markdown
 from sdshape.feasibility.validation import replace_between
 from sdshape.result.output import write_atomic
 

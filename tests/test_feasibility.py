@@ -227,7 +227,7 @@ def test_measured_vram_cap_fits_appear_beside_the_model(tmp_path):
 def test_the_report_matrix_is_the_models_and_a_matching_run_replaces_its_cell(tmp_path):
     """The H100 SD 1.5 eager run (512 px, 50 steps, fp16, batch 1) is the model's sd15 row on the H100 SXM:
     the report shows the measurement there, and the model everywhere else."""
-    from sdshape.feasibility.matrix import MATRIX_SHAPES, committed_matrix
+    from sdshape.feasibility.card_matrix import MATRIX_SHAPES, committed_matrix
 
     matrix = committed_matrix()
     assert [row["shape"] for row in matrix["rows"]] == list(MATRIX_SHAPES)

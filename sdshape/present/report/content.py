@@ -21,9 +21,9 @@ from sdshape.core.vocabulary import STAGES
 from sdshape.feasibility import measured as feasibility
 from sdshape.feasibility.catalog import GPU, load_catalog, pick
 from sdshape.measurement.profiling import CLASSES, class_shares
+from sdshape.present.report.card_matrix import model_matrix_sections
 from sdshape.present.report.charts import kernel_chart, pareto_png
 from sdshape.present.report.field_chart import committed_rows, field_png
-from sdshape.present.report.matrix import model_matrix_sections
 from sdshape.present.report.progress import LateProgress
 from sdshape.present.report.quality_section import committed_document, quality_sections
 from sdshape.present.report.runs import MAX_SHARE_CHARTS, rows_by_run, run_sections

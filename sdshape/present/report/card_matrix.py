@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from sdshape.feasibility import measured as feasibility
+from sdshape.feasibility.card_matrix import committed_matrix
 from sdshape.feasibility.catalog import GPU, load_catalog
-from sdshape.feasibility.matrix import committed_matrix
 from sdshape.present.report.sections import Cell, Grid, Heading, Section, Text
 from sdshape.result.io import ResultFile
 
