@@ -16,7 +16,7 @@ from pathlib import Path
 from sdshape.feasibility.catalog import load_catalog
 from sdshape.feasibility.field_cost import DEFAULT_CARD, DEFAULT_PRECISION, field_costs
 from sdshape.feasibility.formats import weight_format
-from sdshape.feasibility.model import bundled_time_model
+from sdshape.feasibility.time_model import bundled_time_model
 from sdshape.result.output import write_atomic
 
 FILE = Path(__file__).resolve().parents[1] / "sdshape" / "data" / "field_cost.json"

@@ -10,7 +10,7 @@ import pytest
 
 from sdshape.cli import main
 from sdshape.core.errors import UsageError
-from sdshape.fleet.matrix import load_matrix
+from sdshape.fleet.jobs import load_matrix
 from sdshape.fleet.runner import Registry, failure_document, gpu_identity
 from sdshape.result.io import load
 
@@ -72,7 +72,7 @@ def test_a_declared_gpu_without_nvml_says_so():
 
 
 def test_a_dead_job_is_kept_as_error_rows_that_read_and_store(tmp_path):
-    from sdshape.fleet.matrix import Job
+    from sdshape.fleet.jobs import Job
     from sdshape.store.db import open_store
     from sdshape.store.ingest import add_file
 

@@ -14,7 +14,7 @@ import pytest
 from sdshape.cli import main
 from sdshape.core.errors import UsageError
 from sdshape.fleet import runner
-from sdshape.fleet.matrix import load_matrix
+from sdshape.fleet.jobs import load_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAD = 'shapes = ["tiny"]\nbackends = ["eager"]\n'

@@ -191,7 +191,7 @@ def test_the_committed_costs_are_what_the_static_model_says_now():
     from sdshape.feasibility.catalog import load_catalog
     from sdshape.feasibility.field_cost import DEFAULT_CARD, DEFAULT_PRECISION, field_costs
     from sdshape.feasibility.formats import weight_format
-    from sdshape.feasibility.model import bundled_time_model
+    from sdshape.feasibility.time_model import bundled_time_model
 
     fresh = field_costs(load_catalog()[DEFAULT_CARD], weight_format(DEFAULT_PRECISION), bundled_time_model())
     committed = quality_field.committed_costs()

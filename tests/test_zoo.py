@@ -58,7 +58,7 @@ def test_unknown_names_list_the_choices():
 
 
 def test_zoo_listing_schema():
-    from sdshape.cli.static import zoo_listing
+    from sdshape.cli.inventory import zoo_listing
 
     listing = zoo_listing()
     components = {c["name"]: c for c in listing["components"]}

@@ -20,10 +20,10 @@ from rich.console import Console
 from sdshape.core.errors import UsageError, WriteError
 
 COMMANDS = {
-    "zoo": "static:cmd_zoo",
-    "inspect": "static:cmd_inspect",
+    "zoo": "inventory:cmd_zoo",
+    "inspect": "inventory:cmd_inspect",
     "fit": "fit:cmd_fit",
-    "backends": "static:cmd_backends",
+    "backends": "inventory:cmd_backends",
     "run": "run:cmd_run",
     "compare": "reading:cmd_compare",
     "history": "reading:cmd_history",

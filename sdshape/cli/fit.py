@@ -18,7 +18,7 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     from sdshape.feasibility.catalog import load_catalog, pick
     from sdshape.feasibility.fit import fit
     from sdshape.feasibility.formats import weight_format
-    from sdshape.feasibility.model import BACKENDS, bundled_time_model
+    from sdshape.feasibility.time_model import BACKENDS, bundled_time_model
     from sdshape.models.zoo import get_shape, shape_components
 
     shape = get_shape(args.shape)

@@ -13,7 +13,7 @@ from sdshape.core.errors import UsageError
 
 
 def cmd_matrix(args: argparse.Namespace, console: Console) -> int:
-    from sdshape.fleet.matrix import load_matrix
+    from sdshape.fleet.jobs import load_matrix
     from sdshape.result.output import folder_target
 
     jobs = load_matrix(args.matrix)  # the whole matrix, by sdshape run's rules: nothing of Ray before it passes

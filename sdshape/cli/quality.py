@@ -43,7 +43,7 @@ def _pricing(args: argparse.Namespace) -> dict[str, Any]:
     from sdshape.feasibility.catalog import load_catalog, pick
     from sdshape.feasibility.field_cost import DEFAULT_CARD, DEFAULT_PRECISION
     from sdshape.feasibility.formats import weight_format
-    from sdshape.feasibility.model import bundled_time_model
+    from sdshape.feasibility.time_model import bundled_time_model
 
     gpu = pick(load_catalog(args.gpu_catalog), [args.gpu or DEFAULT_CARD])[0]
     if gpu.sms is None or gpu.architecture is None:

@@ -201,7 +201,7 @@ def _pricing(args: argparse.Namespace, options: RunOptions, plan: Any) -> dict[s
     """The cards, the format and the time model for ``--gpu``, checked before anything is traced."""
     from sdshape.feasibility.catalog import load_catalog, pick
     from sdshape.feasibility.formats import weight_format
-    from sdshape.feasibility.model import BACKENDS, bundled_time_model
+    from sdshape.feasibility.time_model import BACKENDS, bundled_time_model
 
     catalog = load_catalog(args.gpu_catalog)
     gpus = pick(catalog, args.gpu)
@@ -224,7 +224,7 @@ def _price(found: list, pricing: dict[str, Any], resolution: int, steps: int, bu
     """Every composition priced on the cards (progress on stderr while tracing): the rows and the conditions."""
     from sdshape.explorer.priced import price
     from sdshape.feasibility.fit import CONTEXT_BYTES
-    from sdshape.feasibility.model import DEFAULT_HOST
+    from sdshape.feasibility.time_model import DEFAULT_HOST
 
     fmt, model = pricing["format"], pricing["model"]
     with Console(stderr=True).status("tracing on the meta device") as status:

@@ -29,8 +29,8 @@ from sdshape.feasibility.catalog import GPU
 from sdshape.feasibility.component_cache import ComponentTraces
 from sdshape.feasibility.fit import CANDIDATES, Traced, candidate_name, fit_card
 from sdshape.feasibility.formats import WeightFormat
-from sdshape.feasibility.model import DEFAULT_HOST, Projection, TimeModel, project
 from sdshape.feasibility.static import ShapeStatic
+from sdshape.feasibility.time_model import DEFAULT_HOST, Projection, TimeModel, project
 from sdshape.feasibility.timing import ArchEfficiency, wave_fraction
 from sdshape.feasibility.trace import Trace
 from sdshape.models.zoo import SHAPE_SPECS, ComponentSpec, shape_components

@@ -16,7 +16,7 @@ from sdshape.feasibility.calibration import CONTEXT_GIB, Conditions, StaticOf, p
 from sdshape.feasibility.catalog import GPU
 from sdshape.feasibility.figures import Figure
 from sdshape.feasibility.formats import FORMATS
-from sdshape.feasibility.model import CLASSES, TimeModel, classes_of
+from sdshape.feasibility.time_model import CLASSES, TimeModel, classes_of
 from sdshape.result.io import ResultFile
 
 

@@ -29,9 +29,9 @@ from sdshape.feasibility.catalog import GPU, match_measured
 from sdshape.feasibility.figures import Figure
 from sdshape.feasibility.formats import FORMATS
 from sdshape.feasibility.measured import ASSUMED_CONTEXT_BYTES
-from sdshape.feasibility.model import Fitted, TimeModel, project
 from sdshape.feasibility.policies import peak_bytes
 from sdshape.feasibility.static import ShapeStatic
+from sdshape.feasibility.time_model import Fitted, TimeModel, project
 from sdshape.feasibility.timing import ArchEfficiency, gpu_seconds
 from sdshape.result.io import ResultFile, load
 

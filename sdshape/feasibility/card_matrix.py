@@ -27,7 +27,7 @@ def build_matrix(progress: Callable[[str], None] | None = None) -> dict[str, Any
     from sdshape.feasibility.catalog import load_catalog
     from sdshape.feasibility.fit import fit
     from sdshape.feasibility.formats import weight_format
-    from sdshape.feasibility.model import bundled_time_model
+    from sdshape.feasibility.time_model import bundled_time_model
     from sdshape.models.zoo import get_shape
 
     model, gpus = bundled_time_model(), list(load_catalog().values())

@@ -17,7 +17,7 @@ from typing import Any
 from sdshape.feasibility.catalog import GPU
 from sdshape.feasibility.fit import fit
 from sdshape.feasibility.formats import WeightFormat
-from sdshape.feasibility.model import DEFAULT_HOST, TimeModel
+from sdshape.feasibility.time_model import DEFAULT_HOST, TimeModel
 from sdshape.models.inspection import SYSTEMS
 from sdshape.models.zoo import get_shape
 

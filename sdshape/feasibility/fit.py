@@ -22,9 +22,9 @@ from sdshape.feasibility.catalog import GPU
 from sdshape.feasibility.dequant import gguf_missing
 from sdshape.feasibility.formats import BF16_ARCHITECTURES, FORMATS, SEARCHED, WeightFormat
 from sdshape.feasibility.measured import ASSUMED_CONTEXT_BYTES
-from sdshape.feasibility.model import DEFAULT_HOST, Projection, TimeModel, classes_of, project
 from sdshape.feasibility.policies import POLICIES, host_bytes, peak_bytes
 from sdshape.feasibility.static import ShapeStatic
+from sdshape.feasibility.time_model import DEFAULT_HOST, Projection, TimeModel, classes_of, project
 from sdshape.feasibility.timing import ArchEfficiency
 from sdshape.feasibility.trace_cache import cached_static
 from sdshape.models.zoo import ShapeSpec

@@ -26,7 +26,7 @@ from typing import Any
 
 from sdshape.core.errors import UsageError
 from sdshape.core.vocabulary import STAGES
-from sdshape.fleet.matrix import Job
+from sdshape.fleet.jobs import Job
 from sdshape.result.output import standard_json, write_atomic
 
 INSTALL_HINT = "the Ray runner needs Ray: pip install 'sdshape[fleet]'"
