@@ -16,7 +16,7 @@ import torch
 
 from sdshape.measurement import energy
 from sdshape.measurement.measure import StageRecorder
-from sdshape.measurement.sampling import Sampler
+from sdshape.measurement.sampling import BackgroundSampler
 
 
 class SteppingCounter:
@@ -50,7 +50,7 @@ class ShortStage:
 
 
 def _recorded(source, interval_s: float = 0.0):
-    sampler = Sampler(source, interval_s=interval_s)
+    sampler = BackgroundSampler(source, interval_s=interval_s)
     sampler.start()
     stage = ShortStage()
     recorder = StageRecorder(stage, torch.device("cpu"), sampler, warmup=1)
@@ -87,7 +87,7 @@ def test_a_window_planned_from_slow_rounds_is_extended_until_it_spans_what_the_c
             self.calls += 1
             time.sleep(0.02 if self.calls <= 6 else 0.002)  # the warm-up and rounds 10 times slower
 
-    sampler = Sampler(SteppingCounter(watts=126.0, period_s=0.1), interval_s=0.0)
+    sampler = BackgroundSampler(SteppingCounter(watts=126.0, period_s=0.1), interval_s=0.0)
     sampler.start()
     stage = FasterLater()
     recorder = StageRecorder(stage, torch.device("cpu"), sampler, warmup=1)
@@ -100,7 +100,7 @@ def test_a_window_planned_from_slow_rounds_is_extended_until_it_spans_what_the_c
 
 
 def test_long_timed_rounds_are_their_own_window():
-    sampler = Sampler(SteppingCounter(period_s=0.01), interval_s=0.0)
+    sampler = BackgroundSampler(SteppingCounter(period_s=0.01), interval_s=0.0)
     sampler.start()
 
     class LongStage(ShortStage):

@@ -138,7 +138,7 @@ class ScriptedClock:
 def test_rounds_auto_stops_by_its_criterion_and_says_which(tick_s, criterion, rounds, monkeypatch):
     """The recorder under a scripted clock: which criterion ends the rounds, and the record it leaves."""
     from sdshape.measurement import measure
-    from sdshape.measurement.sampling import Sampler
+    from sdshape.measurement.sampling import BackgroundSampler
 
     clock = ScriptedClock(tick_s)
     monkeypatch.setattr(measure, "time", clock)
@@ -159,7 +159,7 @@ def test_rounds_auto_stops_by_its_criterion_and_says_which(tick_s, criterion, ro
         def energy_mj(self):
             return None
 
-    sampler = Sampler(Quiet(), interval_s=0.0)
+    sampler = BackgroundSampler(Quiet(), interval_s=0.0)
     sampler.start()
     rule = stopping.Stopping(target_ci=0.02, max_rounds=7 if criterion == "max_rounds" else 50, max_time_s=1.0)
     outcome = measure.StageRecorder(Stage(), torch.device("cpu"), sampler, warmup=1).run_all(rule)

@@ -7,7 +7,7 @@ import time
 import torch
 
 from sdshape.measurement.measure import StageRecorder, classify_failure
-from sdshape.measurement.sampling import HostSource, Sampler
+from sdshape.measurement.sampling import BackgroundSampler, HostSource
 
 
 class SleepyStage:
@@ -27,7 +27,7 @@ class SleepyStage:
 
 
 def _recorder(stage, warmup=2):
-    sampler = Sampler(HostSource(), interval_s=1.0)
+    sampler = BackgroundSampler(HostSource(), interval_s=1.0)
     sampler.start()
     return StageRecorder(stage, torch.device("cpu"), sampler, warmup=warmup, per_step=True), sampler
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sdshape.measurement.sampling import HostSource, Sampler, summarize
+from sdshape.measurement.sampling import BackgroundSampler, HostSource, summarize
 
 
 class ScriptedSource:
@@ -111,7 +111,7 @@ def test_sampler_window_has_readings_even_when_shorter_than_the_interval():
         [{"host_rss_bytes": 100}, {"host_rss_bytes": 150}, {"host_rss_bytes": 400}, {"host_rss_bytes": 120}],
         energies_mj=[1_000.0, 1_250.0],
     )
-    sampler = Sampler(source, interval_s=60.0)  # the thread will not fire during the test
+    sampler = BackgroundSampler(source, interval_s=60.0)  # the thread will not fire during the test
     with sampler:
         opened = sampler.open_window()
         stats = sampler.close_window(opened)
@@ -123,14 +123,14 @@ def test_sampler_window_has_readings_even_when_shorter_than_the_interval():
 
 def test_background_thread_samples_at_its_interval():
     source = ScriptedSource([{"host_rss_bytes": 1}])
-    with Sampler(source, interval_s=0.005) as sampler:
+    with BackgroundSampler(source, interval_s=0.005) as sampler:
         time.sleep(0.2)
     assert sampler.sample_count > 10
 
 
 def test_interval_zero_runs_no_thread_but_windows_keep_their_readings():
     source = ScriptedSource([{"host_rss_bytes": 100}, {"host_rss_bytes": 300}, {"host_rss_bytes": 200}])
-    with Sampler(source, interval_s=0.0) as sampler:
+    with BackgroundSampler(source, interval_s=0.0) as sampler:
         assert sampler._thread is None
         time.sleep(0.05)
         stats = sampler.close_window(sampler.open_window())

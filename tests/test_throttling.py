@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from sdshape.measurement import clocks, nvml
-from sdshape.measurement.sampling import CombinedSource, Sampler
+from sdshape.measurement.sampling import BackgroundSampler, CombinedSource
 from sdshape.regression.compare import Floors, compare_rows
 from sdshape.regression.history import collect, throttled_note
 from sdshape.regression.points import Observation, Point, observations
@@ -85,7 +85,7 @@ def scripted(monkeypatch):
 def _timed_window(readings_inside: int):
     """A sampler on the fake GPU (no thread: interval 0): a reading before the window, the window's own
     opening and closing readings, and ``readings_inside`` polled between them."""
-    sampler = Sampler(CombinedSource(nvml.NvmlSource(nvml.NvmlDevice("h"), pid=1)), interval_s=0)
+    sampler = BackgroundSampler(CombinedSource(nvml.NvmlSource(nvml.NvmlDevice("h"), pid=1)), interval_s=0)
     sampler.start()  # the baseline reading
     opened = sampler.open_window()
     for _ in range(readings_inside):

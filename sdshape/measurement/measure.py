@@ -23,7 +23,7 @@ import torch
 
 from sdshape.measurement import energy
 from sdshape.measurement.energy import EnergyReading
-from sdshape.measurement.sampling import Sampler, WindowStats
+from sdshape.measurement.sampling import BackgroundSampler, WindowStats
 from sdshape.measurement.stopping import Stopping
 from sdshape.result.records import Kernels
 
@@ -89,7 +89,9 @@ def release_memory(device: torch.device) -> None:
 
 
 class StageRecorder:
-    def __init__(self, stage: Stage, device: torch.device, sampler: Sampler, warmup: int, per_step: bool = False):
+    def __init__(
+        self, stage: Stage, device: torch.device, sampler: BackgroundSampler, warmup: int, per_step: bool = False
+    ):
         self.stage = stage
         self.device = device
         self.sampler = sampler

@@ -57,7 +57,7 @@ def _call(function: str, *args: Any) -> Any:
 
 
 class NvmlSource:
-    """Reading source for :class:`sdshape.measurement.sampling.Sampler` on one GPU."""
+    """Reading source for :class:`sdshape.measurement.sampling.BackgroundSampler` on one GPU."""
 
     def __init__(self, device: NvmlDevice, pid: int | None = None):
         self.device = device

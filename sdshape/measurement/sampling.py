@@ -1,6 +1,6 @@
 """Background sampling of memory, power and clocks.
 
-A :class:`Sampler` polls a :class:`ReadingSource` on its own thread, starting
+A :class:`BackgroundSampler` polls a :class:`ReadingSource` on its own thread, starting
 before any model is loaded: its first reading is the baseline that is
 subtracted from memory peaks, so a peak is what this run added (weights,
 activations, CUDA context, cuDNN and other library workspaces). Windows bracket
@@ -63,7 +63,7 @@ class WindowStats:
         return bool(self.slowdown_reasons)
 
 
-class Sampler:
+class BackgroundSampler:
     """Polls ``source`` every ``interval_s`` on a daemon thread."""
 
     def __init__(self, source: ReadingSource, interval_s: float = 0.02):
@@ -75,7 +75,7 @@ class Sampler:
         self._thread: threading.Thread | None = None
         self.baseline: dict[str, float | int | None] = {}
 
-    def __enter__(self) -> Sampler:
+    def __enter__(self) -> BackgroundSampler:
         self.start()
         return self
 

@@ -26,7 +26,7 @@ from sdshape.measurement.energy import EnergyReading
 from sdshape.measurement.measure import Outcome, StageRecorder, classify_failure, release_memory
 from sdshape.measurement.memory import Settled, apply_vram_cap, settle
 from sdshape.measurement.nvml import reading_source
-from sdshape.measurement.sampling import Sampler
+from sdshape.measurement.sampling import BackgroundSampler
 from sdshape.models import build, weights_folder
 from sdshape.models.call_inputs import call_shapes
 from sdshape.models.flops import flops_per_call
@@ -61,7 +61,7 @@ class Session:
     previous_weights: int = 0
     cuda_context_bytes: int | None = None
     counter_period_s: float | None = None
-    sampler: Sampler = field(init=False)
+    sampler: BackgroundSampler = field(init=False)
     settled: Settled | None = None
     environment: dict = field(default_factory=dict)
     built: build.BuiltShape | None = None
@@ -81,7 +81,7 @@ class Session:
 
     def __post_init__(self) -> None:
         self.source, self.nvml, self.nvml_reason = reading_source(self.plan.device)
-        self.sampler = Sampler(self.source, interval_s=self.plan.sample_interval_s)
+        self.sampler = BackgroundSampler(self.source, interval_s=self.plan.sample_interval_s)
 
     def __enter__(self) -> Session:
         # Import the model libraries first: the baseline should exclude Python
