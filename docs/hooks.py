@@ -1,5 +1,6 @@
-"""MkDocs hook: the command reference is generated from sdshape's own parser, and the results schema
-from the result dataclasses, at build time, so the docs cannot drift from the flags or the keys."""
+"""MkDocs hook: the command reference is generated from sdshape's own parser, the results schema from the
+result dataclasses, the Results section from the files under results/ and the changelog page from
+CHANGELOG.md, at build time, so the docs cannot drift from the flags, the keys or the measured files."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import inspect
 import io
 import tokenize
 from dataclasses import MISSING, is_dataclass
+from pathlib import Path
 from typing import Any
 
 MARKER = "<!-- generated: command reference -->"
@@ -98,3 +100,38 @@ def on_page_markdown(markdown: str, **_: Any) -> str:
     if SCHEMA_MARKER in markdown:
         markdown = markdown.replace(SCHEMA_MARKER, schema_reference())
     return markdown
+
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_NAV = "results/index.md"  # mkdocs.yml's Results entry: the hook makes it a section of every page
+
+
+def _results_pages() -> list[Any]:
+    from sdshape.present.results_pages import results_pages
+
+    pages = results_pages(ROOT)
+    return [pages[-1], *pages[:-1]]  # the index first
+
+
+def changelog() -> str:
+    """CHANGELOG.md as a docs page, its links to docs/ pages made relative to the site."""
+    return (ROOT / "CHANGELOG.md").read_text().replace("](docs/", "](")
+
+
+def on_config(config: Any, **_: Any) -> Any:
+    """The Results entry of the nav becomes a section: the index, then one page per results folder."""
+    nav = config["nav"] or []
+    for index, entry in enumerate(nav):
+        if isinstance(entry, dict) and entry.get("Results") == RESULTS_NAV:
+            nav[index] = {"Results": [{page.title: page.path} for page in _results_pages()]}
+    return config
+
+
+def on_files(files: Any, config: Any, **_: Any) -> Any:
+    """The generated pages: Results from the files under results/, and the changelog from CHANGELOG.md."""
+    from mkdocs.structure.files import File
+
+    for page in _results_pages():
+        files.append(File.generated(config, page.path, content=page.markdown))
+    files.append(File.generated(config, "changelog.md", content=changelog()))
+    return files
