@@ -67,9 +67,9 @@ LAYERS: dict[str, set[str]] = {
     "config": {"core", "models", "measurement", "backends"},
     "feasibility": {"core", "result", "models", "backends"},
     "run": {"core", "result", "measurement", "models", "config", "backends"},
-    "explorer": {"core", "result", "models", "run", "feasibility"},  # shapes --gpu prices with the static model
+    "shapes": {"core", "result", "models", "run", "feasibility"},  # shapes --gpu prices with the static model
     "fleet": {"core", "result", "config"},
-    "present": {"core", "result", "regression", "store", "measurement", "feasibility", "explorer"},
+    "present": {"core", "result", "regression", "store", "measurement", "feasibility", "shapes"},
     "cli": {
         "fleet",
         "store",
@@ -81,7 +81,7 @@ LAYERS: dict[str, set[str]] = {
         "config",
         "feasibility",
         "run",
-        "explorer",
+        "shapes",
         "present",
         "backends",
     },
@@ -188,8 +188,8 @@ def test_every_package_is_installed():
 
 def test_every_committed_result_file_still_reads():
     from sdshape.core.vocabulary import current_stage
-    from sdshape.explorer.chart import is_shapes_document
     from sdshape.result.io import load
+    from sdshape.shapes.chart import is_shapes_document
 
     for path in [*(ROOT / "results").rglob("*.json"), *(ROOT / "tests" / "data").rglob("*.json")]:
         document = json.loads(path.read_text())

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from sdshape.cli import main
-from sdshape.explorer.chart import _pareto
-from sdshape.explorer.compositions import candidates
+from sdshape.shapes.chart import _pareto
+from sdshape.shapes.compositions import candidates
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ from contextlib import redirect_stdout
 import pytest
 
 from sdshape.cli import main
-from sdshape.explorer import measure as measure_module
-from sdshape.explorer.beside import (
+from sdshape.feasibility.catalog import load_catalog
+from sdshape.shapes import measure as measure_module
+from sdshape.shapes.beside import (
     against_model,
     beside_rows,
     device_of,
@@ -19,8 +20,7 @@ from sdshape.explorer.beside import (
     ranked_first,
     statement,
 )
-from sdshape.explorer.priced import markdown, priced_rows
-from sdshape.feasibility.catalog import load_catalog
+from sdshape.shapes.priced import markdown, priced_rows
 from tests.test_reliability import one_line_exit_2
 
 CARD = "RTX 4060 8GB"

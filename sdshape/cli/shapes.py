@@ -21,8 +21,8 @@ CLIP_TOKENS = 77  # CLIP's context; T5 encoders are capped to it in compositions
 
 def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
     from sdshape.config.limits import check_resolution
-    from sdshape.explorer import chart, compositions
     from sdshape.models.zoo import get_shape
+    from sdshape.shapes import chart, compositions
 
     budget_bytes = None
     if args.budget_bytes is not None:
@@ -65,7 +65,7 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
     params = args.budget
     if budget_bytes is not None:  # no composition above bytes / the format's narrowest storage can fit
         from sdshape.config.limits import MAX_BUDGET
-        from sdshape.explorer.priced import least_bytes_per_param
+        from sdshape.shapes.priced import least_bytes_per_param
 
         bound = min(MAX_BUDGET, budget_bytes / least_bytes_per_param(pricing["format"]))
         params = bound if params is None else min(params, bound)
@@ -86,7 +86,7 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         from sdshape.run.progress import make_progress
 
         if priced is not None:
-            from sdshape.explorer.beside import DEFAULT_TOP, ranked_first
+            from sdshape.shapes.beside import DEFAULT_TOP, ranked_first
 
             card, top = pricing["gpus"][0].name, args.top or DEFAULT_TOP
             chosen = ranked_first(priced["rows"], card, top)
@@ -94,7 +94,7 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
                 raise UsageError(f"the model fits none of the {len(priced['rows'])} compositions on {card}: "
                                  "nothing to measure beside it")  # fmt: skip
         with make_progress(Console(stderr=True)) as progress:
-            from sdshape.explorer.measure import measure
+            from sdshape.shapes.measure import measure
 
             measured = measure(chosen, plan, progress)
     document = {
@@ -122,7 +122,7 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         }
         document["components"] = measured["components"]
         document["check"] = measured["check"]
-        from sdshape.explorer.measure import cost_per_100m
+        from sdshape.shapes.measure import cost_per_100m
 
         document["cost_per_100m"] = cost_per_100m(chosen, measured["components"])
         if priced is not None:
@@ -137,8 +137,8 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         if measured is not None and not lost:
             chart.pareto_chart(document["shapes"], out / "pareto.png", chart.conditions(document))
         if priced is not None and not lost:
-            from sdshape.explorer.priced import markdown
             from sdshape.result.output import write_output
+            from sdshape.shapes.priced import markdown
 
             write_output(out / "shapes.md", markdown(document))
             chart.priced_chart(document, out / "priced.png")
@@ -169,7 +169,7 @@ def _check_measure_flags(args: argparse.Namespace) -> None:
 
 def _beside_model(document: dict[str, Any], pricing: dict[str, Any], plan: Any, machine: dict, count: int) -> None:
     """Each measured composition's figures beside the model's on the priced card, and where it was measured."""
-    from sdshape.explorer.beside import RANKED_BY, against_model, device_of, model_backend, statement
+    from sdshape.shapes.beside import RANKED_BY, against_model, device_of, model_backend, statement
 
     card = pricing["gpus"][0].name
     device = device_of(machine, pricing["catalog"], card)
@@ -213,7 +213,7 @@ def _pricing(args: argparse.Namespace, options: RunOptions, plan: Any) -> dict[s
     # counterpart (eager CUDA-graph replay as compile), one without a counterpart as eager
     backend = options.backend if options.backend in BACKENDS else "eager"
     if plan is not None:
-        from sdshape.explorer.beside import model_backend
+        from sdshape.shapes.beside import model_backend
 
         backend = model_backend(*plan.backend(plan.backends[0]))[0]
     return {"gpus": gpus, "format": fmt, "model": bundled_time_model(), "backend": backend, "catalog": catalog,
@@ -222,9 +222,9 @@ def _pricing(args: argparse.Namespace, options: RunOptions, plan: Any) -> dict[s
 
 def _price(found: list, pricing: dict[str, Any], resolution: int, steps: int, budget_bytes: int | None) -> tuple:
     """Every composition priced on the cards (progress on stderr while tracing): the rows and the conditions."""
-    from sdshape.explorer.priced import price
     from sdshape.feasibility.fit import CONTEXT_BYTES
     from sdshape.feasibility.time_model import DEFAULT_HOST
+    from sdshape.shapes.priced import price
 
     fmt, model = pricing["format"], pricing["model"]
     with Console(stderr=True).status("tracing on the meta device") as status:

@@ -12,7 +12,7 @@ from sdshape.core import units
 
 
 def print_priced(document: dict[str, Any], console: Console) -> None:
-    from sdshape.explorer.priced import CAPTION, COLUMNS, priced_rows, title
+    from sdshape.shapes.priced import CAPTION, COLUMNS, priced_rows, title
 
     context = units.size(document["priced_conditions"]["context_bytes"])
     measured = "measured_conditions" in document
@@ -40,7 +40,7 @@ def print_priced(document: dict[str, Any], console: Console) -> None:
 
 def print_beside(document: dict[str, Any], console: Console) -> None:
     """The measured compositions beside the model's figures on the priced card, and where they were measured."""
-    from sdshape.explorer.beside import MEASURED_CAPTION, beside_rows, beside_title
+    from sdshape.shapes.beside import MEASURED_CAPTION, beside_rows, beside_title
 
     columns, rows = beside_rows(document)
     table = Table(title=beside_title(document), caption=MEASURED_CAPTION)
@@ -55,7 +55,7 @@ def print_beside(document: dict[str, Any], console: Console) -> None:
 def print_shapes(document: dict[str, Any], console: Console, which: str | None = None) -> None:
     """The compositions with their parameters and FLOPs, and with ``--measure`` their measured costs; ``which``
     names the rows when they are not every composition within the budget."""
-    from sdshape.explorer import chart
+    from sdshape.shapes import chart
 
     measured = "measured_conditions" in document
     which = which or f"compositions within {document['budget'] or 0:.3g} parameters"

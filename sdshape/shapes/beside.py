@@ -19,8 +19,8 @@ from typing import Any
 
 from sdshape.core import units
 from sdshape.core.vocabulary import DEFAULT_POLICY
-from sdshape.explorer.compositions import Composition
 from sdshape.feasibility.catalog import GPU, match_measured
+from sdshape.shapes.compositions import Composition
 
 DEFAULT_TOP = 5
 RANKED_BY = "the priced table's order (largest first), compositions the model fits on the card"

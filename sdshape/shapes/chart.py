@@ -76,7 +76,7 @@ def priced_chart(document: dict[str, Any], path: Any) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sdshape.explorer.priced import pareto_front
+    from sdshape.shapes.priced import pareto_front
 
     cards = [card["name"] for card in document["priced_conditions"]["cards"]]
     figure, axes = plt.subplots(1, len(cards), figsize=(6.5 * len(cards), 4.8), squeeze=False)

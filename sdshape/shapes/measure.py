@@ -13,8 +13,8 @@ import math
 from typing import Any
 
 from sdshape.core.vocabulary import KINDS, STAGE_OF_KIND, STAGES
-from sdshape.explorer.compositions import Composition
 from sdshape.result.model import StageResult
+from sdshape.shapes.compositions import Composition
 
 
 def measure(compositions: list[Composition], plan: Any, progress: Any = None, check: int = 0) -> dict[str, Any]:

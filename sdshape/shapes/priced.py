@@ -24,7 +24,6 @@ import torch
 
 from sdshape.core import units
 from sdshape.core.vocabulary import KINDS, STAGE_OF_KIND
-from sdshape.explorer.compositions import _NOT_ARCHITECTURE, Composition
 from sdshape.feasibility.catalog import GPU
 from sdshape.feasibility.component_cache import ComponentTraces
 from sdshape.feasibility.fit import CANDIDATES, Traced, candidate_name, fit_card
@@ -34,6 +33,7 @@ from sdshape.feasibility.time_model import DEFAULT_HOST, Projection, TimeModel, 
 from sdshape.feasibility.timing import ArchEfficiency, wave_fraction
 from sdshape.feasibility.trace import Trace
 from sdshape.models.zoo import SHAPE_SPECS, ComponentSpec, shape_components
+from sdshape.shapes.compositions import _NOT_ARCHITECTURE, Composition
 
 
 def least_bytes_per_param(fmt: WeightFormat) -> float:
@@ -267,7 +267,7 @@ def markdown(document: dict[str, Any]) -> str:
     skipped = document["skipped"]
     lines.append("Left out: " + ", ".join(f"{n} {why}" for why, n in skipped.items() if n) + ".")
     if "comparison" in document:  # --measure: the priced table's first compositions beside the model
-        from sdshape.explorer.beside import markdown_section
+        from sdshape.shapes.beside import markdown_section
 
         lines += ["", *markdown_section(document)]
     return "\n".join(lines) + "\n"

@@ -78,7 +78,7 @@ def kernel_chart(bars: list[tuple[str, dict[str, float]]]) -> bytes:
 
 def pareto_png(document: dict[str, Any], path: Path) -> bytes:
     """A shapes document's Pareto chart, written to ``path`` and returned."""
-    from sdshape.explorer.chart import conditions, pareto_chart
+    from sdshape.shapes.chart import conditions, pareto_chart
 
     pareto_chart(document["shapes"], path, conditions(document))
     return path.read_bytes()

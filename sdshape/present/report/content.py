@@ -54,7 +54,7 @@ class Inputs:
 
 def shapes_document(path: str) -> dict[str, Any] | None:
     """A ``sdshape shapes --out`` document, or None when the file is something else."""
-    from sdshape.explorer.chart import is_shapes_document
+    from sdshape.shapes.chart import is_shapes_document
 
     try:
         document = json.loads(Path(path).read_text())
@@ -152,7 +152,7 @@ def _cap_sections(inputs: Inputs) -> list[Section]:
 
 
 def _exploration_sections(index: int, file: str, document: dict[str, Any], out: Path) -> list[Section]:
-    from sdshape.explorer.chart import conditions
+    from sdshape.shapes.chart import conditions
 
     png = pareto_png(document, out / f"pareto-{index}.png")
     grid = Grid(list(COST_COLUMNS))
