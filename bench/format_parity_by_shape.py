@@ -10,7 +10,7 @@ denoiser's Linear weights stored in the format: tiny models' rows are 16 to 256 
 cannot hold 256-value K-quant blocks and stay bf16, and a K-quant figure on such a shape is mostly bf16's.
 
 Why a run per cell rather than one process: each cell is what a user's `sdshape run --precision P` measures,
-references and all. bench/format_parity.py condenses the same runs into the one figure per format that
+references and all. maintainer/format_parity.py condenses the same runs into the one figure per format that
 `sdshape fit` reads (sdshape/data/format_parity.json); this script keeps every stage and shape.
 
 ``--docs`` rewrites the table between the format-parity markers in docs/measurement.md from the JSON.

@@ -187,7 +187,7 @@ def test_the_report_has_the_section_with_every_figure_and_its_source(tmp_path):
 
 @pytest.mark.slow
 def test_the_committed_costs_are_what_the_static_model_says_now():
-    """``bench/field_cost.py`` wrote them; a change to the model or the catalog must rewrite them."""
+    """``maintainer/field_cost.py`` wrote them; a change to the model or the catalog must rewrite them."""
     from sdshape.feasibility.catalog import load_catalog
     from sdshape.feasibility.field_cost import DEFAULT_CARD, DEFAULT_PRECISION, field_costs
     from sdshape.feasibility.formats import weight_format

@@ -1,5 +1,5 @@
 """The feasibility matrix of the static model: every named shape users ask about, at its pipeline's own
-settings, on every catalog card. ``python bench/feasibility_matrix.py`` writes it to
+settings, on every catalog card. ``python maintainer/feasibility_matrix.py`` writes it to
 ``sdshape/data/feasibility_matrix.json``, which ``sdshape report`` reads (without torch) and the README shows.
 """
 

@@ -4,7 +4,7 @@ Each system is judged by ``sdshape.feasibility.fit.fit`` exactly as ``sdshape fi
 --precision P`` judges it: its pipeline's own resolution and steps, batch 1, eager on a desktop host, the least
 intrusive residency policy that fits (VAE tiling after each policy without it), the peak VRAM under that policy
 and seconds per image with the band its validation class found. No second cost model: this module only picks
-the fields the quality table shows. ``python bench/field_cost.py`` commits the default card's answer to
+the fields the quality table shows. ``python maintainer/field_cost.py`` commits the default card's answer to
 ``sdshape/data/field_cost.json`` so that ``sdshape report`` can show it without torch.
 """
 

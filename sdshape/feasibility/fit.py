@@ -184,7 +184,7 @@ def best_combination(searched: list[Traced], gpu: GPU, model: TimeModel, backend
 @cache
 def format_parity() -> dict[str, dict[str, Any]]:
     """Each format's measured error against fp32 (``sdshape/data/format_parity.json``, condensed by
-    ``bench/format_parity.py``): one Linear's, and the image's on the tiny models; empty when not measured."""
+    ``maintainer/format_parity.py``): one Linear's, and the image's on the tiny models; empty when not measured."""
     try:
         data = json.loads(resources.files("sdshape.data").joinpath("format_parity.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):

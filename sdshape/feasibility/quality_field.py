@@ -186,7 +186,7 @@ def figure_lines(document: dict[str, Any]) -> list[str]:
 
 
 def committed_costs() -> dict[str, Any]:
-    """The default card's costs as committed (``python bench/field_cost.py``), so the report needs no torch."""
+    """The default card's costs as committed (``python maintainer/field_cost.py``), so the report needs no torch."""
     import json
     from importlib import resources
 

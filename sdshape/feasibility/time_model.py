@@ -1,7 +1,7 @@
 """The calibrated time model: per-architecture factors, each host class's cost per launch, each policy's
 effective link rate, the dequantization kernels' efficiency, and the band each class of figure validated.
 
-Stored in ``sdshape/data/time_model.json``, which ``python bench/validate_projections.py --write``
+Stored in ``sdshape/data/time_model.json``, which ``python maintainer/validate_projections.py --write``
 rebuilds from the files it names (the H100 runs under ``tests/data/gpu-runs/`` and the calibration rows of
 ``public_figures.toml``); nothing in it is typed by hand.
 """

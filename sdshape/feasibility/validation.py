@@ -1,5 +1,5 @@
 """Calibrate on the GPU runs and public figures on file, validate by class, and print each figure beside its
-projection. ``bench/validate_projections.py`` and CI call :func:`main`.
+projection. ``maintainer/validate_projections.py`` and CI call :func:`main`.
 
 The targets, per class (resident, offload, format, batch): time figures' median error 25% or less and none
 off by more than 2x; memory figures whose counter is known within 15%; every published OOM predicted.

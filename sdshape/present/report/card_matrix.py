@@ -1,6 +1,6 @@
 """The report's feasibility matrix: the static model's committed matrix, a given run in its own cell.
 
-Read from ``sdshape/data/feasibility_matrix.json`` (``bench/feasibility_matrix.py``), so the report needs
+Read from ``sdshape/data/feasibility_matrix.json`` (``maintainer/feasibility_matrix.py``), so the report needs
 no torch; a run given to the report on a catalog card at a row's conditions replaces the model there.
 """
 
@@ -74,7 +74,7 @@ def model_matrix_sections(runs: list[Run], gpus: list[GPU]) -> list[Section]:
             f"0.75 GiB CUDA context), seconds per image and the band its validation found, then the fastest weight "
             f"format and policy that fit. {' '.join(_bands(matrix['time_model']))} "
             f"Host launch cost: {matrix['time_model']['host']}. Generated {matrix['generated']} with torch "
-            f"{matrix['torch']} (`python bench/feasibility_matrix.py`). Other settings: `sdshape fit SHAPE`.",
+            f"{matrix['torch']} (`python maintainer/feasibility_matrix.py`). Other settings: `sdshape fit SHAPE`.",
             True,
         ),
         grid,
@@ -96,7 +96,7 @@ def own_cards_note(own: list[GPU]) -> list[Section]:
     return [
         Text(
             f"Not modelled in this matrix: {names}, from your --gpu-catalog. The matrix is computed ahead for "
-            "the bundled catalog's figures (`python bench/feasibility_matrix.py`, with torch); "
+            "the bundled catalog's figures (`python maintainer/feasibility_matrix.py`, with torch); "
             '`sdshape fit SHAPE --gpu-catalog FILE --gpu "NAME"` answers for your cards. Their measured memory '
             "per policy is in each run's section below.",
             True,

@@ -2,7 +2,7 @@
 (sdshape/data/format_parity.json).
 
     nice -n 19 python bench/format_parity_by_shape.py    # the runs: about 20 minutes on 2 CPU cores
-    python bench/format_parity.py                        # this: reads results/format-parity/format_parity.json
+    python maintainer/format_parity.py                   # this: reads results/format-parity/format_parity.json
 
 Per format: ``linear_error``, one 4096->256 Linear's relative L2 error against fp32 (the format's own
 rounding, on weights of a realistic scale), which `fit` uses to choose between formats equally fast; and

@@ -1,6 +1,6 @@
 """Write the static model's cost of every published system on the default card to sdshape/data/field_cost.json.
 
-python bench/field_cost.py        # seconds with the trace cache warm; a few minutes on 2 CPU cores without it
+python maintainer/field_cost.py        # seconds with the trace cache warm; a few minutes on 2 CPU cores without it
 
 ``sdshape report``'s "quality against cost" section reads it without torch; ``sdshape inspect --all --quality``
 computes the same live (and on any card with ``--gpu``).

@@ -1,6 +1,6 @@
 """Write the static model's feasibility matrix (named shapes x catalog cards) to sdshape/data/.
 
-python bench/feasibility_matrix.py            # a few minutes on 2 CPU cores the first time (traces)
+python maintainer/feasibility_matrix.py            # a few minutes on 2 CPU cores the first time (traces)
 
 Also writes the tables between the ``<!-- matrix:start -->`` markers of README.md and docs/feasibility.md.
 """

@@ -1,6 +1,6 @@
 """Print each public figure beside the static model's projection, with the median and largest error.
 
-    python bench/validate_projections.py [--write] [--json FILE] [--check]
+    python maintainer/validate_projections.py [--write] [--json FILE] [--check]
 
 --write recalibrates sdshape/data/time_model.json; --check exits 1 when a target is missed (CI runs it
 through tests/test_static_model.py).
