@@ -207,8 +207,8 @@ class Conditions:
     throttle: Throttle | None = record(Throttle)  # clock-event reasons seen while timed: a throttled row is flagged
     clocks: Clocks | None = record(Clocks)  # SM and memory clocks seen, the clock settings
     sampler: Sampler | None = record(Sampler)
-
     command: list[str] | None = None  # the `sdshape run` arguments that made the row, less --json and --store
+
 
 @dataclass
 class Cost:
