@@ -88,7 +88,7 @@ def test_vae_latent_channels_must_match(monkeypatch):
     wide = dataclasses.replace(
         get_component("tiny-vae"), name="wide-vae", config={**get_component("tiny-vae").config, "latent_channels": 16}
     )
-    monkeypatch.setitem(zoo.COMPONENTS, "wide-vae", wide)
+    monkeypatch.setitem(zoo.all_components(), "wide-vae", wide)
     with pytest.raises(UsageError, match="VAE wide-vae has 16 latent channels but denoiser tiny-unet takes 4"):
         compose("tiny-clip", "tiny-unet", "wide-vae")
 

@@ -15,7 +15,7 @@ from sdshape.cli import main
 from sdshape.config.limits import check_shape_resolution
 from sdshape.core.errors import UsageError
 from sdshape.models.families.base import largest_resolution
-from sdshape.models.zoo import SHAPE_SPECS, shape_components
+from sdshape.models.zoo import all_shapes, shape_components
 from tests.test_reliability import one_line_exit_2
 
 # -- position tables ---------------------------------------------------------------------------
@@ -30,7 +30,7 @@ def test_the_largest_resolution_is_exactly_what_the_position_table_holds():
     from sdshape.models.families import family_of
     from sdshape.models.flops import count_flops, meta_inputs
 
-    specs = shape_components(SHAPE_SPECS["tiny-sd3"])
+    specs = shape_components(all_shapes()["tiny-sd3"])
     largest = largest_resolution(specs["denoiser"], specs["vae"])
     assert largest == 16 * 1 * 8
     module = meta_module(specs["denoiser"], family_of(specs["denoiser"]))
@@ -48,9 +48,9 @@ def test_the_largest_resolution_is_exactly_what_the_position_table_holds():
     del torch
 
 
-@pytest.mark.parametrize("name", sorted(SHAPE_SPECS))
+@pytest.mark.parametrize("name", sorted(all_shapes()))
 def test_every_shape_supports_its_native_resolution(name):
-    shape = SHAPE_SPECS[name]
+    shape = all_shapes()[name]
     specs = shape_components(shape)
     largest = largest_resolution(specs["denoiser"], specs["vae"])
     assert largest is None or largest >= shape.native_resolution
@@ -82,7 +82,7 @@ def test_shapes_of_the_tiny_family_work_at_every_budget(capsys):
             continue
         assert code == 0
         document = json.loads(captured.out)
-        assert document["resolution"] == SHAPE_SPECS["tiny"].native_resolution
+        assert document["resolution"] == all_shapes()["tiny"].native_resolution
         assert document["skipped"]["beyond the position table"] == 0
     assert main(["shapes", "--budget", "1e6", "--family", "tiny", "--resolution", "512", "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
@@ -100,7 +100,7 @@ def _config(spec) -> dict:
 
 def _folder(tmp_path, shape: str):
     """A pipeline folder with the configs of a tiny shape (no weights: the checks come before loading)."""
-    specs = shape_components(SHAPE_SPECS[shape])
+    specs = shape_components(all_shapes()[shape])
     family_dirs = {"UNet2DConditionModel": "unet"}
     denoiser_dir = family_dirs.get(specs["denoiser"].library_class, "transformer")
     parts = specs["text_encoder"].parts or (specs["text_encoder"],)

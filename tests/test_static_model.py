@@ -280,10 +280,10 @@ def test_every_zoo_shape_stores_in_every_format_without_a_traceback():
     published system's components, in every format, on the meta device."""
     from sdshape.models.build import meta_module
     from sdshape.models.families import family_of
-    from sdshape.models.zoo import SHAPE_SPECS, shape_components
+    from sdshape.models.zoo import all_shapes, shape_components
 
     seen = set()
-    for shape in SHAPE_SPECS.values():
+    for shape in all_shapes().values():
         specs = shape_components(shape)
         family = family_of(specs["denoiser"])
         for kind, spec in specs.items():

@@ -10,11 +10,11 @@ import pytest
 from sdshape.models.call_inputs import max_tokens
 from sdshape.models.families.base import pooled_width, stream_lengths, stream_of_parts, text_parts, width
 from sdshape.models.text_kinds import CLIP, DECODER_LLM, T5, kind_of, kind_of_class
-from sdshape.models.zoo import COMPONENTS, get_component
+from sdshape.models.zoo import all_components, get_component
 
 
 def test_every_zoo_text_encoder_has_a_kind():
-    for spec in COMPONENTS.values():
+    for spec in all_components().values():
         if spec.kind == "text_encoder":
             for part in text_parts(spec):
                 assert kind_of(part) in (CLIP, T5, DECODER_LLM), part.name

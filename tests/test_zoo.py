@@ -7,7 +7,7 @@ import pytest
 from sdshape.core.errors import UsageError
 from sdshape.models.build import count_params, meta_module
 from sdshape.models.families import family_of
-from sdshape.models.zoo import COMPONENTS, SHAPE_SPECS, get_component, get_shape, shape_components
+from sdshape.models.zoo import all_components, all_shapes, get_component, get_shape, shape_components
 
 # Published counts: diffusers/transformers models loaded from the hub repositories.
 PUBLISHED = {
@@ -36,11 +36,11 @@ def test_sd15_total_and_shares():
 
 
 def test_every_spec_names_a_source_and_shapes_resolve():
-    for spec in COMPONENTS.values():
+    for spec in all_components().values():
         assert spec.source and spec.description
         for part in spec.parts:
             assert part.source
-    for shape in SHAPE_SPECS.values():
+    for shape in all_shapes().values():
         specs = shape_components(shape)
         assert {s.kind for s in specs.values()} == {"text_encoder", "denoiser", "vae"}
         # A named shape's denoiser takes its text encoders as they are: its family adapts nothing.

@@ -18,15 +18,15 @@ FLOP_CLASSES = ("attention", "convolution", "gemm")
 
 def zoo_listing() -> dict[str, Any]:
     from sdshape.models.build import count_params, meta_module
-    from sdshape.models.zoo import COMPONENTS, SHAPE_SPECS
+    from sdshape.models.zoo import all_components, all_shapes
 
-    params = {name: count_params(meta_module(spec)) for name, spec in COMPONENTS.items()}
+    params = {name: count_params(meta_module(spec)) for name, spec in all_components().items()}
     components = [
         {"name": s.name, "kind": s.kind, "params": params[s.name], "description": s.description, "source": s.source}
-        for s in COMPONENTS.values()
+        for s in all_components().values()
     ]
     shapes = []
-    for shape in SHAPE_SPECS.values():
+    for shape in all_shapes().values():
         parts = shape.components()
         total = sum(params[name] for name in parts.values())
         shapes.append(

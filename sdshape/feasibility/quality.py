@@ -188,7 +188,7 @@ def parse_quality(text: str, origin: str, systems: tuple[str, ...]) -> QualityDa
 
 def load_quality(path: str | Path | None = None) -> QualityData:
     """The bundled ``quality.toml`` (or ``path``), checked against the zoo's systems and ``METRICS``."""
-    from sdshape.models.zoo import SHAPE_SPECS
+    from sdshape.models.zoo import all_shapes
 
     if path is None:
         text, origin = resources.files("sdshape.data").joinpath("quality.toml").read_text(), "bundled quality.toml"
@@ -197,4 +197,4 @@ def load_quality(path: str | Path | None = None) -> QualityData:
             text, origin = Path(path).read_text(), str(path)
         except (OSError, UnicodeDecodeError) as error:
             raise UsageError(f"{path}: cannot read: {error}") from None
-    return parse_quality(text, origin, tuple(SHAPE_SPECS))
+    return parse_quality(text, origin, tuple(all_shapes()))

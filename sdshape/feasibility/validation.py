@@ -20,7 +20,7 @@ from sdshape.feasibility.catalog import load_catalog
 from sdshape.feasibility.figures import public_figures
 from sdshape.feasibility.formats import weight_format
 from sdshape.feasibility.static import ShapeStatic, static_shape, with_tiled_decode
-from sdshape.models.zoo import SHAPE_SPECS
+from sdshape.models.zoo import all_shapes
 from sdshape.result.output import write_atomic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def _traced(shape: str, resolution: int, precision: str, batch: int, vae_fp16: b
     """One trace per compute dtype (``precision`` is the plain format of that dtype): its variants hold every
     weight format of the dtype, so the figures' formats share it, as ``fit``'s traces do."""
     fmt = weight_format(precision)
-    spec = SHAPE_SPECS[shape]
+    spec = all_shapes()[shape]
     static = static_shape(spec, resolution, 1, batch, fmt, vae_fp16=vae_fp16)
     return with_tiled_decode(static, spec, fmt, vae_fp16) if tiled else static
 

@@ -18,9 +18,9 @@ from sdshape.models.call_inputs import call_shapes
 from sdshape.models.families import family_of
 from sdshape.models.families.base import largest_resolution
 from sdshape.models.flops import count_flops, meta_inputs
-from sdshape.models.zoo import COMPONENTS, ShapeSpec
+from sdshape.models.specs import ComponentSpec
+from sdshape.models.zoo import ShapeSpec, all_components
 from sdshape.models.zoo.compose import compose
-from sdshape.models.zoo.specs import ComponentSpec
 
 # Config keys that change no weight or FLOP (the SD 2.1 and SDXL VAEs are the SD VAE's architecture).
 _NOT_ARCHITECTURE = {"sample_size", "scaling_factor", "shift_factor", "force_upcast"}
@@ -32,7 +32,7 @@ def candidates(family: str) -> dict[str, list[ComponentSpec]]:
         raise UsageError(f"unknown component family {family!r}; valid choices: zoo, tiny")
     chosen: dict[str, list[ComponentSpec]] = {kind: [] for kind in KINDS}
     seen_configs: set[str] = set()
-    for spec in COMPONENTS.values():
+    for spec in all_components().values():
         tiny = spec.name.startswith("tiny-")
         if tiny != (family == "tiny"):
             continue

@@ -32,7 +32,7 @@ from sdshape.feasibility.static import ShapeStatic
 from sdshape.feasibility.time_model import DEFAULT_HOST, Projection, TimeModel, project
 from sdshape.feasibility.timing import ArchEfficiency, wave_fraction
 from sdshape.feasibility.trace import Trace
-from sdshape.models.zoo import SHAPE_SPECS, ComponentSpec, shape_components
+from sdshape.models.zoo import ComponentSpec, all_shapes, shape_components
 from sdshape.shapes.compositions import _NOT_ARCHITECTURE, Composition
 
 
@@ -55,7 +55,7 @@ def _architecture(spec: ComponentSpec) -> tuple:
 def zoo_match(composition: Composition) -> str | None:
     """The published zoo system this composition is (its three components' architectures), if any."""
     mine = composition.shape.specs or {}
-    for name, shape in SHAPE_SPECS.items():
+    for name, shape in all_shapes().items():
         theirs = shape_components(shape)
         if all(_architecture(mine[k]) == _architecture(theirs[k]) for k in KINDS):
             return name

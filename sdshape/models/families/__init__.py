@@ -105,8 +105,8 @@ def _check(module: ModuleType, origin: str, present: tuple[ModuleType, ...]) -> 
 
 def _check_zoo_names(module: ModuleType, origin: str, present: tuple[ModuleType, ...]) -> None:
     """A component or shape named like one in the zoo would replace it there for every caller."""
-    from sdshape.models.zoo.text_encoders import TEXT_ENCODERS
-    from sdshape.models.zoo.vaes import VAES
+    from sdshape.models.shared.text_encoders import TEXT_ENCODERS
+    from sdshape.models.shared.vaes import VAES
 
     taken = {spec.name for spec in (*TEXT_ENCODERS, *VAES)} | {s.name for m in present for s in m.COMPONENTS}
     shapes_taken = {shape.name for m in present for shape in m.SHAPES}

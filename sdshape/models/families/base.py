@@ -19,8 +19,8 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
+from sdshape.models.specs import ComponentSpec
 from sdshape.models.text_kinds import T5, kind_of
-from sdshape.models.zoo.specs import ComponentSpec
 
 Guidance = Literal["cfg", "distilled", "none"]
 Specs = dict[str, ComponentSpec]

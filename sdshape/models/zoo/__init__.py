@@ -1,5 +1,10 @@
 """The zoo: components and shapes by name, shared ones and those each model family registers.
 
+The spec types (``sdshape.models.specs``) and the shared components (``sdshape.models.shared``) sit below
+both this zoo and the families' zoos, so the families import neither this package nor each other, and
+this package imports them plainly. ``all_components()`` and ``all_shapes()`` are functions, not module
+constants: a family registered at run time (``families.register``) clears their caches and joins them.
+
 Lookups raise :class:`~sdshape.core.errors.UsageError` naming the valid choices, so the
 CLI and the bench suite report an unknown name the same way.
 """
@@ -7,50 +12,45 @@ CLI and the bench suite report an unknown name the same way.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
 
 from sdshape.core.errors import choices_error
-from sdshape.models.zoo.specs import ComponentKind, ComponentSpec, ShapeSpec
-from sdshape.models.zoo.text_encoders import TEXT_ENCODERS
-from sdshape.models.zoo.vaes import VAES
-
-
-@cache
-def _components() -> dict[str, ComponentSpec]:
-    """Shared text encoders and VAEs, then each model family's own components."""
-    from sdshape.models import families
-
-    return {c.name: c for c in (*TEXT_ENCODERS, *VAES, *families.components())}
-
-
-@cache
-def _shapes() -> dict[str, ShapeSpec]:
-    from sdshape.models import families
-
-    return {s.name: s for s in families.shapes()}
-
-
-def __getattr__(name: str) -> Any:
-    """``COMPONENTS`` and ``SHAPE_SPECS``, gathered on first use: the families' zoos import this package's
-    spec types, so the registry cannot be read while this package is still being imported."""
-    if name == "COMPONENTS":
-        return _components()
-    if name == "SHAPE_SPECS":
-        return _shapes()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+from sdshape.models import families
+from sdshape.models.shared.text_encoders import TEXT_ENCODERS
+from sdshape.models.shared.vaes import VAES
+from sdshape.models.specs import ComponentKind, ComponentSpec, ShapeSpec
 
 __all__ = [
-    "COMPONENTS",
-    "SHAPE_SPECS",
     "ComponentKind",
     "ComponentSpec",
     "ShapeSpec",
+    "all_components",
+    "all_shapes",
     "get_component",
     "get_shape",
     "published_shapes",
     "shape_components",
 ]
+
+
+@cache
+def _components() -> dict[str, ComponentSpec]:
+    """Shared text encoders and VAEs, then each model family's own components."""
+    return {c.name: c for c in (*TEXT_ENCODERS, *VAES, *families.components())}
+
+
+@cache
+def _shapes() -> dict[str, ShapeSpec]:
+    return {s.name: s for s in families.shapes()}
+
+
+def all_components() -> dict[str, ComponentSpec]:
+    """Every component by name (the shared ones, then each registered family's)."""
+    return _components()
+
+
+def all_shapes() -> dict[str, ShapeSpec]:
+    """Every shape by name, in the order the families register them."""
+    return _shapes()
 
 
 def published_shapes() -> tuple[ShapeSpec, ...]:

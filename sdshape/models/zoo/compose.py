@@ -17,10 +17,10 @@ from sdshape.core.bounds import whole_number
 from sdshape.core.errors import UsageError
 from sdshape.models.call_inputs import max_tokens, vae_scale_factor
 from sdshape.models.families import family_name_of, family_of
-from sdshape.models.zoo import SHAPE_SPECS, ShapeSpec, get_component, get_shape
+from sdshape.models.zoo import ShapeSpec, all_shapes, get_component, get_shape
 
 # Each denoiser's pipeline defaults (scheduler, steps, guidance) come from the named shape that runs it.
-_SHAPE_OF_DENOISER = {shape.denoiser: shape for shape in reversed(list(SHAPE_SPECS.values()))}
+_SHAPE_OF_DENOISER = {shape.denoiser: shape for shape in reversed(list(all_shapes().values()))}
 
 
 def _family_name(denoiser: str) -> str:
@@ -34,7 +34,7 @@ def pipeline_of(denoiser: str) -> ShapeSpec:
         return _SHAPE_OF_DENOISER[denoiser]
     family = _family_name(denoiser)
     return next(
-        shape for shape in SHAPE_SPECS.values() if "test" not in shape.tags and _family_name(shape.denoiser) == family
+        shape for shape in all_shapes().values() if "test" not in shape.tags and _family_name(shape.denoiser) == family
     )
 
 
@@ -129,7 +129,7 @@ def load_shapes_file(path: str | Path) -> dict[str, ShapeSpec]:
         if missing or unknown:
             problem = f"missing {', '.join(missing)}" if missing else f"unknown keys {sorted(unknown)}"
             raise UsageError(f"--shapes-file {path}: shape {name!r}: {problem}; keys: {', '.join(sorted(allowed))}")
-        if name in SHAPE_SPECS:
+        if name in all_shapes():
             raise UsageError(f"--shapes-file {path}: shape {name!r} would shadow a zoo shape; pick another name")
         where = f"--shapes-file {path}: shape {name!r}:"
         for key in ("text_encoder", "denoiser", "vae"):

@@ -33,8 +33,8 @@ from sdshape.models.families.base import (
     text_parts,
     width,
 )
+from sdshape.models.specs import ComponentSpec
 from sdshape.models.stages import BOS_ID, PAD_ID
-from sdshape.models.zoo.specs import ComponentSpec
 
 
 def instruction_ids(tokens: int, vocab: int) -> list[int]:

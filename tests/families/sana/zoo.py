@@ -9,7 +9,7 @@ saves: DPM-Solver++ on flow sigmas, ``flow_shift`` 3.0 as for the 1024 px models
 
 from __future__ import annotations
 
-from sdshape.models.zoo.specs import ComponentSpec, ShapeSpec
+from sdshape.models.specs import ComponentSpec, ShapeSpec
 
 TINY_GEMMA2 = ComponentSpec(
     name="tiny-gemma2",

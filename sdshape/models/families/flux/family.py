@@ -34,7 +34,7 @@ from sdshape.models.families.base import (
     vae_scale_factor,
     width,
 )
-from sdshape.models.zoo.specs import ComponentSpec
+from sdshape.models.specs import ComponentSpec
 
 
 class PooledAndStates(TextEncoders):

@@ -8,9 +8,9 @@ and is run with 4 steps, as its model card does.
 
 from __future__ import annotations
 
-from sdshape.models.zoo.specs import ComponentSpec, ShapeSpec
-from sdshape.models.zoo.text_encoders import CLIP_VIT_L_14, T5_ENCODERS, TINY_CLIP, TINY_T5
-from sdshape.models.zoo.vaes import TINY_VAE
+from sdshape.models.shared.text_encoders import CLIP_VIT_L_14, T5_ENCODERS, TINY_CLIP, TINY_T5
+from sdshape.models.shared.vaes import TINY_VAE
+from sdshape.models.specs import ComponentSpec, ShapeSpec
 
 _DEV = "https://huggingface.co/black-forest-labs/FLUX.1-dev/blob/main"
 _SCHNELL = "https://huggingface.co/black-forest-labs/FLUX.1-schnell/blob/main"

@@ -27,7 +27,7 @@ from sdshape.models.families.base import (
     halves,
     stream_of_parts,
 )
-from sdshape.models.zoo.specs import ComponentSpec
+from sdshape.models.specs import ComponentSpec
 
 PAD_ID = 1  # the pad id of sdshape's fixed prompts (sdshape.models.stages.token_ids)
 

@@ -6,7 +6,7 @@ T5 prompts of 120 (α) and 300 (Σ) tokens, the negative prompt encoded too (CFG
 
 from __future__ import annotations
 
-from sdshape.models.zoo.specs import ComponentSpec, ShapeSpec
+from sdshape.models.specs import ComponentSpec, ShapeSpec
 
 _PIXART_XL_2 = {
     "activation_fn": "gelu-approximate",

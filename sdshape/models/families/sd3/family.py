@@ -32,7 +32,7 @@ from sdshape.models.families.base import (
     text_parts,
     width,
 )
-from sdshape.models.zoo.specs import ComponentSpec
+from sdshape.models.specs import ComponentSpec
 
 
 class JointText(TextEncoders):

@@ -8,15 +8,15 @@ beside CLIP's 77, the negative prompt encoded too (CFG). The model cards suggest
 
 from __future__ import annotations
 
-from sdshape.models.zoo.specs import ComponentSpec, ShapeSpec
-from sdshape.models.zoo.text_encoders import (
+from sdshape.models.shared.text_encoders import (
     _T5_COMMON,
     CLIP_VIT_L_14,
     OPENCLIP_VIT_BIGG_14,
     T5_ENCODERS,
     TINY_CLIP_CONFIG,
 )
-from sdshape.models.zoo.vaes import TINY_VAE
+from sdshape.models.shared.vaes import TINY_VAE
+from sdshape.models.specs import ComponentSpec, ShapeSpec
 
 _SD3_REPO = "https://huggingface.co/stabilityai/stable-diffusion-3-medium-diffusers/blob/main"
 _T5_XXL = next(spec for spec in T5_ENCODERS if spec.name == "t5-v1.1-xxl")

@@ -24,7 +24,7 @@ from sdshape.models.families.base import (
     stream_of_parts,
     text_parts,
 )
-from sdshape.models.zoo.specs import ComponentSpec
+from sdshape.models.specs import ComponentSpec
 
 # SDXL's micro-conditioning: original size, crop top-left, target size.
 TIME_IDS = 6

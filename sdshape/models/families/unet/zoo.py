@@ -3,7 +3,7 @@ files, and the shapes of the pipelines that run them. Defaults are those of Stab
 
 from __future__ import annotations
 
-from sdshape.models.zoo.specs import ComponentSpec, ShapeSpec
+from sdshape.models.specs import ComponentSpec, ShapeSpec
 
 _SD_UNET_COMMON = {
     "act_fn": "silu",

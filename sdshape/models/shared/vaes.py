@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sdshape.models.zoo.specs import ComponentSpec
+from sdshape.models.specs import ComponentSpec
 
 _SD_VAE_COMMON = {
     "act_fn": "silu",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sdshape.models.zoo.specs import ComponentSpec
+from sdshape.models.specs import ComponentSpec
 
 # Fields shared by every CLIP text tower used in Stable Diffusion.
 _CLIP_COMMON = {
