@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sdshape.config.common_flags import add_store_flag
 from sdshape.core.bounds import FRACTION, SIGNIFICANCE, Bounds
 
 CONFIRM_RUNS = Bounds(int, 1, 100, noun="runs")
@@ -47,9 +48,7 @@ def add_bisect_parser(sub: Any) -> None:
     source.add_argument(
         "--command", dest="job_command", help='the job, e.g. "sdshape run --shape tiny --device cpu --steps 2"'
     )
-    bisect.add_argument(
-        "--store", nargs="?", const="", required=True, help="where every run is stored (bare: the default store)"
-    )
+    add_store_flag(bisect, "where every run is stored", required=True)
     bisect.add_argument("--pre", action="store_true", help="include pre-releases between good and bad")
     bisect.add_argument("--out", default="bisect", help="folder for the environments, runs and report (%(default)s)")
     bisect.add_argument(

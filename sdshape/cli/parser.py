@@ -15,6 +15,7 @@ from typing import Any
 from sdshape import __version__
 from sdshape.cli.confirm_options import add_bisect_parser, add_confirm_options
 from sdshape.config import limits
+from sdshape.config.common_flags import add_json_flag, add_store_flag
 from sdshape.core.bounds import FRACTION, SIGNIFICANCE, Bounds
 from sdshape.core.errors import UsageError
 from sdshape.regression.compare import Floors
@@ -37,14 +38,30 @@ class Parser(argparse.ArgumentParser):
         return super().add_argument(*args, **kwargs)
 
 
+def add_timeline_flags(parser: Parser) -> None:
+    """The flags that choose and judge timelines, shared by ``history`` and ``publish`` (same verdicts)."""
+    parser.add_argument("--gpu", help="only this GPU (a substring of its name)")
+    parser.add_argument(
+        "--threshold", type=FRACTION, default=STEP_FLOOR, help="smallest level shift that is a step (%(default)s)"
+    )
+    parser.add_argument(
+        "--run-to-run",
+        type=FRACTION,
+        default=RUN_TO_RUN,
+        help="least run-to-run variation allowed for, a fraction (%(default)s)",
+    )
+    parser.add_argument("--series-by", help="comma list: only these fields make the series key")
+    parser.add_argument("--ignore", help="comma list: leave these fields out of the series key")
+
+
 def build_parser(backend_flags: bool = False) -> Parser:
     parser = Parser(prog="sdshape", description="Where a diffusion model's parameters, time, memory and energy go.")
     parser.add_argument("--version", action="version", version=f"sdshape {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     backends = sub.add_parser("backends", help="list backends: available here or not, their options and variants")
-    backends.add_argument("--json", action="store_true", help="print JSON")
+    add_json_flag(backends)
     zoo = sub.add_parser("zoo", help="list components and shapes with parameter counts")
-    zoo.add_argument("--json", action="store_true", help="print JSON")
+    add_json_flag(zoo)
     inspect = sub.add_parser("inspect", help="static cost of a shape: params, weight bytes, FLOPs (meta device)")
     inspect.add_argument("shape", nargs="?", help="a zoo shape (see `sdshape zoo`); or --all")
     inspect.add_argument(
@@ -55,7 +72,7 @@ def build_parser(backend_flags: bool = False) -> Parser:
         "--resolution", type=limits.RESOLUTION, help="image side in pixels (default: the shape's native)"
     )
     inspect.add_argument("--steps", type=limits.STEPS, help="denoising steps per image (default: the pipeline's own)")
-    inspect.add_argument("--json", action="store_true", help="print JSON")
+    add_json_flag(inspect)
     inspect.add_argument(
         "--quality",
         action="store_true",
@@ -85,7 +102,7 @@ def build_parser(backend_flags: bool = False) -> Parser:
     )
     fit.add_argument("--backend", default="eager", help="eager, or compile (CUDA graphs: no host time)")
     fit.add_argument("--vae-fp16", action="store_true", help="decode in fp16 even when the VAE asks for fp32")
-    fit.add_argument("--json", action="store_true", help="print JSON")
+    add_json_flag(fit)
     run = sub.add_parser("run", help="measure each stage of a shape (the main job)")
     if backend_flags:
         from sdshape.config.options import RUN, add_options
@@ -111,22 +128,20 @@ def build_parser(backend_flags: bool = False) -> Parser:
         help="time: Mann-Whitney U's p must be below this (%(default)s)",
     )
     compare.add_argument("--thresholds", help="TOML file of per-id overrides ([[override]] tables)")
-    compare.add_argument(
-        "--store", nargs="?", const="", help="BASE and NEW may be stored files (a hash prefix or the ingested path)"
-    )
+    add_store_flag(compare, "BASE and NEW may be stored files (a hash prefix or the ingested path)")
     compare.add_argument(
         "--run-to-run",
         type=FRACTION,
         help="time: the run-to-run sigma a change must stand 5 sigmas clear of (with --store: read per series "
         "from the store's history, when it holds 5 or more runs)",
     )
-    compare.add_argument("--json", action="store_true", help="print JSON")
+    add_json_flag(compare)
     add_confirm_options(compare, "a verdict is undecided")
     report = sub.add_parser("report", help="Markdown + HTML report: shares per stage, GPU feasibility matrix")
     report.add_argument(
         "results", nargs="*", help="result files (run --json/--save, pytest --benchmark-json) and shapes.json files"
     )
-    report.add_argument("--store", nargs="?", const="", help="also every file in the results store")
+    add_store_flag(report, "also every file in the results store")
     report.add_argument("--gpus", help="comma list of catalog GPUs (default: the whole catalog)")
     report.add_argument("--gpu-catalog", help="TOML file with your own cards, same form as the bundled catalog")
     report.add_argument("--out", default="report", help="output folder (default report/)")
@@ -158,51 +173,22 @@ def build_parser(backend_flags: bool = False) -> Parser:
     shapes.add_argument(
         "--out", help="folder for shapes.json; with --gpu shapes.md and priced.png; with --measure pareto.png"
     )
-    shapes.add_argument("--json", action="store_true", help="print JSON")
+    add_json_flag(shapes)
     history = sub.add_parser(
         "history", help="timelines over time: steps, the events that caused them; exit 1 on a regression"
     )
     history.add_argument("dir", nargs="?", help="a folder of result files (or --store)")
-    history.add_argument(
-        "--store", nargs="?", const="", help="read the results store (default: the user's; or a path or URL)"
-    )
-    history.add_argument("--gpu", help="only this GPU (a substring of its name)")
+    add_store_flag(history, "read the results store")
     history.add_argument("--out", default="history-report", help="where the Markdown and charts go")
-    history.add_argument(
-        "--threshold",
-        type=FRACTION,
-        default=STEP_FLOOR,
-        help="smallest level shift that is a step (%(default)s)",
-    )
-    history.add_argument(
-        "--run-to-run",
-        type=FRACTION,
-        default=RUN_TO_RUN,
-        help="least run-to-run variation allowed for, a fraction (%(default)s)",
-    )
-    history.add_argument("--series-by", help="comma list: only these fields make the series key")
-    history.add_argument("--ignore", help="comma list: leave these fields out of the series key")
+    add_timeline_flags(history)
     add_confirm_options(history, "the last step is suspicious (too few runs after it)")
     add_bisect_parser(sub)
     publish = sub.add_parser(
         "publish", help="the store's history as a static HTML site: an index and a page per timeline"
     )
-    publish.add_argument(
-        "--store", nargs="?", const="", help="read the results store (default: the user's; or a path or URL)"
-    )
+    add_store_flag(publish, "read the results store")
     publish.add_argument("--out", default="site", help="the site's folder, replaced whole (default site/)")
-    publish.add_argument("--gpu", help="only this GPU (a substring of its name)")
-    publish.add_argument(
-        "--threshold", type=FRACTION, default=STEP_FLOOR, help="smallest level shift that is a step (%(default)s)"
-    )
-    publish.add_argument(
-        "--run-to-run",
-        type=FRACTION,
-        default=RUN_TO_RUN,
-        help="least run-to-run variation allowed for, a fraction (%(default)s)",
-    )
-    publish.add_argument("--series-by", help="comma list: only these fields make the series key")
-    publish.add_argument("--ignore", help="comma list: leave these fields out of the series key")
+    add_timeline_flags(publish)
     matrix = sub.add_parser("matrix", help="shapes x backends x precisions x settings as jobs, one GPU each, on Ray")
     matrix.add_argument("matrix", help="a TOML file: shapes, backends, precisions lists and [[settings]] tables")
     matrix.add_argument("--ray", help="a Ray cluster's address, or auto (default: a local cluster)")
@@ -210,17 +196,17 @@ def build_parser(backend_flags: bool = False) -> Parser:
         "--declare-gpus", type=limits.DECLARED_GPUS, help="a local cluster with this many GPUs declared (CPU tests)"
     )
     matrix.add_argument("--out", default="matrix-results", help="folder for the jobs' result files (%(default)s)")
-    matrix.add_argument("--store", nargs="?", const="", help="ingest each job's results as it finishes")
+    add_store_flag(matrix, "ingest each job's results as it finishes")
     store = sub.add_parser("store", help="the results store: add result files, list them, remove one")
     actions = store.add_subparsers(dest="store_command", metavar="{add,list,remove}")
     actions.required = True
     add = actions.add_parser("add", help="ingest result files (the same file twice adds nothing)")
     add.add_argument("files", nargs="+")
-    add.add_argument("--store", help="a SQLite path or a postgresql:// URL (default: the user data directory)")
+    add_store_flag(add, "the store to add to")
     listing = actions.add_parser("list", help="the stored files")
-    listing.add_argument("--store", help="a SQLite path or a postgresql:// URL (default: the user data directory)")
-    listing.add_argument("--json", action="store_true", help="print JSON")
+    add_store_flag(listing, "the store to list")
+    add_json_flag(listing)
     remove = actions.add_parser("remove", help="take one stored file out, with its rows and rounds")
     remove.add_argument("hash", help="6 or more hex digits of its content hash (see store list), or its ingested path")
-    remove.add_argument("--store", help="a SQLite path or a postgresql:// URL (default: the user data directory)")
+    add_store_flag(remove, "the store to remove from")
     return parser

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from sdshape.config import limits
+from sdshape.config.common_flags import STORE_FORMS
 from sdshape.core.bounds import Bounds
 from sdshape.core.vocabulary import DEFAULT_POLICY, DEVICES, POLICIES, PRECISION_NAMES
 
@@ -199,8 +200,7 @@ class RunOptions:
     results_dir: str = option("--results-dir", "where --save stores", "results", where=(RUN,))
     store: str | None = option(
         "--store",
-        "also ingest the written results into the results store: a SQLite path or a postgresql:// URL "
-        "(bare: the default store in the user data directory); implies --save without --json",
+        f"also ingest the written results into the results store: {STORE_FORMS}; implies --save without --json",
         where=(RUN,),
         const="",
     )
