@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from sdshape.core.errors import UsageError
+from sdshape.present.bisect_table import print_bisect
 from sdshape.result.io import ResultFile
 
 
@@ -142,26 +142,6 @@ def cmd_bisect(args: argparse.Namespace, console: Console) -> int:
     paths = [write_output(out / "bisect.json", text)]
     if args.json_path:
         paths.append(write_output(Path(args.json_path), text))
-    _print(report, console)
+    print_bisect(report, console)
     console.print(f"report: {', '.join(str(p) for p in paths)}", highlight=False)
     return 0 if found.first_bad else 1
-
-
-def _print(report: dict[str, Any], console: Console) -> None:
-    table = Table(title=f"bisect {report['package']} {report['good']} -> {report['bad']}", title_justify="left")
-    for column in ("release", "verdict", "runs", "largest time change", "environment s", "runs s"):
-        table.add_column(column)
-    for version in report["releases"]:
-        entry = report["tested"].get(version)
-        if entry is None:
-            table.add_row(version, "not tested", "", "", "", "")
-            continue
-        change = entry.get("largest_time_change")
-        table.add_row(
-            version, entry["verdict"], str(len(entry["runs"])), "" if change is None else f"{change:+.1%}",
-            str(entry.get("environment_s", "")), str(entry.get("runs_s", "")),
-        )  # fmt: skip
-    console.print(table)
-    first = report["first_bad"]
-    line = f"first bad release: {report['package']} {first}" if first else "no single first bad release"
-    console.print(f"{line}: {report['note']} ({report['wall_s']:.0f} s in all)", highlight=False)

@@ -12,21 +12,9 @@ import json
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from sdshape.core.errors import UsageError
-from sdshape.feasibility.quality_field import (
-    ABLATION_COLUMNS,
-    COST_COLUMNS,
-    READING,
-    SHARE_COLUMNS,
-    ablation_rows,
-    conditions_line,
-    cost_rows,
-    figure_lines,
-    share_rows,
-)
+from sdshape.present.quality_tables import print_quality
 
 
 def check_quality_flags(args: argparse.Namespace) -> None:
@@ -49,28 +37,6 @@ def _pricing(args: argparse.Namespace) -> dict[str, Any]:
     if gpu.sms is None or gpu.architecture is None:
         raise UsageError(f"card {gpu.name!r} has no 'architecture' and 'sms' in the catalog: it cannot be modelled")
     return {"gpu": gpu, "fmt": weight_format(args.precision or DEFAULT_PRECISION), "model": bundled_time_model()}
-
-
-def _table(title: str, columns: tuple[str, ...], rows: list[list[str]], caption: str | None = None) -> Table:
-    table = Table(title=escape(title), caption=escape(caption) if caption else None)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(escape(cell) for cell in row))
-    return table
-
-
-def print_quality(document: dict[str, Any], console: Console) -> None:
-    c = document["conditions"]
-    console.print(_table(f"published quality beside cost on {c['card']}", COST_COLUMNS, cost_rows(document),
-                         caption=f"{conditions_line(document)}. [n]: the figures listed below."))  # fmt: skip
-    console.print(_table(f"text-encoder share (params; stored {c['precision']} bytes) beside quality",
-                         SHARE_COLUMNS, share_rows(document)))  # fmt: skip
-    console.print(_table("the controlled evidence: published ablations", ABLATION_COLUMNS, ablation_rows(document)))
-    console.print(READING, highlight=False)
-    console.print("figures:", highlight=False)
-    for line in figure_lines(document):
-        console.print(escape(f"  {line}"), highlight=False, soft_wrap=True)
 
 
 def cmd_inspect_quality(args: argparse.Namespace, console: Console, rows: Any, chart: Any) -> int:

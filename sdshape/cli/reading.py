@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from sdshape.core.errors import UsageError
 
@@ -77,7 +76,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_history(args: argparse.Namespace, console: Console) -> int:
-    from sdshape.present.history_report import step_text, write_report
+    from sdshape.present.history_report import print_history, write_report
     from sdshape.regression.history import collect, files_under, regressions, throttled_note
     from sdshape.result.output import folder_target
     from sdshape.store.series import SeriesKey
@@ -104,13 +103,7 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
         again = lambda observed: collect(observed, key, args.threshold, args.run_to_run, args.gpu)  # noqa: E731
         timelines = confirming.confirm_history(args, again)
     report = write_report(timelines, key, Path(args.out), skipped, args.threshold)
-    table = Table(title=f"history: {len(timelines)} timelines ({key.describe()})", title_justify="left")
-    for column in ("timeline", "runs", "events", "steps"):
-        table.add_column(column)
-    for timeline in timelines:
-        if timeline.steps or timeline.events:
-            table.add_row(timeline.name, str(len(timeline.points)), str(len(timeline.events)), step_text(timeline))
-    console.print(table)
+    print_history(timelines, key, console)
     found = regressions(timelines)
     throttled = throttled_note(timelines)
     if throttled:
@@ -164,10 +157,7 @@ def cmd_store(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps(listed, indent=2))
         return 0
-    table = Table(title=f"{len(listed)} stored files")
-    for column in ("hash", "datetime", "host", "rows", "path"):
-        table.add_column(column)
-    for entry in listed:
-        table.add_row(entry["hash"], str(entry["datetime"])[:19], str(entry["host"]), str(entry["rows"]), entry["path"])
-    console.print(table)
+    from sdshape.present.store_table import print_stored
+
+    print_stored(listed, console)
     return 0

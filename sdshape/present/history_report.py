@@ -4,6 +4,10 @@ with its events marked (``history.md`` and PNGs in ``--out``)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
 
 from sdshape.regression.history import MIN_RUNS_AFTER, Z_MIN, Timeline, throttled_note
 from sdshape.result.output import figure_png, folder_target, make_folder, slug, write_output
@@ -101,3 +105,14 @@ def write_report(timelines: list[Timeline], key: SeriesKey, out: Path, skipped: 
     out = make_folder(folder_target(out, "--out"))
     drawn = charts(timelines, out)
     return write_output(out / "history.md", markdown(timelines, key, drawn, skipped, floor))
+
+
+def print_history(timelines: list[Timeline], key: Any, console: Console) -> None:
+    """The terminal summary: each timeline with a step or an event, its runs, events and steps."""
+    table = Table(title=f"history: {len(timelines)} timelines ({key.describe()})", title_justify="left")
+    for column in ("timeline", "runs", "events", "steps"):
+        table.add_column(column)
+    for timeline in timelines:
+        if timeline.steps or timeline.events:
+            table.add_row(timeline.name, str(len(timeline.points)), str(len(timeline.events)), step_text(timeline))
+    console.print(table)
