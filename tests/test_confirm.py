@@ -93,13 +93,14 @@ def _sdshape(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_compare_confirm_reruns_the_recorded_tiny_job_until_the_verdict_is_settled(tmp_path):
-    """NEW keeps 2 of its 4 rounds and BASE is the same run at twice the time: 4 vs 2 rounds cannot reach
-    p < 0.05 (undecided); one confirmation run adds 4 rounds and settles it as an improvement."""
+    """NEW keeps 2 of its 4 rounds and BASE is the same run at ten times the time: 4 vs 2 rounds cannot reach
+    p < 0.05 (undecided); one confirmation run adds 4 rounds and settles it as an improvement (a factor of
+    ten, so that a busy machine slowing the confirmation run cannot decide the verdict)."""
     done = _sdshape(*TINY, "--json", str(tmp_path / "run.json"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     document = json.loads((tmp_path / "run.json").read_text())
     assert {tuple(b["extra_info"]["command"]) for b in document["benchmarks"]} == {tuple(TINY)}
-    for name, change in (("base", lambda rounds: [2 * r for r in rounds]), ("new", lambda rounds: rounds[:2])):
+    for name, change in (("base", lambda rounds: [10 * r for r in rounds]), ("new", lambda rounds: rounds[:2])):
         for bench in document["benchmarks"]:
             bench["stats"]["data"] = change(bench["stats"]["data"])
         (tmp_path / f"{name}.json").write_text(json.dumps(document))

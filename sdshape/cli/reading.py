@@ -14,9 +14,14 @@ from sdshape.core.errors import UsageError
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    from sdshape.cli import confirming
     from sdshape.present.compare_table import print_verdicts
     from sdshape.regression import compare
 
+    if confirming.wanted(args) and args.store is not None:  # --confirm stores its runs: a writer, which may
+        from sdshape.store.db import open_store  # make the store, checked before any file is read or run
+
+        open_store(args.store or None, create=True)
     floors = compare.Floors(args.threshold, args.memory_threshold, args.energy_threshold, args.alpha)
     thresholds = compare.load_thresholds(args.thresholds, floors) if args.thresholds else compare.Thresholds(floors)
     base, new = _load_either(args.base, args.store), _load_either(args.new, args.store)
@@ -31,8 +36,6 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         skipped: list[str] = []
         noise = run_to_run_lookup(collect(stored_observations(open_store(args.store or None, False), skipped)))
         _say_skipped(skipped, "left out of the run-to-run noise")
-    from sdshape.cli import confirming
-
     if confirming.wanted(args):  # rerun while a verdict is undecided; NEW's rounds pooled with the reruns'
         judge = lambda pooled: compare.compare_files(base, pooled, thresholds, noise)  # noqa: E731
         new = confirming.confirm_compare(args, new, judge)
