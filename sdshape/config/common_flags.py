@@ -12,7 +12,8 @@ STORE_FORMS = "a SQLite path or a postgresql:// URL; bare: the default store in 
 
 def add_store_flag(parser: Any, purpose: str, *, required: bool = False) -> None:
     """``--store``, declared once for every command that reads or writes the results store (``run``'s is its
-    ``store`` option in :mod:`sdshape.config.options`, with the same forms): a path or URL, or bare for the user's default store."""
+    ``store`` option in :mod:`sdshape.config.options`, with the same forms): a path or URL, or bare for the
+    user's default store."""
     parser.add_argument(
         "--store", nargs="?", const="", required=required, metavar="STORE", help=f"{purpose} ({STORE_FORMS})"
     )
