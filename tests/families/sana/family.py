@@ -14,7 +14,6 @@ pipeline never calls ``scale_model_input``). VAE: AutoencoderDC decodes ``latent
 
 from __future__ import annotations
 
-import dataclasses
 from typing import ClassVar
 
 import torch
@@ -33,6 +32,7 @@ from sdshape.models.families.base import (
     text_parts,
     width,
 )
+from sdshape.models.families.pixart.family import with_caption_width
 from sdshape.models.specs import ComponentSpec
 from sdshape.models.stages import BOS_ID, PAD_ID
 
@@ -154,15 +154,4 @@ class SanaFamily(Family):
         """The caption projection resized to the text encoder's width (the DiT's blocks are unchanged)."""
         if text.is_stack and len(text.parts) > 1:
             raise UsageError(f"a Sana DiT attends to one text encoder; {text.name} is a stack of {len(text.parts)}")
-        new_width = self.text_output_width(text)
-        before = denoiser.config.get("caption_channels")
-        if before == new_width:
-            return denoiser, None
-        adapted = dataclasses.replace(
-            denoiser,
-            name=f"{denoiser.name}@caption{new_width}",
-            config={**denoiser.config, "caption_channels": new_width},
-            source=f"{denoiser.source} (caption_channels adapted to {new_width})",
-            description=f"{denoiser.description}, caption projection adapted to {new_width}-wide text",
-        )
-        return adapted, f"DiT {denoiser.name} caption projection {before} -> {new_width} to match {text.name}"
+        return with_caption_width(denoiser, self.text_output_width(text), text.name)

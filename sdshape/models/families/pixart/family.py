@@ -150,15 +150,20 @@ class PixArtFamily(Family):
         """The caption projection resized to the text encoder's width (the DiT's blocks are unchanged)."""
         if (text.is_stack and len(text.parts) > 1) or len(set(stream_of_parts(text))) > 1:
             raise UsageError(f"a PixArt DiT attends to one text encoder; {text.name} is a stack of {len(text.parts)}")
-        width = self.text_output_width(text)
-        before = denoiser.config.get("caption_channels")
-        if before == width:
-            return denoiser, None
-        adapted = dataclasses.replace(
-            denoiser,
-            name=f"{denoiser.name}@caption{width}",
-            config={**denoiser.config, "caption_channels": width},
-            source=f"{denoiser.source} (caption_channels adapted to {width})",
-            description=f"{denoiser.description}, caption projection adapted to {width}-wide text",
-        )
-        return adapted, f"DiT {denoiser.name} caption projection {before} -> {width} to match {text.name}"
+        return with_caption_width(denoiser, self.text_output_width(text), text.name)
+
+
+def with_caption_width(denoiser: ComponentSpec, width: int, text_name: str) -> tuple[ComponentSpec, str | None]:
+    """A DiT whose caption projection (``caption_channels``) takes ``width``-wide text, and what changed (None:
+    it already did). PixArt's and other caption-projecting DiTs' (Sana's) ``adapt``: the blocks are unchanged."""
+    before = denoiser.config.get("caption_channels")
+    if before == width:
+        return denoiser, None
+    adapted = dataclasses.replace(
+        denoiser,
+        name=f"{denoiser.name}@caption{width}",
+        config={**denoiser.config, "caption_channels": width},
+        source=f"{denoiser.source} (caption_channels adapted to {width})",
+        description=f"{denoiser.description}, caption projection adapted to {width}-wide text",
+    )
+    return adapted, f"DiT {denoiser.name} caption projection {before} -> {width} to match {text_name}"
