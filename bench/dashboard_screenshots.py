@@ -32,7 +32,7 @@ from bench.store_benchmark import cpu_model, make_files  # noqa: E402
 from sdshape.store.db import open_store  # noqa: E402
 from sdshape.store.ingest import add_file  # noqa: E402
 from tests.dashboard_store import build_store  # noqa: E402
-from tests.test_dashboard_browser import CHROMIUM, FLAGS, QuietHandler  # noqa: E402
+from tests.present.test_dashboard_browser import CHROMIUM, FLAGS, QuietHandler  # noqa: E402
 
 COMMITTED = ("results/h200-aa-2026-12-04/runs", "results/examples/threads")
 

@@ -3,7 +3,7 @@
     python maintainer/validate_projections.py [--write] [--json FILE] [--check]
 
 --write recalibrates sdshape/data/time_model.json; --check exits 1 when a target is missed (CI runs it
-through tests/test_static_model.py).
+through tests/feasibility/test_static_model.py).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sdshape.store.db import open_store
 from sdshape.store.ingest import add_file
-from tests.test_compare import MACHINE, rounds, row
+from tests.regression.test_compare import MACHINE, rounds, row
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVERS = ["550.54.15"] * 4 + ["555.42.02"] * 4
