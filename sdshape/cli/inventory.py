@@ -93,7 +93,7 @@ def cmd_inspect_all(args: argparse.Namespace, console: Console) -> int:
     with console.status("counting on the meta device") as status:
         rows = field_rows(progress=lambda name: status.update(f"counting {name} on the meta device"))
     if chart is not None:
-        from sdshape.present.report.field_chart import field_png
+        from sdshape.present.charts.field_shares import field_png
 
         write_output(chart, field_png(rows))
     if args.json:

@@ -56,7 +56,7 @@ def cmd_inspect_quality(args: argparse.Namespace, console: Console, rows: Any, c
 
     document = quality_document(field, costs, data)
     if chart is not None:
-        from sdshape.present.report.field_chart import field_png
+        from sdshape.present.charts.field_shares import field_png
 
         write_output(chart, field_png(field))
     if out is not None:

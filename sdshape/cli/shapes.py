@@ -22,7 +22,9 @@ CLIP_TOKENS = 77  # CLIP's context; T5 encoders are capped to it in compositions
 def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
     from sdshape.config.limits import check_resolution
     from sdshape.models.zoo import get_shape
-    from sdshape.shapes import chart, compositions
+    from sdshape.present.charts import explorer
+    from sdshape.shapes import compositions
+    from sdshape.shapes.shapes_document import conditions
 
     budget_bytes = None
     if args.budget_bytes is not None:
@@ -135,15 +137,15 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         say_written(Console(stderr=True), "shapes written to", out / "shapes.json", written, why)
         lost = why is not None
         if measured is not None and not lost:
-            chart.pareto_chart(document["shapes"], out / "pareto.png", chart.conditions(document))
+            explorer.pareto_chart(document["shapes"], out / "pareto.png", conditions(document))
         if priced is not None and not lost:
             from sdshape.result.output import write_output
             from sdshape.shapes.priced import markdown
 
             write_output(out / "shapes.md", markdown(document))
-            chart.priced_chart(document, out / "priced.png")
+            explorer.priced_chart(document, out / "priced.png")
             if measured is not None:
-                chart.beside_chart(document, out / "beside.png")
+                explorer.beside_chart(document, out / "beside.png")
     if args.json:
         print(json.dumps(document, indent=2, default=str))
     elif priced is not None:

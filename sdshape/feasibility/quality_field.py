@@ -185,6 +185,15 @@ def figure_lines(document: dict[str, Any]) -> list[str]:
     return lines
 
 
+def committed_rows() -> list[dict[str, Any]]:
+    """The field table as committed beside the code (``sdshape inspect --all --json``), so the report needs no
+    torch."""
+    import json
+    from importlib import resources
+
+    return json.loads(resources.files("sdshape.data").joinpath("field.json").read_text())
+
+
 def committed_costs() -> dict[str, Any]:
     """The default card's costs as committed (``python maintainer/field_cost.py``), so the report needs no torch."""
     import json

@@ -1,5 +1,6 @@
 """The history report: a table of every timeline's steps and their causes, and one chart per timeline
-with its events marked (``history.md`` and PNGs in ``--out``)."""
+with its events marked (``history.md`` and PNGs in ``--out``; the charts drawn by
+``sdshape.present.charts.timelines``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from sdshape.present.charts.timelines import timeline_charts
 from sdshape.regression.history import MIN_RUNS_AFTER, Z_MIN, Timeline, throttled_note
-from sdshape.result.output import figure_png, folder_target, make_folder, slug, write_output
+from sdshape.result.output import folder_target, make_folder, write_output
 from sdshape.store.series import SeriesKey
 
 
@@ -68,42 +70,9 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
-def charts(timelines: list[Timeline], out: Path) -> dict[str, Path]:
-    """One PNG per timeline of three runs or more: median time per run, IQR bars, events as dotted lines,
-    steps labelled."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written: dict[str, Path] = {}
-    for timeline in (t for t in timelines if len(t.points) >= 3):
-        figure, axes = plt.subplots(figsize=(9, 4.2))
-        xs = list(range(len(timeline.points)))
-        ys = [p.median * 1e3 for p in timeline.points]
-        axes.errorbar(xs, ys, yerr=[p.spread * 1e3 / 2 for p in timeline.points], marker="o", capsize=3)
-        top = max(ys)
-        for event in timeline.events:
-            axes.axvline(event.after + 0.5, linestyle=":", color="tab:purple")
-            axes.annotate(event.label, (event.after + 0.5, top), rotation=90, fontsize=7, va="top", color="tab:purple")
-        for step in timeline.steps:
-            color = {"regression": "tab:red", "improvement": "tab:green"}.get(step.verdict, "grey")
-            axes.axvline(step.after + 0.5, linestyle="--", color=color)
-            axes.annotate(f"{step.verdict} {step.change:+.0%}", (step.after + 0.5, min(ys)), fontsize=7, color=color)
-        labels = [p.label for p in timeline.points]
-        stride = max(1, len(labels) // 12)
-        axes.set_xticks(xs[::stride], labels[::stride], rotation=25, ha="right", fontsize=7)
-        axes.set_ylabel("median time per call (ms); bars: IQR")
-        axes.set_title(timeline.name, fontsize=9)
-        figure.tight_layout()
-        name = slug(timeline.name)[:120]
-        written[timeline.name] = write_output(out / f"{name}.png", figure_png(figure))
-    return written
-
-
 def write_report(timelines: list[Timeline], key: SeriesKey, out: Path, skipped: list[str], floor: float) -> Path:
     out = make_folder(folder_target(out, "--out"))
-    drawn = charts(timelines, out)
+    drawn = timeline_charts(timelines, out)
     return write_output(out / "history.md", markdown(timelines, key, drawn, skipped, floor))
 
 

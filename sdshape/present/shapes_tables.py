@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sdshape.core import units
+from sdshape.shapes.shapes_document import conditions
 
 
 def print_priced(document: dict[str, Any], console: Console) -> None:
@@ -55,8 +56,6 @@ def print_beside(document: dict[str, Any], console: Console) -> None:
 def print_shapes(document: dict[str, Any], console: Console, which: str | None = None) -> None:
     """The compositions with their parameters and FLOPs, and with ``--measure`` their measured costs; ``which``
     names the rows when they are not every composition within the budget."""
-    from sdshape.shapes import chart
-
     measured = "measured_conditions" in document
     which = which or f"compositions within {document['budget'] or 0:.3g} parameters"
     table = Table(title=f"{which} ({document['resolution']}px, {document['steps']} steps, CFG)")
@@ -94,7 +93,7 @@ def print_shapes(document: dict[str, Any], console: Console, which: str | None =
         for note in shape["adaptation"]:
             console.print(f"  {shape['name']}: {note}", highlight=False)
     if measured:
-        per = Table(title="cost per 100 M parameters, by component kind (" + chart.conditions(document) + ")")
+        per = Table(title="cost per 100 M parameters, by component kind (" + conditions(document) + ")")
         columns = ("kind", "component", "params", "s/image", "±CI", "GPU busy", "s per 100 M params", "act. per 100 M")
         for column in columns:
             per.add_column(column, justify="left" if column in ("kind", "component") else "right")

@@ -187,15 +187,6 @@ def price(
     return priced, over, traces
 
 
-def pareto_front(points: list[tuple[float, float, Any]]) -> list[tuple[float, float, Any]]:
-    """Points no other beats on both axes (less VRAM and fewer seconds), by VRAM."""
-    front: list[tuple[float, float, Any]] = []
-    for x, y, c in sorted(points, key=lambda p: (p[0], p[1])):
-        if not front or y < front[-1][1]:
-            front.append((x, y, c))
-    return front
-
-
 # The priced table's columns: (header, what each row says), the same for the terminal and shapes.md.
 COLUMNS = ("composition", "zoo", "params", "stored weights", "params te/den/vae", "bytes te/den/vae",
            "policy", "peak VRAM", "s/image", "band", "time te/den/vae", "bound")  # fmt: skip

@@ -148,8 +148,8 @@ def test_shapes_on_a_full_disk_sends_the_document_to_a_printed_fallback(tmp_path
 
 
 def test_a_chart_on_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
+    from sdshape.feasibility.quality_field import committed_rows
     from sdshape.models import inspection
-    from sdshape.present.report.field_chart import committed_rows
 
     monkeypatch.setattr(inspection, "field_rows", lambda progress=None: committed_rows())  # not the 2-minute count
     _disk_full_at(monkeypatch, "field.png")

@@ -13,8 +13,7 @@ from sdshape.cli import main
 from sdshape.core.errors import UsageError
 from sdshape.feasibility import quality_field
 from sdshape.feasibility.quality import METRICS, load_quality, parse_quality
-from sdshape.feasibility.quality_field import NO_FIGURE, quality_document, quality_front, share_rows
-from sdshape.present.report.field_chart import committed_rows
+from sdshape.feasibility.quality_field import NO_FIGURE, committed_rows, quality_document, quality_front, share_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMS = ("sd15", "sdxl", "flux-dev")

@@ -136,8 +136,8 @@ def test_the_unet_flag_still_works_as_an_alias():
 
 
 def test_the_committed_field_table_matches_the_configs():
+    from sdshape.feasibility.quality_field import committed_rows
     from sdshape.models.inspection import SYSTEMS
-    from sdshape.present.report.field_chart import committed_rows
 
     rows = committed_rows()
     assert [row["shape"] for row in rows] == [name for name, _ in SYSTEMS]

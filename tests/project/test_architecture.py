@@ -189,7 +189,7 @@ def test_every_package_is_installed():
 def test_every_committed_result_file_still_reads():
     from sdshape.core.vocabulary import current_stage
     from sdshape.result.io import load
-    from sdshape.shapes.chart import is_shapes_document
+    from sdshape.shapes.shapes_document import is_shapes_document
 
     for path in [*(ROOT / "results").rglob("*.json"), *(ROOT / "tests" / "data").rglob("*.json")]:
         document = json.loads(path.read_text())

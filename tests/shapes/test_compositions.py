@@ -7,8 +7,8 @@ import json
 import pytest
 
 from sdshape.cli import main
-from sdshape.shapes.chart import _pareto
 from sdshape.shapes.compositions import candidates
+from sdshape.shapes.fronts import params_front
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_measure_composes_and_checks_on_tiny(tmp_path, capsys):
 def test_pareto_front():
     points = [(1.0, 5.0, "a"), (2.0, 4.0, "b"), (2.0, 6.0, "c"), (3.0, 4.5, "d"), (0.5, 1.0, "e")]
     # d has the most parameters; b has fewer but costs less; e fewer still and cheaper; a and c are beaten by b.
-    assert [p[2] for p in _pareto(points)] == ["e", "b", "d"]
+    assert [p[2] for p in params_front(points)] == ["e", "b", "d"]
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,8 @@ from sdshape.cli import main
 from sdshape.core.vocabulary import KINDS
 from sdshape.feasibility.fit import CANDIDATES, CONTEXT_BYTES, candidate_name
 from sdshape.feasibility.formats import FORMATS
-from sdshape.shapes.priced import COLUMNS, least_bytes_per_param, markdown, pareto_front, priced_rows
+from sdshape.shapes.fronts import pareto_front
+from sdshape.shapes.priced import COLUMNS, least_bytes_per_param, markdown, priced_rows
 
 CARD = "RTX 4060 8GB"
 TINY = ["shapes", "--family", "tiny", "--budget", "3e6", "--steps", "4", "--gpu", CARD]

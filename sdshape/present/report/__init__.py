@@ -1,8 +1,8 @@
 """``sdshape report RESULTS...``: the question at a glance, as Markdown and a self-contained HTML page.
 
 ``content`` says what the report holds, once, as a list of sections;
-``sections`` renders that list into Markdown and HTML; ``charts`` draws the
-PNGs. Nothing here imports torch.
+``sections`` renders that list into Markdown and HTML; ``sdshape.present.charts``
+draws the PNGs. Nothing here imports torch.
 """
 
 from __future__ import annotations

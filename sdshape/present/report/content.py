@@ -20,16 +20,19 @@ from sdshape.core.errors import UsageError
 from sdshape.core.vocabulary import STAGES
 from sdshape.feasibility import measured as feasibility
 from sdshape.feasibility.catalog import GPU, load_catalog, pick
+from sdshape.feasibility.quality_field import committed_rows
 from sdshape.measurement.profiling import CLASSES, class_shares
+from sdshape.present.charts.explorer import pareto_png
+from sdshape.present.charts.field_shares import field_png
+from sdshape.present.charts.stage_shares import kernel_chart
 from sdshape.present.report.card_matrix import model_matrix_sections
-from sdshape.present.report.charts import kernel_chart, pareto_png
-from sdshape.present.report.field_chart import committed_rows, field_png
 from sdshape.present.report.progress import LateProgress
 from sdshape.present.report.quality_section import committed_document, quality_sections
 from sdshape.present.report.runs import MAX_SHARE_CHARTS, rows_by_run, run_sections
 from sdshape.present.report.sections import Bullets, Cell, Grid, Heading, Picture, Section, Text, cells
 from sdshape.result.io import ResultFile, load
 from sdshape.result.model import StageResult
+from sdshape.shapes.shapes_document import conditions, is_shapes_document
 
 COST_COLUMNS = ("kind", "component", "params", "s/image", "s per 100 M params", "activations per 100 M")
 INTRO = (
@@ -54,8 +57,6 @@ class Inputs:
 
 def shapes_document(path: str) -> dict[str, Any] | None:
     """A ``sdshape shapes --out`` document, or None when the file is something else."""
-    from sdshape.shapes.chart import is_shapes_document
-
     try:
         document = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):  # ValueError: bad JSON
@@ -152,8 +153,6 @@ def _cap_sections(inputs: Inputs) -> list[Section]:
 
 
 def _exploration_sections(index: int, file: str, document: dict[str, Any], out: Path) -> list[Section]:
-    from sdshape.shapes.chart import conditions
-
     png = pareto_png(document, out / f"pareto-{index}.png")
     grid = Grid(list(COST_COLUMNS))
     for row in document["cost_per_100m"]:

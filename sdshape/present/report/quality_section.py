@@ -19,14 +19,14 @@ from sdshape.feasibility.quality_field import (
     SHARE_COLUMNS,
     ablation_rows,
     committed_costs,
+    committed_rows,
     conditions_line,
     cost_rows,
     figure_lines,
     quality_document,
     share_rows,
 )
-from sdshape.present.report.field_chart import committed_rows
-from sdshape.present.report.quality_chart import quality_png
+from sdshape.present.charts.quality_cost import quality_png
 from sdshape.present.report.sections import Bullets, Grid, Heading, Picture, Section, Text, cells
 
 TITLE = "The field: quality against cost"

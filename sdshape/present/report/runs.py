@@ -8,7 +8,7 @@ from sdshape.core import units
 from sdshape.core.vocabulary import PER_IMAGE_STAGES
 from sdshape.feasibility import measured as feasibility
 from sdshape.feasibility.catalog import GPU
-from sdshape.present.report.charts import share_chart
+from sdshape.present.charts.stage_shares import share_chart
 from sdshape.present.report.sections import Cell, Grid, Heading, Picture, Section, Text, cells
 from sdshape.result.io import ResultFile
 from sdshape.result.model import StageResult

@@ -1,17 +1,20 @@
-"""The explorer's charts and descriptions, read back from a shapes document (no torch needed).
+"""The shape explorer's charts, drawn from a shapes document alone (no torch needed).
 
-``sdshape report`` draws a saved ``shapes.json`` again from here.
+``sdshape shapes --out`` draws them as it writes ``shapes.json``; ``sdshape report`` draws a saved one again.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sdshape.core.errors import UsageError
 from sdshape.result.output import figure_png, write_output
+from sdshape.shapes.fronts import params_front, pareto_front
+from sdshape.shapes.shapes_document import conditions, document_vram
 
 
-def pareto_chart(shapes: list[dict[str, Any]], path: Any, conditions: str) -> None:
+def pareto_chart(shapes: list[dict[str, Any]], path: Any, caption: str) -> None:
     """Parameters against seconds per image and against peak memory; the Pareto front marked.
 
     ``shapes`` are the rows of a shapes document (``Composition.as_dict``), so a
@@ -33,39 +36,16 @@ def pareto_chart(shapes: list[dict[str, Any]], path: Any, conditions: str) -> No
         xs = [s["params"] / 1e9 for s in points]
         ys = [s["measured"][key] / scale for s in points]
         axis.scatter(xs, ys, s=18, color="#888")
-        front = _pareto([(x, y, s["name"]) for x, y, s in zip(xs, ys, points, strict=True)])
+        front = params_front([(x, y, s["name"]) for x, y, s in zip(xs, ys, points, strict=True)])
         axis.plot([p[0] for p in front], [p[1] for p in front], color="C0", marker="o")
         for x, y, name in front:
             axis.annotate(name.replace("+", "\n"), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
         axis.set_xlabel("parameters (billions)")
         axis.set_ylabel(label)
         axis.set_title(f"{label} vs parameters (line: the Pareto front)", fontsize=9)
-    figure.suptitle(conditions, fontsize=8)
+    figure.suptitle(caption, fontsize=8)
     figure.tight_layout()
     write_output(path, figure_png(figure))
-
-
-def conditions(document: dict[str, Any]) -> str:
-    """The measurement conditions of a shapes document, in one line."""
-    measured = document.get("measured_conditions") or {}
-    return (
-        f"{document['resolution']}x{document['resolution']}, {document['steps']} steps, batch 1, CFG; "
-        f"{measured.get('backend', '-')} {measured.get('precision', '-')} on {measured.get('device', '-')}, "
-        f"{measured.get('rounds', '-')} rounds per component"
-    )
-
-
-def is_shapes_document(document: Any) -> bool:
-    return isinstance(document, dict) and "budget" in document and isinstance(document.get("shapes"), list)
-
-
-def _pareto(points: list[tuple[float, float, Any]]) -> list[tuple[float, float, Any]]:
-    """Points not beaten on both axes by another: more parameters for less cost."""
-    front = []
-    for x, y, c in sorted(points, key=lambda p: (-p[0], p[1])):
-        if not front or y < front[-1][1]:
-            front.append((x, y, c))
-    return sorted(front, key=lambda p: p[0])
 
 
 def priced_chart(document: dict[str, Any], path: Any) -> None:
@@ -75,8 +55,6 @@ def priced_chart(document: dict[str, Any], path: Any) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from sdshape.shapes.priced import pareto_front
 
     cards = [card["name"] for card in document["priced_conditions"]["cards"]]
     figure, axes = plt.subplots(1, len(cards), figsize=(6.5 * len(cards), 4.8), squeeze=False)
@@ -112,10 +90,6 @@ def priced_chart(document: dict[str, Any], path: Any) -> None:
     )
     figure.tight_layout()
     write_output(path, figure_png(figure))
-
-
-def document_vram(document: dict[str, Any], card: str) -> int:
-    return next(c["vram_bytes"] for c in document["priced_conditions"]["cards"] if c["name"] == card)
 
 
 def beside_chart(document: dict[str, Any], path: Any) -> None:
@@ -163,3 +137,9 @@ def beside_chart(document: dict[str, Any], path: Any) -> None:
     )
     figure.tight_layout()
     write_output(path, figure_png(figure))
+
+
+def pareto_png(document: dict[str, Any], path: Path) -> bytes:
+    """A shapes document's Pareto chart, written to ``path`` and returned (the report embeds it too)."""
+    pareto_chart(document["shapes"], path, conditions(document))
+    return path.read_bytes()

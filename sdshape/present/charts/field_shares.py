@@ -1,12 +1,11 @@
 """The field chart: how published systems split their parameters, weight bytes and FLOPs, 2022 to 2024.
 
-Torch-free: drawn from rows that ``sdshape.models.inspection`` computes (or the committed ``sdshape/data/field.json``).
+Torch-free: drawn from rows that ``sdshape.models.inspection`` computes (or the committed ``sdshape/data/field.json``,
+``sdshape.feasibility.quality_field.committed_rows``).
 """
 
 from __future__ import annotations
 
-import json
-from importlib import resources
 from typing import Any
 
 from sdshape.result.output import figure_png
@@ -15,11 +14,6 @@ PARTS = ("text_encoder", "denoise_loop", "vae_decode")
 LABELS = {"text_encoder": "text encoders", "denoise_loop": "denoiser", "vae_decode": "VAE"}
 COLORS = {"text_encoder": "#4c72b0", "denoise_loop": "#dd8452", "vae_decode": "#55a868"}
 METRICS = (("param_share", "parameters"), ("weight_share", "weight bytes (bf16)"), ("flops_share", "FLOPs per image"))
-
-
-def committed_rows() -> list[dict[str, Any]]:
-    """The field table as committed beside the code (``sdshape inspect --all --json``)."""
-    return json.loads(resources.files("sdshape.data").joinpath("field.json").read_text())
 
 
 def field_png(rows: list[dict[str, Any]]) -> bytes:

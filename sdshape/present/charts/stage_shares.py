@@ -1,9 +1,7 @@
-"""The report's charts: every stage's share of parameters, time, memory and energy; the explorer's Pareto chart."""
+"""A run's charts in the report: every stage's share of parameters, time, memory and energy; each stage's kernel
+classes."""
 
 from __future__ import annotations
-
-from pathlib import Path
-from typing import Any
 
 from sdshape.core.vocabulary import PER_IMAGE_STAGES as STAGES
 from sdshape.result.output import figure_png
@@ -74,11 +72,3 @@ def kernel_chart(bars: list[tuple[str, dict[str, float]]]) -> bytes:
     axes.set_title("where in each stage the time goes, by kernel class (one profiled round)", fontsize=10)
     figure.tight_layout()
     return figure_png(figure)
-
-
-def pareto_png(document: dict[str, Any], path: Path) -> bytes:
-    """A shapes document's Pareto chart, written to ``path`` and returned."""
-    from sdshape.shapes.chart import conditions, pareto_chart
-
-    pareto_chart(document["shapes"], path, conditions(document))
-    return path.read_bytes()
