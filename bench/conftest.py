@@ -15,9 +15,10 @@ from sdshape.config.options import BENCH, add_options
 from sdshape.config.plan import plan_from
 from sdshape.core.errors import UsageError
 from sdshape.core.vocabulary import STAGES
-from sdshape.result.document import finalize_entries
+from sdshape.feasibility.preflight import check_fits
 from sdshape.result.fingerprint import flat_fingerprint
 from sdshape.result.output import file_target, standard_json, write_or_fall_back
+from sdshape.result.shares import assemble_entries
 from sdshape.run.benchsuite import SessionPool
 
 _pool: SessionPool | None = None
@@ -105,7 +106,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output
         output_json["benchmarks"].extend(_pool.failed_rows)
         output_json["options"] = _pool.plan.resolved_options()
         _pool.stamp_reference_workload(output_json["benchmarks"])
-    finalize_entries(output_json["benchmarks"])
+    assemble_entries(output_json["benchmarks"])
 
 
 def pytest_benchmark_compare_machine_info(

@@ -32,13 +32,14 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from sdshape.present.backends_table import print_backends
     from sdshape.present.tables import print_allocation
     from sdshape.result.document import document
+    from sdshape.result.model import StageResult
     from sdshape.run.campaign import Campaign
     from sdshape.run.progress import make_progress
 
-    results: list[Any] = []
+    results: list[StageResult] = []
     environment: dict[str, Any] = {}
 
-    def collect(session_results: list[Any], session_environment: dict[str, Any]) -> None:
+    def collect(session_results: list[StageResult], session_environment: dict[str, Any]) -> None:
         results.extend(session_results)
         environment.update(session_environment)
 

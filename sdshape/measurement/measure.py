@@ -16,6 +16,7 @@ import ctypes
 import gc
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,7 +26,7 @@ from sdshape.measurement import energy
 from sdshape.measurement.energy import EnergyReading
 from sdshape.measurement.sampling import BackgroundSampler, WindowStats
 from sdshape.measurement.stopping import Stopping
-from sdshape.result.records import Kernels
+from sdshape.result.records import Kernels, StoppingRecord
 
 
 class Stage(Protocol):
@@ -46,9 +47,7 @@ class Outcome:
     step_s: list[list[float]] = field(default_factory=list)
     window: WindowStats | None = None
     torch_memory: dict[str, int] | None = None
-    parity: dict[str, Any] | None = None
-    energy: EnergyReading | None = None
-    stopping: dict[str, Any] | None = None  # how the timed rounds ended (``sdshape.measurement.stopping``)
+    stopping: StoppingRecord | None = None  # how the timed rounds ended (``sdshape.measurement.stopping``)
     output: Any = field(default=None, repr=False)  # the last timed round's output, for parity; never saved
 
 
@@ -156,7 +155,7 @@ class StageRecorder:
             "torch_activation_peak_bytes": allocated_peak - self._allocated_before,
         }
 
-    def run_all(self, rounds: int | Stopping, on_round: Any = None) -> Outcome:
+    def run_all(self, rounds: int | Stopping, on_round: Callable[[], None] | None = None) -> Outcome:
         """Warm-up, then timed rounds until the stopping rule says so (``sdshape run``; a count: that many)."""
         stopping = rounds if isinstance(rounds, Stopping) else Stopping(fixed=rounds)
         criterion = None

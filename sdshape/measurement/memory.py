@@ -16,6 +16,17 @@ from typing import Any
 import torch
 
 from sdshape.measurement.sampling import MEMORY_KEYS, ReadingSource
+from sdshape.result.records import Baseline, VramCap
+
+# Memory may stay this far above the level before the previous session (library state such as
+# cuBLAS/cuDNN workspaces and loaded kernels, Python modules): at least 256 MiB, or half the
+# previous session's weights, so a model left resident is always caught.
+MIN_SLACK_BYTES = 256 << 20
+SETTLE_TIMEOUT_S = 3.0
+
+
+def slack_after(previous_weights: int) -> int:
+    return max(MIN_SLACK_BYTES, previous_weights // 2)
 
 
 @dataclass
@@ -32,14 +43,15 @@ class Settled:
     def settled(self) -> bool:
         return all(self.excess_bytes.get(key, 0) <= self.slack_bytes for key in self.judged)
 
-    def as_dict(self) -> dict:
-        return {
-            "settled": self.settled,
-            "judged_by": list(self.judged),
-            "excess_bytes": dict(self.excess_bytes),
-            "slack_bytes": self.slack_bytes,
-            "waited_s": round(self.waited_s, 3),
-        }
+    def record(self) -> Baseline:
+        """Whether memory settled, as the row records it."""
+        return Baseline(
+            settled=self.settled,
+            judged_by=list(self.judged),
+            excess_bytes=dict(self.excess_bytes),
+            slack_bytes=self.slack_bytes,
+            waited_s=round(self.waited_s, 3),
+        )
 
 
 def judged_keys(reading: dict, on_gpu: bool) -> tuple[str, ...]:
@@ -90,7 +102,7 @@ def cuda_index(device: torch.device) -> int:
     return device.index if device.index is not None else torch.cuda.current_device()
 
 
-def apply_vram_cap(plan: Any, reading: dict[str, Any], cuda_context_bytes: int | None) -> dict[str, Any]:
+def apply_vram_cap(cap: int, device: torch.device, reading: dict[str, Any], cuda_context_bytes: int | None) -> VramCap:
     """Emulate a smaller card: torch (and ORT's arena) get the cap minus what this process already holds.
 
     The CUDA context exists by now (the campaign creates it before any baseline);
@@ -98,20 +110,19 @@ def apply_vram_cap(plan: Any, reading: dict[str, Any], cuda_context_bytes: int |
     is taken off the cap, so "fits an 8 GiB card" includes the context, as on a
     real 8 GiB card.
     """
-    cap = plan.vram_cap_bytes
-    index = cuda_index(plan.device)
+    index = cuda_index(device)
     free, total = torch.cuda.mem_get_info(index)
     held = reading.get("nvml_process_bytes") or (total - free)
     budget = max(cap - held, 0)
     fraction = min(budget / total, 1.0)
     # torch wants an indexed device here: torch.device("cuda") alone is refused.
     torch.cuda.set_per_process_memory_fraction(fraction, index)
-    return {
-        "cap_bytes": cap,
-        "cuda_context_bytes": cuda_context_bytes,
-        "held_before_bytes": held,
-        "torch_budget_bytes": budget,
-        "torch_fraction": fraction,
-        "device_total_bytes": total,
-        "policy": "all three components resident (the session holds them all)",
-    }
+    return VramCap(
+        cap_bytes=cap,
+        cuda_context_bytes=cuda_context_bytes,
+        held_before_bytes=held,
+        torch_budget_bytes=budget,
+        torch_fraction=fraction,
+        device_total_bytes=total,
+        policy="all three components resident (the session holds them all)",
+    )

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from sdshape.core.vocabulary import PRECISIONS
+from sdshape.result.records import Parity
 
 REFERENCE = "eager fp32"
 
@@ -28,40 +29,41 @@ def flatten(output: Any) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1).float().cpu() for p in parts])
 
 
-def compare(output: Any, reference: torch.Tensor, precision: str) -> dict[str, Any]:
+def compare(output: Any, reference: torch.Tensor, precision: str) -> Parity:
+    """The stage's output against the reference, as the row's parity record."""
     out = flatten(output).double()
     ref = reference.double()
     if out.shape != ref.shape:
-        return {
-            "reference": REFERENCE,
-            "ok": False,
-            "error": f"output has {out.numel()} values, the reference {ref.numel()}",
-            "tolerance_rel_l2": PRECISIONS[precision].parity_tolerance,
-        }
+        return Parity(
+            reference=REFERENCE,
+            ok=False,
+            error=f"output has {out.numel()} values, the reference {ref.numel()}",
+            tolerance_rel_l2=PRECISIONS[precision].parity_tolerance,
+        )
     nan = int(torch.isnan(out).sum())
     inf = int(torch.isinf(out).sum())
     diff = torch.nan_to_num(out - ref, nan=float("inf"))
     norm = float(ref.norm())
     rel = float(diff.norm()) / norm if norm > 0 else float(diff.norm())
     tolerance = PRECISIONS[precision].parity_tolerance
-    return {
-        "reference": REFERENCE,
-        "rel_l2": rel,
-        "max_abs": float(diff.abs().max()) if diff.numel() else 0.0,
-        "nan": nan,
-        "inf": inf,
-        "tolerance_rel_l2": tolerance,
-        "ok": nan == 0 and inf == 0 and rel <= tolerance,
-    }
+    return Parity(
+        reference=REFERENCE,
+        rel_l2=rel,
+        max_abs=float(diff.abs().max()) if diff.numel() else 0.0,
+        nan=nan,
+        inf=inf,
+        tolerance_rel_l2=tolerance,
+        ok=nan == 0 and inf == 0 and rel <= tolerance,
+    )
 
 
-def self_reference() -> dict[str, Any]:
+def self_reference() -> Parity:
     """Parity of the eager fp32 run itself: it is the reference."""
-    return {"reference": REFERENCE, "rel_l2": 0.0, "max_abs": 0.0, "nan": 0, "inf": 0, "ok": True, "is_reference": True}
+    return Parity(reference=REFERENCE, rel_l2=0.0, max_abs=0.0, nan=0, inf=0, ok=True, is_reference=True)
 
 
-def failure_message(result: dict[str, Any]) -> str:
-    detail = result.get("error") or (
-        f"rel L2 {result['rel_l2']:.3g} > {result['tolerance_rel_l2']:g}, NaN {result['nan']}, Inf {result['inf']}"
+def failure_message(result: Parity) -> str:
+    detail = result.error or (
+        f"rel L2 {result.rel_l2:.3g} > {result.tolerance_rel_l2:g}, NaN {result.nan}, Inf {result.inf}"
     )
     return f"parity with {REFERENCE} failed: {detail}"

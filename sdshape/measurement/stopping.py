@@ -12,9 +12,9 @@ one. Each result records how its rounds stopped (``extra_info["stopping"]``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sdshape.core.statistics import CONFIDENCE, relative_ci
+from sdshape.result.records import StoppingRecord
 
 MIN_ROUNDS = 5
 
@@ -53,14 +53,15 @@ class Stopping:
             return "max_time"
         return None
 
-    def record(self, criterion: str | None, rounds_s: list[float]) -> dict[str, Any]:
-        return {
-            "criterion": criterion,
-            "rounds": len(rounds_s),
-            "rel_ci": relative_ci(rounds_s),
-            "target_ci": None if self.fixed is not None else self.target_ci,
-            "confidence": CONFIDENCE,
-        }
+    def record(self, criterion: str | None, rounds_s: list[float]) -> StoppingRecord:
+        """How the rounds ended, as the row records it."""
+        return StoppingRecord(
+            criterion=criterion,
+            rounds=len(rounds_s),
+            rel_ci=relative_ci(rounds_s),
+            target_ci=None if self.fixed is not None else self.target_ci,
+            confidence=CONFIDENCE,
+        )
 
     def describe(self) -> str:
         if self.fixed is not None:

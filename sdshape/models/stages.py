@@ -155,6 +155,10 @@ class PipelineStage:
         return self.vae.run(latents=latents.to(self.vae.latents.dtype))  # an upcast VAE decodes in fp32
 
 
+# One of the four stages ``sdshape.models.wiring.wire`` hands a session.
+WiredStage = TextEncoderStage | DenoiseLoopStage | VAEDecodeStage | PipelineStage
+
+
 class VAEDecode(StageModule):
     """Latents (in the diffusion model's scaled and shifted space) to pixels.
 

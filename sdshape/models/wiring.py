@@ -22,7 +22,14 @@ from sdshape.models.build import BuiltShape, count_buffers, count_params, weight
 from sdshape.models.call_inputs import CallShapes
 from sdshape.models.families.base import Conditioning, stream_lengths, stream_of_parts, text_parts
 from sdshape.models.mapped_weights import weight_files_in
-from sdshape.models.stages import DenoiseLoopStage, PipelineStage, TextEncoderStage, VAEDecodeStage, token_ids
+from sdshape.models.stages import (
+    DenoiseLoopStage,
+    PipelineStage,
+    TextEncoderStage,
+    VAEDecodeStage,
+    WiredStage,
+    token_ids,
+)
 
 MakeRunner = Callable[[str, torch.nn.Module, tuple[torch.Tensor, ...]], Runner]
 
@@ -64,13 +71,15 @@ def text_conditioning(
 def wire(
     built: BuiltShape,
     shapes: CallShapes,
-    plan: Any,
     dtype: torch.dtype,
     conditioning: Conditioning | None,
     make_runner: MakeRunner,
-) -> dict[str, Any]:
+    *,
+    device: torch.device,
+    steps: int,
+    seed: int,
+) -> dict[str, WiredStage]:
     """The four stage objects, each module prepared by the backend on the shared example inputs."""
-    device = plan.device
     ids = text_inputs(built, shapes, device)
     if conditioning is None:
         conditioning = text_conditioning(built, ids, shapes, dtype)
@@ -82,12 +91,12 @@ def wire(
         built.scheduler_config,
         conditioning,
         shapes,
-        plan.steps,
+        steps,
         device,
         dtype,
-        plan.seed,
+        seed,
     )
-    generator = torch.Generator().manual_seed(plan.seed + 2)
+    generator = torch.Generator().manual_seed(seed + 2)
     example = (
         torch.randn(shapes.denoiser["sample"], generator=generator).to(device=device, dtype=dtype),
         loop.example_timestep(),
@@ -95,7 +104,7 @@ def wire(
     )
     loop.runner = make_runner("denoiser", built.denoiser, example)
     vae_dtype = next(built.vae.parameters()).dtype  # fp32 where the pipeline upcasts the VAE
-    vae = VAEDecodeStage(None, shapes, device, vae_dtype, plan.seed)
+    vae = VAEDecodeStage(None, shapes, device, vae_dtype, seed)
     vae.runner = make_runner("vae", built.vae, (vae.latents,))
     return {
         "text_encoder": text,

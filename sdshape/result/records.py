@@ -174,7 +174,7 @@ class StoppingRecord(Record):
 
 @dataclass(kw_only=True)
 class Residual(Record):
-    """The pipeline's median against the sum of its stages' (``sdshape.result.document.residual_check``)."""
+    """The pipeline's median against the sum of its stages' (``sdshape.result.shares.residual_check``)."""
 
     sum_of_stages_s: float | None = None  # text encoder + denoise loop + VAE decode medians
     residual_s: float | None = None  # pipeline median minus that sum

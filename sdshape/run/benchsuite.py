@@ -12,10 +12,12 @@ from its JSON; the rows collected here are appended by the
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 import torch
+from pytest_benchmark.fixture import BenchmarkFixture
 
 from sdshape.config.plan import Plan
 from sdshape.core.statistics import relative_ci
@@ -23,6 +25,7 @@ from sdshape.measurement.measure import Outcome
 from sdshape.result.document import to_benchmark
 from sdshape.result.model import StageResult
 from sdshape.run.campaign import Campaign
+from sdshape.run.recording import result_of
 from sdshape.run.reference import Reference
 from sdshape.run.session import Session
 
@@ -88,7 +91,7 @@ class SessionPool:
                     entry["extra_info"]["reference"] = reference.to_json()
 
 
-def run_stage_benchmark(benchmark: Any, session: Session, stage: str, pool: SessionPool) -> None:
+def run_stage_benchmark(benchmark: BenchmarkFixture, session: Session, stage: str, pool: SessionPool) -> None:
     """Benchmark one stage under pytest-benchmark's pedantic mode; failures become rows."""
     plan = session.plan
     benchmark.group = f"{stage} ({session.plan.precision}, {plan.resolution}px, {plan.steps} steps)"
@@ -116,21 +119,23 @@ def run_stage_benchmark(benchmark: Any, session: Session, stage: str, pool: Sess
             outcome = recorder.failed(error)
         else:
             outcome = Outcome(stage, build_error.status, build_error.message, "none")
-        _record_failure(benchmark, session.record(outcome), pool)
+        _record_failure(benchmark, result_of(plan, session.record(outcome)), pool)
         return
     outcome = recorder.finish()
     if pilot is not None and pilot.stopping:
-        outcome.stopping = {**pilot.stopping, "criterion": f"{pilot.stopping['criterion']} (pilot)"}
-        outcome.stopping["rel_ci"] = relative_ci(list(benchmark.stats.stats.data))
-    result = session.record(outcome, recorder, stats=_pytest_stats(benchmark))
-    result.timing.timer = PYTEST_TIMER
-    result.timing.device_timer, result.timing.device_rounds_s = outcome.timer, list(outcome.rounds_s)
+        outcome.stopping = dataclasses.replace(
+            pilot.stopping,
+            criterion=f"{pilot.stopping.criterion} (pilot)",
+            rel_ci=relative_ci(list(benchmark.stats.stats.data)),
+        )
+    measured = session.record(outcome, recorder, stats=_pytest_stats(benchmark), timer=PYTEST_TIMER)
+    result = result_of(plan, measured)
     benchmark.extra_info.update(result.to_extra_info())
     if result.status == "invalid":
         pytest.fail(f"{stage} is invalid (kept as a result row): {result.message}", pytrace=False)
 
 
-def _pytest_stats(benchmark: Any) -> dict[str, Any]:
+def _pytest_stats(benchmark: BenchmarkFixture) -> dict[str, Any]:
     """pytest-benchmark's statistics of the rounds it timed, with the raw rounds in ``data``."""
     stats = benchmark.stats.stats
     return {**stats.as_dict(), "data": list(stats.data)}
@@ -148,7 +153,7 @@ def _raiser(build_error: Outcome):
     return target
 
 
-def _record_failure(benchmark: Any, result: StageResult, pool: SessionPool) -> None:
+def _record_failure(benchmark: BenchmarkFixture, result: StageResult, pool: SessionPool) -> None:
     """pytest-benchmark drops a benchmark without stats from its JSON: keep the row to append it."""
     benchmark.extra_info.update(result.to_extra_info())
     row = to_benchmark(result)

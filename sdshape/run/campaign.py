@@ -10,47 +10,45 @@ the explorer:
   on the host;
 - each backend's session, closed and its memory released before the next one's
   baseline is read (:meth:`Campaign.open` passes it the level to come back to).
+- each stage's row, from the plan and the value its session measured
+  (``sdshape.run.recording.result_of``);
 - once, after the last session is closed: the reference workload (a fixed GEMM and
   copies, ``sdshape.measurement.reference_workload``; ``--no-reference`` skips it),
   stamped on every row of the run. Last, so that what it leaves in the process
-  (cuBLAS's workspace) sits in no session's baseline.
+  (cuBLAS's workspace) sits in no session's baseline;
+- last, what only the whole run knows: each stage's share of time and energy and the
+  pipeline's residual (``sdshape.result.shares``).
 
-With ``isolate`` (``sdshape run --isolate``) each session (and the reference)
-runs in a fresh process, as optimum-benchmark's process launcher does: within
-one process, what an earlier backend leaves behind (cuBLAS and cuDNN
-workspaces, lazily loaded kernels, Inductor's state, ONNX Runtime's libraries)
-sits in a later backend's baseline and is missing from its peaks. The cost is
-importing the libraries again, seconds per backend. Results come back as
-:class:`StageResult` objects, the reference as host tensors; a process that
-dies without answering leaves error rows that say how it ended.
+With ``isolate`` (``sdshape run --isolate``) each session (and the reference) runs in a
+fresh process (``sdshape.run.isolated``), so what an earlier backend leaves behind sits in
+no later backend's baseline.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import multiprocessing
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 
 from sdshape.config.plan import Plan
-from sdshape.core.errors import UsageError
 from sdshape.core.vocabulary import DEFAULT_POLICY, STAGES
 from sdshape.measurement import energy
 from sdshape.measurement.nvml import reading_source
-from sdshape.models import families
-from sdshape.result.model import ResultId, StageResult
+from sdshape.measurement.sampling import ReadingSource
+from sdshape.result.model import StageResult
 from sdshape.result.records import ReferenceWorkload
+from sdshape.result.shares import assemble
+from sdshape.run.isolated import OnSession, run_isolated
+from sdshape.run.progress import ProgressDisplay
+from sdshape.run.recording import result_of
 from sdshape.run.reference import Reference, untimed_reference
 from sdshape.run.session import Session
 
-OnSession = Callable[[list[StageResult], dict[str, Any]], None]
 
-
-def create_cuda_context(device: torch.device, source: Any) -> int | None:
+def create_cuda_context(device: torch.device, source: ReadingSource) -> int | None:
     """Create the CUDA context now, before any session's baseline, and return its size as NVML sees it.
 
     Every session's baseline then includes the context, so no session's peak does
@@ -69,12 +67,12 @@ def create_cuda_context(device: torch.device, source: Any) -> int | None:
 
 
 class Campaign:
-    def __init__(self, plan: Plan, progress: Any = None):
+    def __init__(self, plan: Plan, progress: ProgressDisplay | None = None):
         self.plan = plan
         self.progress = progress
         self.reference: Reference | None = None
         self.reference_workload: ReferenceWorkload | None = None  # measured at the end of run()
-        self._level: dict[str, Any] | None = None
+        self._level: dict[str, float | int | None] | None = None
         self._weights = 0
         self._context: int | None = None
         self._period: float | None = None
@@ -163,15 +161,16 @@ class Campaign:
         """One backend's session, all four stages; it becomes the reference when it is eager fp32."""
         with self.session(label, self.reference) as session:
             session.build()
-            results = session.measure_all()
+            results = [result_of(session.plan, measured) for measured in session.measure_all()]
             if self.reference is None and self.plan.parity:
                 self.reference = session.as_reference()
             return results, session.environment
 
     def run(self, on_session: OnSession | None = None) -> None:
         """Measure every backend of the plan in turn, with parity against eager fp32, then the reference
-        workload, which every row handed to ``on_session`` then carries (the same objects: a caller that
-        keeps them, as ``sdshape run`` does, writes them after this returns)."""
+        workload, which every row handed to ``on_session`` then carries, and the shares and residual across
+        the rows (the same objects: a caller that keeps them, as ``sdshape run`` does, writes them after this
+        returns)."""
         handed: list[StageResult] = []
 
         def keep(results: list[StageResult], environment: dict[str, Any]) -> None:
@@ -187,6 +186,7 @@ class Campaign:
             for label in self.labels:
                 keep(*self.measure(label))
         stamp_reference(handed, self.measure_reference_workload())
+        assemble(handed)
 
     def measure_reference_workload(self) -> ReferenceWorkload | None:
         """The reference workload on the plan's device, once (None with ``--no-reference``)."""
@@ -201,93 +201,3 @@ def stamp_reference(results: list[StageResult], reference: ReferenceWorkload | N
     """Every row of the run carries the run's reference workload (rows are compared one by one)."""
     for result in results:
         result.reference = reference
-
-
-# -- --isolate: each session in a fresh process ----------------------------------------
-
-
-def _worker(plan: Any, label: str | None, reference: Any, queue: Any, families_added: tuple[str, ...] = ()) -> None:
-    """In the fresh process: one session (or the reference); the answer goes back through ``queue``.
-
-    ``families_added``: the family modules the parent registered at run time (``families.register``), which
-    a spawned process, starting with the built-in and installed families only, registers again first."""
-    from rich.console import Console
-
-    from sdshape.run.progress import LineProgress
-
-    campaign = Campaign(plan, LineProgress(Console(stderr=True)))
-    campaign.reference = Reference.from_portable(reference)
-    try:
-        for module in families_added:
-            families.register(importlib.import_module(module))
-        if label is None:
-            computed = campaign.compute_reference()
-            queue.put(("reference", computed.portable() if computed else None))
-            return
-        results, environment = campaign.measure(label)
-        computed = campaign.reference if reference is None else None
-        queue.put(("session", results, environment, computed.portable() if computed else None))
-    except UsageError as error:
-        queue.put(("usage", str(error)))
-    except BaseException as error:
-        queue.put(("crash", f"{type(error).__name__}: {error}"))
-
-
-def _in_process(plan: Any, label: str | None, reference: Reference | None) -> tuple:
-    """Run ``_worker`` in a spawned process and wait for its answer, or for its end."""
-    from queue import Empty
-
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    portable = reference.portable() if reference else None
-    args = (plan, label, portable, queue, families.added_modules())
-    process = context.Process(target=_worker, args=args, name=f"sdshape-{label}")
-    process.start()
-    answer = None
-    while answer is None:
-        try:
-            answer = queue.get(timeout=1.0)
-        except Empty:
-            if not process.is_alive():
-                try:  # it may have answered just before it ended
-                    answer = queue.get(timeout=5.0)
-                except Empty:
-                    break
-    process.join()
-    if answer is None:
-        return ("crash", f"the isolated process exited with code {process.exitcode} before answering")
-    return answer
-
-
-def _failed_rows(plan: Any, label: str, message: str) -> list[StageResult]:
-    shape = plan.shape if plan.weights is None else f"weights:{plan.weights.name}"
-    return [
-        StageResult(
-            ResultId(stage, shape, label, plan.precision, plan.batch, plan.resolution, plan.steps),
-            status="error",
-            message=message,
-        )
-        for stage in STAGES
-    ]
-
-
-def run_isolated(campaign: Campaign, on_session: OnSession | None) -> None:
-    """The campaign's backends, each in its own process, in the campaign's order."""
-    plan = campaign.plan
-    if plan.parity and not campaign.reference_in_run:
-        kind, *payload = _in_process(campaign.reference_plan(), None, None)
-        if kind == "usage":
-            raise UsageError(payload[0])
-        campaign.reference = Reference.from_portable(payload[0]) if kind == "reference" else None
-    for label in campaign.labels:
-        kind, *payload = _in_process(plan, label, campaign.reference)
-        if kind == "usage":
-            raise UsageError(payload[0])
-        if kind == "crash":
-            results, environment = _failed_rows(plan, label, f"isolated session failed: {payload[0]}"), {}
-        else:
-            results, environment, computed = payload
-            if campaign.reference is None and plan.parity:
-                campaign.reference = Reference.from_portable(computed)
-        if on_session is not None:
-            on_session(results, environment)

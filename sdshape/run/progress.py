@@ -7,10 +7,30 @@ Both expose the subset of :class:`rich.progress.Progress` the session uses
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+TaskID = int  # rich's TaskID is an int too
+
+
+class ProgressDisplay(Protocol):
+    """What sessions, campaigns and runners call on a progress display (rich's ``Progress`` or
+    :class:`LineProgress`); ``console`` is where a line beside the display goes."""
+
+    console: Console
+
+    def add_task(self, description: str, total: float | None = None) -> TaskID: ...
+
+    def update(
+        self,
+        task: TaskID,
+        *,
+        advance: float | None = None,
+        completed: float | None = None,
+        description: str | None = None,
+    ) -> None: ...
 
 
 class LineProgress:

@@ -1,25 +1,25 @@
-"""How a session describes one measured stage: the :class:`StageResult`, built once, then only serialized.
+"""How one measured stage becomes its row: :func:`result_of`, a pure function of the plan and the
+:class:`~sdshape.run.measured.MeasuredStage` value; the :class:`StageResult` is built once, then only
+serialized.
 
-Everything a row says comes from the session that measured it (its plan, its
-static facts, its artifacts, its sampler) and from the stage's outcome, here in
-one place. The memory figures pass the rules (``sdshape.result.rules``) before
-the result exists, so no impossible figure is ever written.
+Everything a row says comes from the plan and from what the session read while the stage was resident
+(``sdshape.run.measured``), here in one place; nothing here reads the machine. The memory figures pass
+the rules (``sdshape.result.rules``) before the result exists, so no impossible figure is ever written.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from typing import Any
 
 from sdshape.backends import recorded
+from sdshape.config.plan import Plan
 from sdshape.core import units
 from sdshape.core.vocabulary import KINDS_OF_STAGE, METHODS
-from sdshape.measurement.energy import EnergyReading
-from sdshape.measurement.measure import Outcome
-from sdshape.measurement.nvml import clock_settings
+from sdshape.measurement.memory import Settled
 from sdshape.measurement.sampling import WindowStats
 from sdshape.models.flops import FLOPS_NOTE
-from sdshape.models.mapped_weights import unpaged_bytes
 from sdshape.result.fingerprint import device_label
 from sdshape.result.model import (
     BackendRun,
@@ -33,15 +33,12 @@ from sdshape.result.model import (
 )
 from sdshape.result.records import (
     ArtifactRecord,
-    Baseline,
     Clocks,
     MemoryFigures,
-    Parity,
     Sampler,
-    StoppingRecord,
     Throttle,
-    VramCap,
 )
+from sdshape.run.measured import MeasuredStage, SessionContext
 
 # The peaks over the baseline, per judged memory (``sdshape.measurement.memory.judged_keys``).
 BASELINE_PEAKS = {
@@ -69,9 +66,8 @@ def step_summary(step_s: list[list[float]]) -> dict[str, Any] | None:
     }
 
 
-def baseline_error(session: Any) -> str | None:
+def baseline_error(settled: Settled | None) -> str | None:
     """Why the peaks over the baseline cannot be trusted: memory was not back down when it was read."""
-    settled = session.settled
     if settled is None or settled.settled:
         return None
     excess = ", ".join(f"{key} {units.size(settled.excess_bytes.get(key, 0))}" for key in settled.judged)
@@ -81,20 +77,19 @@ def baseline_error(session: Any) -> str | None:
     )
 
 
-def memory_of(session: Any, outcome: Outcome, weights: int | None) -> Memory:
-    window = outcome.window
+def memory_of(plan: Plan, measured: MeasuredStage, weights: int | None) -> Memory:
+    context, window = measured.context, measured.outcome.window
     figures: dict[str, Any] = {
         "weights_bytes": weights,
         # every stage runs with all three components resident: the least any peak can hold
-        "resident_weights_bytes": session.resident_weights_bytes,
-        "cuda_context_bytes": session.cuda_context_bytes,
-        "torch_reserved_at_baseline_bytes": session.torch_reserved_at_baseline,
-        **(outcome.torch_memory or {}),
+        "resident_weights_bytes": context.resident_weights_bytes,
+        "cuda_context_bytes": context.cuda_context_bytes,
+        "torch_reserved_at_baseline_bytes": context.torch_reserved_at_baseline,
+        **(measured.outcome.torch_memory or {}),
     }
     notes: list[str] = []
-    if session.plan.device.type == "cpu" and session.mapped_weight_files:
-        # read just after the window closed: the pages the stage touched are in by now
-        figures["weights_unpaged_bytes"] = unpaged_bytes(session.mapped_weight_files)
+    if measured.weights_unpaged_bytes is not None:
+        figures["weights_unpaged_bytes"] = measured.weights_unpaged_bytes
     if window is not None:
         figures["nvml_process_peak_bytes"] = window.peaks.get("nvml_process_bytes")
         figures["nvml_device_peak_bytes"] = window.peaks.get("nvml_device_bytes")
@@ -102,25 +97,24 @@ def memory_of(session: Any, outcome: Outcome, weights: int | None) -> Memory:
         figures["nvml_process_rise_bytes"] = window.rises.get("nvml_process_bytes")
         figures["host_rss_rise_bytes"] = window.rises.get("host_rss_bytes")
         notes.append(PEAK_NOTE)
-        if session.nvml is not None and figures["nvml_process_peak_bytes"] is None:
+        if context.nvml_available and figures["nvml_process_peak_bytes"] is None:
             notes.append("NVML did not list this process (container PID namespace?): process peak is null")
-    if session.nvml is None:
-        notes.append(f"NVML readings are null: {session.nvml_reason}")
-    error = baseline_error(session)
-    if error and session.settled:
-        for judged in session.settled.judged:
+    if not context.nvml_available:
+        notes.append(f"NVML readings are null: {context.nvml_reason}")
+    error, baseline = context.baseline_error, context.baseline
+    if error and baseline is not None:
+        for judged in baseline.judged_by:
             figures.update(dict.fromkeys(BASELINE_PEAKS[judged]))
-    baseline = Baseline.from_json(session.settled.as_dict()) if session.settled else None
-    return Memory(MemoryFigures(**figures), notes, error, baseline).checked(session.plan.device.type)
+    return Memory(MemoryFigures(**figures), notes, error, baseline).checked(plan.device.type)
 
 
-def clock_records(session: Any, window: WindowStats | None) -> tuple[Throttle | None, Clocks | None]:
+def clock_records(context: SessionContext, window: WindowStats | None) -> tuple[Throttle | None, Clocks | None]:
     """What NVML saw of the clocks while the stage was timed (None, None: it never reached its timed rounds).
     Without NVML (on the CPU) both records say so, with the reason, and hold nothing else."""
     if window is None:
         return None, None
-    if session.nvml is None:
-        reason = session.nvml_reason or "NVML unavailable"
+    if not context.nvml_available:
+        reason = context.nvml_reason or "NVML unavailable"
         return Throttle(available=False, note=reason), Clocks(available=False, note=reason)
     if window.reason_readings:
         throttle = Throttle(
@@ -136,59 +130,52 @@ def clock_records(session: Any, window: WindowStats | None) -> tuple[Throttle | 
         readings=window.clock_readings,
         sm_mhz=window.sm_clock_mhz,
         mem_mhz=window.mem_clock_mhz,
-        **clock_settings(session.nvml),
+        **context.clock_settings,
     )
     return throttle, clocks
 
 
-def artifact_of_stage(session: Any, stage: str) -> dict[str, Any] | None:
+def artifact_of_stage(context: SessionContext, stage: str) -> ArtifactRecord | None:
     """How the stage's runner(s) were made: built now, reused from the cache, or nothing to build."""
-    artifacts = [session.artifacts[kind] for kind in KINDS_OF_STAGE[stage] if kind in session.artifacts]
-    if not artifacts:
+    made = {kind: context.artifacts[kind] for kind in KINDS_OF_STAGE[stage] if kind in context.artifacts}
+    if not made:
         return None
-    if len(artifacts) == 1:
-        return artifacts[0].as_dict()
-    caches = {a.cache for a in artifacts}
-    return {
+    if len(made) == 1:
+        return ArtifactRecord.from_json(next(iter(made.values())).as_dict())
+    caches = {a.cache for a in made.values()}
+    return ArtifactRecord.from_json({
         "cache": caches.pop() if len(caches) == 1 else "mixed",
-        "build_s": sum(a.build_s for a in artifacts),
-        "parts": {kind: session.artifacts[kind].as_dict() for kind in KINDS_OF_STAGE[stage]},
-    }
+        "build_s": sum(a.build_s for a in made.values()),
+        "parts": {kind: artifact.as_dict() for kind, artifact in made.items()},
+    })  # fmt: skip
 
 
-def result_of(
-    session: Any,
-    outcome: Outcome,
-    status: str,
-    message: str | None,
-    parity: dict[str, Any] | None,
-    reading: EnergyReading | None,
-    stats: dict[str, Any] | None,
-) -> StageResult:
-    """The stage's result. ``stats``: pytest-benchmark's statistics of the timed rounds (None: no rounds)."""
-    plan, built = session.plan, session.built
-    stage = outcome.stage
-    facts = session.facts.get(stage)
-    total = session.facts.get("pipeline")
+def result_of(plan: Plan, measured: MeasuredStage) -> StageResult:
+    """The stage's row, from the plan and what was measured; reads nothing else."""
+    context, outcome, stats, reading = measured.context, measured.outcome, measured.stats, measured.energy
+    built, stage, status = context.built, measured.stage, measured.status
+    facts = context.facts.get(stage)
+    total = context.facts.get("pipeline")
     window = outcome.window
     median = (stats or {}).get("median")
     flops = facts.flops if facts else None
     energy = reading.joules_per_call if reading else None
     note = None
     if energy is None:
-        note = (reading.note if reading else None) or session.nvml_reason or "energy was not measured"
-    throttle, clocks = clock_records(session, window)
+        note = (reading.note if reading else None) or context.nvml_reason or "energy was not measured"
+    throttle, clocks = clock_records(context, window)
     rid = ResultId(
-        stage, built.name if built else plan.shape, session.backend, plan.precision, plan.batch, plan.resolution,
-        plan.steps,
+        stage, built.name if built else plan.shape, context.backend_label, plan.precision, plan.batch,
+        plan.resolution, plan.steps,
     )  # fmt: skip
+    guidance = built.family.guidance(built.specs["denoiser"]) if built else None
     conditions = Conditions(
         device=plan.device.type,
-        device_name=device_label(session.environment) if session.environment else plan.device.type,
+        device_name=device_label(dict(context.environment)) if context.environment else plan.device.type,
         guidance_scale=plan.guidance,
-        cfg=built.family.guidance(built.specs["denoiser"]) == "cfg" if built else None,
+        cfg=guidance == "cfg" if built else None,
         family=built.family.name if built else None,
-        guidance=built.family.guidance(built.specs["denoiser"]) if built else None,
+        guidance=guidance,
         vae_precision=plan.precision_of("vae") if plan.precision_of("vae") != plan.precision else None,
         policy=plan.options.policy,
         vae_tiling=plan.options.vae_tiling,
@@ -203,10 +190,10 @@ def result_of(
         throttle=throttle,
         clocks=clocks,
         sampler=Sampler(
-            interval_s=session.sampler.interval_s,
+            interval_s=context.sampler_interval_s,
             samples_in_window=window.samples if window else 0,
             window_s=window.duration_s if window else None,
-            sources="nvml+psutil" if session.nvml is not None else "psutil",
+            sources="nvml+psutil" if context.nvml_available else "psutil",
         ),
     )
     cost = Cost(
@@ -220,33 +207,37 @@ def result_of(
     )
     timing = Timing(
         rounds_s=list((stats or {}).get("data") or []),
-        timer=outcome.timer,
+        timer=measured.timer or outcome.timer,
         warmup_rounds=plan.warmup,
         stats=stats,
         step_times=step_summary(outcome.step_s) if stage == "denoise_loop" else None,
-        stopping=StoppingRecord.from_json(outcome.stopping),
+        stopping=outcome.stopping,
+        # another harness timed the rounds (pytest-benchmark): the device's own times go beside
+        device_timer=outcome.timer if measured.timer else None,
+        device_rounds_s=list(outcome.rounds_s) if measured.timer else None,
     )
     backend = BackendRun(
-        name=session.backend_name,
-        options=recorded(session.backend_options),
-        artifact=ArtifactRecord.from_json(artifact_of_stage(session, stage)),
+        name=context.backend_name,
+        options=recorded(dict(context.backend_options)),
+        artifact=artifact_of_stage(context, stage),
         build_s={k: round(v, 3) for k, v in built.build_s.items()} if built else None,
-        prepare_s=session.prepare_s,
+        prepare_s=context.prepare_s,
     )
     power = window.power_w_mean if window else None
     cap = None
-    if session.vram_cap:
-        cap = VramCap.from_json({**session.vram_cap, "fits": status == "ok" if status != "error" else None})
+    if context.vram_cap is not None:
+        cap = dataclasses.replace(context.vram_cap, fits=status == "ok" if status != "error" else None)
     return StageResult(
         id=rid,
         status=status,
-        message=message,
+        message=measured.message,
         conditions=conditions,
         cost=cost,
         timing=timing,
-        memory=memory_of(session, outcome, facts.weight_bytes if facts else None),
+        memory=memory_of(plan, measured, facts.weight_bytes if facts else None),
         energy=Energy(energy, reading.as_dict() if reading else None, note, power_w_mean=power),
         backend=backend,
-        parity=Parity.from_json(parity),
+        parity=measured.parity,
         cap=cap,
+        kernels=measured.kernels,
     )

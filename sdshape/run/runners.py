@@ -17,23 +17,26 @@ from typing import Any
 import torch
 
 from sdshape.backends import artifact_of
-from sdshape.backends.base import Artifact, FailedRunner, Runner
+from sdshape.backends.base import Artifact, Backend, FailedRunner, Runner
 from sdshape.config.identity import artifact_slot
+from sdshape.config.plan import Plan
 from sdshape.core.vocabulary import KIND_OF_STAGE, KINDS
 from sdshape.measurement.measure import classify_failure
-from sdshape.result.model import StageResult
+from sdshape.models.specs import ComponentSpec
+from sdshape.run.measured import MeasuredStage
+from sdshape.run.progress import ProgressDisplay, TaskID
 
 
 class Runners:
     def __init__(
         self,
-        backend: Any,
+        backend: Backend,
         label: str,
-        plan: Any,
-        specs: dict[str, Any],
+        plan: Plan,
+        specs: dict[str, ComponentSpec],
         environment: dict[str, Any],
         builds_nothing: bool,
-        progress: Any = None,
+        progress: ProgressDisplay | None = None,
     ):
         self.backend, self.label, self.plan, self.specs = backend, label, plan, specs
         self.environment, self.builds_nothing, self.progress = environment, builds_nothing, progress
@@ -50,10 +53,10 @@ class Runners:
         else:
             print(f"sdshape: {text}", file=sys.stderr)
 
-    def _task(self, description: str) -> Any:
+    def _task(self, description: str) -> TaskID | None:
         return self.progress.add_task(description) if self.progress is not None else None
 
-    def _describe(self, task: Any, description: str) -> None:
+    def _describe(self, task: TaskID | None, description: str) -> None:
         if self.progress is not None and task is not None:
             self.progress.update(task, description=description)
 
@@ -112,11 +115,11 @@ class Runners:
         self._made_from.clear()
 
 
-def reused_broken(result: StageResult, artifacts: dict[str, Artifact]) -> list[str]:
+def reused_broken(measured: MeasuredStage, artifacts: dict[str, Artifact]) -> list[str]:
     """The reused cached artifacts a stage ran on, when its output held NaN or Inf (else none): corrupt,
     whatever their checksum said, so the session rebuilds them and measures the stage again, once."""
-    found = result.parity
-    if result.status != "invalid" or found is None or not (found.nan or found.inf):
+    found = measured.parity
+    if measured.status != "invalid" or found is None or not (found.nan or found.inf):
         return []
-    kinds = [KIND_OF_STAGE[result.stage]] if result.stage in KIND_OF_STAGE else list(KINDS)
+    kinds = [KIND_OF_STAGE[measured.stage]] if measured.stage in KIND_OF_STAGE else list(KINDS)
     return [kind for kind in kinds if kind in artifacts and artifacts[kind].cache == "reused"]

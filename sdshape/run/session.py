@@ -12,6 +12,7 @@ sessions (which session runs when, the parity reference) are the campaign's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,40 +25,35 @@ from sdshape.core.vocabulary import DEFAULT_POLICY, KINDS, STAGE_OF_KIND, STAGES
 from sdshape.measurement import environment, parity
 from sdshape.measurement.energy import EnergyReading
 from sdshape.measurement.measure import Outcome, StageRecorder, classify_failure, release_memory
-from sdshape.measurement.memory import Settled, apply_vram_cap, settle
-from sdshape.measurement.nvml import reading_source
+from sdshape.measurement.memory import SETTLE_TIMEOUT_S, Settled, apply_vram_cap, settle, slack_after
+from sdshape.measurement.nvml import clock_settings, reading_source
 from sdshape.measurement.sampling import BackgroundSampler
 from sdshape.models import build, weights_folder
 from sdshape.models.call_inputs import call_shapes
 from sdshape.models.flops import flops_per_call
+from sdshape.models.mapped_weights import unpaged_bytes
+from sdshape.models.specs import ComponentKind, ComponentSpec
+from sdshape.models.stages import WiredStage
 from sdshape.models.wiring import StageFacts, resident_weights, stage_facts, wire
 from sdshape.models.zoo import get_shape
 from sdshape.result.document import stats_dict
-from sdshape.result.model import StageResult
+from sdshape.result.records import Kernels, Parity, VramCap
 from sdshape.run import residency
-from sdshape.run.recording import result_of
+from sdshape.run.measured import MeasuredStage, SessionContext
+from sdshape.run.progress import ProgressDisplay, TaskID
+from sdshape.run.recording import baseline_error
 from sdshape.run.reference import Reference, on_host
 from sdshape.run.runners import Runners, reused_broken
-
-# Memory may stay this far above the level before the previous session (library state such as
-# cuBLAS/cuDNN workspaces and loaded kernels, Python modules): at least 256 MiB, or half the
-# previous session's weights, so a model left resident is always caught.
-MIN_SLACK_BYTES = 256 << 20
-SETTLE_TIMEOUT_S = 3.0
-
-
-def slack_after(previous_weights: int) -> int:
-    return max(MIN_SLACK_BYTES, previous_weights // 2)
 
 
 @dataclass
 class Session:
     plan: Plan
     backend: str  # the label, e.g. "compile:reduce-overhead"
-    progress: Any = None
+    progress: ProgressDisplay | None = None
     reference: Reference | None = None
     # Set by the campaign: the memory level before the previous session loaded, and what it held.
-    previous_level: dict[str, Any] | None = None
+    previous_level: dict[str, float | int | None] | None = None
     previous_weights: int = 0
     cuda_context_bytes: int | None = None
     counter_period_s: float | None = None
@@ -67,8 +63,7 @@ class Session:
     built: build.BuiltShape | None = None
     build_error: Outcome | None = None
     facts: dict[str, StageFacts] = field(default_factory=dict)
-    stages: dict[str, Any] = field(default_factory=dict)
-    results: dict[str, StageResult] = field(default_factory=dict)
+    stages: dict[str, WiredStage] = field(default_factory=dict)
     reference_outputs: dict[str, torch.Tensor] = field(default_factory=dict)  # eager fp32 only, on the host
     runners: Runners | None = None
     resident_weights_bytes: int | None = None
@@ -76,7 +71,7 @@ class Session:
     # with --weights): only their touched pages are in memory (``sdshape.models.mapped_weights``).
     mapped_weight_files: list[str] = field(default_factory=list)
     torch_reserved_at_baseline: int | None = None  # what torch's allocator held when the baseline was read
-    vram_cap: dict[str, Any] | None = None
+    vram_cap: VramCap | None = None
     residency: residency.Residency | None = None
 
     def __post_init__(self) -> None:
@@ -123,7 +118,7 @@ class Session:
         """The plan's options for this backend; under --vram-cap, with this session's memory budget."""
         options = dict(self.plan.backend(self.backend)[1])
         if self.vram_cap:
-            options["memory_budget_bytes"] = self.vram_cap["torch_budget_bytes"]
+            options["memory_budget_bytes"] = self.vram_cap.torch_budget_bytes
         return options
 
     @property
@@ -134,10 +129,10 @@ class Session:
         resident = self.plan.options.policy == DEFAULT_POLICY  # a policy must not change the numbers: checked
         return self.backend_name == "eager" and plain and self.plan.precision == "fp32" and resident
 
-    def _task(self, description: str, total: int | None = None):
+    def _task(self, description: str, total: int | None = None) -> TaskID | None:
         return None if self.progress is None else self.progress.add_task(description, total=total)
 
-    def _advance(self, task: Any, **kwargs: Any) -> None:
+    def _advance(self, task: TaskID | None, **kwargs: Any) -> None:
         if self.progress is not None and task is not None:
             self.progress.update(task, **kwargs)
 
@@ -151,7 +146,8 @@ class Session:
         try:
             self.environment = environment.fingerprint(plan.device, self.nvml, self.nvml_reason)
             if plan.vram_cap_bytes and plan.device.type == "cuda":
-                self.vram_cap = apply_vram_cap(plan, self.sampler.read_now(), self.cuda_context_bytes)
+                reading = self.sampler.read_now()
+                self.vram_cap = apply_vram_cap(plan.vram_cap_bytes, plan.device, reading, self.cuda_context_bytes)
             announce = self._announcer(task)
             vae_dtype = precision(plan.precision_of("vae")).dtype()  # fp32 where the pipeline upcasts the VAE
             storage = precision(plan.precision).storage
@@ -171,8 +167,8 @@ class Session:
             self.build_error = Outcome("build", status, f"build failed: {message}", "none")
             self._advance(task, description=f"{self.backend}: build failed: {message}")
 
-    def _announcer(self, task: Any):
-        def on_component(kind: str, spec: Any) -> None:
+    def _announcer(self, task: TaskID | None) -> Callable[[ComponentKind, ComponentSpec], None]:
+        def on_component(kind: ComponentKind, spec: ComponentSpec) -> None:
             done = KINDS.index(kind)
             self._advance(task, completed=done, description=f"{self.backend}: building {kind} ({spec.name})")
 
@@ -186,7 +182,10 @@ class Session:
         self.runners = Runners(
             backend, self.backend, plan, built.specs, self.environment, self.backend_name == "eager", self.progress
         )
-        self.stages = wire(built, shapes, plan, self.dtype, conditioning, self.runners.prepare)
+        self.stages = wire(
+            built, shapes, self.dtype, conditioning, self.runners.prepare,
+            device=plan.device, steps=plan.steps, seed=plan.seed,
+        )  # fmt: skip
         self.facts = stage_facts(built, flops_per_call(built.specs, shapes, strict=False), plan.steps)
         keeps = backend.keeps_module
         if not keeps:  # the runners hold their own copy of the weights: torch's goes
@@ -215,7 +214,7 @@ class Session:
             self.stages[stage], self.plan.device, self.sampler, self.plan.warmup, per_step=stage == "denoise_loop"
         )
 
-    def measure(self, stage: str) -> StageResult:
+    def measure(self, stage: str) -> MeasuredStage:
         """Measure one stage with the session's own round loop (CUDA events on the GPU)."""
         if self.build_error is not None:
             return self.record(Outcome(stage, self.build_error.status, self.build_error.message, "none"))
@@ -226,8 +225,8 @@ class Session:
         recorder = self.recorder(stage)
         with torch.inference_mode():
             outcome = recorder.run_all(stopping, on_round=lambda: self._advance(task, advance=1))
-        result = self.record(outcome, recorder)
-        reused = reused_broken(result, self.artifacts)
+        measured = self.record(outcome, recorder)
+        reused = reused_broken(measured, self.artifacts)
         if reused and self.runners is not None:
             # A cached artifact whose output holds NaN or Inf is corrupt, whatever its checksum said:
             # drop it, build it again, measure the stage again, once.
@@ -237,9 +236,9 @@ class Session:
             recorder = self.recorder(stage)
             with torch.inference_mode():
                 outcome = recorder.run_all(stopping)
-            result = self.record(outcome, recorder)
-        self._advance(task, description=f"{self.backend}: {stage}: {result.status}")
-        return result
+            measured = self.record(outcome, recorder)
+        self._advance(task, description=f"{self.backend}: {stage}: {measured.status}")
+        return measured
 
     @property
     def artifacts(self) -> dict[str, Artifact]:
@@ -249,33 +248,67 @@ class Session:
     def prepare_s(self) -> float:
         return self.runners.prepare_s if self.runners is not None else 0.0
 
-    def measure_all(self) -> list[StageResult]:
+    def measure_all(self) -> list[MeasuredStage]:
         return [self.measure(stage) for stage in STAGES]
 
-    def record(
-        self, outcome: Outcome, recorder: StageRecorder | None = None, stats: dict[str, Any] | None = None
-    ) -> StageResult:
-        """Parity, energy and the :class:`StageResult` of a measured stage; its output is not kept.
+    def context(self) -> SessionContext:
+        """The session as it stands now, as a value (read again at each record: a rebuild changes artifacts)."""
+        return SessionContext(
+            backend_label=self.backend,
+            backend_name=self.backend_name,
+            backend_options=self.backend_options,
+            environment=dict(self.environment),
+            nvml_reason=self.nvml_reason,
+            nvml_available=self.nvml is not None,
+            clock_settings=clock_settings(self.nvml) if self.nvml is not None else {},
+            sampler_interval_s=self.sampler.interval_s,
+            built=self.built,
+            facts=dict(self.facts),
+            artifacts=dict(self.artifacts),
+            prepare_s=self.prepare_s,
+            resident_weights_bytes=self.resident_weights_bytes,
+            cuda_context_bytes=self.cuda_context_bytes,
+            torch_reserved_at_baseline=self.torch_reserved_at_baseline,
+            baseline=self.settled.record() if self.settled is not None else None,
+            baseline_error=baseline_error(self.settled),
+            vram_cap=self.vram_cap,
+        )
 
-        ``stats``: the rounds' statistics when another harness timed them (pytest-benchmark);
-        by default, those of the recorder's own rounds.
+    def record(
+        self,
+        outcome: Outcome,
+        recorder: StageRecorder | None = None,
+        stats: dict[str, Any] | None = None,
+        timer: str | None = None,
+    ) -> MeasuredStage:
+        """Parity, energy, the profiled round and the session's context of a measured stage, as a value;
+        its output is not kept (only an eager fp32 session keeps it, on the host, as the reference).
+
+        ``stats`` and ``timer``: the rounds' statistics and timer when another harness timed them
+        (pytest-benchmark); by default, those of the recorder's own rounds.
         """
         status, message = outcome.status, outcome.message
         checked = self._parity(outcome)
-        if checked is not None and not checked["ok"]:
+        if checked is not None and not checked.ok:
             status, message = "invalid", parity.failure_message(checked)
-        kernels = recorder.profiled() if status == "ok" and self.plan.profile and recorder else None
+        kernels: Kernels | None = None
+        if status == "ok" and self.plan.profile and recorder is not None:
+            kernels = recorder.profiled()
         energy = self._energy(recorder, status)
         if self.is_reference and outcome.output is not None:
             self.reference_outputs[outcome.stage] = parity.flatten(outcome.output)
         if stats is None and outcome.rounds_s:
             stats = stats_dict(outcome.rounds_s)
-        result = result_of(self, outcome, status, message, checked, energy, stats)
-        result.kernels = kernels
-        self.results[outcome.stage] = result
-        return result
+        unpaged = None
+        if self.plan.device.type == "cpu" and self.mapped_weight_files:
+            # read just after the window closed: the pages the stage touched are in by now
+            unpaged = unpaged_bytes(self.mapped_weight_files)
+        outcome.output = None  # the value handed on holds no tensor
+        return MeasuredStage(
+            self.context(), outcome, status, message, checked, energy, stats, kernels, unpaged, timer
+        )  # fmt: skip
 
-    def _parity(self, outcome: Outcome) -> dict[str, Any] | None:
+    def _parity(self, outcome: Outcome) -> Parity | None:
         """The last timed round's output against the reference (None: not checked)."""
         if outcome.status != "ok" or not self.plan.parity:
             return None

@@ -24,6 +24,7 @@ def measure(compositions: list[Composition], plan: Any, progress: Any = None, ch
     distinct component is measured inside the first composition that contains it.
     """
     from sdshape.run.campaign import Campaign
+    from sdshape.run.recording import result_of
 
     campaign = Campaign(plan, progress)
     measured: dict[str, dict[str, Any]] = {}  # component name -> {seconds, weights, activations, energy}
@@ -37,7 +38,8 @@ def measure(compositions: list[Composition], plan: Any, progress: Any = None, ch
             session.build()
             machine = machine or machine_of(session.environment)
             for kind in missing:
-                measured[specs[kind].name] = component_cost(session.measure(STAGE_OF_KIND[kind]), kind, plan.steps)
+                result = result_of(session.plan, session.measure(STAGE_OF_KIND[kind]))
+                measured[specs[kind].name] = component_cost(result, kind, plan.steps)
     for composition in compositions:
         composition.measured = compose_costs(composition, measured)
     rank_with_ties(compositions)
@@ -46,7 +48,7 @@ def measure(compositions: list[Composition], plan: Any, progress: Any = None, ch
         target = compositions[min(check, len(compositions) - 1)]
         with campaign.session(plan.backends[0], plan=_plan_for(plan, target)) as session:
             session.build()
-            stages = {stage: session.measure(stage) for stage in STAGES}
+            stages = {stage: result_of(session.plan, session.measure(stage)) for stage in STAGES}
         checked = composition_check(target, stages)
     return {"components": measured, "check": checked, "machine": machine}
 

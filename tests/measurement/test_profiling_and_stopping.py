@@ -104,7 +104,7 @@ def test_the_stopping_rule():
     assert rule.done(noisy[:20], 0.1) is None and rule.done(noisy, 0.1) == "max_rounds"
     assert rule.done(noisy[:7], 11.0) == "max_time"
     assert stopping.Stopping(fixed=3).done([1, 1, 1], 0.0) == "fixed"
-    assert rule.record("ci", steady)["rel_ci"] == pytest.approx(statistics.relative_ci(steady))
+    assert rule.record("ci", steady).rel_ci == pytest.approx(statistics.relative_ci(steady))
 
 
 class ScriptedClock:
@@ -164,10 +164,10 @@ def test_rounds_auto_stops_by_its_criterion_and_says_which(tick_s, criterion, ro
     rule = stopping.Stopping(target_ci=0.02, max_rounds=7 if criterion == "max_rounds" else 50, max_time_s=1.0)
     outcome = measure.StageRecorder(Stage(), torch.device("cpu"), sampler, warmup=1).run_all(rule)
     sampler.stop()
-    assert outcome.stopping["criterion"] == criterion, outcome.stopping
-    assert outcome.stopping["rounds"] == len(outcome.rounds_s) == rounds
+    assert outcome.stopping.criterion == criterion, outcome.stopping
+    assert outcome.stopping.rounds == len(outcome.rounds_s) == rounds
     if criterion == "ci":
-        assert outcome.stopping["rel_ci"] <= 0.02
+        assert outcome.stopping.rel_ci <= 0.02
 
 
 def test_rounds_auto_in_a_run_records_how_its_rounds_stopped(tmp_path, monkeypatch):

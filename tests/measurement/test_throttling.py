@@ -130,7 +130,10 @@ def test_unknown_bits_and_no_readings():
 
 
 def _session(device_open: bool):
-    return SimpleNamespace(nvml=nvml.NvmlDevice("h") if device_open else None, nvml_reason="no NVIDIA GPU in use")
+    """What clock_records reads of a session's context: whether NVML is there, why not, the clock settings
+    (read from NVML by the session when the stage is recorded)."""
+    settings = nvml.clock_settings(nvml.NvmlDevice("h")) if device_open else {}
+    return SimpleNamespace(nvml_available=device_open, nvml_reason="no NVIDIA GPU in use", clock_settings=settings)
 
 
 def test_the_records_on_a_gpu_and_on_the_cpu(scripted):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import torch
 
-from sdshape.config.plan import Plan
 from sdshape.measurement.memory import apply_vram_cap
 
 GIB = 1 << 30
@@ -23,22 +22,11 @@ def test_the_cap_reaches_torch_with_an_indexed_device_and_counts_the_context(mon
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     free, total = 79 * GIB, 80 * GIB  # the process holds 1 GiB: its CUDA context
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, total))
-    plan = Plan(
-        shape="tiny",
-        backends=["eager"],
-        precision="fp16",
-        device=torch.device("cuda"),  # no index, as `--device cuda` gives
-        resolution=64,
-        steps=2,
-        batch=1,
-        rounds=1,
-        warmup=0,
-        vram_cap_bytes=8 * GIB,
-    )
-    cap = apply_vram_cap(plan, {"host_rss_bytes": 1}, cuda_context_bytes=GIB)  # no NVML: held = total - free
+    device = torch.device("cuda")  # no index, as `--device cuda` gives
+    cap = apply_vram_cap(8 * GIB, device, {"host_rss_bytes": 1}, cuda_context_bytes=GIB)  # no NVML: held = total - free
     assert calls == [(7 / 80, 0)]  # torch's real checks passed: an index, a fraction in 0..1
-    assert cap["cap_bytes"] == 8 * GIB and cap["held_before_bytes"] == GIB and cap["torch_budget_bytes"] == 7 * GIB
-    assert cap["cuda_context_bytes"] == GIB and "resident" in cap["policy"]
+    assert cap.cap_bytes == 8 * GIB and cap.held_before_bytes == GIB and cap.torch_budget_bytes == 7 * GIB
+    assert cap.cuda_context_bytes == GIB and "resident" in cap.policy
 
 
 def test_the_h100_failure_was_this_signature():

@@ -9,9 +9,9 @@ from rich.console import Console
 
 from sdshape.present.backends_table import backends_table
 from sdshape.present.tables import clock_line, residual_line
-from sdshape.result.document import residual_check
 from sdshape.result.model import StageResult
 from sdshape.result.records import Throttle
+from sdshape.result.shares import residual_check
 
 H100 = Path(__file__).parents[1] / "data" / "gpu-runs" / "2026-11-22-h100"
 

@@ -168,6 +168,7 @@ def test_no_import_cycle_among_module_level_imports():
 LONG_MODULES = {
     "sdshape/result/records.py": "every nested record of a row beside the one mapping they share",
     "sdshape/result/model.py": "the row's sections and their JSON mapping stay together",
+    "sdshape/run/session.py": "one session's order of work (baseline, build, prepare, rounds, readings) in one place",
 }
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sdshape.result.document import finalize_entries as finalize
 from sdshape.result.document import stats_dict
+from sdshape.result.shares import assemble_entries
 
 
 def _row(stage: str, rounds: list[float] | None, energy: float | None = None, backend: str = "eager") -> dict:
@@ -32,7 +32,7 @@ def test_time_and_energy_shares_and_residual():
         _row("vae_decode", [0.2, 0.2, 0.2], 3.0),
         _row("pipeline", [1.05, 1.1, 1.2], 10.5),
     ]
-    finalize(rows)
+    assemble_entries(rows)
     info = {r["extra_info"]["stage"]: r["extra_info"] for r in rows}
     assert info["denoise_loop"]["time_share"] == pytest.approx(0.7 / 1.0)
     assert info["vae_decode"]["energy_share"] == pytest.approx(0.3)
@@ -43,7 +43,7 @@ def test_time_and_energy_shares_and_residual():
 
 def test_a_failed_stage_leaves_shares_undefined_not_wrong():
     rows = [_row("text_encoder", [0.1]), _row("denoise_loop", None), _row("vae_decode", [0.2]), _row("pipeline", None)]
-    finalize(rows)
+    assemble_entries(rows)
     assert all(r["extra_info"]["time_share"] is None for r in rows)
     assert "residual" not in rows[3]["extra_info"]
     assert rows[1]["stats"] is None
@@ -52,7 +52,7 @@ def test_a_failed_stage_leaves_shares_undefined_not_wrong():
 def test_runs_of_different_backends_are_shared_separately():
     rows = [_row(s, [1.0]) for s in ("text_encoder", "denoise_loop", "vae_decode")]
     rows += [_row(s, [2.0], backend="other") for s in ("text_encoder", "denoise_loop", "vae_decode")]
-    finalize(rows)
+    assemble_entries(rows)
     assert all(r["extra_info"]["time_share"] == pytest.approx(1 / 3) for r in rows)
 
 

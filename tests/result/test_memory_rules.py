@@ -19,6 +19,7 @@ from sdshape.result import rules
 from sdshape.result.io import load
 from sdshape.result.model import StageResult
 from sdshape.run import campaign, session
+from sdshape.run.recording import result_of
 
 H100 = Path(__file__).parents[1] / "data" / "gpu-runs" / "2026-11-22-h100"
 GIB = 1 << 30
@@ -169,7 +170,7 @@ def test_a_baseline_read_before_memory_falls_is_waited_for(replay, tiny_plan):
     try:
         assert opened.settled.settled and opened.sampler.baseline == {"host_rss_bytes": GIB // 2}
         opened.build()
-        result = opened.measure("denoise_loop")
+        result = result_of(opened.plan, opened.measure("denoise_loop"))
     finally:
         run.close(opened)
     assert source.reads > 4
@@ -186,7 +187,7 @@ def test_a_baseline_that_never_came_down_flags_the_peaks(replay, tiny_plan):
         assert not opened.settled.settled
         source.fall()  # the reference's memory goes only now, after the baseline was read
         opened.build()
-        result = opened.measure("denoise_loop")
+        result = result_of(opened.plan, opened.measure("denoise_loop"))
     finally:
         run.close(opened)
     assert result.memory.figures.host_rss_peak_bytes is None
