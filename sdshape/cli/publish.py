@@ -14,8 +14,8 @@ from sdshape.core.errors import UsageError
 
 
 def cmd_publish(args: argparse.Namespace, console: Console) -> int:
-    from sdshape.present.dashboard.document import timeline_document
     from sdshape.present.dashboard.site import check_replaceable, write_site
+    from sdshape.present.dashboard.timeline_data import timeline_document
     from sdshape.regression.history import MIN_RUNS_AFTER, Z_MIN, collect
     from sdshape.regression.points import stored_observations
     from sdshape.result.output import folder_target

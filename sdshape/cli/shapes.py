@@ -96,7 +96,7 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
                 raise UsageError(f"the model fits none of the {len(priced['rows'])} compositions on {card}: "
                                  "nothing to measure beside it")  # fmt: skip
         with make_progress(Console(stderr=True)) as progress:
-            from sdshape.shapes.measure import measure
+            from sdshape.shapes.composed_costs import measure
 
             measured = measure(chosen, plan, progress)
     document = {
@@ -124,7 +124,7 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         }
         document["components"] = measured["components"]
         document["check"] = measured["check"]
-        from sdshape.shapes.measure import cost_per_100m
+        from sdshape.shapes.composed_costs import cost_per_100m
 
         document["cost_per_100m"] = cost_per_100m(chosen, measured["components"])
         if priced is not None:

@@ -28,7 +28,7 @@ from sdshape.core.units import GIB
 from sdshape.feasibility.catalog import GPU, match_measured
 from sdshape.feasibility.figures import Figure
 from sdshape.feasibility.formats import FORMATS
-from sdshape.feasibility.measured import ASSUMED_CONTEXT_BYTES
+from sdshape.feasibility.measured_fit import ASSUMED_CONTEXT_BYTES
 from sdshape.feasibility.policies import peak_bytes
 from sdshape.feasibility.static import ShapeStatic
 from sdshape.feasibility.time_model import Fitted, TimeModel, project

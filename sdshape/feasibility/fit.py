@@ -21,7 +21,7 @@ from sdshape.core.errors import UsageError, choices_error
 from sdshape.feasibility.catalog import GPU
 from sdshape.feasibility.dequant import gguf_missing
 from sdshape.feasibility.formats import BF16_ARCHITECTURES, FORMATS, SEARCHED, WeightFormat
-from sdshape.feasibility.measured import ASSUMED_CONTEXT_BYTES
+from sdshape.feasibility.measured_fit import ASSUMED_CONTEXT_BYTES
 from sdshape.feasibility.policies import POLICIES, host_bytes, peak_bytes
 from sdshape.feasibility.static import ShapeStatic
 from sdshape.feasibility.time_model import DEFAULT_HOST, Projection, TimeModel, classes_of, project

@@ -12,7 +12,7 @@ from sdshape.cli import main
 from sdshape.core.errors import UsageError
 from sdshape.core.units import parse_size
 from sdshape.feasibility import catalog as cat
-from sdshape.feasibility import measured as fz
+from sdshape.feasibility import measured_fit as fz
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL_RESULTS = ROOT / "results" / "examples" / "threads" / "1-two-threads.json"

@@ -318,7 +318,7 @@ def _composition(name: str, seconds: float, half: float):
 
 
 def test_compositions_inside_each_others_ci_are_tied_not_ranked():
-    from sdshape.shapes.measure import rank_with_ties
+    from sdshape.shapes.composed_costs import rank_with_ties
 
     a, b, c = _composition("a", 1.00, 0.02), _composition("b", 1.01, 0.02), _composition("c", 1.20, 0.02)
     rank_with_ties([c, b, a])
@@ -332,7 +332,7 @@ def test_compositions_inside_each_others_ci_are_tied_not_ranked():
 def test_the_composition_check_names_the_component_that_is_off():
     from sdshape.result.document import stats_dict
     from sdshape.result.model import ResultId, StageResult
-    from sdshape.shapes.measure import composition_check
+    from sdshape.shapes.composed_costs import composition_check
 
     def stage(name: str, center: float) -> StageResult:
         rounds = [center * (1 + 0.002 * ((i % 5) - 2)) for i in range(20)]

@@ -13,8 +13,8 @@ import pytest
 from sdshape.cli import main
 from sdshape.core.errors import WriteError
 from sdshape.present.dashboard import pages
-from sdshape.present.dashboard.document import timeline_document
 from sdshape.present.dashboard.site import MARKER
+from sdshape.present.dashboard.timeline_data import timeline_document
 from sdshape.regression.history import Step, Timeline
 from sdshape.regression.points import Point
 from tests.cli.test_bad_input import one_line_exit_2

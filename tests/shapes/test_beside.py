@@ -10,7 +10,7 @@ import pytest
 
 from sdshape.cli import main
 from sdshape.feasibility.catalog import load_catalog
-from sdshape.shapes import measure as measure_module
+from sdshape.shapes import composed_costs
 from sdshape.shapes.beside import (
     against_model,
     beside_rows,
@@ -151,7 +151,7 @@ def test_on_the_priced_card_the_first_n_are_measured_and_judged(monkeypatch):
     """The wiring of a GPU run on its own card, the measurement scripted: an RTX 4060 reported by torch."""
     machine = {"device": "cuda", "gpu_name": "NVIDIA GeForce RTX 4060", "gpu_memory_bytes": 8 * 2**30}
     fake, given = _scripted_measure(0.02, machine)
-    monkeypatch.setattr(measure_module, "measure", fake)
+    monkeypatch.setattr(composed_costs, "measure", fake)
     document = run_json([*TINY, "--top", "3", "--json"])
     order = [row["composition"] for row in priced_rows(document, CARD) if row["s/image"] != "-"]
     assert given == order[:3]

@@ -11,7 +11,7 @@ import json
 from html import escape
 from typing import Any
 
-from sdshape.present.dashboard.document import FILTERS, verdict_counts
+from sdshape.present.dashboard.timeline_data import FILTERS, verdict_counts
 from sdshape.result.output import standard_json
 
 FILTER_LABELS = {"gpu": "GPU", "driver": "driver", "backend": "backend", "shape": "shape", "stage": "stage"}

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from sdshape.core.errors import UsageError, WriteError
-from sdshape.present.dashboard.document import filter_choices
 from sdshape.present.dashboard.pages import index_page, series_page
+from sdshape.present.dashboard.timeline_data import filter_choices
 from sdshape.result.output import make_folder, standard_json, write_output
 
 MARKER = "sdshape-site.json"

@@ -18,14 +18,14 @@ from typing import Any
 from sdshape.core import units
 from sdshape.core.errors import UsageError
 from sdshape.core.vocabulary import STAGES
-from sdshape.feasibility import measured as feasibility
+from sdshape.feasibility import measured_fit as feasibility
 from sdshape.feasibility.catalog import GPU, load_catalog, pick
 from sdshape.feasibility.quality_field import committed_rows
 from sdshape.measurement.profiling import CLASSES, class_shares
 from sdshape.present.charts.explorer import pareto_png
 from sdshape.present.charts.field_shares import field_png
 from sdshape.present.charts.stage_shares import kernel_chart
-from sdshape.present.report.card_matrix import model_matrix_sections
+from sdshape.present.report.matrix_section import model_matrix_sections
 from sdshape.present.report.progress import LateProgress
 from sdshape.present.report.quality_section import committed_document, quality_sections
 from sdshape.present.report.runs import MAX_SHARE_CHARTS, rows_by_run, run_sections

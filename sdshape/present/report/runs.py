@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sdshape.core import units
 from sdshape.core.vocabulary import PER_IMAGE_STAGES
-from sdshape.feasibility import measured as feasibility
+from sdshape.feasibility import measured_fit as feasibility
 from sdshape.feasibility.catalog import GPU
 from sdshape.present.charts.stage_shares import share_chart
 from sdshape.present.report.sections import Cell, Grid, Heading, Picture, Section, Text, cells

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sdshape.feasibility import measured as feasibility
+from sdshape.feasibility import measured_fit as feasibility
 from sdshape.feasibility.card_matrix import committed_matrix
 from sdshape.feasibility.catalog import GPU, load_catalog
 from sdshape.present.report.sections import Cell, Grid, Heading, Section, Text
