@@ -37,6 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if target is not None:
             file_target(target, "--benchmark-json")  # checked now, not after every benchmark has run
         plan = plan_from(vars(config.option))
+        check_fits(plan)  # as `sdshape run`: the static model's peak against the device's memory, up front
     except UsageError as error:
         raise pytest.UsageError(str(error)) from None
     _write_atomically(getattr(config, "_benchmarksession", None))

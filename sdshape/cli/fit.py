@@ -7,12 +7,11 @@ import json
 
 from rich.console import Console
 
-from sdshape.core.errors import UsageError
 from sdshape.present.fit_tables import best_table, fit_table
 
 
 def cmd_fit(args: argparse.Namespace, console: Console) -> int:
-    from sdshape.config.limits import check_resolution, check_shape_resolution
+    from sdshape.config.limits import check_shape_resolution, check_steps
     from sdshape.core.errors import choices_error
     from sdshape.feasibility.catalog import load_catalog, pick
     from sdshape.feasibility.fit import fit
@@ -20,15 +19,12 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     from sdshape.feasibility.time_model import BACKENDS, bundled_time_model
     from sdshape.models.zoo import get_shape, shape_components
 
-    shape = get_shape(args.shape)
-    check_resolution(args.resolution)
+    shape = get_shape(args.shape)  # the numbers were checked against their declared bounds when parsed
     fmt = weight_format(args.precision)
     if args.backend not in BACKENDS:
         raise choices_error("backend", args.backend, list(BACKENDS))
     steps = shape.steps if args.steps is None else args.steps
-    for flag, value in (("--steps", steps), ("--batch", args.batch)):
-        if value < 1:
-            raise UsageError(f"{flag} must be at least 1, got {value}")
+    check_steps(steps, shape.scheduler)
     gpus = pick(load_catalog(args.gpu_catalog), args.gpu)
     resolution = args.resolution or shape.native_resolution
     check_shape_resolution(shape_components(shape), resolution)

@@ -15,7 +15,9 @@ from typing import Any
 from sdshape import __version__
 from sdshape.cli.confirm_options import add_bisect_parser, add_confirm_options
 from sdshape.config import limits
-from sdshape.config.common_flags import add_json_flag, add_store_flag
+from sdshape.config.common_flags import add_catalog_flag, add_json_flag, add_store_flag
+from sdshape.config.declaring import FIT, INSPECT
+from sdshape.config.options import add_options
 from sdshape.core.bounds import FRACTION, SIGNIFICANCE, Bounds
 from sdshape.core.errors import UsageError
 from sdshape.regression.compare import Floors
@@ -68,10 +70,7 @@ def build_parser(backend_flags: bool = False) -> Parser:
         "--all", action="store_true", help="every published system at its native settings: shares by component"
     )
     inspect.add_argument("--chart", help="with --all: draw the field chart to this PNG")
-    inspect.add_argument(
-        "--resolution", type=limits.RESOLUTION, help="image side in pixels (default: the shape's native)"
-    )
-    inspect.add_argument("--steps", type=limits.STEPS, help="denoising steps per image (default: the pipeline's own)")
+    add_options(inspect.add_argument, INSPECT)  # --precision, --resolution, --steps: run's, with inspect's defaults
     add_json_flag(inspect)
     inspect.add_argument(
         "--quality",
@@ -79,33 +78,20 @@ def build_parser(backend_flags: bool = False) -> Parser:
         help="with --all: published quality figures beside bytes, peak VRAM and seconds on a card (static model)",
     )
     inspect.add_argument("--gpu", help='with --all --quality: the catalog card to price on (default "RTX 4090")')
-    inspect.add_argument("--gpu-catalog", help="TOML file with your own cards, same form as the bundled catalog")
-    inspect.add_argument(
-        "--precision", help="with --all --quality: weights and compute, as fit takes it (default bf16)"
-    )
+    add_catalog_flag(inspect)
     inspect.add_argument("--out", help="with --all --quality: folder for quality.json, quality.md and quality.png")
     fit = sub.add_parser("fit", help="which cards a shape fits, under which policy, how fast (model, no GPU)")
     fit.add_argument("shape", help="a zoo shape (see `sdshape zoo`)")
     fit.add_argument("--gpu", action="append", help="a catalog card (repeat for several; default: the whole catalog)")
-    fit.add_argument("--gpu-catalog", help="TOML file with your own cards, same form as the bundled catalog")
-    fit.add_argument("--resolution", type=limits.RESOLUTION, help="image side in pixels (default: the shape's native)")
-    fit.add_argument("--steps", type=limits.STEPS, help="denoising steps per image (default: the pipeline's own)")
-    fit.add_argument("--batch", type=limits.BATCH, default=1, help="images per prompt batch (default 1)")
-    fit.add_argument(
-        "--precision",
-        default="fp16",
-        help="fp32, fp16, bf16, fp8, int8, nf4, gguf-q8_0, gguf-q5_k, gguf-q4_k, gguf-q4_0 (default fp16)",
-    )
-    fit.add_argument("--policy", help="judge one residency policy only (default: the least intrusive that fits)")
+    add_catalog_flag(fit)
+    add_options(fit.add_argument, FIT)  # run's options, with fit's own defaults where a model differs
     fit.add_argument(
         "--host", default="desktop", help="the host CPU's class for eager launch costs: desktop or server (desktop)"
     )
-    fit.add_argument("--backend", default="eager", help="eager, or compile (CUDA graphs: no host time)")
-    fit.add_argument("--vae-fp16", action="store_true", help="decode in fp16 even when the VAE asks for fp32")
     add_json_flag(fit)
     run = sub.add_parser("run", help="measure each stage of a shape (the main job)")
     if backend_flags:
-        from sdshape.config.options import RUN, add_options
+        from sdshape.config.declaring import RUN
 
         add_options(run.add_argument, RUN)
     compare = sub.add_parser("compare", help="verdicts between two result files: regressions, improvements, noise")
@@ -143,7 +129,7 @@ def build_parser(backend_flags: bool = False) -> Parser:
     )
     add_store_flag(report, "also every file in the results store")
     report.add_argument("--gpus", help="comma list of catalog GPUs (default: the whole catalog)")
-    report.add_argument("--gpu-catalog", help="TOML file with your own cards, same form as the bundled catalog")
+    add_catalog_flag(report)
     report.add_argument("--out", default="report", help="output folder (default report/)")
     shapes = sub.add_parser("shapes", help="compositions within a parameter budget; --measure for their costs")
     shapes.add_argument("--budget", type=limits.BUDGET, help="parameter budget, e.g. 1.07e9 (or --budget-bytes)")
@@ -153,7 +139,7 @@ def build_parser(backend_flags: bool = False) -> Parser:
     shapes.add_argument(
         "--gpu", action="append", help="price every composition on this catalog card (static model; repeatable)"
     )
-    shapes.add_argument("--gpu-catalog", help="TOML file with your own cards, same form as the bundled catalog")
+    add_catalog_flag(shapes)
     shapes.add_argument("--family", default="zoo", help="zoo (real architectures) or tiny (test-sized)")
     shapes.add_argument(
         "--measure",
@@ -167,7 +153,7 @@ def build_parser(backend_flags: bool = False) -> Parser:
         "(default 5), beside the model's figures",
     )
     if backend_flags:  # the run options that apply to --measure, declared once in sdshape.config.options
-        from sdshape.config.options import SHAPES, add_options
+        from sdshape.config.declaring import SHAPES
 
         add_options(shapes.add_argument, SHAPES)
     shapes.add_argument(

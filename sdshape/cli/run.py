@@ -24,7 +24,10 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         from sdshape.store.db import open_store
 
         engine = open_store(args.store or None)
+    from sdshape.feasibility.preflight import check_fits
+
     plan = plan_from(vars(args))  # after the outputs: before it traces the shape on the meta device
+    check_fits(plan)  # the static model's peak against the device's memory, before anything is allocated
     errors = Console(stderr=True)
     for note in plan.notes:
         errors.print(f"sdshape: {note}", highlight=False, soft_wrap=True)

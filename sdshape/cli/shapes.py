@@ -9,7 +9,8 @@ from typing import Any
 
 from rich.console import Console
 
-from sdshape.config.options import DEFAULT_BACKEND, DEFAULT_SHAPE, GPU_DEFAULTS, RunOptions
+from sdshape.config.declaring import DEFAULT_BACKEND, DEFAULT_SHAPE, GPU_DEFAULTS
+from sdshape.config.options import RunOptions
 from sdshape.core import units
 from sdshape.core.errors import UsageError
 from sdshape.present.shapes_tables import print_beside, print_priced, print_shapes
@@ -20,7 +21,6 @@ CLIP_TOKENS = 77  # CLIP's context; T5 encoders are capped to it in compositions
 
 
 def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
-    from sdshape.config.limits import check_resolution
     from sdshape.models.zoo import get_shape
     from sdshape.present.charts import explorer
     from sdshape.shapes import compositions
@@ -37,13 +37,9 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("shapes: give --budget (parameters) or --budget-bytes (with --gpu)")
     if args.budget is not None and not args.budget > 0:
         raise UsageError(f"--budget must be a positive number of parameters, got {args.budget:g}")
-    check_resolution(args.resolution)
     _check_measure_flags(args)
     out = folder_target(args.out, "--out") if args.out is not None else None
-    options = RunOptions.from_values(vars(args))
-    for flag, value in (("--steps", options.steps), ("--seq-len", options.sequence_length)):
-        if value is not None and value < 1:
-            raise UsageError(f"{flag} must be at least 1, got {value}")
+    options = RunOptions.from_values(vars(args))  # its numbers were checked against their bounds when parsed
     plan = None
     if args.measure:
         from dataclasses import replace
@@ -58,6 +54,9 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         plan = resolve(replace(options, shape=shape, backend=backend), backend_flags=backend_flags(vars(args)))
         if len(plan.backends) != 1:
             raise UsageError("shapes --measure takes one backend")
+        from sdshape.feasibility.preflight import check_fits
+
+        check_fits(plan)
     pricing = _pricing(args, options, plan) if args.gpu else None  # the cards and the format, checked first
     # Without --measure: the budget's FLOPs at SD 1.5's native size (the tiny shape's for tiny components)
     # and a GPU run's steps.

@@ -1,6 +1,7 @@
 """Flags several commands share, declared once: ``--store`` (every command that reads or writes the results
-store, with ``run``'s ``store`` option in :mod:`sdshape.config.options` using the same forms) and ``--json``
-as a switch."""
+store, with ``run``'s ``store`` option in :mod:`sdshape.config.options` using the same forms), ``--json``
+as a switch and ``--gpu-catalog`` (every command that prices on catalog cards). The run options that the
+modelling commands share with ``run`` (``--steps``, ``--precision``...) are :class:`RunOptions` fields."""
 
 from __future__ import annotations
 
@@ -23,3 +24,8 @@ def add_json_flag(parser: Any, what: str = "print JSON") -> None:
     """``--json`` as a switch: the command prints its answer as JSON instead of tables (``run``'s and
     ``bisect``'s ``--json PATH`` write a file instead, and say so)."""
     parser.add_argument("--json", action="store_true", help=what)
+
+
+def add_catalog_flag(parser: Any) -> None:
+    """``--gpu-catalog``: the user's own cards, for every command that prices on catalog cards."""
+    parser.add_argument("--gpu-catalog", help="TOML file with your own cards, same form as the bundled catalog")

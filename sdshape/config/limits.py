@@ -1,9 +1,9 @@
 """What a run's numbers can mean, checked before anything is allocated.
 
 One rule per number, shared by the flags and the shapes files, so ``--seq-len
--3`` and ``sequence_length = -3`` fail the same way. Sizes that could only run
-out of memory (``--resolution 1000000000``) are refused up front with an
-estimate of what they would need; ``--force-size`` runs them anyway.
+-3`` and ``sequence_length = -3`` fail the same way. Whether a size fits the
+device's memory is the static model's answer, asked by the harness before
+anything is allocated (:mod:`sdshape.feasibility.preflight`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sdshape.core import units
 from sdshape.core.bounds import Bounds, whole_number
 from sdshape.core.errors import UsageError, choices_error
 
@@ -33,7 +32,7 @@ MAX_TOP = 1_000  # compositions `shapes --measure` times: each is a GPU session 
 RESOLUTION = Bounds(int, 8, MAX_RESOLUTION, multiple=8, why="latents are 1/8 of the image")
 STEPS = Bounds(int, 1, DEFAULT_TRAIN_TIMESTEPS)  # and at most the scheduler's training timesteps
 BATCH = Bounds(int, 1, MAX_BATCH)
-SEQUENCE_LENGTH = Bounds(int, 1)  # the most is the text encoder's, or what memory allows (check_size)
+SEQUENCE_LENGTH = Bounds(int, 1)  # the most is the text encoder's, or what memory allows (feasibility.preflight)
 ROUNDS = Bounds(int, 1, MAX_ROUNDS)
 MOST_ROUNDS = Bounds(int, 5, MAX_ROUNDS)
 WARMUP = Bounds(int, 0, MAX_WARMUP)
@@ -49,99 +48,6 @@ TOP = Bounds(int, 1, MAX_TOP)
 
 def train_timesteps(scheduler: dict[str, Any] | None) -> int:
     return int((scheduler or {}).get("num_train_timesteps") or DEFAULT_TRAIN_TIMESTEPS)
-
-
-def _vae_channels(vae_config: dict[str, Any]) -> int:
-    """Channels of the VAE decoder's full-resolution stage (the smallest listed: a lower bound)."""
-    listed = vae_config.get("block_out_channels") or vae_config.get("decoder_block_out_channels") or [64]
-    return int(min(listed))
-
-
-def memory_floor(
-    vae_config: dict[str, Any], resolution: int, batch: int, sequence_length: int, bytes_per_element: int
-) -> tuple[int, str]:
-    """A lower bound of the memory a run needs, whatever the backend: two full-resolution tensors of the
-    VAE decoder's last stage, and one attention-score matrix of the text encoder (CFG doubles its rows)."""
-    channels = _vae_channels(vae_config)
-    decode = 2 * batch * channels * resolution * resolution * bytes_per_element
-    text = 2 * batch * sequence_length * sequence_length * 4
-    how = (
-        f"the VAE decode alone needs 2 x {batch} x {channels} channels x {resolution}^2 px x {bytes_per_element} B "
-        f"= {units.size(decode)}; one text-attention matrix {units.size(text)}"
-    )
-    return decode + text, how
-
-
-def device_memory(device: str) -> tuple[int, str]:
-    """All the memory a run could have: the GPU's total, or the host's available RAM."""
-    if device == "cuda":
-        import torch
-
-        return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory, "the GPU has"
-    import psutil
-
-    return psutil.virtual_memory().available, "this machine has available"
-
-
-def check_size(
-    vae_config: dict[str, Any],
-    resolution: int,
-    batch: int,
-    sequence_length: int,
-    bytes_per_element: int,
-    device: str,
-    force: bool,
-    shape: Any = None,
-    precision: str = "fp32",
-) -> None:
-    """Refuse a run whose lower-bound memory exceeds the device's, unless ``force``; with a ``shape``, also
-    one whose weights alone do (:func:`check_weights_fit`)."""
-    if force:
-        return
-    if shape is not None:
-        check_weights_fit(shape, precision, device, force)
-    floor, how = memory_floor(vae_config, resolution, batch, sequence_length, bytes_per_element)
-    available, has = device_memory(device)
-    if floor > available:
-        raise UsageError(
-            f"--resolution {resolution} --batch {batch} --seq-len {sequence_length}: at least {units.size(floor)} "
-            f"({how}), more than the {units.size(available)} {has}; pass --force-size to run it anyway"
-        )
-
-
-_ELEMENTS: dict[tuple[str, ...], dict[str, int]] = {}  # components' names -> elements per kind (meta device)
-
-
-def _elements(shape: Any) -> dict[str, int]:
-    """Parameters and buffers of each component of a shape, counted once per process."""
-    from sdshape.models.build import count_buffers, count_params, meta_module
-    from sdshape.models.zoo import shape_components
-
-    specs = shape_components(shape)
-    key = tuple(spec.name for spec in specs.values())
-    if key not in _ELEMENTS:
-        modules = {kind: meta_module(spec) for kind, spec in specs.items()}
-        _ELEMENTS[key] = {kind: count_params(m) + count_buffers(m) for kind, m in modules.items()}
-    return _ELEMENTS[key]
-
-
-def check_weights_fit(shape_spec: Any, precision: str, device: str, force: bool) -> None:
-    """Refuse, before anything is allocated, a shape whose weights alone exceed the device's memory
-    (FLUX.1-dev's transformer is 23.8 GB in bf16), unless ``force``. Counted on the meta device."""
-    if force:
-        return
-    from sdshape.core.vocabulary import PRECISIONS
-
-    element = PRECISIONS[precision].bytes_per_param
-    by_kind = {kind: count * element for kind, count in _elements(shape_spec).items()}
-    total = sum(by_kind.values())
-    available, has = device_memory(device)
-    if total > available:
-        parts = ", ".join(f"{kind} {units.size(size)}" for kind, size in by_kind.items())
-        raise UsageError(
-            f"--shape {shape_spec.name} in {precision}: its weights alone need {units.size(total)} ({parts}), "
-            f"more than the {units.size(available)} {has}; try a smaller shape or precision, or pass --force-size"
-        )
 
 
 def run_configs(shape_spec: Any, weights: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -199,14 +105,11 @@ def check_storage(precision: str, backend_specs: dict[str, tuple[str, dict[str, 
         check_available(precision)
 
 
-def positive(name: str, value: int | None, minimum: int = 1, maximum: int | None = None) -> None:
-    if value is not None:
-        whole_number(name, value, minimum, maximum)
-
-
-def check_resolution(value: int | None) -> None:
-    if value is not None:
-        RESOLUTION.check("--resolution", value)
+def check_steps(steps: int | None, scheduler: dict[str, Any] | None) -> None:
+    """Steps within what the shape's scheduler was trained with: the one check of ``--steps`` beyond its
+    declared bounds (:data:`STEPS`, checked when it is parsed), shared by run, pytest, shapes, fit and inspect."""
+    if steps is not None:
+        whole_number("--steps", steps, STEPS.minimum, train_timesteps(scheduler))  # type: ignore[arg-type]
 
 
 def check_shape_resolution(specs: dict[str, Any], resolution: int, flag: str = "--resolution") -> None:

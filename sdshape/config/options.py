@@ -1,79 +1,46 @@
 """Every run option, declared once: :class:`RunOptions`.
 
-Each field carries its flag, help, default and the harnesses it applies to
-(``sdshape run``, ``pytest bench/``, ``sdshape shapes --measure``). The argparse
-flags, pytest's options and the plan are all derived from these fields
-(:func:`add_options`, :meth:`RunOptions.from_values`, :func:`sdshape.config.plan.resolve`),
-so adding an option is one field here, and a default is written only here (or,
-where it depends on the device, once in :data:`GPU_DEFAULTS` / :data:`CPU_DEFAULTS`,
-which the help text quotes). Flags a backend declares come from the backend
-(``--ort-provider``): their values reach that backend only, and two backends declaring one
-flag are refused when they are registered (:func:`sdshape.backends.declared_flags`).
+Each field carries its flag, help, default, bounds or choices, and the commands it applies to
+(``sdshape run``, ``pytest bench/``, ``sdshape shapes --measure``; ``sdshape fit`` and
+``sdshape inspect``, which model a run, with their own help and default where these differ:
+:class:`~sdshape.config.declaring.Elsewhere`). The argparse flags, pytest's options, the plan
+and the options a result records are all derived from these fields (:func:`add_options`,
+:meth:`RunOptions.from_values`, :func:`sdshape.config.plan.resolve`), so adding an option is one
+field here, and a default is written only here (or, where it depends on the device, once in
+:data:`~sdshape.config.declaring.GPU_DEFAULTS` / ``CPU_DEFAULTS``, which the help text quotes).
+
+Flags a backend declares come from the backend (``--ort-provider``): their values reach that
+backend only, and two backends declaring one flag are refused when they are registered
+(:func:`sdshape.backends.declared_flags`).
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from sdshape.config import limits
 from sdshape.config.common_flags import STORE_FORMS
+from sdshape.config.declaring import (
+    BENCH,
+    CPU_DEFAULTS,
+    DEFAULT_BACKEND,
+    DEFAULT_SHAPE,
+    FIT,
+    HARNESSES,
+    INSPECT,
+    MODELLED,
+    RUN,
+    Elsewhere,
+    declared_default,
+    declared_help,
+    option,
+)
 from sdshape.core.bounds import Bounds
+from sdshape.core.errors import choices_error
 from sdshape.core.vocabulary import DEFAULT_POLICY, DEVICES, POLICIES, PRECISION_NAMES
-
-RUN, BENCH, SHAPES = "run", "bench", "shapes"  # where an option applies
-HARNESSES = (RUN, BENCH, SHAPES)
-
-
-@dataclass(frozen=True)
-class DeviceDefaults:
-    """What a run does when a flag is left out, per device kind (the help text quotes these)."""
-
-    precision: str
-    steps: int
-    rounds: int | None  # None: until the median is stable (``--rounds auto``)
-    warmup: int
-    resolution_cap: int | None  # None: the shape's native resolution
-    profile: bool
-
-
-GPU_DEFAULTS = DeviceDefaults(precision="fp16", steps=50, rounds=None, warmup=2, resolution_cap=None, profile=True)
-# Sized so `sdshape run` with no flags (SD 1.5 at 256x256) prints its table in about 2 minutes on 2 CPU cores.
-CPU_DEFAULTS = DeviceDefaults(precision="fp32", steps=3, rounds=3, warmup=1, resolution_cap=256, profile=False)
-DEFAULT_BACKEND = "eager"
-DEFAULT_SHAPE = "sd15"
-
-
-def option(
-    flag: str,
-    help: str,
-    default: Any = None,
-    *,
-    kind: Bounds | None = None,
-    action: Any = None,
-    aliases: tuple[str, ...] = (),
-    where: tuple[str, ...] = (RUN, BENCH),
-    metavar: str | None = None,
-    const: Any = None,
-) -> Any:
-    """A :class:`RunOptions` field: its default plus what a parser needs to offer it (``const``: the
-    value of the flag given bare, as ``--store`` alone names the default store)."""
-    spec = {"flag": flag, "help": help, "kind": kind, "action": action, "aliases": aliases, "where": where}
-    return field(default=default, metadata={**spec, "metavar": metavar, "const": const})
-
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return "auto"
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return str(value)
-
-
-def _device_default(name: str) -> str:
-    return f"default {_shown(getattr(GPU_DEFAULTS, name))} on a GPU, {_shown(getattr(CPU_DEFAULTS, name))} on the CPU"
 
 
 @dataclass(frozen=True)
@@ -98,20 +65,38 @@ class RunOptions:
         "--shapes-file", "TOML of named compositions: [shape.NAME] text_encoder, unet, vae"
     )
     backend: str | None = option(
-        "--backend", f"backend, or a comma list with variants (default {DEFAULT_BACKEND})", where=HARNESSES
+        "--backend",
+        f"backend, or a comma list with variants (default {DEFAULT_BACKEND})",
+        where=(*HARNESSES, FIT),
+        elsewhere={FIT: Elsewhere("eager, or compile (CUDA graphs: no host time)", DEFAULT_BACKEND)},
     )
-    precision: str | None = option("--precision", "|".join(PRECISION_NAMES), where=HARNESSES)
+    precision: str | None = option(
+        "--precision",
+        "|".join(PRECISION_NAMES),
+        where=MODELLED,
+        choices=PRECISION_NAMES,
+        elsewhere={
+            FIT: Elsewhere(f"{', '.join(PRECISION_NAMES)} (default fp16)", "fp16"),
+            INSPECT: Elsewhere("with --all --quality: weights and compute, as fit takes it (default bf16)"),
+        },
+    )
     vae_fp16: bool = option(
         "--vae-fp16",
         "decode in fp16 even where the pipeline upcasts the VAE to fp32 (SDXL's force_upcast; the fp16-fix VAE's way)",
         False,
         action="store_true",
+        where=(RUN, BENCH, FIT),
+        elsewhere={FIT: Elsewhere("decode in fp16 even when the VAE asks for fp32", False)},
     )
-    device: str | None = option("--device", f"{'|'.join(DEVICES)} (default: the GPU if there is one)", where=HARNESSES)
+    device: str | None = option(
+        "--device", f"{'|'.join(DEVICES)} (default: the GPU if there is one)", where=HARNESSES, choices=DEVICES
+    )
     policy: str = option(
         "--policy",
         f"residency policy, with diffusers' own offload hooks: {'|'.join(POLICIES)}",
         DEFAULT_POLICY,
+        where=(RUN, BENCH, FIT),
+        elsewhere={FIT: Elsewhere("judge one residency policy only (default: the least intrusive that fits)")},
     )
     vae_tiling: bool = option(
         "--vae-tiling",
@@ -129,10 +114,24 @@ class RunOptions:
         "--resolution",
         f"image side in pixels, a multiple of 8 (default: native; {CPU_DEFAULTS.resolution_cap} on the CPU)",
         kind=limits.RESOLUTION,
-        where=HARNESSES,
+        where=MODELLED,
+        elsewhere=dict.fromkeys((FIT, INSPECT), Elsewhere("image side in pixels (default: the shape's native)")),
     )
-    steps: int | None = option("--steps", "denoising steps", kind=limits.STEPS, where=HARNESSES)
-    batch: int = option("--batch", "images per prompt batch", 1, kind=limits.BATCH)
+    steps: int | None = option(
+        "--steps",
+        "denoising steps",
+        kind=limits.STEPS,
+        where=MODELLED,
+        elsewhere=dict.fromkeys((FIT, INSPECT), Elsewhere("denoising steps per image (default: the pipeline's own)")),
+    )
+    batch: int = option(
+        "--batch",
+        "images per prompt batch",
+        1,
+        kind=limits.BATCH,
+        where=(RUN, BENCH, FIT),
+        elsewhere={FIT: Elsewhere("images per prompt batch (default 1)", 1)},
+    )
     rounds: str | None = option(
         "--rounds",
         f"timed rounds per stage (1 to {limits.MAX_ROUNDS}), or auto: until the median's 95%% CI is within --target-ci",
@@ -212,12 +211,17 @@ class RunOptions:
         return cls(**known)
 
     def check(self) -> None:
-        """Every number against the bounds declared with its flag (for values that came without the parser:
-        options built in code, pytest's)."""
+        """Every given value against the bounds and choices declared with its flag, once (numbers that came
+        through a parser were checked by it with the same bounds; options built in code and pytest's are
+        checked here)."""
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(f.metadata["kind"], Bounds) and value is not None:
+            if value is None:
+                continue
+            if isinstance(f.metadata["kind"], Bounds):
                 f.metadata["kind"].check(f.metadata["flag"], value)
+            if f.metadata["choices"] and value not in f.metadata["choices"]:
+                raise choices_error(f.metadata["flag"].lstrip("-"), value, f.metadata["choices"])
 
     def given(self) -> dict[str, Any]:
         """The options that differ from their defaults, as a result document records them."""
@@ -229,22 +233,16 @@ class RunOptions:
 DEFAULTS = RunOptions()
 
 
-def _help(spec: Mapping[str, Any], name: str, default: Any) -> str:
-    text = spec["help"]
-    if name in {f.name for f in fields(DeviceDefaults)}:
-        return f"{text} ({_device_default(name)})"
-    if default is not None and not isinstance(default, bool) and spec["action"] is None:
-        return f"{text} (default {default})"
-    return text
-
-
 def add_options(add_argument: Callable[..., Any], harness: str) -> None:
-    """Add every run option that applies to ``harness`` (run, bench, shapes), then the backends' flags."""
+    """Add every run option that applies to ``harness`` (run, bench, shapes, fit, inspect), then, for a
+    harness that measures, the backends' flags."""
     for f in fields(RunOptions):
         spec = f.metadata
         if harness not in spec["where"]:
             continue
-        kwargs: dict[str, Any] = {"dest": f.name, "help": _help(spec, f.name, f.default), "default": f.default}
+        kwargs: dict[str, Any] = {
+            "dest": f.name, "help": declared_help(f, harness), "default": declared_default(f, harness)
+        }  # fmt: skip
         if spec["kind"] is not None:
             kwargs["type"] = spec["kind"]
         if spec["action"] is not None:
@@ -254,7 +252,8 @@ def add_options(add_argument: Callable[..., Any], harness: str) -> None:
         if spec["action"] is None:
             kwargs["metavar"] = spec["metavar"] or spec["flag"].lstrip("-").upper().replace("-", "_")
         add_argument(spec["flag"], *spec["aliases"], **kwargs)
-    add_backend_flags(add_argument)
+    if harness in HARNESSES:  # the modelling commands start without loading the backends (nor torch)
+        add_backend_flags(add_argument)
 
 
 BACKEND_FLAG_PREFIX = "backend_option__"
@@ -268,14 +267,14 @@ def add_backend_flags(add_argument: Callable[..., Any]) -> None:
     """Every flag the registered backends declare; the value is kept under its backend's name."""
     from sdshape.backends import declared_flags
 
-    for backend, option in declared_flags():
-        choices = f" ({'|'.join(option.choices)})" if option.choices else ""
-        metavar = option.name.upper()
+    for backend, declared in declared_flags():
+        choices = f" ({'|'.join(declared.choices)})" if declared.choices else ""
+        metavar = declared.name.upper()
         add_argument(
-            option.flag,
-            dest=backend_flag_dest(backend, option.name),
+            declared.flag,
+            dest=backend_flag_dest(backend, declared.name),
             metavar=metavar,
-            help=f"{backend}: {option.help}{choices}",
+            help=f"{backend}: {declared.help}{choices}",
         )
 
 

@@ -20,7 +20,7 @@ from sdshape.models.config_check import check_config, config_class
 from sdshape.models.families import family_name_of, get_family, registered
 from sdshape.models.families.base import Family
 from sdshape.models.quantize import store
-from sdshape.models.zoo import ComponentKind, ComponentSpec
+from sdshape.models.zoo import ComponentKind, ComponentSpec, ShapeSpec
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -130,16 +130,8 @@ def weights_native_resolution(folder: Path) -> int:
     return int(sample) * 2 ** (len(levels) - 1)
 
 
-def load_weights(
-    folder: Path,
-    device: torch.device,
-    dtype: torch.dtype,
-    on_component: Callable[[ComponentKind, ComponentSpec], None] | None = None,
-    vae_dtype: torch.dtype | None = None,
-    storage: str | None = None,
-) -> BuiltShape:
-    """Load a local diffusers pipeline folder, laid out as its family lays it out (``unet/`` or
-    ``transformer/``, ``text_encoder[_2][_3]/``, ``vae/``)."""
+def folder_components(folder: Path) -> tuple[dict[ComponentKind, ComponentSpec], Family]:
+    """The component specs a pipeline folder's configs describe (checked), and the denoiser's family."""
     folder = Path(folder)
     denoiser_dir, family = check_folder(folder)
     label = folder.name
@@ -166,6 +158,41 @@ def load_weights(
         "denoiser": _spec_from_config(f"{label}/{denoiser_dir.name}", "denoiser", denoiser_dir, "UNet2DConditionModel"),
         "vae": _spec_from_config(f"{label}/vae", "vae", folder / "vae", "AutoencoderKL"),
     }
+    return specs, family
+
+
+def folder_shape(folder: str | Path) -> ShapeSpec:
+    """The composition a pipeline folder holds, as the zoo describes one (the static model traces it before a
+    ``--weights`` run allocates anything); its pipeline defaults are SD's, as the run's."""
+    folder = Path(folder)
+    specs, _ = folder_components(folder)
+    scheduler_file = folder / "scheduler" / "scheduler_config.json"
+    return ShapeSpec(
+        f"weights:{folder.name}",
+        specs["text_encoder"].name,
+        specs["denoiser"].name,
+        specs["vae"].name,
+        read_config(scheduler_file) if scheduler_file.is_file() else {},
+        weights_native_resolution(folder),
+        f"loaded from {folder}",
+        str(folder),
+        specs=dict(specs),
+    )
+
+
+def load_weights(
+    folder: Path,
+    device: torch.device,
+    dtype: torch.dtype,
+    on_component: Callable[[ComponentKind, ComponentSpec], None] | None = None,
+    vae_dtype: torch.dtype | None = None,
+    storage: str | None = None,
+) -> BuiltShape:
+    """Load a local diffusers pipeline folder, laid out as its family lays it out (``unet/`` or
+    ``transformer/``, ``text_encoder[_2][_3]/``, ``vae/``)."""
+    folder = Path(folder)
+    specs, family = folder_components(folder)
+    label = folder.name
 
     def load(spec: ComponentSpec) -> nn.Module:
         # A loaded spec's source is its own subfolder (see _spec_from_config).

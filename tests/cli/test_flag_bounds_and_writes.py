@@ -263,9 +263,9 @@ def test_a_thresholds_file_meets_the_flags_bounds(tmp_path, capsys):
         assert f"--thresholds {overrides}: override #1" in err
 
 
-def test_a_memory_floor_beyond_the_machine_still_asks_for_force_size(capsys, monkeypatch):
-    """Within the bounds, what memory cannot hold is still refused with its estimate."""
-    monkeypatch.setattr("sdshape.config.limits.device_memory", lambda device: (2**30, "this machine has available"))
+def test_a_peak_beyond_the_machine_still_asks_for_force_size(capsys, monkeypatch):
+    """Within the bounds, what memory cannot hold is still refused with the static model's estimate."""
+    monkeypatch.setattr("sdshape.feasibility.preflight.device_memory", lambda device: (2**30, "available"))
     argv = ["run", "--shape", "tiny", "--device", "cpu", "--resolution", "16384", "--steps", "1", "--rounds", "1"]
     one_line(argv, capsys, 2, "pass --force-size to run it anyway")
 

@@ -8,7 +8,8 @@ from dataclasses import fields
 
 import pytest
 
-from sdshape.config.options import BENCH, DEFAULTS, RUN, SHAPES, RunOptions, add_options, backend_flags
+from sdshape.config.declaring import BENCH, RUN, SHAPES
+from sdshape.config.options import DEFAULTS, RunOptions, add_options, backend_flags
 from sdshape.config.plan import Plan
 from sdshape.core.errors import UsageError
 

@@ -90,9 +90,9 @@ def test_inspect_shows_buffers_apart_and_the_guidance_each_family_uses(capsys):
 
 
 def test_a_full_size_run_that_cannot_fit_is_refused_before_anything_is_allocated(capsys, monkeypatch):
-    from sdshape.config import limits
+    from sdshape.feasibility import preflight
 
-    monkeypatch.setattr(limits, "device_memory", lambda device: (16 << 30, "this machine has available"))
+    monkeypatch.setattr(preflight, "device_memory", lambda device: (16 << 30, "this machine has available"))
     assert main(["run", "--shape", "flux-dev", "--device", "cpu", "--precision", "bf16"]) == 2
     err = capsys.readouterr().err
     assert "weights alone need 31.42 GiB" in err and "denoiser 22.17 GiB" in err and "--force-size" in err
