@@ -69,9 +69,9 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if results_dir is not None:
         from sdshape.result.output import save
 
-        shape = plan.shape if plan.weights is None else f"weights-{plan.weights.name}"
+        shape = plan.options.shape if plan.weights is None else f"weights-{plan.weights.name}"
         try:
-            saved = save(doc, results_dir, shape, plan.backends, plan.precision, text=text)
+            saved = save(doc, results_dir, shape, plan.backends, plan.options.precision, text=text)
             written_files.append(saved)
             console.print(f"results saved to {saved}", highlight=False)
         except OSError as error:

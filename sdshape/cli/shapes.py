@@ -61,8 +61,8 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
     # Without --measure: the budget's FLOPs at SD 1.5's native size (the tiny shape's for tiny components)
     # and a GPU run's steps.
     native = get_shape("tiny").native_resolution if args.family == "tiny" else NATIVE_RESOLUTION
-    resolution = plan.resolution if plan else (options.resolution or native)
-    steps = plan.steps if plan else (options.steps or GPU_DEFAULTS.steps)
+    resolution = plan.options.resolution if plan else (options.resolution or native)
+    steps = plan.options.steps if plan else (options.steps or GPU_DEFAULTS.steps)
     params = args.budget
     if budget_bytes is not None:  # no composition above bytes / the format's narrowest storage can fit
         from sdshape.config.limits import MAX_BUDGET
@@ -114,10 +114,10 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         document["measured_conditions"] = {
             "device": plan.device.type,
             "device_name": machine.get("gpu_name") or machine.get("cpu_model"),
-            "precision": plan.precision,
+            "precision": plan.options.precision,
             "backend": plan.backends[0],
             "rounds": plan.rounds,
-            "warmup": plan.warmup,
+            "warmup": plan.options.warmup,
             # with --gpu: the priced table's first `top` that fit the card; without: every composition
             "top": top,
         }
@@ -209,7 +209,7 @@ def _pricing(args: argparse.Namespace, options: RunOptions, plan: Any) -> dict[s
     missing = [g.name for g in gpus if g.sms is None or g.architecture is None]
     if missing:
         raise UsageError(f"cards without 'architecture' and 'sms' in the catalog cannot be modelled: {missing}")
-    fmt = weight_format(options.precision or (plan.precision if plan else "fp16"))
+    fmt = weight_format(options.precision or (plan.options.precision if plan else "fp16"))
     # the model's backends: eager (host launch costs) or compile (CUDA graphs); a measured backend prices as its
     # counterpart (eager CUDA-graph replay as compile), one without a counterpart as eager
     backend = options.backend if options.backend in BACKENDS else "eager"

@@ -27,53 +27,55 @@ GUIDANCE_WITH_WEIGHTS = 7.5  # --weights folders name no pipeline defaults; SD's
 
 @dataclass
 class Plan:
-    """A validated, fully resolved run."""
+    """A validated, fully resolved run: the options with every default filled in for this device
+    (``options``; read ``plan.options.steps``), the options as given (``given``), and only what the device
+    and the shape's resolution decide in a type of their own."""
 
-    shape: str
-    backends: list[str]
-    precision: str
+    options: RunOptions  # resolved: every default filled in (rounds: a count or "auto")
     device: torch.device
-    resolution: int
-    steps: int
-    batch: int
-    rounds: int | None  # None: until the median is stable (``stopping``)
-    warmup: int
-    weights: Path | None = None
-    seed: int = DEFAULTS.seed
-    guidance: float = GUIDANCE_WITH_WEIGHTS
-    sample_interval_s: float = DEFAULTS.sample_interval_s
-    notes: list[str] = field(default_factory=list)
     # label (as shown in results, e.g. "compile:reduce-overhead") -> (registered name, its options)
-    backend_specs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    backend_specs: dict[str, tuple[str, dict[str, Any]]]
+    given: RunOptions = DEFAULTS  # as the user gave them (None: left to the plan)
+    guidance: float = GUIDANCE_WITH_WEIGHTS
+    notes: list[str] = field(default_factory=list)
     cache_dir: Path | None = None
-    parity: bool = DEFAULTS.parity
-    reference_workload: bool = DEFAULTS.reference_workload  # measure the reference workload (--no-reference: not)
-    vram_cap_bytes: int | None = None
-    shape_spec: ShapeSpec | None = None  # set for compositions and shapes-file shapes
-    sequence_length: int = 77  # CLIP's context, when the shape names none
-    isolate: bool = DEFAULTS.isolate  # each backend in its own process (sdshape run --isolate)
-    target_ci: float = DEFAULTS.target_ci
-    max_rounds: int = DEFAULTS.max_rounds
-    max_time_s: float = DEFAULTS.max_time_s
-    profile: bool = False  # one profiled round per stage, outside the timed rounds
     cache_fallback: Path | None = None  # where new artifacts go when cache_dir is read-only
-    options: RunOptions = DEFAULTS  # resolved: every default filled in for this device
-    given: RunOptions = DEFAULTS  # as given (what a result document records as the command's own choices)
+    vram_cap_bytes: int | None = None
+    shape_spec: ShapeSpec | None = None  # None for a --weights folder
     vae_upcast: bool = False  # VAE in fp32 (SDXL's force_upcast); a flag: the fp32 reference copies the plan
+
+    @property
+    def backends(self) -> list[str]:
+        return list(self.backend_specs)
+
+    @property
+    def rounds(self) -> int | None:
+        """Timed rounds per stage; None: until the median is stable (``stopping``)."""
+        return None if self.options.rounds == "auto" else int(self.options.rounds)  # type: ignore[arg-type]
+
+    @property
+    def weights(self) -> Path | None:
+        return Path(self.options.weights) if self.options.weights is not None else None
+
+    def with_options(self, **changes: Any) -> Plan:
+        """This plan with some resolved options changed (the parity reference's fp32, a composition's shape)."""
+        return replace(self, options=replace(self.options, **changes))
 
     def resolved_options(self) -> dict[str, Any]:
         """Every run option with the value this run used (defaults filled in), as result documents record it."""
         resolved = asdict(self.options)
-        resolved["rounds"] = "auto" if self.rounds is None else self.rounds
         resolved["backend_options"] = {label: options for label, (_, options) in self.backend_specs.items()}
         return resolved
 
     def precision_of(self, kind: str) -> str:
-        return "fp32" if kind == "vae" and self.vae_upcast else self.precision
+        precision = self.options.precision
+        assert precision is not None  # resolved
+        return "fp32" if kind == "vae" and self.vae_upcast else precision
 
     @property
     def stopping(self) -> Stopping:
-        return Stopping(self.rounds, self.target_ci, self.max_rounds, self.max_time_s)
+        o = self.options
+        return Stopping(self.rounds, o.target_ci, o.max_rounds, o.max_time_s)
 
     def backend(self, label: str) -> tuple[str, dict[str, Any]]:
         return self.backend_specs.get(label, (label, {}))
@@ -81,13 +83,6 @@ class Plan:
 
 def cuda_available() -> bool:
     return torch.cuda.is_available()
-
-
-# The plan's fields that are the resolved option of the same name (to be read as ``plan.options.NAME``).
-FROM_OPTIONS = (
-    "shape", "precision", "resolution", "steps", "batch", "warmup", "seed", "sample_interval_s", "parity",
-    "reference_workload", "sequence_length", "isolate", "target_ci", "max_rounds", "max_time_s", "profile",
-)  # fmt: skip
 
 
 def resolve(
@@ -135,20 +130,16 @@ def resolve(
     precision = resolved.precision
     vae = limits.run_vae_precision(precision, shape.vae_config, shape.spec, shape.weights, o.vae_fp16, notes)
     return Plan(
-        **{name: getattr(resolved, name) for name in FROM_OPTIONS},  # type: ignore[arg-type]
-        backends=list(specs),
-        backend_specs=specs,
+        options=resolved,
         device=torch.device(device),
-        rounds=None if resolved.rounds == "auto" else int(resolved.rounds),  # type: ignore[arg-type]
-        weights=shape.weights,
+        backend_specs=specs,
+        given=options,
         guidance=shape.spec.guidance_scale if shape.spec else GUIDANCE_WITH_WEIGHTS,
         notes=notes,
         cache_dir=cache_root,
         cache_fallback=cache_fallback,
         vram_cap_bytes=vram_cap_bytes,
         shape_spec=shape.spec,
-        options=resolved,
-        given=options,
         vae_upcast=vae != precision,
     )
 

@@ -76,7 +76,7 @@ def check_fits(plan: Any) -> None:
             f"{KIND_OF_STAGE[name]} {units.size(stage.weight_bytes)}" for name, stage in static.stages.items()
         )
         raise UsageError(
-            f"--shape {plan.shape} in {o.precision}: its weights alone need {units.size(static.weight_bytes)} "
+            f"--shape {o.shape} in {o.precision}: its weights alone need {units.size(static.weight_bytes)} "
             f"({parts}), more than the {units.size(available)} {has}; try a smaller shape or precision, "
             "or pass --force-size"
         )

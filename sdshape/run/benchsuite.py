@@ -62,7 +62,7 @@ class SessionPool:
         if self.current is not None and self.current.backend == backend:
             return self.current
         self.close()
-        if self.plan.parity and not self._reference_ready:
+        if self.plan.options.parity and not self._reference_ready:
             self._reference_ready = True
             if not self.campaign.reference_in_run:
                 self.campaign.reference = self.campaign.compute_reference()
@@ -75,7 +75,7 @@ class SessionPool:
     def close(self) -> None:
         """Close the resident session; an eager fp32 one becomes the reference for the backends after it."""
         if self.current is not None:
-            if self.campaign.reference is None and self.plan.parity:
+            if self.campaign.reference is None and self.plan.options.parity:
                 self.campaign.reference = self.current.as_reference()
             self.campaign.close(self.current)
             self.current = None
@@ -94,10 +94,12 @@ class SessionPool:
 def run_stage_benchmark(benchmark: BenchmarkFixture, session: Session, stage: str, pool: SessionPool) -> None:
     """Benchmark one stage under pytest-benchmark's pedantic mode; failures become rows."""
     plan = session.plan
-    benchmark.group = f"{stage} ({session.plan.precision}, {plan.resolution}px, {plan.steps} steps)"
+    benchmark.group = (
+        f"{stage} ({session.plan.options.precision}, {plan.options.resolution}px, {plan.options.steps} steps)"
+    )
     build_error = session.build_error
     recorder = session.recorder(stage) if build_error is None else None
-    rounds, warmup, pilot = plan.rounds, plan.warmup, None
+    rounds, warmup, pilot = plan.rounds, plan.options.warmup, None
     if rounds is None and recorder is not None:
         # --rounds auto: pedantic needs a count up front, so an untimed pilot (our own loop) finds it
         # with the stopping rule; pytest-benchmark then times that many rounds, already warm.

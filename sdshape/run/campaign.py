@@ -86,7 +86,7 @@ class Campaign:
     @property
     def reference_in_run(self) -> bool:
         resident = self.plan.options.policy == DEFAULT_POLICY
-        return self.plan.precision == "fp32" and "eager" in self.plan.backends and resident
+        return self.plan.options.precision == "fp32" and "eager" in self.plan.backends and resident
 
     def _start(self) -> None:
         """Once per campaign, before any baseline: the CUDA context and the energy counter's period."""
@@ -137,12 +137,9 @@ class Campaign:
         must match all resident's, and parity says whether they do. (The VAE's tiling and slicing are kept:
         they change how the decode computes, not where weights live.)"""
         return dataclasses.replace(
-            self.plan,
-            precision="fp32",
-            backends=["eager"],
+            self.plan.with_options(precision="fp32", backend="eager", policy=DEFAULT_POLICY),
             backend_specs={"eager": ("eager", {})},
             vram_cap_bytes=None,  # the reference runs uncapped, before any cap is set
-            options=dataclasses.replace(self.plan.options, policy=DEFAULT_POLICY),
         )
 
     def compute_reference(self) -> Reference | None:
@@ -162,7 +159,7 @@ class Campaign:
         with self.session(label, self.reference) as session:
             session.build()
             results = [result_of(session.plan, measured) for measured in session.measure_all()]
-            if self.reference is None and self.plan.parity:
+            if self.reference is None and self.plan.options.parity:
                 self.reference = session.as_reference()
             return results, session.environment
 
@@ -178,10 +175,10 @@ class Campaign:
             if on_session is not None:
                 on_session(results, environment)
 
-        if self.plan.isolate:
+        if self.plan.options.isolate:
             run_isolated(self, keep)
         else:
-            if self.plan.parity and not self.reference_in_run:
+            if self.plan.options.parity and not self.reference_in_run:
                 self.reference = self.compute_reference()
             for label in self.labels:
                 keep(*self.measure(label))
@@ -190,7 +187,7 @@ class Campaign:
 
     def measure_reference_workload(self) -> ReferenceWorkload | None:
         """The reference workload on the plan's device, once (None with ``--no-reference``)."""
-        if self.plan.reference_workload and self.reference_workload is None:
+        if self.plan.options.reference_workload and self.reference_workload is None:
             from sdshape.measurement.reference_workload import measure
 
             self.reference_workload = measure(self.plan.device, self.progress)

@@ -89,10 +89,18 @@ def _in_process(plan: Plan, label: str | None, reference: Reference | None) -> t
 
 
 def _failed_rows(plan: Plan, label: str, message: str) -> list[StageResult]:
-    shape = plan.shape if plan.weights is None else f"weights:{plan.weights.name}"
+    shape = plan.options.shape if plan.weights is None else f"weights:{plan.weights.name}"
     return [
         StageResult(
-            ResultId(stage, shape, label, plan.precision, plan.batch, plan.resolution, plan.steps),
+            ResultId(
+                stage,
+                shape,
+                label,
+                plan.options.precision,
+                plan.options.batch,
+                plan.options.resolution,
+                plan.options.steps,
+            ),
             status="error",
             message=message,
         )
@@ -103,7 +111,7 @@ def _failed_rows(plan: Plan, label: str, message: str) -> list[StageResult]:
 def run_isolated(campaign: Campaign, on_session: OnSession | None) -> None:
     """The campaign's backends, each in its own process, in the campaign's order."""
     plan = campaign.plan
-    if plan.parity and not campaign.reference_in_run:
+    if plan.options.parity and not campaign.reference_in_run:
         kind, *payload = _in_process(campaign.reference_plan(), None, None)
         if kind == "usage":
             raise UsageError(payload[0])
@@ -116,7 +124,7 @@ def run_isolated(campaign: Campaign, on_session: OnSession | None) -> None:
             results, environment = _failed_rows(plan, label, f"isolated session failed: {payload[0]}"), {}
         else:
             results, environment, computed = payload
-            if campaign.reference is None and plan.parity:
+            if campaign.reference is None and plan.options.parity:
                 campaign.reference = Reference.from_portable(computed)
         if on_session is not None:
             on_session(results, environment)

@@ -164,9 +164,9 @@ def result_of(plan: Plan, measured: MeasuredStage) -> StageResult:
     if energy is None:
         note = (reading.note if reading else None) or context.nvml_reason or "energy was not measured"
     throttle, clocks = clock_records(context, window)
+    o = plan.options
     rid = ResultId(
-        stage, built.name if built else plan.shape, context.backend_label, plan.precision, plan.batch,
-        plan.resolution, plan.steps,
+        stage, built.name if built else o.shape, context.backend_label, o.precision, o.batch, o.resolution, o.steps
     )  # fmt: skip
     guidance = built.family.guidance(built.specs["denoiser"]) if built else None
     conditions = Conditions(
@@ -176,13 +176,13 @@ def result_of(plan: Plan, measured: MeasuredStage) -> StageResult:
         cfg=guidance == "cfg" if built else None,
         family=built.family.name if built else None,
         guidance=guidance,
-        vae_precision=plan.precision_of("vae") if plan.precision_of("vae") != plan.precision else None,
+        vae_precision=plan.precision_of("vae") if plan.precision_of("vae") != plan.options.precision else None,
         policy=plan.options.policy,
         vae_tiling=plan.options.vae_tiling,
         vae_slicing=plan.options.vae_slicing,
-        sequence_length=plan.sequence_length,
+        sequence_length=plan.options.sequence_length,
         composition_notes=list(plan.shape_spec.notes) if plan.shape_spec else [],
-        seed=plan.seed,
+        seed=plan.options.seed,
         weights=built.weights if built else ("random" if plan.weights is None else str(plan.weights)),
         components={kind: spec.name for kind, spec in built.specs.items()} if built else None,
         sm_clock_mhz=window.sm_clock_mhz if window else None,
@@ -208,7 +208,7 @@ def result_of(plan: Plan, measured: MeasuredStage) -> StageResult:
     timing = Timing(
         rounds_s=list((stats or {}).get("data") or []),
         timer=measured.timer or outcome.timer,
-        warmup_rounds=plan.warmup,
+        warmup_rounds=plan.options.warmup,
         stats=stats,
         step_times=step_summary(outcome.step_s) if stage == "denoise_loop" else None,
         stopping=outcome.stopping,

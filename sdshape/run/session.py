@@ -76,7 +76,7 @@ class Session:
 
     def __post_init__(self) -> None:
         self.source, self.nvml, self.nvml_reason = reading_source(self.plan.device)
-        self.sampler = BackgroundSampler(self.source, interval_s=self.plan.sample_interval_s)
+        self.sampler = BackgroundSampler(self.source, interval_s=self.plan.options.sample_interval_s)
 
     def __enter__(self) -> Session:
         # Import the model libraries first: the baseline should exclude Python
@@ -85,7 +85,7 @@ class Session:
         import transformers  # noqa: F401
 
         if self.plan.weights is None:
-            build.import_classes(self.plan.shape_spec or get_shape(self.plan.shape))
+            build.import_classes(self.plan.shape_spec or get_shape(self.plan.options.shape))
 
         device = self.plan.device
         self.settled = settle(
@@ -107,7 +107,7 @@ class Session:
 
     @property
     def dtype(self) -> torch.dtype:
-        return precision(self.plan.precision).dtype()
+        return precision(self.plan.options.precision).dtype()
 
     @property
     def backend_name(self) -> str:
@@ -127,7 +127,7 @@ class Session:
         against."""
         plain = not any(self.plan.backend(self.backend)[1].values())
         resident = self.plan.options.policy == DEFAULT_POLICY  # a policy must not change the numbers: checked
-        return self.backend_name == "eager" and plain and self.plan.precision == "fp32" and resident
+        return self.backend_name == "eager" and plain and self.plan.options.precision == "fp32" and resident
 
     def _task(self, description: str, total: int | None = None) -> TaskID | None:
         return None if self.progress is None else self.progress.add_task(description, total=total)
@@ -150,12 +150,14 @@ class Session:
                 self.vram_cap = apply_vram_cap(plan.vram_cap_bytes, plan.device, reading, self.cuda_context_bytes)
             announce = self._announcer(task)
             vae_dtype = precision(plan.precision_of("vae")).dtype()  # fp32 where the pipeline upcasts the VAE
-            storage = precision(plan.precision).storage
+            storage = precision(plan.options.precision).storage
             if plan.weights is not None:
                 built = weights_folder.load_weights(plan.weights, plan.device, self.dtype, announce, vae_dtype, storage)
             else:
-                shape = plan.shape_spec or get_shape(plan.shape)
-                built = build.build_shape(shape, plan.device, self.dtype, plan.seed, announce, vae_dtype, storage)
+                shape = plan.shape_spec or get_shape(plan.options.shape)
+                built = build.build_shape(
+                    shape, plan.device, self.dtype, plan.options.seed, announce, vae_dtype, storage
+                )
             self.built = built
             self._advance(task, completed=3, description=f"{self.backend}: components built")
             self.residency = residency.apply(built.modules, plan.device, plan.options)
@@ -176,7 +178,9 @@ class Session:
 
     def _prepare(self, built: build.BuiltShape) -> None:
         plan = self.plan
-        shapes = call_shapes(built.specs, plan.batch, plan.resolution, plan.sequence_length, plan.guidance)
+        shapes = call_shapes(
+            built.specs, plan.options.batch, plan.options.resolution, plan.options.sequence_length, plan.guidance
+        )
         backend = get_backend(self.backend_name, self.backend_options)
         conditioning = self.reference.conditioning_for(self.dtype, plan.device) if self.reference else None
         self.runners = Runners(
@@ -184,9 +188,9 @@ class Session:
         )
         self.stages = wire(
             built, shapes, self.dtype, conditioning, self.runners.prepare,
-            device=plan.device, steps=plan.steps, seed=plan.seed,
+            device=plan.device, steps=plan.options.steps, seed=plan.options.seed,
         )  # fmt: skip
-        self.facts = stage_facts(built, flops_per_call(built.specs, shapes, strict=False), plan.steps)
+        self.facts = stage_facts(built, flops_per_call(built.specs, shapes, strict=False), plan.options.steps)
         keeps = backend.keeps_module
         if not keeps:  # the runners hold their own copy of the weights: torch's goes
             for module in built.modules.values():
@@ -211,7 +215,11 @@ class Session:
     # -- measure ----------------------------------------------------------------------
     def recorder(self, stage: str) -> StageRecorder:
         return StageRecorder(
-            self.stages[stage], self.plan.device, self.sampler, self.plan.warmup, per_step=stage == "denoise_loop"
+            self.stages[stage],
+            self.plan.device,
+            self.sampler,
+            self.plan.options.warmup,
+            per_step=stage == "denoise_loop",
         )
 
     def measure(self, stage: str) -> MeasuredStage:
@@ -220,8 +228,10 @@ class Session:
             return self.record(Outcome(stage, self.build_error.status, self.build_error.message, "none"))
         plan = self.plan
         stopping = plan.stopping
-        rounds = plan.rounds if plan.rounds is not None else plan.max_rounds
-        task = self._task(f"{self.backend}: {stage}: warm-up {plan.warmup} + {stopping.describe()}", total=rounds)
+        rounds = plan.rounds if plan.rounds is not None else plan.options.max_rounds
+        task = self._task(
+            f"{self.backend}: {stage}: warm-up {plan.options.warmup} + {stopping.describe()}", total=rounds
+        )
         recorder = self.recorder(stage)
         with torch.inference_mode():
             outcome = recorder.run_all(stopping, on_round=lambda: self._advance(task, advance=1))
@@ -292,7 +302,7 @@ class Session:
         if checked is not None and not checked.ok:
             status, message = "invalid", parity.failure_message(checked)
         kernels: Kernels | None = None
-        if status == "ok" and self.plan.profile and recorder is not None:
+        if status == "ok" and self.plan.options.profile and recorder is not None:
             kernels = recorder.profiled()
         energy = self._energy(recorder, status)
         if self.is_reference and outcome.output is not None:
@@ -310,12 +320,12 @@ class Session:
 
     def _parity(self, outcome: Outcome) -> Parity | None:
         """The last timed round's output against the reference (None: not checked)."""
-        if outcome.status != "ok" or not self.plan.parity:
+        if outcome.status != "ok" or not self.plan.options.parity:
             return None
         if self.is_reference:
             return parity.self_reference()
         if self.reference is not None and outcome.stage in self.reference.outputs:
-            return parity.compare(outcome.output, self.reference.outputs[outcome.stage], self.plan.precision)
+            return parity.compare(outcome.output, self.reference.outputs[outcome.stage], self.plan.options.precision)
         return None
 
     def _energy(self, recorder: StageRecorder | None, status: str) -> EnergyReading | None:

@@ -39,7 +39,7 @@ def measure(compositions: list[Composition], plan: Any, progress: Any = None, ch
             machine = machine or machine_of(session.environment)
             for kind in missing:
                 result = result_of(session.plan, session.measure(STAGE_OF_KIND[kind]))
-                measured[specs[kind].name] = component_cost(result, kind, plan.steps)
+                measured[specs[kind].name] = component_cost(result, kind, plan.options.steps)
     for composition in compositions:
         composition.measured = compose_costs(composition, measured)
     rank_with_ties(compositions)
@@ -129,9 +129,8 @@ def _plan_for(plan: Any, composition: Composition) -> Any:
     import dataclasses
 
     shape = composition.shape
-    return dataclasses.replace(
-        plan, shape=shape.name, shape_spec=shape, sequence_length=shape.sequence_length, parity=False
-    )
+    plan = plan.with_options(shape=shape.name, sequence_length=shape.sequence_length, parity=False)
+    return dataclasses.replace(plan, shape_spec=shape)
 
 
 def component_cost(result: StageResult, kind: str, steps: int) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def test_an_upcast_vae_runs_in_fp32_and_the_rows_say_so(tiny_plan):
     """fp16 elsewhere, fp32 VAE: its weights count 4 bytes a parameter, the pipeline hands it fp32 latents."""
     from sdshape.run.campaign import Campaign
 
-    plan = dataclasses.replace(tiny_plan, precision="bf16", vae_upcast=True, parity=False, rounds=1)
+    plan = dataclasses.replace(tiny_plan.with_options(precision="bf16", parity=False, rounds=1), vae_upcast=True)
     run = Campaign(plan)
     results, _ = run.measure("eager")
     rows = {r.stage: r for r in results}
@@ -59,7 +59,7 @@ def test_the_fp32_reference_of_an_upcast_run_is_all_fp32(tiny_plan):
     once made the bf16 run's reference decode in bf16, 77 s a call on this CPU)."""
     from sdshape.run.campaign import Campaign
 
-    bf16 = dataclasses.replace(tiny_plan, precision="bf16")
+    bf16 = tiny_plan.with_options(precision="bf16")
     assert Campaign(bf16).reference_plan().precision_of("vae") == "fp32"
-    upcast = dataclasses.replace(tiny_plan, precision="fp16", vae_upcast=True)
+    upcast = dataclasses.replace(tiny_plan.with_options(precision="fp16"), vae_upcast=True)
     assert upcast.precision_of("vae") == "fp32" and upcast.precision_of("denoiser") == "fp16"

@@ -189,14 +189,22 @@ def test_no_reference_is_a_run_option_of_run_and_the_bench_suite():
     args = build_parser(backend_flags=True).parse_args(["run", "--no-reference"])
     assert args.reference_workload is False
     assert build_parser(backend_flags=True).parse_args(["run"]).reference_workload is True
-    assert resolve(shape="tiny", device="cpu", reference_workload=False).reference_workload is False
+    assert resolve(shape="tiny", device="cpu", reference_workload=False).options.reference_workload is False
     flags: list[str] = []
     add_options(lambda flag, *_, **__: flags.append(flag), BENCH)  # pytest bench/'s options
     assert "--no-reference" in flags
 
 
 def _fake_rows(plan, label):
-    rid = ResultId("pipeline", plan.shape, label, plan.precision, plan.batch, plan.resolution, plan.steps)
+    rid = ResultId(
+        "pipeline",
+        plan.options.shape,
+        label,
+        plan.options.precision,
+        plan.options.batch,
+        plan.options.resolution,
+        plan.options.steps,
+    )
     return [StageResult(rid)], {}
 
 

@@ -32,7 +32,7 @@ def _expected(session) -> torch.Tensor:
     built, plan = session.built, session.plan
     loop = session.stages["denoise_loop"]
     with torch.inference_mode():
-        return reference_latents(built.family, built.modules, loop, STEPS, plan.guidance, plan.resolution)
+        return reference_latents(built.family, built.modules, loop, STEPS, plan.guidance, plan.options.resolution)
 
 
 def _ours(session) -> torch.Tensor:
@@ -76,7 +76,7 @@ def test_the_pipeline_stage_decodes_as_diffusers_decodes(sessions, shape):
     built, loop = session.built, session.stages["denoise_loop"]
     latents = _ours(session)
     vae = built.vae.vae
-    unpacked = built.family.to_vae_latents(latents, built.specs, session.plan.resolution)
+    unpacked = built.family.to_vae_latents(latents, built.specs, session.plan.options.resolution)
     with torch.inference_mode():
         expected = vae.decode(unpacked / vae.config.scaling_factor + vae.config.shift_factor, return_dict=False)[0]
         ours = session.stages["pipeline"].run()

@@ -85,7 +85,7 @@ def test_the_loop_and_the_decode_match_sana_pipeline(sana_session):
     loop = sana_session.stages["denoise_loop"]
     assert type(built.vae.vae).__name__ == "AutoencoderDC" and loop.latents.shape == (1, 4, 16, 16)
     with torch.inference_mode():
-        expected = reference_latents(built.family, built.modules, loop, STEPS, plan.guidance, plan.resolution)
+        expected = reference_latents(built.family, built.modules, loop, STEPS, plan.guidance, plan.options.resolution)
         latents = loop.run()
         vae = built.vae.vae
         image = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]  # SanaPipeline's decode

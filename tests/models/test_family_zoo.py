@@ -127,7 +127,9 @@ def test_the_unet_flag_still_works_as_an_alias():
 
     plan = resolve(shape="tiny", denoiser="tiny-pixart", text_encoder="tiny-t5", device="cpu")
     assert (
-        plan.shape == "tiny-t5+tiny-pixart+tiny-vae" and plan.guidance == 4.5 and plan.sequence_length == 77
+        plan.options.shape == "tiny-t5+tiny-pixart+tiny-vae"
+        and plan.guidance == 4.5
+        and plan.options.sequence_length == 77
     )  # the base shape's
     from sdshape.cli.parser import build_parser
 

@@ -26,7 +26,7 @@ def test_denoise_loop_marks_every_step(tiny_session):
     marks = []
     with torch.inference_mode():
         tiny_session.stages["denoise_loop"].run(mark=lambda: marks.append(1))
-    assert len(marks) == tiny_session.plan.steps
+    assert len(marks) == tiny_session.plan.options.steps
 
 
 def test_token_ids_put_unconditional_rows_first():
@@ -53,7 +53,9 @@ def _reference_latents(session):
     built, plan = session.built, session.plan
     loop = session.stages["denoise_loop"]
     with torch.inference_mode():
-        return reference_latents(built.family, built.modules, loop, plan.steps, plan.guidance, plan.resolution)
+        return reference_latents(
+            built.family, built.modules, loop, plan.options.steps, plan.guidance, plan.options.resolution
+        )
 
 
 def test_loop_matches_stable_diffusion_pipeline(tiny_session):

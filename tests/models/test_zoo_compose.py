@@ -63,7 +63,7 @@ def test_run_options_compose_without_building():
         device="cpu",
         sequence_length=128,
     )
-    assert plan.shape == "t5-v1.1-large+bk-sdm-small+taesd" and plan.sequence_length == 128
+    assert plan.options.shape == "t5-v1.1-large+bk-sdm-small+taesd" and plan.options.sequence_length == 128
     assert plan.shape_spec.specs["vae"].name == "taesd"
 
 

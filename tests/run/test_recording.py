@@ -73,7 +73,9 @@ def test_a_row_is_built_from_values_alone_and_the_same_values_give_the_same_row(
     measured = _measured()
     first, second = result_of(plan, measured), result_of(plan, measured)
     assert first.to_extra_info() == second.to_extra_info()
-    assert first.id == ResultId("vae_decode", plan.shape, "eager", plan.precision, 1, plan.resolution, 2)
+    assert first.id == ResultId(
+        "vae_decode", plan.options.shape, "eager", plan.options.precision, 1, plan.options.resolution, 2
+    )
     assert first.median == pytest.approx(0.011) and first.timing.timer == "perf_counter"
     assert first.parity.ok and first.timing.stopping.criterion == "fixed"
     assert first.energy.joules_per_call is None and first.energy.note == "no NVML"
