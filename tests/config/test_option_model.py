@@ -179,8 +179,8 @@ def test_the_preflight_is_the_static_models_peak(monkeypatch):
     from sdshape.feasibility.policies import peak_bytes
     from sdshape.feasibility.trace_cache import cached_static
 
-    plan = resolve(shape="tiny", device="cpu", resolution=128, steps=1, here=False)
-    static = cached_static(plan.shape_spec, 128, 1, 1, weight_format("fp32"), False, False)
+    plan = resolve(shape="tiny", device="cpu", steps=1, here=False)  # 64 px: the trace other tests make
+    static = cached_static(plan.shape_spec, 64, 1, 1, weight_format("fp32"), False, False)
     peak = peak_bytes(static, "all_resident")
     monkeypatch.setattr(preflight, "device_memory", lambda device: (peak, "this machine has available"))
     preflight.check_fits(plan)
