@@ -35,9 +35,11 @@ def device_memory(device: str) -> tuple[int, str]:
     return psutil.virtual_memory().available, "this machine has available"
 
 
-def _static(plan: Any, tiled: bool) -> ShapeStatic:
+def _static(plan: Any, tiled: bool) -> ShapeStatic | None:
     """The run traced on the meta device; a size whose tensors torch cannot even describe (more than 2^63
-    bytes: ``--seq-len 1000000000``) is refused here, in the same words."""
+    bytes: ``--seq-len 1000000000``) is refused here, in the same words. A model the trace cannot run
+    (a ``--weights`` folder whose parts do not fit together) is not judged here: None, with a note on the
+    plan, and the run's own build records the failure in its rows."""
     o = plan.options
     shape = plan.shape_spec
     if shape is None:  # a --weights folder: its configs make the composition the model traces
@@ -46,13 +48,16 @@ def _static(plan: Any, tiled: bool) -> ShapeStatic:
         shape = folder_shape(plan.weights)
     try:
         return cached_static(shape, o.resolution, o.steps, o.batch, weight_format(o.precision), o.vae_fp16, tiled)
-    except RuntimeError as error:
-        if "overflow" not in str(error):
-            raise
-        raise UsageError(
-            f"{_sizes(o)}: one of its tensors is over 2^63 bytes, more than any device holds "
-            f"(torch: {str(error).splitlines()[0]})"
-        ) from None
+    except UsageError:
+        raise
+    except Exception as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if isinstance(error, RuntimeError) and "overflow" in first:
+            raise UsageError(
+                f"{_sizes(o)}: one of its tensors is over 2^63 bytes, more than any device holds (torch: {first})"
+            ) from None
+        plan.notes.append(f"the static model could not trace this run ({first[:200]}): its size is not checked")
+        return None
 
 
 def _sizes(o: Any) -> str:
@@ -68,6 +73,8 @@ def check_fits(plan: Any) -> None:
         return
     device = plan.device.type
     static = _static(plan, tiled=False)
+    if static is None:
+        return
     available, has = device_memory(device)
     context = CONTEXT_BYTES if device == "cuda" else 0
     policy = o.policy if device == "cuda" else DEFAULT_POLICY

@@ -187,3 +187,24 @@ def test_the_preflight_is_the_static_models_peak(monkeypatch):
     monkeypatch.setattr(preflight, "device_memory", lambda device: (peak - 1, "this machine has available"))
     with pytest.raises(UsageError, match=r"the static model puts the peak at .* under all_resident"):
         preflight.check_fits(plan)
+
+
+def test_a_model_the_trace_cannot_run_is_left_to_the_run_with_a_note(monkeypatch):
+    """A --weights folder whose parts do not fit together fails the meta-device trace as it fails the run:
+    the preflight does not judge it (the run's build records the failure in its rows) and says so."""
+    from sdshape.feasibility import preflight
+
+    def mismatched(*_, **__):
+        raise RuntimeError("a and b must have same reduction dim, but got [154, 32] X [64, 64].")
+
+    plan = resolve(shape="tiny", device="cpu", steps=1, here=False)
+    monkeypatch.setattr(preflight, "cached_static", mismatched)
+    preflight.check_fits(plan)
+    assert any("static model could not trace this run (a and b must" in note for note in plan.notes)
+
+    def overflow(*_, **__):
+        raise RuntimeError("Storage size calculation overflowed with sizes=[1, 77000000000000]")
+
+    monkeypatch.setattr(preflight, "cached_static", overflow)
+    with pytest.raises(UsageError, match="over 2\\^63 bytes"):
+        preflight.check_fits(plan)
