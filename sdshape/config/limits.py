@@ -8,8 +8,6 @@ anything is allocated (:mod:`sdshape.feasibility.preflight`).
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from sdshape.core.bounds import Bounds, whole_number
@@ -50,43 +48,14 @@ def train_timesteps(scheduler: dict[str, Any] | None) -> int:
     return int((scheduler or {}).get("num_train_timesteps") or DEFAULT_TRAIN_TIMESTEPS)
 
 
-def run_configs(shape_spec: Any, weights: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The scheduler config (training timesteps) and the VAE config (decoder channels) of the run."""
-    if weights is None:
-        from sdshape.models.zoo import shape_components
-
-        return dict(shape_spec.scheduler), dict(shape_components(shape_spec)["vae"].config)  # type: ignore[union-attr,arg-type]
-    from sdshape.models.weights_folder import read_config
-
-    scheduler = weights / "scheduler" / "scheduler_config.json"
-    return (read_config(scheduler) if scheduler.is_file() else {}), read_config(weights / "vae" / "config.json")
-
-
-def run_vae_precision(
-    precision: str,
-    vae_config: dict[str, Any],
-    shape_spec: Any,
-    weights: str | Path | None,
-    vae_fp16: bool,
-    notes: list[str] | None = None,
-) -> str:
-    """fp32 where the pipeline upcasts the VAE: StableDiffusionXLPipeline does when the run is fp16 and the
-    VAE's config says ``force_upcast`` (diffusers' default is True); no other pipeline does."""
-    if precision != "fp16" or vae_fp16:
+def run_vae_precision(precision: str, upcasts: bool, vae_fp16: bool, notes: list[str] | None = None) -> str:
+    """fp32 where the pipeline upcasts the VAE (``upcasts``: SDXL's, whose VAE config says ``force_upcast``)
+    and the run is fp16, unless --vae-fp16; no pipeline upcasts a bf16 or fp32 VAE."""
+    if precision != "fp16" or vae_fp16 or not upcasts:
         return precision
-    if weights is not None:
-        index = Path(weights) / "model_index.json"
-        pipeline = json.loads(index.read_text()).get("_class_name", "") if index.is_file() else ""
-        upcasts = "XL" in pipeline and bool(vae_config.get("force_upcast", True))
-    else:
-        from sdshape.models.families import family_of
-        from sdshape.models.zoo import shape_components
-
-        specs = shape_components(shape_spec)
-        upcasts = family_of(specs["denoiser"]).upcasts_vae(specs["vae"])
-    if upcasts and notes is not None:
+    if notes is not None:
         notes.append("VAE decodes in fp32: its config says force_upcast, as the SDXL pipeline does (--vae-fp16: fp16)")
-    return "fp32" if upcasts else precision
+    return "fp32"
 
 
 def check_storage(precision: str, backend_specs: dict[str, tuple[str, dict[str, Any]]], library: bool = True) -> None:

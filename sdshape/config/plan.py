@@ -128,7 +128,7 @@ def resolve(
     cache_root, cache_fallback = cache_location(o.cache_dir, notes) if here else (None, None)
     resolved = replace(resolved, cache_dir=str(cache_root) if cache_root is not None else None)
     precision = resolved.precision
-    vae = limits.run_vae_precision(precision, shape.vae_config, shape.spec, shape.weights, o.vae_fp16, notes)
+    vae = limits.run_vae_precision(precision, shape.upcasts_vae, o.vae_fp16, notes)
     return Plan(
         options=resolved,
         device=torch.device(device),

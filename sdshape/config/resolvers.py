@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +31,18 @@ BackendSpecs = dict[str, tuple[str, dict[str, Any]]]  # label -> (registered nam
 
 @dataclass(frozen=True)
 class ResolvedShape:
-    """What the shape options name, looked up once: the zoo composition (None for a --weights folder),
-    its native resolution, and the scheduler and VAE configs the limits read."""
+    """What the shape options name, looked up once: the zoo composition and its components (None for a
+    --weights folder), its native resolution, the scheduler and VAE configs the limits read, and whether its
+    pipeline decodes an fp16 run in fp32."""
 
     name: str
     spec: ShapeSpec | None
     native_resolution: int
     scheduler: dict[str, Any] = field(repr=False)
     vae_config: dict[str, Any] = field(repr=False)
+    components: dict[str, ComponentSpec] | None = field(default=None, repr=False)
+    upcasts_vae: bool = False
     weights: Path | None = None
-
-    @cached_property
-    def components(self) -> dict[str, ComponentSpec] | None:
-        return shape_components(self.spec) if self.spec is not None else None
 
 
 def resolve_shape(o: RunOptions) -> ResolvedShape:
@@ -54,12 +52,14 @@ def resolve_shape(o: RunOptions) -> ResolvedShape:
             raise UsageError(
                 "--weights loads a whole pipeline: --text-encoder/--denoiser/--vae/--shapes-file do not apply"
             )
-        from sdshape.models.weights_folder import weights_native_resolution
+        from sdshape.models.weights_folder import folder_configs, folder_upcasts_vae, weights_native_resolution
 
         weights = Path(o.weights)
         native = weights_native_resolution(weights)  # checks the folder's layout and configs first
-        scheduler, vae_config = limits.run_configs(None, weights)
-        return ResolvedShape(DEFAULT_SHAPE, None, native, scheduler, vae_config, weights)
+        scheduler, vae_config = folder_configs(weights)
+        upcasts = folder_upcasts_vae(weights, vae_config)
+        return ResolvedShape(DEFAULT_SHAPE, None, native, scheduler, vae_config, None, upcasts, weights)
+    from sdshape.models.families import family_of
     from sdshape.models.zoo.compose import load_shapes_file, with_overrides
 
     file_shapes = load_shapes_file(o.shapes_file) if o.shapes_file else {}
@@ -69,8 +69,10 @@ def resolve_shape(o: RunOptions) -> ResolvedShape:
     if name not in file_shapes:
         get_shape(name)  # unknown shape -> UsageError with the choices
     spec = with_overrides(name, o.text_encoder, o.denoiser, o.vae, o.sequence_length, file_shapes)
-    scheduler, vae_config = limits.run_configs(spec, None)
-    return ResolvedShape(spec.name, spec, spec.native_resolution, scheduler, vae_config)
+    parts = shape_components(spec)
+    upcasts = family_of(parts["denoiser"]).upcasts_vae(parts["vae"])
+    scheduler, vae_config = dict(spec.scheduler or {}), dict(parts["vae"].config)
+    return ResolvedShape(spec.name, spec, spec.native_resolution, scheduler, vae_config, dict(parts), upcasts)
 
 
 def resolve_device(o: RunOptions, here: bool, notes: list[str], cuda_available: Callable[[], bool]) -> str:

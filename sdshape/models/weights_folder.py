@@ -130,6 +130,20 @@ def weights_native_resolution(folder: Path) -> int:
     return int(sample) * 2 ** (len(levels) - 1)
 
 
+def folder_configs(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The folder's scheduler config (training timesteps; empty without one) and its VAE config."""
+    scheduler = folder / "scheduler" / "scheduler_config.json"
+    return (read_config(scheduler) if scheduler.is_file() else {}), read_config(folder / "vae" / "config.json")
+
+
+def folder_upcasts_vae(folder: Path, vae_config: dict[str, Any]) -> bool:
+    """Whether the folder's pipeline decodes an fp16 run in fp32: StableDiffusionXLPipeline does when the
+    VAE's config says ``force_upcast`` (diffusers' default is True); no other pipeline does."""
+    index = folder / "model_index.json"
+    pipeline = json.loads(index.read_text()).get("_class_name", "") if index.is_file() else ""
+    return "XL" in pipeline and bool(vae_config.get("force_upcast", True))
+
+
 def folder_components(folder: Path) -> tuple[dict[ComponentKind, ComponentSpec], Family]:
     """The component specs a pipeline folder's configs describe (checked), and the denoiser's family."""
     folder = Path(folder)

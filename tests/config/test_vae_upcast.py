@@ -8,8 +8,10 @@ import json
 
 import pytest
 
-from sdshape.config.limits import run_vae_precision as _vae_precision
-from sdshape.models.zoo import get_shape, shape_components
+from sdshape.config.limits import run_vae_precision
+from sdshape.config.options import RunOptions
+from sdshape.config.resolvers import resolve_shape
+from sdshape.models.weights_folder import folder_upcasts_vae
 
 
 @pytest.mark.parametrize(
@@ -24,17 +26,16 @@ from sdshape.models.zoo import get_shape, shape_components
     ],
 )
 def test_which_pipelines_upcast_their_vae(shape, precision, vae_fp16, expected):
-    spec = get_shape(shape)
-    vae = dict(shape_components(spec)["vae"].config)
-    assert _vae_precision(precision, vae, spec, None, vae_fp16) == expected
+    upcasts = resolve_shape(RunOptions(shape=shape)).upcasts_vae
+    assert run_vae_precision(precision, upcasts, vae_fp16) == expected
 
 
 def test_a_weights_folder_upcasts_by_its_pipeline_class(tmp_path):
     (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionXLPipeline"}))
-    assert _vae_precision("fp16", {}, None, tmp_path, False) == "fp32"  # diffusers' default force_upcast: True
-    assert _vae_precision("fp16", {"force_upcast": False}, None, tmp_path, False) == "fp16"
+    assert folder_upcasts_vae(tmp_path, {})  # diffusers' default force_upcast: True
+    assert not folder_upcasts_vae(tmp_path, {"force_upcast": False})
     (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
-    assert _vae_precision("fp16", {}, None, tmp_path, False) == "fp16"
+    assert not folder_upcasts_vae(tmp_path, {})
 
 
 def test_an_upcast_vae_runs_in_fp32_and_the_rows_say_so(tiny_plan):
