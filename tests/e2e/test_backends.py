@@ -172,7 +172,7 @@ def test_isolate_runs_each_backend_in_its_own_process(tmp_path):
 
 
 def test_a_session_that_dies_leaves_error_rows_saying_so(tiny_plan):
-    from sdshape.run.campaign import _failed_rows
+    from sdshape.run.isolated import _failed_rows
 
     rows = _failed_rows(tiny_plan, "compile", "isolated session failed: the process exited with code -9")
     assert [row.stage for row in rows] == ["text_encoder", "denoise_loop", "vae_decode", "pipeline"]
