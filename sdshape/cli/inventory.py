@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 
 from sdshape.core.errors import UsageError
-from sdshape.present.inventory_tables import print_backends, print_field, print_inspect, print_zoo
+from sdshape.present.inventory_tables import print_field, print_inspect, print_registered_backends, print_zoo
 
 
 def zoo_listing() -> dict[str, Any]:
@@ -72,7 +72,7 @@ def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print_inspect(shape.name, report, console)
+    print_inspect(report, console, shape.name)
     return 0
 
 
@@ -135,5 +135,5 @@ def cmd_backends(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print_backends(rows, console)
+    print_registered_backends(rows, console)
     return 0

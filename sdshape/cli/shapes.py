@@ -24,7 +24,6 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
     from sdshape.models.zoo import get_shape
     from sdshape.present.charts import explorer
     from sdshape.shapes import compositions
-    from sdshape.shapes.shapes_document import conditions
 
     budget_bytes = None
     if args.budget_bytes is not None:
@@ -135,16 +134,17 @@ def cmd_shapes(args: argparse.Namespace, console: Console) -> int:
         written, why = write_or_fall_back(make_folder(out) / "shapes.json", standard_json(document), "shapes")
         say_written(Console(stderr=True), "shapes written to", out / "shapes.json", written, why)
         lost = why is not None
+        from sdshape.result.output import write_output
+
         if measured is not None and not lost:
-            explorer.pareto_chart(document["shapes"], out / "pareto.png", conditions(document))
+            write_output(out / "pareto.png", explorer.pareto_png(document))
         if priced is not None and not lost:
-            from sdshape.result.output import write_output
             from sdshape.shapes.priced import markdown
 
             write_output(out / "shapes.md", markdown(document))
-            explorer.priced_chart(document, out / "priced.png")
+            write_output(out / "priced.png", explorer.priced_chart(document))
             if measured is not None:
-                explorer.beside_chart(document, out / "beside.png")
+                write_output(out / "beside.png", explorer.beside_chart(document))
     if args.json:
         print(json.dumps(document, indent=2, default=str))
     elif priced is not None:

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from sdshape.present.charts.timelines import timeline_charts
+from sdshape.present.charts.timelines import chart_file_name, timeline_charts
 from sdshape.regression.history import MIN_RUNS_AFTER, Z_MIN, Timeline, throttled_note
 from sdshape.result.output import folder_target, make_folder, write_output
 from sdshape.store.series import SeriesKey
@@ -72,7 +72,7 @@ def markdown(
 
 def write_report(timelines: list[Timeline], key: SeriesKey, out: Path, skipped: list[str], floor: float) -> Path:
     out = make_folder(folder_target(out, "--out"))
-    drawn = timeline_charts(timelines, out)
+    drawn = {name: write_output(out / chart_file_name(name), png) for name, png in timeline_charts(timelines).items()}
     return write_output(out / "history.md", markdown(timelines, key, drawn, skipped, floor))
 
 

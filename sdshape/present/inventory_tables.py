@@ -34,7 +34,7 @@ def print_zoo(listing: dict[str, Any], console: Console) -> None:
     console.print(shapes)
 
 
-def print_inspect(shape_name: str, report: dict[str, Any], console: Console) -> None:
+def print_inspect(report: dict[str, Any], console: Console, shape_name: str) -> None:
     """One shape's stages: parameters, bytes and FLOPs per call and per image, by kernel class."""
     table = Table(
         title=(
@@ -114,7 +114,7 @@ def print_field(rows: list[dict[str, Any]], console: Console, chart: str | None 
         console.print(f"  chart: {chart}", highlight=False)
 
 
-def print_backends(rows: list[dict[str, Any]], console: Console) -> None:
+def print_registered_backends(rows: list[dict[str, Any]], console: Console) -> None:
     """Every registered backend: available here or not, its variants and options, why or where from."""
     table = Table(title="backends (entry-point group sdshape.backends)")
     for column in ("name", "available", "variants (name:variant)", "options (flag)", "reason / entry point"):

@@ -215,7 +215,7 @@ def test_measured_vram_cap_fits_appear_beside_the_model(tmp_path):
         info["vram_cap"] = {"cap_bytes": 64 << 20, "cuda_context_bytes": 0, "fits": fits}
     capped = tmp_path / "capped.json"
     capped.write_text(json.dumps(document))
-    sections = build([str(SMALL_RESULTS), str(capped)], ["RTX 4060 8GB"], None, tmp_path)
+    sections = build([str(SMALL_RESULTS), str(capped)], ["RTX 4060 8GB"], None)
     headings = [getattr(s, "text", "") for s in sections]
     grid = sections[headings.index("Measured under --vram-cap, beside the model") + 2]
     rows = {row[2].text: row for row in grid.rows}

@@ -1,20 +1,20 @@
-"""The shape explorer's charts, drawn from a shapes document alone (no torch needed).
+"""The shape explorer's charts, drawn from a shapes document alone (no torch needed), each returned as PNG
+bytes for the caller to write.
 
 ``sdshape shapes --out`` draws them as it writes ``shapes.json``; ``sdshape report`` draws a saved one again.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sdshape.core.errors import UsageError
-from sdshape.result.output import figure_png, write_output
+from sdshape.result.output import figure_png
 from sdshape.shapes.fronts import params_front, pareto_front
 from sdshape.shapes.shapes_document import conditions, document_vram
 
 
-def pareto_chart(shapes: list[dict[str, Any]], path: Any, caption: str) -> None:
+def pareto_chart(shapes: list[dict[str, Any]], caption: str) -> bytes:
     """Parameters against seconds per image and against peak memory; the Pareto front marked.
 
     ``shapes`` are the rows of a shapes document (``Composition.as_dict``), so a
@@ -45,10 +45,10 @@ def pareto_chart(shapes: list[dict[str, Any]], path: Any, caption: str) -> None:
         axis.set_title(f"{label} vs parameters (line: the Pareto front)", fontsize=9)
     figure.suptitle(caption, fontsize=8)
     figure.tight_layout()
-    write_output(path, figure_png(figure))
+    return figure_png(figure)
 
 
-def priced_chart(document: dict[str, Any], path: Any) -> None:
+def priced_chart(document: dict[str, Any]) -> bytes:
     """Seconds per image against peak VRAM on each priced card, the Pareto front drawn and the published zoo
     systems among the compositions marked (``sdshape shapes --gpu``; from the document alone)."""
     import matplotlib
@@ -89,10 +89,10 @@ def priced_chart(document: dict[str, Any], path: Any) -> None:
         fontsize=8,
     )
     figure.tight_layout()
-    write_output(path, figure_png(figure))
+    return figure_png(figure)
 
 
-def beside_chart(document: dict[str, Any], path: Any) -> None:
+def beside_chart(document: dict[str, Any]) -> bytes:
     """Per measured composition, the model's seconds (its band as the bar) and all-resident peak beside the
     measured ones (``sdshape shapes --gpu CARD --measure``; from the document alone). Seconds on a log scale: a
     CPU's beside a card's model differ by orders of magnitude, and the title says when they are not comparable.
@@ -136,10 +136,9 @@ def beside_chart(document: dict[str, Any], path: Any) -> None:
         fontsize=8,
     )
     figure.tight_layout()
-    write_output(path, figure_png(figure))
+    return figure_png(figure)
 
 
-def pareto_png(document: dict[str, Any], path: Path) -> bytes:
-    """A shapes document's Pareto chart, written to ``path`` and returned (the report embeds it too)."""
-    pareto_chart(document["shapes"], path, conditions(document))
-    return path.read_bytes()
+def pareto_png(document: dict[str, Any]) -> bytes:
+    """A shapes document's Pareto chart, captioned with its conditions."""
+    return pareto_chart(document["shapes"], conditions(document))

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sdshape.regression.history import Timeline
-from sdshape.result.output import figure_png, slug, write_output
+from sdshape.result.output import figure_png, slug
 
 
-def timeline_charts(timelines: list[Timeline], out: Path) -> dict[str, Path]:
-    """One PNG per timeline of three runs or more: median time per run, IQR bars, events as dotted lines,
-    steps labelled."""
+def timeline_charts(timelines: list[Timeline]) -> dict[str, bytes]:
+    """One PNG per timeline of three runs or more (timeline name -> its bytes): median time per run, IQR
+    bars, events as dotted lines, steps labelled."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written: dict[str, Path] = {}
+    drawn: dict[str, bytes] = {}
     for timeline in (t for t in timelines if len(t.points) >= 3):
         figure, axes = plt.subplots(figsize=(9, 4.2))
         xs = list(range(len(timeline.points)))
@@ -36,6 +34,10 @@ def timeline_charts(timelines: list[Timeline], out: Path) -> dict[str, Path]:
         axes.set_ylabel("median time per call (ms); bars: IQR")
         axes.set_title(timeline.name, fontsize=9)
         figure.tight_layout()
-        name = slug(timeline.name)[:120]
-        written[timeline.name] = write_output(out / f"{name}.png", figure_png(figure))
-    return written
+        drawn[timeline.name] = figure_png(figure)
+    return drawn
+
+
+def chart_file_name(timeline_name: str) -> str:
+    """The file a timeline's chart is written to, named after the timeline."""
+    return f"{slug(timeline_name)[:120]}.png"

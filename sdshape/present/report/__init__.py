@@ -23,7 +23,7 @@ def write(
     where long work shows how far it is (:class:`~sdshape.present.report.progress.LateProgress`)."""
     out = make_folder(folder_target(out, "--out"))
     progress = progress or LateProgress()
-    sections = build(paths, gpu_names, catalog_file, out, progress)
+    sections = build(paths, gpu_names, catalog_file, progress)
     pictures = [section for section in sections if isinstance(section, Picture)]
     task = progress.add_task("report: writing", total=len(pictures) + 2)
     for section in pictures:

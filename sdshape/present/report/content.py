@@ -152,8 +152,7 @@ def _cap_sections(inputs: Inputs) -> list[Section]:
     ]
 
 
-def _exploration_sections(index: int, file: str, document: dict[str, Any], out: Path) -> list[Section]:
-    png = pareto_png(document, out / f"pareto-{index}.png")
+def _exploration_sections(index: int, file: str, document: dict[str, Any]) -> list[Section]:
     grid = Grid(list(COST_COLUMNS))
     for row in document["cost_per_100m"]:
         grid.rows.append(
@@ -169,7 +168,7 @@ def _exploration_sections(index: int, file: str, document: dict[str, Any], out: 
     sections: list[Section] = [
         Heading(f"Parameter budget {document['budget']:.3g}: spent differently"),
         Text(f"Conditions: {conditions(document)}; file `{file}`."),
-        Picture(f"pareto-{index}.png", png, "Pareto chart"),
+        Picture(f"pareto-{index}.png", pareto_png(document), "Pareto chart"),
         grid,
     ]
     check = document.get("check")
@@ -204,9 +203,9 @@ def _field_sections() -> list[Section]:
 
 
 def build(
-    paths: list[str], gpu_names: list[str] | None, catalog_file: str | None, out: Path, progress: Any = None
+    paths: list[str], gpu_names: list[str] | None, catalog_file: str | None, progress: Any = None
 ) -> list[Section]:
-    """The whole report as sections; ``out`` receives the Pareto charts as they are drawn. ``progress``: an
+    """The whole report as sections, its charts among them as PNG bytes. ``progress``: an
     ``add_task``/``update`` display (:class:`~sdshape.present.report.progress.LateProgress`)."""
     progress = progress or LateProgress()
     inputs = gather(paths, gpu_names, catalog_file, progress)
@@ -233,7 +232,7 @@ def build(
     if inputs.capped:
         sections += _cap_sections(inputs)
     for index, (file, document) in enumerate(inputs.explorations, start=1):
-        sections += _exploration_sections(index, file, document, out)
+        sections += _exploration_sections(index, file, document)
     sections += _field_sections()
     sections += quality_sections(committed_document())
     if inputs.skipped:
