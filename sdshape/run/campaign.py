@@ -45,7 +45,7 @@ from sdshape.run.isolated import OnSession, run_isolated
 from sdshape.run.progress import ProgressDisplay
 from sdshape.run.recording import result_of
 from sdshape.run.reference import Reference, untimed_reference
-from sdshape.run.session import Session
+from sdshape.run.session import Handover, Session
 
 
 def create_cuda_context(device: torch.device, source: ReadingSource) -> int | None:
@@ -109,10 +109,7 @@ class Campaign:
             label,
             progress=self.progress,
             reference=reference,
-            previous_level=self._level,
-            previous_weights=self._weights,
-            cuda_context_bytes=self._context,
-            counter_period_s=self._period,
+            handover=Handover(self._level, self._weights, self._context, self._period),
         )
         return session.__enter__()
 

@@ -46,17 +46,25 @@ from sdshape.run.reference import Reference, on_host
 from sdshape.run.runners import Runners, reused_broken
 
 
+@dataclass(frozen=True)
+class Handover:
+    """What the campaign hands a new session: the memory level before the previous session loaded and the
+    weights it held (the baseline waits for memory to come back to that level), the CUDA context's size, and
+    the energy counter's update period (both measured once per campaign)."""
+
+    previous_level: dict[str, float | int | None] | None = None
+    previous_weights: int = 0
+    cuda_context_bytes: int | None = None
+    counter_period_s: float | None = None
+
+
 @dataclass
 class Session:
     plan: Plan
     backend: str  # the label, e.g. "compile:reduce-overhead"
     progress: ProgressDisplay | None = None
     reference: Reference | None = None
-    # Set by the campaign: the memory level before the previous session loaded, and what it held.
-    previous_level: dict[str, float | int | None] | None = None
-    previous_weights: int = 0
-    cuda_context_bytes: int | None = None
-    counter_period_s: float | None = None
+    handover: Handover = field(default_factory=Handover)  # what the campaign knows before this session
     sampler: BackgroundSampler = field(init=False)
     settled: Settled | None = None
     environment: dict = field(default_factory=dict)
@@ -90,8 +98,8 @@ class Session:
         device = self.plan.device
         self.settled = settle(
             self.source,
-            self.previous_level,
-            slack_after(self.previous_weights),
+            self.handover.previous_level,
+            slack_after(self.handover.previous_weights),
             lambda: release_memory(device),
             on_gpu=device.type == "cuda",
             timeout_s=SETTLE_TIMEOUT_S,
@@ -147,7 +155,9 @@ class Session:
             self.environment = environment.fingerprint(plan.device, self.nvml, self.nvml_reason)
             if plan.vram_cap_bytes and plan.device.type == "cuda":
                 reading = self.sampler.read_now()
-                self.vram_cap = apply_vram_cap(plan.vram_cap_bytes, plan.device, reading, self.cuda_context_bytes)
+                self.vram_cap = apply_vram_cap(
+                    plan.vram_cap_bytes, plan.device, reading, self.handover.cuda_context_bytes
+                )
             announce = self._announcer(task)
             vae_dtype = precision(plan.precision_of("vae")).dtype()  # fp32 where the pipeline upcasts the VAE
             storage = precision(plan.options.precision).storage
@@ -277,7 +287,7 @@ class Session:
             artifacts=dict(self.artifacts),
             prepare_s=self.prepare_s,
             resident_weights_bytes=self.resident_weights_bytes,
-            cuda_context_bytes=self.cuda_context_bytes,
+            cuda_context_bytes=self.handover.cuda_context_bytes,
             torch_reserved_at_baseline=self.torch_reserved_at_baseline,
             baseline=self.settled.record() if self.settled is not None else None,
             baseline_error=baseline_error(self.settled),
@@ -333,7 +343,7 @@ class Session:
         if status != "ok" or self.nvml is None or recorder is None:
             return None
         with torch.inference_mode():
-            return recorder.energy_window(self.counter_period_s)
+            return recorder.energy_window(self.handover.counter_period_s)
 
     def as_reference(self) -> Reference | None:
         """This session's outputs as the reference (eager fp32 sessions only, all stages ok), on the host."""
