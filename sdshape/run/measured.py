@@ -41,7 +41,6 @@ class SessionContext:
     cuda_context_bytes: int | None
     torch_reserved_at_baseline: int | None  # what torch's allocator held when the baseline was read
     baseline: Baseline | None  # whether memory was back down when the baseline was read
-    baseline_error: str | None  # why peaks over that baseline cannot be trusted (None: they can)
     vram_cap: VramCap | None  # --vram-cap's emulated card (``fits`` is the stage's, set in its row)
 
 

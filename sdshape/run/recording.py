@@ -17,7 +17,6 @@ from sdshape.backends import recorded
 from sdshape.config.plan import Plan
 from sdshape.core import units
 from sdshape.core.vocabulary import KINDS_OF_STAGE, METHODS
-from sdshape.measurement.memory import Settled
 from sdshape.measurement.sampling import WindowStats
 from sdshape.models.flops import FLOPS_NOTE
 from sdshape.result.fingerprint import device_label
@@ -33,6 +32,7 @@ from sdshape.result.model import (
 )
 from sdshape.result.records import (
     ArtifactRecord,
+    Baseline,
     Clocks,
     MemoryFigures,
     Sampler,
@@ -66,14 +66,15 @@ def step_summary(step_s: list[list[float]]) -> dict[str, Any] | None:
     }
 
 
-def baseline_error(settled: Settled | None) -> str | None:
+def baseline_error(baseline: Baseline | None) -> str | None:
     """Why the peaks over the baseline cannot be trusted: memory was not back down when it was read."""
-    if settled is None or settled.settled:
+    if baseline is None or baseline.settled:
         return None
-    excess = ", ".join(f"{key} {units.size(settled.excess_bytes.get(key, 0))}" for key in settled.judged)
+    excess = ", ".join(f"{key} {units.size(baseline.excess_bytes.get(key, 0))}" for key in baseline.judged_by)
     return (
-        f"the baseline was read while more than {units.size(settled.slack_bytes)} above the level before the "
-        f"previous session was still held ({excess}, after {settled.waited_s:.1f} s): peaks over it would be too small"
+        f"the baseline was read while more than {units.size(baseline.slack_bytes or 0)} above the level before the "
+        f"previous session was still held ({excess}, after {baseline.waited_s or 0.0:.1f} s): peaks over it would "
+        "be too small"
     )
 
 
@@ -101,7 +102,8 @@ def memory_of(plan: Plan, measured: MeasuredStage, weights: int | None) -> Memor
             notes.append("NVML did not list this process (container PID namespace?): process peak is null")
     if not context.nvml_available:
         notes.append(f"NVML readings are null: {context.nvml_reason}")
-    error, baseline = context.baseline_error, context.baseline
+    baseline = context.baseline
+    error = baseline_error(baseline)
     if error and baseline is not None:
         for judged in baseline.judged_by:
             figures.update(dict.fromkeys(BASELINE_PEAKS[judged]))

@@ -1,4 +1,4 @@
-"""One measurement session: a clean baseline, then the build, then stages on demand, each a StageResult.
+"""One measurement session: a clean baseline, then the build, then stages on demand, each a MeasuredStage.
 
 Order matters and is the point of this module: the sampler's baseline is taken
 before any model is loaded, and only once the previous session's memory is back
@@ -41,7 +41,6 @@ from sdshape.result.records import Kernels, Parity, VramCap
 from sdshape.run import residency
 from sdshape.run.measured import MeasuredStage, SessionContext
 from sdshape.run.progress import ProgressDisplay, TaskID
-from sdshape.run.recording import baseline_error
 from sdshape.run.reference import Reference, on_host
 from sdshape.run.runners import Runners, reused_broken
 
@@ -290,7 +289,6 @@ class Session:
             cuda_context_bytes=self.handover.cuda_context_bytes,
             torch_reserved_at_baseline=self.torch_reserved_at_baseline,
             baseline=self.settled.record() if self.settled is not None else None,
-            baseline_error=baseline_error(self.settled),
             vram_cap=self.vram_cap,
         )
 

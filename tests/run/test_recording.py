@@ -36,7 +36,6 @@ def _context(**changes) -> SessionContext:
         cuda_context_bytes=None,
         torch_reserved_at_baseline=None,
         baseline=Baseline(settled=True, judged_by=["host_rss_bytes"], slack_bytes=1 << 28, waited_s=0.0),
-        baseline_error=None,
         vram_cap=None,
     )
     return SessionContext(**{**values, **changes})
