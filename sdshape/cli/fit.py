@@ -11,23 +11,18 @@ from sdshape.present.fit_tables import best_table, fit_table
 
 
 def cmd_fit(args: argparse.Namespace, console: Console) -> int:
-    from sdshape.config.limits import check_shape_resolution, check_steps
+    from sdshape.config.resolvers import zoo_shape_size
     from sdshape.core.errors import choices_error
     from sdshape.feasibility.catalog import load_catalog, pick
     from sdshape.feasibility.fit import fit
     from sdshape.feasibility.formats import weight_format
     from sdshape.feasibility.time_model import BACKENDS, bundled_time_model
-    from sdshape.models.zoo import get_shape, shape_components
 
-    shape = get_shape(args.shape)  # the numbers were checked against their declared bounds when parsed
+    shape, steps, resolution = zoo_shape_size(args.shape, args.steps, args.resolution)
     fmt = weight_format(args.precision)
     if args.backend not in BACKENDS:
         raise choices_error("backend", args.backend, list(BACKENDS))
-    steps = shape.steps if args.steps is None else args.steps
-    check_steps(steps, shape.scheduler)
     gpus = pick(load_catalog(args.gpu_catalog), args.gpu)
-    resolution = args.resolution or shape.native_resolution
-    check_shape_resolution(shape_components(shape), resolution)
     model = bundled_time_model()
     if args.host not in model.hosts:
         raise choices_error("host", args.host, list(model.hosts))

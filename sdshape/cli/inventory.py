@@ -50,9 +50,8 @@ def cmd_zoo(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
     from sdshape.cli.quality import check_quality_flags
-    from sdshape.config.limits import check_shape_resolution, check_steps
+    from sdshape.config.resolvers import zoo_shape_size
     from sdshape.models.inspection import inspect_shape
-    from sdshape.models.zoo import get_shape, shape_components
 
     check_quality_flags(args)
     if args.quality and not args.all:
@@ -63,11 +62,7 @@ def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
         return cmd_inspect_all(args, console)
     if args.chart:
         raise UsageError("--chart draws the field chart: it goes with --all")
-    shape = get_shape(args.shape)  # the numbers were checked against their declared bounds when parsed
-    steps = shape.steps if args.steps is None else args.steps
-    check_steps(steps, shape.scheduler)
-    resolution = args.resolution or shape.native_resolution
-    check_shape_resolution(shape_components(shape), resolution)
+    shape, steps, resolution = zoo_shape_size(args.shape, args.steps, args.resolution)
     report = inspect_shape(shape, resolution, steps)
     if args.json:
         print(json.dumps(report, indent=2))

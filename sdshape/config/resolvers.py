@@ -75,6 +75,18 @@ def resolve_shape(o: RunOptions) -> ResolvedShape:
     return ResolvedShape(spec.name, spec, spec.native_resolution, scheduler, vae_config, dict(parts), upcasts)
 
 
+def zoo_shape_size(name: str, steps: int | None, resolution: int | None) -> tuple[ShapeSpec, int, int]:
+    """The zoo shape a static-model command (``fit``, ``inspect``) prices, with its steps and resolution:
+    the pipeline's own where not given, held to the run's rules (the scheduler's steps, the denoiser's
+    position table); the numbers' declared bounds were checked when they were parsed."""
+    shape = get_shape(name)
+    steps = shape.steps if steps is None else steps
+    limits.check_steps(steps, shape.scheduler)
+    resolution = resolution or shape.native_resolution
+    limits.check_shape_resolution(shape_components(shape), resolution)
+    return shape, steps, resolution
+
+
 def resolve_device(o: RunOptions, here: bool, notes: list[str], cuda_available: Callable[[], bool]) -> str:
     """--device, or the GPU when there is one (``here=False``: the job's host, taken to have one)."""
     if o.device is None:
